@@ -1,0 +1,249 @@
+"""Discretize: turn float model parameters and a hardware config into chip integers.
+
+This is the nengo-loihi style *discretize* half of the integer emulator (the *simulate*
+half is :mod:`emulator.datapath` / :mod:`emulator.kernels`).  Everything the chip needs is
+computed once here, on the host, and stored in a :class:`Discretized` record of plain
+integers and int64 arrays: decay factors, constant mantissas and exponents, the sigmoid
+table and the 2-D gamma_s table.  ``natgrad deploy`` exports the same record.
+
+Float constants are stored as ``value ~= mant * 2**-shift`` with ``|mant| < 2**mant_bits``
+(config ``constants.mant_bits``), the shift chosen per constant (a per-constant exponent,
+as Loihi stores weights as mantissa and exponent).  The per-afferent homosynaptic factor
+``c_eps / r_i`` shares one exponent across afferents (block floating point, like a tag
+vector on chip).
+"""
+from __future__ import annotations
+
+import dataclasses
+import math
+
+import numpy as np
+
+from emulator.hwconfig import HwConfig
+from emulator.params import NeuronParams
+
+#: Guard bits kept below V's LSB while summing w*x (each product is floored at this depth).
+V_GUARD_BITS = 8
+#: Fractional bits of the interpolation position in the tables.
+INTERP_FRAC = 12
+#: Fractional bits of rates (Hz) when m = sum(w r) and v = sum(w^2 r)/c_eps are formed.
+RATE_FRAC = 8
+#: Fractional bits of weights inside the m, v statistics (weights are requantized to this).
+STAT_W_FRAC = 20
+#: Fractional bits of v (mV^2) before the table position is formed.
+STAT_V_FRAC = 24
+#: Fractional bits of the intermediate gamma_s*(1-sigma) and of gamma_s*(1-sigma)*e.
+POST_A_FRAC = 24
+POST_B_FRAC = 32
+#: Range of the gamma_s table axes: m in [M_LO, M_LO + M_SPAN) mV, v in [0, V_SPAN) mV^2.
+M_LO, M_SPAN, V_SPAN = -32.0, 64.0, 64.0
+
+
+def const_mantissa(value: float, mant_bits: int) -> tuple[int, int]:
+    """Return ``(mant, shift)`` with ``value ~= mant * 2**-shift``, ``|mant| < 2**mant_bits``.
+
+    The mantissa is rounded half away from zero and is as large as the width allows, so
+    the relative error is at most ``2**-(mant_bits - 1)``.  Zero gives ``(0, 0)``.
+    """
+    if value == 0.0:
+        return 0, 0
+    exp = math.frexp(abs(value))[1]           # 2**(exp-1) <= |value| < 2**exp
+    shift = mant_bits - exp
+    mant = int(math.floor(abs(value) * 2.0**shift + 0.5))
+    if mant >= 2**mant_bits:                   # rounding carried into a new bit
+        mant >>= 1
+        shift -= 1
+    return int(math.copysign(mant, value)), shift
+
+
+def block_mantissas(values: np.ndarray, mant_bits: int) -> tuple[np.ndarray, int]:
+    """Mantissas sharing one exponent, sized by the largest ``|value|``."""
+    values = np.asarray(values, dtype=np.float64)
+    vmax = float(np.max(np.abs(values))) if values.size else 0.0
+    if vmax == 0.0:
+        return np.zeros(values.shape, np.int64), 0
+    _, shift = const_mantissa(vmax, mant_bits)
+    mant = np.floor(np.abs(values) * 2.0**shift + 0.5) * np.sign(values)
+    mant = np.clip(mant, -(2**mant_bits - 1), 2**mant_bits - 1)
+    return mant.astype(np.int64), shift
+
+
+@dataclasses.dataclass(frozen=True)
+class Discretized:
+    """All integers of one (config, neuron parameters, input rates) combination.
+
+    Formats are written ``S/Ui.f`` (signed/unsigned, integer bits, fractional bits).
+    Shifts ``s`` mean a value ``mant * 2**-s``.
+    """
+
+    cfg: HwConfig
+    params: NeuronParams
+    # formats (fractional bits)
+    trace_frac: int
+    trace_max: int             #: largest trace value, 2**traces.bits - 1
+    usp_frac: int
+    usp_bits: int
+    w_frac: int
+    w_bits: int
+    w_extra: int
+    v_frac: int
+    v_bits: int
+    sigma_frac: int
+    err_frac: int
+    gamma_frac: int
+    gamma_bits: int
+    bracket_frac: int
+    bracket_bits: int
+    post_frac: int
+    post_bits: int
+    # rounding modes
+    trace_rounding: str
+    usp_rounding: str
+    w_rounding: str
+    v_rounding: str
+    bracket_rounding: str
+    post_rounding: str
+    # constants
+    decay_frac: int
+    decay_m: int               #: round(exp(-dt/tau_m) * 2**decay_frac)
+    decay_s: int
+    impulse: int               #: 2**trace_frac, one spike
+    usp_mant: int              #: 1/(tau_m - tau_s) in 1/s
+    usp_shift: int
+    homo_mant: np.ndarray      #: c_eps / r_i per afferent (s), shared exponent; 0 for r_i = 0
+    homo_shift: int
+    cu_q: int                  #: c_eps * c_u in bracket format
+    cw_mant: int
+    cw_shift: int
+    phidt_mant: int            #: phi_max * dt
+    phidt_shift: int
+    eta_mant: int              #: learning rate (code units, see emulator.reference)
+    eta_shift: int
+    rates_q: np.ndarray        #: r_i * 2**RATE_FRAC
+    inv_ceps_mant: int         #: 1/c_eps (1/s) for v
+    inv_ceps_shift: int
+    # tables
+    sigma_lut: np.ndarray      #: sigma at 2**lut_bits + 1 nodes over V's range, U0.sigma_frac
+    sigma_lut_bits: int
+    sigma_interp: bool
+    gamma_lut: np.ndarray      #: (2**m_bits, 2**v_bits) gamma_s nodes, U.gamma_frac
+    gamma_m_bits: int
+    gamma_v_bits: int
+    gamma_epoch: int
+    # provenance: float value and integer realisation of every constant
+    info: dict = dataclasses.field(default_factory=dict, compare=False)
+
+    @property
+    def n_afferents(self) -> int:
+        return int(self.homo_mant.shape[0])
+
+
+def _sigma_table(params: NeuronParams, v_bits: int, v_frac: int, lut_bits: int,
+                 sigma_frac: int) -> np.ndarray:
+    """Sigmoid at the 2**lut_bits + 1 node voltages spanning V's representable range."""
+    v_range = 2.0 ** (v_bits - 1 - v_frac)             # V in [-v_range, v_range)
+    nodes = -v_range + np.arange(2**lut_bits + 1) * (2 * v_range / 2**lut_bits)
+    sig = 0.5 * (1.0 + np.tanh(0.5 * params.beta * (nodes - params.theta)))
+    return np.floor(sig * 2.0**sigma_frac + 0.5).astype(np.int64)
+
+
+def _gamma_table(params: NeuronParams, m_bits: int, v_bits: int, gamma_bits: int,
+                 gamma_frac: int) -> np.ndarray:
+    """gamma_s = 1/E[h(V)], V ~ N(m, v), at the table nodes, saturated to the format."""
+    from emulator.reference import coefficients
+
+    m_nodes = M_LO + np.arange(2**m_bits) * (M_SPAN / 2**m_bits)
+    v_nodes = np.arange(2**v_bits) * (V_SPAN / 2**v_bits)
+    v_nodes = np.maximum(v_nodes, 1e-6)                # v -> 0: the Gaussian becomes a delta
+    gs = coefficients(m_nodes[:, None], v_nodes[None, :], 1.0, params)[0]
+    top = (2**gamma_bits - 1) / 2.0**gamma_frac
+    gs = np.minimum(np.nan_to_num(gs, nan=top, posinf=top), top)
+    return np.floor(gs * 2.0**gamma_frac + 0.5).astype(np.int64)
+
+
+_GAMMA_CACHE: dict = {}
+
+
+def discretize(cfg: HwConfig, params: NeuronParams, rates: np.ndarray, eta: float) -> Discretized:
+    """Compute every chip integer for ``cfg`` (fixed-point kind only).
+
+    Parameters
+    ----------
+    cfg : HwConfig
+        Validated config of kind ``fixed``.
+    params : NeuronParams
+        Neuron constants (mV, s, Hz).
+    rates : array (N,)
+        Input rates r_i in Hz (the homosynaptic factor is c_eps / r_i).
+    eta : float
+        Learning rate of the approximate rule, in code units (see ``emulator.reference``).
+    """
+    if cfg.is_float:
+        raise ValueError(f"{cfg.source}: discretize needs a fixed-point config (kind: fixed)")
+    rates = np.asarray(rates, dtype=np.float64)
+    mb = cfg["constants"]["mant_bits"]
+    tr, us, wt = cfg["traces"], cfg["usp"], cfg["weights"]
+    po, sg, gm = cfg["potential"], cfg["sigmoid"], cfg["gamma_s"]
+    br, pt = cfg["bracket"], cfg["post"]
+
+    decay_m = int(round(params.decay_m * 2**tr["decay_frac"]))
+    decay_s = int(round(params.decay_s * 2**tr["decay_frac"]))
+    usp_mant, usp_shift = const_mantissa(params.usp_scale, mb)
+    homo_vals = np.where(rates > 0, params.c_eps / np.where(rates > 0, rates, 1.0), 0.0)
+    homo_mant, homo_shift = block_mantissas(homo_vals, mb)
+    cu_q = int(round(params.c_eps * params.c_u * 2**br["frac"]))
+    cw_mant, cw_shift = const_mantissa(params.c_w, mb)
+    phidt_mant, phidt_shift = const_mantissa(params.phi_max * params.dt, mb)
+    eta_mant, eta_shift = const_mantissa(eta, mb)
+    inv_ceps_mant, inv_ceps_shift = const_mantissa(1.0 / params.c_eps, mb)
+    rates_q = np.floor(rates * 2**RATE_FRAC + 0.5).astype(np.int64)
+
+    sigma_lut = _sigma_table(params, po["bits"], po["frac"], sg["lut_bits"], sg["frac"])
+    key = (params, gm["m_lut_bits"], gm["v_lut_bits"], gm["bits"], gm["frac"])
+    if key not in _GAMMA_CACHE:
+        _GAMMA_CACHE[key] = _gamma_table(params, *key[1:])
+    gamma_lut = _GAMMA_CACHE[key]
+
+    def realised(m, s):
+        return m * 2.0**-s
+
+    info = {
+        "decay_m": {"float": params.decay_m, "int": decay_m, "frac": tr["decay_frac"]},
+        "decay_s": {"float": params.decay_s, "int": decay_s, "frac": tr["decay_frac"]},
+        "usp_scale": {"float": params.usp_scale, "mant": usp_mant, "shift": usp_shift,
+                      "realised": realised(usp_mant, usp_shift)},
+        "c_eps_c_u": {"float": params.c_eps * params.c_u, "int": cu_q, "frac": br["frac"]},
+        "c_w": {"float": params.c_w, "mant": cw_mant, "shift": cw_shift,
+                "realised": realised(cw_mant, cw_shift)},
+        "phi_max_dt": {"float": params.phi_max * params.dt, "mant": phidt_mant,
+                       "shift": phidt_shift, "realised": realised(phidt_mant, phidt_shift)},
+        "eta": {"float": eta, "mant": eta_mant, "shift": eta_shift,
+                "realised": realised(eta_mant, eta_shift)},
+        "inv_c_eps": {"float": 1.0 / params.c_eps, "mant": inv_ceps_mant,
+                      "shift": inv_ceps_shift, "realised": realised(inv_ceps_mant, inv_ceps_shift)},
+        "homo_c_eps_over_r": {"shift": homo_shift,
+                              "max_rel_err": float(np.max(np.abs(
+                                  homo_mant * 2.0**-homo_shift - homo_vals)
+                                  / np.where(homo_vals > 0, homo_vals, 1.0))) if rates.size else 0.0},
+    }
+    return Discretized(
+        cfg=cfg, params=params,
+        trace_frac=tr["frac"], trace_max=2**tr["bits"] - 1,
+        usp_frac=us["frac"], usp_bits=us["bits"],
+        w_frac=wt["frac"], w_bits=wt["bits"], w_extra=wt["extra_frac"],
+        v_frac=po["frac"], v_bits=po["bits"],
+        sigma_frac=sg["frac"], err_frac=cfg["error"]["frac"],
+        gamma_frac=gm["frac"], gamma_bits=gm["bits"],
+        bracket_frac=br["frac"], bracket_bits=br["bits"],
+        post_frac=pt["frac"], post_bits=pt["bits"],
+        trace_rounding=tr["rounding"], usp_rounding=us["rounding"], w_rounding=wt["rounding"],
+        v_rounding=po["rounding"], bracket_rounding=br["rounding"], post_rounding=pt["rounding"],
+        decay_frac=tr["decay_frac"], decay_m=decay_m, decay_s=decay_s, impulse=2**tr["frac"],
+        usp_mant=usp_mant, usp_shift=usp_shift, homo_mant=homo_mant, homo_shift=homo_shift,
+        cu_q=cu_q, cw_mant=cw_mant, cw_shift=cw_shift, phidt_mant=phidt_mant,
+        phidt_shift=phidt_shift, eta_mant=eta_mant, eta_shift=eta_shift, rates_q=rates_q,
+        inv_ceps_mant=inv_ceps_mant, inv_ceps_shift=inv_ceps_shift,
+        sigma_lut=sigma_lut, sigma_lut_bits=sg["lut_bits"], sigma_interp=sg["interpolate"],
+        gamma_lut=gamma_lut, gamma_m_bits=gm["m_lut_bits"], gamma_v_bits=gm["v_lut_bits"],
+        gamma_epoch=gm["epoch_steps"], info=info,
+    )

@@ -1,0 +1,253 @@
+"""Hardware configs: load and validate ``hw_configs/*.yaml``.
+
+A config names the number format and rounding of every state variable of the integer
+datapath of the approximate natural-gradient rule (see ``docs/datapath.md``).  The schema
+is the table :data:`SCHEMA` below; ``hw_configs/README.md`` documents it for users.
+
+Validation is strict: unknown keys, missing keys, wrong types and out-of-range values are
+rejected with a one-line :class:`ConfigError` naming the file, the dotted key and the
+allowed values.
+"""
+from __future__ import annotations
+
+import copy
+import dataclasses
+from pathlib import Path
+from typing import Any
+
+import yaml
+
+ROUNDING_MODES = ("floor", "trunc", "half_up", "half_even", "stochastic")
+
+CONFIG_DIR = Path(__file__).resolve().parent.parent / "hw_configs"
+
+
+class ConfigError(ValueError):
+    """A hardware config is invalid; the message is one line naming file and key."""
+
+
+@dataclasses.dataclass(frozen=True)
+class Field:
+    """One schema entry: python type, inclusive numeric range or allowed choices."""
+
+    kind: type
+    lo: float | None = None
+    hi: float | None = None
+    choices: tuple | None = None
+    doc: str = ""
+
+    def allowed(self) -> str:
+        if self.choices is not None:
+            return "one of " + ", ".join(repr(c) for c in self.choices)
+        name = {int: "an integer", float: "a number", str: "a string", bool: "a boolean"}[self.kind]
+        if self.lo is not None and self.hi is not None:
+            return f"{name} in [{self.lo}, {self.hi}]"
+        return name
+
+
+def _rounding(doc):
+    return Field(str, choices=ROUNDING_MODES, doc=doc)
+
+
+#: The full schema of a fixed-point config.  ``kind: float64`` configs need only
+#: ``name``, ``kind`` and optionally ``description`` and ``rule``.
+SCHEMA: dict[str, Any] = {
+    "name": Field(str, doc="short identifier used in reports"),
+    "description": Field(str, doc="free text"),
+    "kind": Field(str, choices=("fixed", "float64"), doc="integer datapath or float64 reference"),
+    "traces": {
+        "bits": Field(int, 2, 32, doc="unsigned width of the presynaptic traces a_m, a_s"),
+        "frac": Field(int, 0, 31, doc="fractional bits; one spike adds 2**frac"),
+        "decay_frac": Field(int, 4, 24, doc="fractional bits of the decay factors exp(-dt/tau)"),
+        "rounding": _rounding("rounding of a * decay back to the trace grid"),
+    },
+    "usp": {
+        "bits": Field(int, 4, 40, doc="signed width of x = (a_m - a_s)/(tau_m - tau_s) in mV"),
+        "frac": Field(int, 0, 32, doc="fractional bits of x"),
+        "rounding": _rounding("rounding when scaling the trace difference"),
+    },
+    "weights": {
+        "bits": Field(int, 2, 48, doc="signed width of the visible weight w"),
+        "frac": Field(int, 0, 60, doc="fractional bits of w (may exceed bits: small-range weights)"),
+        "extra_frac": Field(int, 0, 32, doc="hidden accumulator bits below the visible weight LSB"),
+        "rounding": _rounding("rounding of each update dw onto the accumulator grid"),
+    },
+    "potential": {
+        "bits": Field(int, 4, 40, doc="signed width of V in mV"),
+        "frac": Field(int, 0, 40, doc="fractional bits of V"),
+        "rounding": _rounding("rounding of the wide sum of w*x onto V"),
+    },
+    "sigmoid": {
+        "lut_bits": Field(int, 2, 16, doc="log2 of the number of LUT entries over the V range"),
+        "frac": Field(int, 2, 30, doc="fractional bits of sigma(V) and 1 - sigma(V)"),
+        "interpolate": Field(bool, doc="linear interpolation between LUT entries"),
+    },
+    "error": {
+        "frac": Field(int, 2, 30, doc="fractional bits of e = y - phi_max*dt*sigma"),
+    },
+    "gamma_s": {
+        "bits": Field(int, 4, 32, doc="unsigned width of gamma_s"),
+        "frac": Field(int, 0, 24, doc="fractional bits of gamma_s"),
+        "m_lut_bits": Field(int, 2, 12, doc="log2 entries of the 2-D table along m in [-32, 32) mV"),
+        "v_lut_bits": Field(int, 2, 12, doc="log2 entries along v in [0, 64) mV^2"),
+        "epoch_steps": Field(int, 1, 10**7, doc="steps between recomputations of gamma_s from (m, v)"),
+    },
+    "bracket": {
+        "bits": Field(int, 4, 48, doc="signed width of B = c_eps x/r - c_eps c_u + c_w V w"),
+        "frac": Field(int, 2, 48, doc="fractional bits of B"),
+        "rounding": _rounding("rounding of each bracket term"),
+    },
+    "constants": {
+        "mant_bits": Field(int, 4, 20, doc="signed mantissa width of every float constant "
+                           "(1/(tau_m-tau_s), c_eps/r_i, c_w, phi_max*dt, eta); each has its own exponent"),
+    },
+    "post": {
+        "bits": Field(int, 4, 63, doc="signed width of P = eta*beta*gamma_s*(1-sigma)*e"),
+        "frac": Field(int, 2, 62, doc="fractional bits of P"),
+        "rounding": _rounding("rounding of the post factor"),
+    },
+}
+
+_OPTIONAL_TOP = {"description"}
+
+
+def _fmt_value(v) -> str:
+    return repr(v) if not isinstance(v, str) else f"'{v}'"
+
+
+def _check(value, spec: Field, where: str, key: str):
+    kind_ok = isinstance(value, spec.kind) and not (spec.kind in (int, float) and isinstance(value, bool))
+    if spec.kind is float and isinstance(value, int) and not isinstance(value, bool):
+        kind_ok, value = True, float(value)
+    if not kind_ok:
+        raise ConfigError(f"{where}: key '{key}' must be {spec.allowed()} (got {_fmt_value(value)})")
+    if spec.choices is not None and value not in spec.choices:
+        raise ConfigError(f"{where}: key '{key}' must be {spec.allowed()} (got {_fmt_value(value)})")
+    if spec.lo is not None and not (spec.lo <= value <= spec.hi):
+        raise ConfigError(f"{where}: key '{key}' must be {spec.allowed()} (got {_fmt_value(value)})")
+    return value
+
+
+def _validate(tree: dict, schema: dict, where: str, prefix: str, required: set[str] | None) -> dict:
+    if not isinstance(tree, dict):
+        raise ConfigError(f"{where}: key '{prefix.rstrip('.') or '<top>'}' must be a mapping")
+    out = {}
+    for key in tree:
+        if key not in schema:
+            raise ConfigError(
+                f"{where}: unknown key '{prefix}{key}' (allowed: {', '.join(schema)})")
+    for key, spec in schema.items():
+        if required is not None and key not in required and key not in tree:
+            continue
+        if key not in tree:
+            if key in _OPTIONAL_TOP and not prefix:
+                continue
+            raise ConfigError(f"{where}: missing key '{prefix}{key}'")
+        if isinstance(spec, dict):
+            out[key] = _validate(tree[key], spec, where, f"{prefix}{key}.", None)
+        else:
+            out[key] = _check(tree[key], spec, where, prefix + key)
+    return out
+
+
+@dataclasses.dataclass(frozen=True)
+class HwConfig:
+    """A validated hardware config; sections are plain dicts of validated values."""
+
+    name: str
+    kind: str
+    source: str
+    tree: dict
+
+    @property
+    def is_float(self) -> bool:
+        return self.kind == "float64"
+
+    def __getitem__(self, section: str) -> dict:
+        return self.tree[section]
+
+    def with_overrides(self, **dotted) -> "HwConfig":
+        """Return a copy with ``{'weights.bits': 12, ...}`` applied and re-validated."""
+        tree = copy.deepcopy(self.tree)
+        for key, value in dotted.items():
+            section, _, field = key.partition(".")
+            if section not in SCHEMA or not isinstance(SCHEMA[section], dict) or field not in SCHEMA[section]:
+                raise ConfigError(f"{self.source}: unknown key '{key}'")
+            tree.setdefault(section, {})[field] = value
+        return validate(tree, self.source)
+
+
+def _cross_checks(tree: dict, where: str):
+    tr = tree["traces"]
+    if tr["frac"] >= tr["bits"]:
+        raise ConfigError(f"{where}: key 'traces.frac' must be < traces.bits={tr['bits']} "
+                          f"so that one spike (2**frac) fits (got {tr['frac']})")
+    # Every product the datapath forms must fit a signed 64-bit register.
+    pairs = [("weights.bits", "usp.bits"), ("weights.bits", "potential.bits"),
+             ("post.bits", "bracket.bits"), ("bracket.bits", "weights.bits"), ("traces.bits", "constants.mant_bits"),
+             ("usp.bits", "constants.mant_bits"), ("potential.bits", "constants.mant_bits")]
+    for a, b in pairs:
+        va = tree[a.split(".")[0]][a.split(".")[1]]
+        vb = tree[b.split(".")[0]][b.split(".")[1]]
+        if va + vb > 64:
+            raise ConfigError(f"{where}: key '{a}' + '{b}' must be <= 64 so their product fits "
+                              f"a 64-bit register (got {va} + {vb})")
+    if tree["sigmoid"]["lut_bits"] > tree["potential"]["bits"]:
+        raise ConfigError(f"{where}: key 'sigmoid.lut_bits' must be <= potential.bits="
+                          f"{tree['potential']['bits']} (got {tree['sigmoid']['lut_bits']})")
+    w = tree["weights"]
+    if w["bits"] + w["extra_frac"] > 62:
+        raise ConfigError(f"{where}: key 'weights.extra_frac' must be <= {62 - w['bits']} "
+                          f"so the accumulator fits 62 bits (got {w['extra_frac']})")
+
+
+def validate(tree: dict, where: str = "<config>") -> HwConfig:
+    """Validate a raw config mapping; raise :class:`ConfigError` on the first problem."""
+    if not isinstance(tree, dict):
+        raise ConfigError(f"{where}: top level must be a mapping of keys to values")
+    kind = tree.get("kind")
+    top = {k: v for k, v in SCHEMA.items()}
+    if kind == "float64":
+        out = _validate(tree, {k: top[k] for k in ("name", "description", "kind")}, where, "",
+                        None)
+        extra = set(tree) - {"name", "description", "kind"}
+        if extra:
+            raise ConfigError(f"{where}: unknown key '{sorted(extra)[0]}' for kind 'float64' "
+                              "(allowed: name, description, kind)")
+    else:
+        out = _validate(tree, top, where, "", None)
+        _cross_checks(out, where)
+    return HwConfig(name=out["name"], kind=out["kind"], source=where, tree=out)
+
+
+def resolve_path(path_or_name: str | Path) -> Path:
+    """Accept a path, or a bare name such as ``loihi2`` found in ``hw_configs/``."""
+    p = Path(path_or_name)
+    if p.exists():
+        return p
+    candidate = CONFIG_DIR / f"{path_or_name}.yaml"
+    if candidate.exists():
+        return candidate
+    return p
+
+
+def load(path_or_name: str | Path) -> HwConfig:
+    """Load and validate a YAML config file (or a bundled config by name)."""
+    path = resolve_path(path_or_name)
+    where = str(path)
+    try:
+        text = path.read_text()
+    except OSError as exc:
+        raise ConfigError(f"{where}: cannot read config ({exc.strerror or exc})") from None
+    try:
+        tree = yaml.safe_load(text)
+    except yaml.YAMLError as exc:
+        mark = getattr(exc, "problem_mark", None)
+        line = f" at line {mark.line + 1}" if mark is not None else ""
+        raise ConfigError(f"{where}: not valid YAML{line}") from None
+    return validate(tree, where)
+
+
+def bundled_configs() -> list[Path]:
+    """All configs shipped in ``hw_configs/``."""
+    return sorted(CONFIG_DIR.glob("*.yaml"))
