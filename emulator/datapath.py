@@ -89,26 +89,23 @@ class State:
                                             if isinstance(getattr(self, f.name), np.ndarray)})
 
 
-def quantize_weights(d: Discretized, w: np.ndarray) -> np.ndarray:
-    """Float weights -> accumulator integers (round half to even, saturated)."""
-    scale = 2.0 ** (d.w_frac + d.w_extra)
-    q = np.rint(np.asarray(w, dtype=np.float64) * scale)
-    top = 2 ** (d.w_bits + d.w_extra - 1)
-    return np.clip(q, -top, top - 1).astype(np.int64)
-
-
 def init_state(d: Discretized, w_init: np.ndarray, trials: np.ndarray | None = None) -> State:
     """Fresh state: traces zero, weights quantized from ``w_init`` (B, M, N) floats."""
     w_init = np.asarray(w_init, dtype=np.float64)
     b, m, n = w_init.shape
     trials = np.arange(b, dtype=np.int64) if trials is None else np.asarray(trials, np.int64)
     z = lambda *s: np.zeros(s, np.int64)  # noqa: E731
-    return State(trials=trials, a_m=z(b, n), a_s=z(b, n), acc=quantize_weights(d, w_init),
-                 gamma=z(b, m), x=z(b, n), v=z(b, m), sigma=z(b, m), err=z(b, m), post=z(b, m),
-                 spikes=z(b, m), counts=z(len(COUNTERS)), first=np.full(len(COUNTERS), -1, np.int64))
+    state = State(trials=trials, a_m=z(b, n), a_s=z(b, n), acc=z(b, m, n),
+                  gamma=z(b, m), x=z(b, n), v=z(b, m), sigma=z(b, m), err=z(b, m), post=z(b, m),
+                  spikes=z(b, m), counts=z(len(COUNTERS)), first=np.full(len(COUNTERS), -1, np.int64))
+    # initial weights outside the format are saturated, and counted at step 0
+    q = np.rint(w_init * 2.0 ** (d.w_frac + d.w_extra))
+    top = 2 ** (d.w_bits + d.w_extra - 1)
+    state.acc = _sat(state, C_WSAT, q, -top, top - 1, 0).astype(np.int64)
+    return state
 
 
-class _Indices:
+class Indices:
     """Counter-RNG index arrays of a batch (trial << 32 | unit)."""
 
     def __init__(self, trials, m, n):
@@ -193,12 +190,12 @@ def sigma_lookup(d: Discretized, v: np.ndarray) -> np.ndarray:
 
 
 def step(d: Discretized, state: State, x_spk: np.ndarray, y_spk: np.ndarray, seed: int,
-         idx: _Indices | None = None) -> None:
+         idx: Indices | None = None) -> None:
     """Advance ``state`` in place by one step with input spikes (B, N) and teacher (B, M)."""
     k = state.step
     b, m, n = state.acc.shape
     if idx is None:
-        idx = _Indices(state.trials, m, n)
+        idx = Indices(state.trials, m, n)
     x_spk = np.asarray(x_spk, np.int64)
     y_spk = np.asarray(y_spk, np.int64)
 
@@ -280,7 +277,7 @@ def run_chunk(d: Discretized, state: State, x_spk: np.ndarray, y_spk: np.ndarray
     """Advance over a chunk: x_spk (T, B, N), y_spk (T, B, M).  ``record(state)`` is called
     after every step when given."""
     b, m, n = state.acc.shape
-    idx = _Indices(state.trials, m, n)
+    idx = Indices(state.trials, m, n)
     for t in range(x_spk.shape[0]):
         step(d, state, x_spk[t], y_spk[t], seed, idx)
         if record is not None:

@@ -150,12 +150,16 @@ def _sigma_table(params: NeuronParams, v_bits: int, v_frac: int, lut_bits: int,
 def _gamma_table(params: NeuronParams, m_bits: int, v_bits: int, gamma_bits: int,
                  gamma_frac: int) -> np.ndarray:
     """gamma_s = 1/E[h(V)], V ~ N(m, v), at the table nodes, saturated to the format."""
-    from emulator.reference import coefficients
+    from emulator.reference import gauss_moments
 
     m_nodes = M_LO + np.arange(2**m_bits) * (M_SPAN / 2**m_bits)
     v_nodes = np.arange(2**v_bits) * (V_SPAN / 2**v_bits)
     v_nodes = np.maximum(v_nodes, 1e-6)                # v -> 0: the Gaussian becomes a delta
-    gs = coefficients(m_nodes[:, None], v_nodes[None, :], 1.0, params)[0]
+    gs = np.empty((m_nodes.size, v_nodes.size))
+    rows = max(1, 2**16 // v_nodes.size)             # bound the quadrature's temporaries
+    for r0 in range(0, m_nodes.size, rows):
+        gs[r0:r0 + rows] = 1.0 / gauss_moments(m_nodes[r0:r0 + rows, None], v_nodes[None, :],
+                                               params)[0]
     top = (2**gamma_bits - 1) / 2.0**gamma_frac
     gs = np.minimum(np.nan_to_num(gs, nan=top, posinf=top), top)
     return np.floor(gs * 2.0**gamma_frac + 0.5).astype(np.int64)

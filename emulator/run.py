@@ -1,0 +1,173 @@
+"""The one public entry point: ``emulator.run(config, task, steps, seed, ...)``.
+
+Float64 and fixed-point configs run through the same call, on identical spikes from
+:class:`emulator.spikes.SpikeSource`, and return the same :class:`RunResult`, so that
+float and fixed runs compare directly.  Time is processed in chunks (memory stays bounded
+for 16M-step runs); neither the chunk size nor the batch split changes any bit.
+"""
+from __future__ import annotations
+
+import dataclasses
+from pathlib import Path
+from typing import Callable
+
+import numpy as np
+
+from emulator import datapath
+from emulator.discretize import discretize
+from emulator.hwconfig import HwConfig, load
+from emulator.spikes import SpikeSource
+from emulator.task import Task
+
+#: Variables that can be recorded, with the state field they come from.
+RECORDABLE = ("weights", "potential", "usp", "trace_m", "trace_s", "sigma", "error",
+              "gamma_s", "post")
+
+
+@dataclasses.dataclass
+class RunResult:
+    """Outcome of :func:`run`.  Float arrays are in physical units (mV, 1, ...).
+
+    ``record[name]`` has shape (n_records, B, ...) taken after every global step k with
+    ``(k + 1) % record_every == 0`` (times ``record_t_s``).  ``counters`` maps a variable
+    to ``{'saturation': n, 'underflow': n, 'overflow': n, 'first_step': {...}}``.
+    """
+
+    config_name: str
+    steps: int
+    seed: int
+    trials: np.ndarray
+    w_final: np.ndarray                 #: (B, M, N) float weights
+    w_int: np.ndarray | None            #: (B, M, N) visible integer weights (fixed only)
+    counters: dict
+    record: dict
+    record_t_s: np.ndarray
+    output_spikes: np.ndarray           #: (B, M) student spike counts over the run
+    teacher_spikes: np.ndarray          #: (B, M) teacher spike counts over the run
+    state: object = None                #: final integer State (fixed only)
+
+
+def _scales(d) -> dict:
+    """Float value of one integer LSB of every recordable variable."""
+    return {"weights": 2.0**-d.w_frac, "potential": 2.0**-d.v_frac, "usp": 2.0**-d.usp_frac,
+            "trace_m": 2.0**-d.trace_frac, "trace_s": 2.0**-d.trace_frac,
+            "sigma": 2.0**-d.sigma_frac, "error": 2.0**-d.err_frac,
+            "gamma_s": 2.0**-d.gamma_frac, "post": 2.0**-d.post_frac}
+
+
+def counters_dict(counts: np.ndarray, first: np.ndarray) -> dict:
+    """Counter arrays of the datapath -> nested dict per variable."""
+    out: dict = {}
+    for (var, kind), n, f in zip(datapath.COUNTERS, counts, first):
+        entry = out.setdefault(var, {"overflow": 0, "saturation": 0, "underflow": 0,
+                                     "first_step": {}})
+        entry[kind] += int(n)
+        if f >= 0:
+            entry["first_step"][kind] = int(f)
+    return out
+
+
+def _as_config(config) -> HwConfig:
+    if isinstance(config, HwConfig):
+        return config
+    return load(Path(config) if not isinstance(config, Path) else config)
+
+
+def default_eta() -> float:
+    """Learning rate of the approximate rule, code units (SPEC §1.1, eta_A = 5.5e-4)."""
+    from emulator.reference import ETA_CODE
+    return ETA_CODE["approx"]
+
+
+def run(config, task: Task, steps: int, seed: int, *, eta: float | None = None,
+        record: tuple = (), record_every: int = 0, backend: str = "numba",
+        chunk_steps: int = 4000, trials=None,
+        progress: Callable[[int], None] | None = None) -> RunResult:
+    """Run the approximate natural-gradient rule on ``task`` for ``steps`` steps.
+
+    Parameters
+    ----------
+    config : HwConfig, path, or bundled name (``'loihi2'``, ``'float64'``, ...)
+    task : Task (teacher, rates, initial weights)
+    steps : number of 0.5-ms steps
+    seed : seed of the counter RNG (spikes and stochastic rounding)
+    eta : learning rate in code units (default: the paper's eta_A = 5.5e-4)
+    record : names from :data:`RECORDABLE` to record every ``record_every`` steps
+    backend : ``'numba'`` (fused kernel) or ``'numpy'``; bit-identical
+    chunk_steps : steps per time chunk (does not change results)
+    trials : global trial ids to run (default: all of the task's trials)
+    progress : called with the number of steps done after every chunk
+    """
+    cfg = _as_config(config)
+    steps = int(steps)
+    if steps < 0:
+        raise ValueError(f"steps must be >= 0 (got {steps})")
+    if chunk_steps < 1:
+        raise ValueError(f"chunk_steps must be >= 1 (got {chunk_steps})")
+    if backend not in ("numba", "numpy"):
+        raise ValueError(f"backend must be 'numba' or 'numpy' (got {backend!r})")
+    unknown = set(record) - set(RECORDABLE)
+    if unknown:
+        raise ValueError(f"record: unknown variable {sorted(unknown)[0]!r} "
+                         f"(allowed: {', '.join(RECORDABLE)})")
+    if record and record_every < 1:
+        raise ValueError("record_every must be >= 1 when variables are recorded")
+    eta = default_eta() if eta is None else float(eta)
+    trials = np.arange(task.n_trials) if trials is None else np.asarray(trials, np.int64)
+    if cfg.is_float:
+        from emulator.float_run import run_float
+        return run_float(cfg, task, steps, seed, eta=eta, record=record,
+                         record_every=record_every, chunk_steps=chunk_steps, trials=trials,
+                         progress=progress)
+
+    d = discretize(cfg, task.params, task.rates, eta)
+    src = SpikeSource(task, seed, trials)
+    state = datapath.init_state(d, task.w_init[trials], trials)
+    n_rec = steps // record_every if record_every else 0
+    B, M, N = state.acc.shape
+    shapes = {"weights": (B, M, N), "usp": (B, N), "trace_m": (B, N), "trace_s": (B, N)}
+    rec_int = {name: np.zeros((n_rec,) + shapes.get(name, (B, M)), np.int64) for name in RECORDABLE}
+    out_spk = np.zeros((B, M), np.int64)
+    teach_spk = np.zeros((B, M), np.int64)
+    row = 0
+    done = 0
+    if backend == "numba":
+        from emulator.kernels import run_chunk as kernel_chunk
+    idx = datapath.Indices(trials, M, N)
+    while done < steps:
+        n = min(chunk_steps, steps - done)
+        X, Y = src.next(n)
+        teach_spk += Y.sum(axis=0, dtype=np.int64)
+        if backend == "numba":
+            row = kernel_chunk(d, state, X, Y, seed, record_every, rec_int, row, out_spk)
+        else:
+            for t in range(n):
+                datapath.step(d, state, X[t], Y[t], seed, idx)
+                out_spk += state.spikes
+                if record_every and state.step % record_every == 0:
+                    _store(rec_int, row, state, d.w_extra)
+                    row += 1
+        done += n
+        if progress is not None:
+            progress(done)
+    scales = _scales(d)
+    recorded = {name: rec_int[name][:row] * scales[name] for name in record}
+    t_rec = (np.arange(1, row + 1) * record_every) * task.params.dt if record_every else np.zeros(0)
+    w_vis = state.acc >> d.w_extra
+    return RunResult(config_name=cfg.name, steps=steps, seed=seed, trials=trials,
+                     w_final=w_vis * 2.0**-d.w_frac, w_int=w_vis,
+                     counters=counters_dict(state.counts, state.first), record=recorded,
+                     record_t_s=t_rec, output_spikes=out_spk, teacher_spikes=teach_spk,
+                     state=state)
+
+
+def _store(rec_int, row, st, w_extra) -> None:
+    rec_int["weights"][row] = st.acc >> w_extra
+    rec_int["potential"][row] = st.v
+    rec_int["usp"][row] = st.x
+    rec_int["trace_m"][row] = st.a_m
+    rec_int["trace_s"][row] = st.a_s
+    rec_int["sigma"][row] = st.sigma
+    rec_int["error"][row] = st.err
+    rec_int["gamma_s"][row] = st.gamma
+    rec_int["post"][row] = st.post
