@@ -1,0 +1,249 @@
+"""Quantization error report: PNG figures, report.md, report.html (images inline) and
+report.json.  Files are first written to a temporary folder and moved into place at the end,
+so a failure leaves nothing half-written."""
+from __future__ import annotations
+
+import base64
+import json
+import shutil
+import tempfile
+from pathlib import Path
+
+import matplotlib
+
+matplotlib.use("Agg")
+import matplotlib.pyplot as plt  # noqa: E402
+import numpy as np  # noqa: E402
+
+FIGURES = ("learning_curves.png", "weight_trajectories.png", "error_over_time.png",
+           "error_histograms.png", "range_use.png")
+
+
+def _fig_learning(report, path):
+    c = report["curves"]
+    fig, ax = plt.subplots(figsize=(6.5, 4))
+    ax.plot(c["t_s"], c["float"]["rate_rmse_hz"], label="approx. natural, float64", lw=2)
+    ax.plot(c["t_s"], c["fixed"]["rate_rmse_hz"], "--", label=f"approx. natural, {report['config']['name']}", lw=2)
+    eu = c["euclid_float"]["rate_rmse_hz"]
+    if eu is not None:
+        ax.plot(np.linspace(0, c["t_s"][-1], len(eu)), eu, ":", label="Euclidean, float64", color="gray")
+    ax.set_xlabel("time [s]")
+    ax.set_ylabel("output-rate RMSE on test set [Hz]")
+    ax.set_title("Learning curves (mean over trials, identical spikes)")
+    ax.legend()
+    fig.tight_layout()
+    fig.savefig(path, dpi=110)
+    plt.close(fig)
+
+
+def _fig_weights(report, fl, fx, path):
+    t = fl.record_t_s
+    wf, wx = fl.record["weights"][:, 0, 0], fx.record["weights"][:, 0, 0]
+    idx = np.linspace(0, wf.shape[1] - 1, 6).astype(int)
+    fig, ax = plt.subplots(figsize=(6.5, 4))
+    for n, i in enumerate(idx):
+        col = f"C{n}"
+        ax.plot(t, wf[:, i], color=col, lw=1.5, label="float64" if n == 0 else None)
+        ax.plot(t, wx[:, i], "--", color=col, lw=1.5, label=report["config"]["name"] if n == 0 else None)
+    ax.set_xlabel("time [s]")
+    ax.set_ylabel("weight")
+    ax.set_title("Weight trajectories, trial 0 (6 synapses): fixed vs float")
+    ax.legend()
+    fig.tight_layout()
+    fig.savefig(path, dpi=110)
+    plt.close(fig)
+
+
+def _errors(report, fl, fx):
+    out = {}
+    for name, row in report["variables"].items():
+        out[name] = (fx.record[name] - fl.record[name]) / row["lsb"]
+    return out
+
+
+def _grid(n):
+    cols = 3
+    rows = (n + cols - 1) // cols
+    fig, axes = plt.subplots(rows, cols, figsize=(10, 2.6 * rows), squeeze=False)
+    return fig, axes.ravel()
+
+
+def _fig_err_time(report, errs, t, path):
+    fig, axes = _grid(len(errs))
+    for ax, (name, e) in zip(axes, errs.items()):
+        ax.plot(t, np.sqrt(np.mean(e.reshape(e.shape[0], -1) ** 2, axis=1)))
+        ax.set_title(name, fontsize=9)
+        ax.set_ylabel("RMS error [LSB]", fontsize=8)
+        ax.set_xlabel("time [s]", fontsize=8)
+    for ax in axes[len(errs):]:
+        ax.axis("off")
+    fig.tight_layout()
+    fig.savefig(path, dpi=100)
+    plt.close(fig)
+
+
+def _fig_err_hist(errs, path):
+    fig, axes = _grid(len(errs))
+    for ax, (name, e) in zip(axes, errs.items()):
+        ax.hist(e.ravel(), bins=60, color="C1")
+        ax.set_title(name, fontsize=9)
+        ax.set_xlabel("fixed - float [LSB]", fontsize=8)
+        ax.set_yscale("log")
+    for ax in axes[len(errs):]:
+        ax.axis("off")
+    fig.tight_layout()
+    fig.savefig(path, dpi=100)
+    plt.close(fig)
+
+
+def _fig_range(report, fl, path):
+    """hls4ml-style: observed |value| spread (log2) against the format's [LSB, max]."""
+    names = list(report["variables"])
+    fig, ax = plt.subplots(figsize=(7, 0.5 * len(names) + 1.5))
+    for n, name in enumerate(names):
+        row = report["variables"][name]
+        a = np.abs(fl.record[name].ravel())
+        a = a[a > 0]
+        top = max(abs(row["range_lo"]), abs(row["range_hi"]))
+        ax.plot([np.log2(row["lsb"]), np.log2(top)], [n, n], color="lightgray", lw=10,
+                solid_capstyle="butt", label="representable [LSB, max]" if n == 0 else None)
+        if a.size:
+            lo, med, hi = np.log2(np.percentile(a, [1, 50, 100]))
+            ax.plot([lo, hi], [n, n], color="C0", lw=4, label="observed |value| p1..max" if n == 0 else None)
+            ax.plot([med], [n], "k|", ms=12)
+    ax.set_yticks(range(len(names)), names)
+    ax.set_xlabel("log2 |value|")
+    ax.set_title("Range use (float run) against each format")
+    ax.legend(loc="lower right", fontsize=8)
+    fig.tight_layout()
+    fig.savefig(path, dpi=100)
+    plt.close(fig)
+
+
+def _markdown(report) -> str:
+    cfg = report["config"]
+    lines = [f"# natgrad quantization report: {cfg['name']}", "",
+             f"Task: Fig 3 teacher-student (N = {report['N']}, 10/50 Hz), {report['trials']} trials, "
+             f"{report['steps']} steps of {report['dt_s'] * 1e3:g} ms, seed {report['seed']}. "
+             "Float64 approximate rule against the integer emulator on identical spikes.", "",
+             "## Learning curves", "", "![learning curves](learning_curves.png)", "",
+             "| t [s] | float RMSE [Hz] | fixed RMSE [Hz] |", "|---|---|---|"]
+    c = report["curves"]
+    step = max(1, len(c["t_s"]) // 10)
+    for n in range(0, len(c["t_s"]), step):
+        lines.append(f"| {c['t_s'][n]:.2f} | {c['float']['rate_rmse_hz'][n]:.3f} | "
+                     f"{c['fixed']['rate_rmse_hz'][n]:.3f} |")
+    w = report["weights"]
+    lines += ["", "## Final weight error against float", "",
+              f"RMS {w['final_rmse_vs_float']:.3g}, max {w['final_max_abs_vs_float']:.3g} "
+              f"(RMS weight change learned in float: {w['learned_change_rms_float']:.3g}).", "",
+              "![weights](weight_trajectories.png)", ""]
+    if report["variables"]:
+        lines += ["## Per-variable error (fixed - float, in LSB of the fixed format)", "",
+                  "| variable | format | LSB | RMSE [LSB] | mean (bias) [LSB] | max abs [LSB] |",
+                  "|---|---|---|---|---|---|"]
+        for name, r in report["variables"].items():
+            lines.append(f"| {name} | {r['format']} | {r['lsb']:.3g} | {r['rmse_lsb']:.3g} | "
+                         f"{r['mean_err_lsb']:.3g} | {r['max_abs_err_lsb']:.3g} |")
+        lines += ["", "![error over time](error_over_time.png)", "",
+                  "![error histograms](error_histograms.png)", "",
+                  "## Overflow, saturation, underflow and headroom", "",
+                  "The datapath saturates (never wraps), so overflow is always 0. Underflow = a "
+                  "nonzero weight update rounded to zero.", "",
+                  "| variable | overflow | saturation | underflow | first step | float range | "
+                  "format range | headroom [bits] |", "|---|---|---|---|---|---|---|---|"]
+        for name, r in report["variables"].items():
+            first = ", ".join(f"{k} @ {v}" for k, v in r["first_step"].items()) or "-"
+            head = "-" if r["headroom_bits"] is None else f"{r['headroom_bits']:.2f}"
+            lines.append(f"| {name} | {r['overflow']} | {r['saturation']} | {r['underflow']} | "
+                         f"{first} | [{r['float_min']:.3g}, {r['float_max']:.3g}] | "
+                         f"[{r['range_lo']:.3g}, {r['range_hi']:.3g}] | {head} |")
+        lines += ["", "![range use](range_use.png)", ""]
+    x = report["crosscheck"]
+    verdict = ("not run: " + x.get("detail", "")) if x.get("lava_bit_exact") is None else (
+        "bit-exact" if x["lava_bit_exact"] else "MISMATCH")
+    lines += ["## Lava cross-check", "",
+              f"Lava `fixed_pt` process vs emulator over {x.get('steps', 0)} steps: **{verdict}**.", "",
+              "## Provenance", "", "```", json.dumps(report["provenance"], indent=1),
+              json.dumps(report["config"]["tree"], indent=1), "```", ""]
+    return "\n".join(lines)
+
+
+def _html(md: str, folder: Path) -> str:
+    """Minimal markdown-to-HTML (headings, tables, images inline as data URIs, code)."""
+    out = ["<!doctype html><html><head><meta charset='utf-8'><title>natgrad report</title>",
+           "<style>body{font-family:sans-serif;max-width:60em;margin:2em auto}"
+           "table{border-collapse:collapse}td,th{border:1px solid #ccc;padding:2px 6px}"
+           "img{max-width:100%}</style></head><body>"]
+    in_table = in_code = False
+    for line in md.splitlines():
+        if line.startswith("```"):
+            out.append("</pre>" if in_code else "<pre>")
+            in_code = not in_code
+            continue
+        if in_code:
+            out.append(_esc(line))
+            continue
+        if line.startswith("|"):
+            cells = [c.strip() for c in line.strip("|").split("|")]
+            if set("".join(cells)) <= set("-"):
+                continue
+            if not in_table:
+                out.append("<table>")
+                in_table = True
+            out.append("<tr>" + "".join(f"<td>{_esc(c)}</td>" for c in cells) + "</tr>")
+            continue
+        if in_table:
+            out.append("</table>")
+            in_table = False
+        if line.startswith("!["):
+            name = line[line.index("(") + 1:line.index(")")]
+            data = base64.b64encode((folder / name).read_bytes()).decode()
+            out.append(f"<p><img src='data:image/png;base64,{data}' alt='{_esc(name)}'></p>")
+        elif line.startswith("#"):
+            level = len(line) - len(line.lstrip("#"))
+            out.append(f"<h{level}>{_esc(line.lstrip('#').strip())}</h{level}>")
+        elif line.strip():
+            out.append(f"<p>{_esc(line)}</p>")
+    if in_table:
+        out.append("</table>")
+    out.append("</body></html>")
+    return "\n".join(out)
+
+
+def _esc(text: str) -> str:
+    import html
+    t = html.escape(text)
+    while "**" in t:
+        t = t.replace("**", "<b>", 1).replace("**", "</b>", 1)
+    return t
+
+
+def write_report(report: dict, fl, fx, out: Path) -> None:
+    """Write every report file into ``out`` (atomically per file set)."""
+    out = Path(out)
+    tmp = Path(tempfile.mkdtemp(prefix=".natgrad-", dir=out))
+    try:
+        _fig_learning(report, tmp / "learning_curves.png")
+        if report["variables"]:
+            _fig_weights(report, fl, fx, tmp / "weight_trajectories.png")
+            errs = _errors(report, fl, fx)
+            _fig_err_time(report, errs, fl.record_t_s, tmp / "error_over_time.png")
+            _fig_err_hist(errs, tmp / "error_histograms.png")
+            _fig_range(report, fl, tmp / "range_use.png")
+        md = _markdown(report)
+        (tmp / "report.md").write_text(md)
+        (tmp / "report.html").write_text(_html(md, tmp))
+        (tmp / "report.json").write_text(json.dumps(report, indent=1, default=_json_default))
+        for f in tmp.iterdir():
+            shutil.move(str(f), out / f.name)
+    finally:
+        shutil.rmtree(tmp, ignore_errors=True)
+
+
+def _json_default(o):
+    if isinstance(o, np.generic):
+        return o.item()
+    if isinstance(o, np.ndarray):
+        return o.tolist()
+    raise TypeError(type(o).__name__)
