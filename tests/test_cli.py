@@ -1,0 +1,76 @@
+"""The natgrad command line: one-line errors with exit 2, and the main job's report."""
+import json
+import subprocess
+import sys
+
+import pytest
+
+from natgrad.cli import main
+
+
+def _run(args, capsys):
+    with pytest.raises(SystemExit) as exc:
+        main(args)
+    return exc.value.code, capsys.readouterr()
+
+
+@pytest.mark.parametrize("args, needle", [
+    (["run", "--steps", "-5"], "--steps must be an integer >= 0 (got -5)"),
+    (["run", "--trials", "0"], "--trials must be an integer >= 1"),
+    (["run", "--config", "/nonexistent.yaml"], "/nonexistent.yaml: cannot read config"),
+    (["check-config", "/nonexistent.yaml"], "cannot read config"),
+])
+def test_bad_input_one_line_exit_2(args, needle, capsys):
+    code, cap = _run(args, capsys)
+    assert code == 2
+    lines = cap.err.strip().splitlines()
+    assert len(lines) == 1 and needle in lines[0] and "Traceback" not in cap.err
+
+
+def test_unwritable_out_gives_exit_2(tmp_path, capsys):
+    blocker = tmp_path / "file"
+    blocker.write_text("")
+    code, cap = _run(["run", "--steps", "10", "--out", str(blocker / "sub")], capsys)
+    assert code == 2 and "--out" in cap.err and "not a writable folder" in cap.err
+
+
+def test_bad_config_writes_nothing(tmp_path, capsys):
+    bad = tmp_path / "bad.yaml"
+    bad.write_text("name: x\nkind: fixed\n")
+    out = tmp_path / "out"
+    code, cap = _run(["run", "--config", str(bad), "--out", str(out)], capsys)
+    assert code == 2 and "missing key 'traces'" in cap.err
+    assert not out.exists()
+
+
+def test_check_config_prints_formats(capsys):
+    assert main(["check-config", "loihi2"]) == 0
+    text = capsys.readouterr().out
+    assert "weights        S9.14" in text and "valid" in text
+
+
+def test_main_job_report(tmp_path):
+    """A short run writes every report file with the documented JSON keys."""
+    out = tmp_path / "rep"
+    proc = subprocess.run([sys.executable, "-m", "natgrad.cli", "run", "--steps", "2000",
+                           "--trials", "2", "--lava-steps", "0", "--out", str(out)],
+                          capture_output=True, text=True, timeout=300)
+    assert proc.returncode == 0, proc.stderr
+    for name in ("report.html", "report.md", "report.json", "learning_curves.png",
+                 "weight_trajectories.png", "error_over_time.png", "error_histograms.png",
+                 "range_use.png"):
+        assert (out / name).stat().st_size > 0, name
+    rep = json.loads((out / "report.json").read_text())
+    assert rep["config"]["name"] == "loihi2" and rep["steps"] == 2000 and rep["seed"] == 0
+    assert len(rep["curves"]["t_s"]) == len(rep["curves"]["float"]["rate_rmse_hz"]) \
+        == len(rep["curves"]["fixed"]["rate_rmse_hz"])
+    for var in ("weights", "potential", "trace_m", "usp", "sigma", "gamma_s", "post"):
+        row = rep["variables"][var]
+        for key in ("rmse_lsb", "mean_err_lsb", "max_abs_err_lsb", "overflow", "saturation",
+                    "underflow", "headroom_bits"):
+            assert key in row, (var, key)
+    # loihi2's 9-bit weights: almost every tiny update rounds to zero (SPEC §5), and it is counted
+    assert rep["variables"]["weights"]["underflow"] > 0
+    assert rep["weights"]["final_rmse_vs_float"] > 0
+    assert set(rep["crosscheck"]) >= {"lava_bit_exact", "steps"}
+    assert "data:image/png;base64" in (out / "report.html").read_text()
