@@ -94,6 +94,18 @@ def build_parser() -> argparse.ArgumentParser:
     c = sub.add_parser("check-config", help="validate a config and print its derived formats")
     c.add_argument("file")
     c.set_defaults(func=cmd_check_config)
+
+    # Further subcommands live in their own modules; each exposes add_parser(sub), whose
+    # handler raises UsageError for bad input.
+    import importlib
+    for module in ("natgrad.sweep", "natgrad.deploy", "natgrad.experiments"):
+        try:
+            mod = importlib.import_module(module)
+        except ModuleNotFoundError as exc:
+            if exc.name != module:
+                raise
+            continue
+        mod.add_parser(sub)
     return p
 
 
