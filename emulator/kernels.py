@@ -286,19 +286,29 @@ def run_chunk_kernel(X, Y, k0, seed, trials, a_m, a_s, acc, gamma, x, v, sigma, 
 _STREAM_ORDER = ("trace_m", "usp", "potential", "homo", "cw_v", "hetero", "post", "weights")
 
 
+def kernel_args(d: Discretized, state: State, seed: int, record_every: int, rec_int: dict,
+                row: int, spike_count: np.ndarray) -> tuple:
+    """Arguments of :func:`run_chunk_kernel` after ``(X, Y, k0)``, bound to ``state``.
+
+    The state arrays are passed as they are (the kernel updates them in place), so callers
+    that step repeatedly (the Lava process) can bind once and call the kernel per step.
+    """
+    streams = np.array([STREAM_SITE[s] for s in _STREAM_ORDER], np.uint64)
+    return (np.uint64(seed), state.trials, state.a_m, state.a_s, state.acc, state.gamma,
+            state.x, state.v, state.sigma, state.err, state.post, state.spikes, state.counts,
+            state.first, pack_constants(d), d.homo_mant, d.rates_q, d.sigma_lut, d.gamma_lut,
+            np.int64(record_every), rec_int["weights"], rec_int["potential"], rec_int["usp"],
+            rec_int["trace_m"], rec_int["trace_s"], rec_int["sigma"], rec_int["error"],
+            rec_int["gamma_s"], rec_int["post"], streams, np.int64(row), spike_count)
+
+
 def run_chunk(d: Discretized, state: State, X, Y, seed: int, record_every: int, rec_int: dict,
               row: int, spike_count: np.ndarray) -> int:
     """Advance ``state`` over one chunk with the fused kernel; same contract as the numpy
     loop in :func:`emulator.run.run`.  Returns the next free recording row."""
-    streams = np.array([STREAM_SITE[s] for s in _STREAM_ORDER], np.uint64)
     k0 = state.step
     row = run_chunk_kernel(
         np.ascontiguousarray(X, np.uint8), np.ascontiguousarray(Y, np.uint8), np.int64(k0),
-        np.uint64(seed), state.trials, state.a_m, state.a_s, state.acc, state.gamma, state.x,
-        state.v, state.sigma, state.err, state.post, state.spikes, state.counts, state.first,
-        pack_constants(d), d.homo_mant, d.rates_q, d.sigma_lut, d.gamma_lut,
-        np.int64(record_every), rec_int["weights"], rec_int["potential"], rec_int["usp"],
-        rec_int["trace_m"], rec_int["trace_s"], rec_int["sigma"], rec_int["error"],
-        rec_int["gamma_s"], rec_int["post"], streams, np.int64(row), spike_count)
+        *kernel_args(d, state, seed, record_every, rec_int, row, spike_count))
     state.step = k0 + X.shape[0]
     return int(row)

@@ -222,16 +222,8 @@ def kernel_args(pm) -> tuple:
     are views of the Var arrays (the kernel updates them in place) and the packed constants
     are computed once instead of every step.
     """
-    from emulator.kernels import _STREAM_ORDER, pack_constants
-    st = _state_view(pm, 0)
-    d = pm.d
-    rec = pm.records
-    streams = np.array([datapath.STREAM_SITE[s] for s in _STREAM_ORDER], np.uint64)
-    return (np.uint64(pm.seed), st.trials, st.a_m, st.a_s, st.acc, st.gamma, st.x, st.v,
-            st.sigma, st.err, st.post, st.spikes, st.counts, st.first, pack_constants(d),
-            d.homo_mant, d.rates_q, d.sigma_lut, d.gamma_lut, np.int64(0), rec["weights"],
-            rec["potential"], rec["usp"], rec["trace_m"], rec["trace_s"], rec["sigma"],
-            rec["error"], rec["gamma_s"], rec["post"], streams, np.int64(0), pm.n_spikes[None])
+    from emulator.kernels import kernel_args as bind
+    return bind(pm.d, _state_view(pm, 0), pm.seed, 0, pm.records, 0, pm.n_spikes[None])
 
 
 def fixed_step(pm, x_spk, y_spk) -> None:
