@@ -93,6 +93,14 @@ def _count(cond, counts, first, which, k):
 
 
 @njit(cache=True, inline="always")
+def _add(n, counts, first, which, k):
+    if n > 0:
+        counts[which] += n
+        if first[which] < 0:
+            first[which] = k
+
+
+@njit(cache=True, inline="always")
 def _bits(prefix, index):
     return random_bits_from_prefix(prefix, index)
 
@@ -146,6 +154,11 @@ def run_chunk_kernel(X, Y, k0, seed, trials, a_m, a_s, acc, gamma, x, v, sigma, 
     one_if = one64 << INTERP_FRAC
     xsh = c[K_TRACE_FRAC] + c[K_USP_SH] - c[K_USP_FRAC]
     hsh = c[K_USP_FRAC] + c[K_HOMO_SH] - bfrac
+    brnd = c[K_BRND]
+    wrnd = c[K_WRND]
+    cu = c[K_CU]
+    wextra = c[K_WEXTRA]
+    dsh = c[K_PFRAC] + bfrac - wfrac - wextra
     homo = np.zeros(N, np.int64)
     w_row = np.zeros(N, np.int64)
     nrec = row0
@@ -191,7 +204,7 @@ def run_chunk_kernel(X, Y, k0, seed, trials, a_m, a_s, acc, gamma, x, v, sigma, 
                 vacc = np.int64(0)
                 psh = wfrac + c[K_USP_FRAC] - c[K_VFRAC] - V_GUARD_BITS
                 for i in range(N):
-                    w_row[i] = acc[b, j, i] >> c[K_WEXTRA]
+                    w_row[i] = acc[b, j, i] >> wextra
                     vacc += _rs(w_row[i] * x[b, i], psh, _FLOOR, np.uint64(0))
                 r = np.uint64(0)
                 if c[K_VRND] == _STOCH:
@@ -245,21 +258,40 @@ def run_chunk_kernel(X, Y, k0, seed, trials, a_m, a_s, acc, gamma, x, v, sigma, 
                     r = _bits(p_cwv, tb + j)
                 cwv = _rs(vj * c[K_CW_MANT], c[K_VFRAC] + c[K_CW_SH] - bfrac, c[K_BRND], r)
                 cwv = _clip(cwv, -btop, btop - 1, counts, first, C_BRACKET, k)
-                dsh = c[K_PFRAC] + bfrac - wfrac - c[K_WEXTRA]
+                # per-synapse loop: constants in locals, events counted locally and
+                # flushed once per neuron (same counts and first steps, fewer stores)
+                n_bsat = 0
+                n_wsat = 0
+                n_under = 0
                 for i in range(N):
                     u = tb + j * N + i
-                    if c[K_BRND] == _STOCH:
+                    if brnd == _STOCH:
                         r = _bits(p_het, u)
-                    het = _rs(cwv * w_row[i], wfrac, c[K_BRND], r)
-                    br = _clip(homo[i] - c[K_CU] + het, -btop, btop - 1, counts, first,
-                               C_BRACKET, k)
+                    het = _rs(cwv * w_row[i], wfrac, brnd, r)
+                    br = homo[i] - cu + het
+                    if br < -btop:
+                        br = -btop
+                        n_bsat += 1
+                    elif br > btop - 1:
+                        br = btop - 1
+                        n_bsat += 1
                     pbr = pj * br
-                    if c[K_WRND] == _STOCH:
+                    if wrnd == _STOCH:
                         r = _bits(p_w, u)
-                    dw = _rs(pbr, dsh, c[K_WRND], r)
-                    _count(dw == 0 and pbr != 0, counts, first, C_WUNDER, k)
-                    acc[b, j, i] = _clip(acc[b, j, i] + dw, -wtop, wtop - 1, counts, first,
-                                         C_WSAT, k)
+                    dw = _rs(pbr, dsh, wrnd, r)
+                    if dw == 0 and pbr != 0:
+                        n_under += 1
+                    a = acc[b, j, i] + dw
+                    if a < -wtop:
+                        a = -wtop
+                        n_wsat += 1
+                    elif a > wtop - 1:
+                        a = wtop - 1
+                        n_wsat += 1
+                    acc[b, j, i] = a
+                _add(n_bsat, counts, first, C_BRACKET, k)
+                _add(n_under, counts, first, C_WUNDER, k)
+                _add(n_wsat, counts, first, C_WSAT, k)
                 # 11. student spike
                 thr = _rs(sj * c[K_PHIDT_MANT], sfrac + c[K_PHIDT_SH] - 53, _FLOOR, np.uint64(0))
                 bits = _bits(p_out, tb + j) >> np.uint64(11)
