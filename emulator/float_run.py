@@ -45,7 +45,6 @@ def run_float(cfg: HwConfig, task: Task, steps: int, seed: int, *, eta: float, r
     B, M, N = W.shape
     rec = {name: [] for name in record}
     t_rec = []
-    out_spk = np.zeros((B, M), np.int64)
     teach_spk = np.zeros((B, M), np.int64)
     done = 0
     # chunks end on recording steps, so the source's traces are those of the recorded step
@@ -76,4 +75,4 @@ def run_float(cfg: HwConfig, task: Task, steps: int, seed: int, *, eta: float, r
     recorded = {name: np.array(v) for name, v in rec.items()}
     return RunResult(config_name=cfg.name, steps=steps, seed=seed, trials=trials,
                      w_final=W, w_int=None, counters={}, record=recorded,
-                     record_t_s=np.array(t_rec), output_spikes=out_spk, teacher_spikes=teach_spk)
+                     record_t_s=np.array(t_rec), output_spikes=None, teacher_spikes=teach_spk)

@@ -42,7 +42,7 @@ class RunResult:
     counters: dict
     record: dict
     record_t_s: np.ndarray
-    output_spikes: np.ndarray           #: (B, M) student spike counts over the run
+    output_spikes: np.ndarray | None    #: (B, M) student spike counts (fixed runs; None for float)
     teacher_spikes: np.ndarray          #: (B, M) teacher spike counts over the run
     state: object = None                #: final integer State (fixed only)
 
