@@ -1,42 +1,45 @@
-"""Emulator speed: ms per step and ns per synapse-step, numba kernel vs numpy datapath.
+"""Emulator speed in synapse-steps per second (not a test).
 
-Shapes: the Fig 3F task (N = 100, 1 and 16 trials), and the 1000 -> 500 scenario of the
-Zenke & Ganguli slides (N = 1000 inputs shared by M = 500 output neurons).
+* the paper's structure as baseline: one trial, a Python loop per step, float64
+  (``emulator.run('float64', ...)`` with one trial: the per-step numpy reference);
+* the integer emulator, numpy backend and compiled (numba, trials in parallel) backend,
+  at B = 1, 100 and 1000 trials of the Fig 3F task (N = 100, M = 1);
+* the 1000 -> 500 scenario of the Zenke & Ganguli slides (N = 1000 shared by M = 500).
 
-    uv run python benchmarks/bench_emulator.py
+    uv run python benchmarks/bench_emulator.py [--config loihi2]
 """
 from __future__ import annotations
 
+import argparse
 import time
 
 from emulator import run as R
 from emulator.task import fig3_task
 
-SHAPES = [  # (trials B, outputs M, afferents N, steps for numba, steps for numpy)
-    (1, 1, 100, 20_000, 1_000),
-    (16, 1, 100, 10_000, 500),
-    (1, 500, 1000, 200, 10),
-]
 
-
-def timed(cfg, task, steps, backend):
-    R.run(cfg, task, 2, 0, backend=backend)          # compile / warm caches
+def rate(cfg, b, m, n, steps, backend="numba"):
+    task = fig3_task(n_trials=b, N=n, M=m, seed=0)
+    R.run(cfg, task, 2, 0, backend=backend)            # compile and warm caches
     t0 = time.perf_counter()
-    R.run(cfg, task, steps, 0, backend=backend, chunk_steps=min(steps, 4000))
-    return (time.perf_counter() - t0) / steps
+    R.run(cfg, task, steps, 0, backend=backend, chunk_steps=min(steps, 2000))
+    return b * m * n * steps / (time.perf_counter() - t0)
 
 
 def main():
-    print("| config | B x M x N | numba ms/step | numba ns/syn-step | numpy ms/step |")
-    print("|---|---|---|---|---|")
-    for cfg in ("loihi2", "fxp32"):
-        for b, m, n, s_nb, s_np in SHAPES:
-            task = fig3_task(n_trials=b, N=n, M=m, seed=0)
-            t_nb = timed(cfg, task, s_nb, "numba")
-            t_np = timed(cfg, task, s_np, "numpy")
-            syn = b * m * n
-            print(f"| {cfg} | {b} x {m} x {n} | {1e3 * t_nb:.3f} | {1e9 * t_nb / syn:.1f} "
-                  f"| {1e3 * t_np:.2f} |")
+    ap = argparse.ArgumentParser()
+    ap.add_argument("--config", default="loihi2")
+    cfg = ap.parse_args().config
+    base = rate("float64", 1, 1, 100, 2000)
+    print(f"baseline (paper structure: 1 trial, Python loop per step, float64): "
+          f"{base:.3g} synapse-steps/s")
+    print(f"\n| backend | B x M x N | synapse-steps/s | x baseline |")
+    print("|---|---|---|---|")
+    rows = [("numpy", 1, 1, 100, 1000), ("numpy", 100, 1, 100, 200), ("numpy", 1000, 1, 100, 50),
+            ("numba", 1, 1, 100, 20000), ("numba", 100, 1, 100, 2000),
+            ("numba", 1000, 1, 100, 400), ("numba", 1, 500, 1000, 100)]
+    for backend, b, m, n, steps in rows:
+        r = rate(cfg, b, m, n, steps, backend)
+        print(f"| {backend} | {b} x {m} x {n} | {r:.3g} | {r / base:.0f} |")
 
 
 if __name__ == "__main__":

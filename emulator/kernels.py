@@ -8,7 +8,7 @@ and random words use the scalar twins of :mod:`fixedpoint.jit`.
 from __future__ import annotations
 
 import numpy as np
-from numba import njit
+from numba import njit, prange
 
 from emulator.datapath import (C_BRACKET, C_GAMMA, C_POST, C_TRACE, C_USP, C_V, C_WSAT,
                                C_WUNDER, STREAM_SITE, State)
@@ -121,8 +121,7 @@ def _table_pos(value, frac, lo, span_log2, lut_bits):
     return j, pos - (j << INTERP_FRAC), clamped
 
 
-@njit(cache=True)
-def run_chunk_kernel(X, Y, k0, seed, trials, a_m, a_s, acc, gamma, x, v, sigma, err, post,
+def _chunk_impl(X, Y, k0, seed, trials, a_m, a_s, acc, gamma, x, v, sigma, err, post,
                      spikes, counts, first, c, homo_mant, rates_q, sigma_lut, gamma_lut,
                      record_every, rec_w, rec_v, rec_x, rec_am, rec_as, rec_sigma, rec_err,
                      rec_gamma, rec_post, streams, row0, spike_count):
@@ -132,6 +131,11 @@ def run_chunk_kernel(X, Y, k0, seed, trials, a_m, a_s, acc, gamma, x, v, sigma, 
     ``(k + 1) % record_every == 0`` is written to the next row of the ``rec_*`` arrays.
     Writing starts at row ``row0``; returns the next free row.  ``spike_count`` (B, M)
     accumulates the student's output spikes.
+
+    Trials are independent, so the trial loop is a ``prange``: compiled with
+    ``parallel=True`` they run on all cores.  Each trial counts its events in its own row
+    of a (B, n_counters) table, reduced at the end (first step = the minimum over trials),
+    so the counters do not depend on the thread schedule.
     """
     T, B, N = X.shape
     M = Y.shape[2]
@@ -159,22 +163,31 @@ def run_chunk_kernel(X, Y, k0, seed, trials, a_m, a_s, acc, gamma, x, v, sigma, 
     cu = c[K_CU]
     wextra = c[K_WEXTRA]
     dsh = c[K_PFRAC] + bfrac - wfrac - wextra
-    homo = np.zeros(N, np.int64)
-    w_row = np.zeros(N, np.int64)
-    nrec = row0
+    n_ctr = counts.shape[0]
+    cnt_all = np.zeros((B, n_ctr), np.int64)
+    fst_all = np.full((B, n_ctr), -1, np.int64)
+    pref = np.empty((T, 9), np.uint64)          # per-step keys of the rounding-site streams
     for t in range(T):
-        k = k0 + t
-        p_tr = stream_prefix(seed, streams[0], k)
-        p_usp = stream_prefix(seed, streams[1], k)
-        p_pot = stream_prefix(seed, streams[2], k)
-        p_homo = stream_prefix(seed, streams[3], k)
-        p_cwv = stream_prefix(seed, streams[4], k)
-        p_het = stream_prefix(seed, streams[5], k)
-        p_post = stream_prefix(seed, streams[6], k)
-        p_w = stream_prefix(seed, streams[7], k)
-        p_out = stream_prefix(seed, rng.STREAM_STUDENT, k)
-        for b in range(B):
-            tb = np.int64(trials[b]) << 32
+        for q in range(8):
+            pref[t, q] = stream_prefix(seed, streams[q], k0 + t)
+        pref[t, 8] = stream_prefix(seed, rng.STREAM_STUDENT, k0 + t)
+    for b in prange(B):
+        homo = np.zeros(N, np.int64)
+        w_row = np.zeros(N, np.int64)
+        counts_b = cnt_all[b]
+        first_b = fst_all[b]
+        tb = np.int64(trials[b]) << 32
+        for t in range(T):
+            k = k0 + t
+            p_tr = pref[t, 0]
+            p_usp = pref[t, 1]
+            p_pot = pref[t, 2]
+            p_homo = pref[t, 3]
+            p_cwv = pref[t, 4]
+            p_het = pref[t, 5]
+            p_post = pref[t, 6]
+            p_w = pref[t, 7]
+            p_out = pref[t, 8]
             # 1.-2. traces and USP, per afferent (shared by the M neurons)
             for i in range(N):
                 spk = np.int64(X[t, b, i])
@@ -187,15 +200,15 @@ def run_chunk_kernel(X, Y, k0, seed, trials, a_m, a_s, acc, gamma, x, v, sigma, 
                     r = _bits(p_tr, tb + 2 * i + 1)
                 as_ = _rs(a_s[b, i] * c[K_DECAY_S], c[K_DECAY_FRAC], c[K_TRACE_RND], r) \
                     + spk * c[K_IMPULSE]
-                am = _clip(am, 0, c[K_TRACE_MAX], counts, first, C_TRACE, k)
-                as_ = _clip(as_, 0, c[K_TRACE_MAX], counts, first, C_TRACE, k)
+                am = _clip(am, 0, c[K_TRACE_MAX], counts_b, first_b, C_TRACE, k)
+                as_ = _clip(as_, 0, c[K_TRACE_MAX], counts_b, first_b, C_TRACE, k)
                 a_m[b, i] = am
                 a_s[b, i] = as_
                 if c[K_USP_RND] == _STOCH:
                     r = _bits(p_usp, tb + i)
                 xi = _rs((am - as_) * c[K_USP_MANT], xsh,
                          c[K_USP_RND], r)
-                x[b, i] = _clip(xi, -utop, utop - 1, counts, first, C_USP, k)
+                x[b, i] = _clip(xi, -utop, utop - 1, counts_b, first_b, C_USP, k)
                 if c[K_BRND] == _STOCH:
                     r = _bits(p_homo, tb + i)
                 homo[i] = _rs(x[b, i] * homo_mant[i], hsh, c[K_BRND], r)
@@ -210,7 +223,7 @@ def run_chunk_kernel(X, Y, k0, seed, trials, a_m, a_s, acc, gamma, x, v, sigma, 
                 if c[K_VRND] == _STOCH:
                     r = _bits(p_pot, tb + j)
                 vj = _rs(vacc, V_GUARD_BITS, c[K_VRND], r)
-                vj = _clip(vj, -vtop, vtop - 1, counts, first, C_V, k)
+                vj = _clip(vj, -vtop, vtop - 1, counts_b, first_b, C_V, k)
                 v[b, j] = vj
                 # 5. gamma_s
                 if k % c[K_GEPOCH] == 0:
@@ -228,7 +241,7 @@ def run_chunk_kernel(X, Y, k0, seed, trials, a_m, a_s, acc, gamma, x, v, sigma, 
                     hi = gamma_lut[jm + 1, jv] * (one_if - tv) + gamma_lut[jm + 1, jv + 1] * tv
                     gamma[b, j] = _rs(lo * (one_if - tm) + hi * tm, 2 * INTERP_FRAC, _HALF_UP,
                                       np.uint64(0))
-                    _count(cm or cv, counts, first, C_GAMMA, k)
+                    _count(cm or cv, counts_b, first_b, C_GAMMA, k)
                 # 6.-7. sigma and error
                 pos = vj + (one64 << (c[K_VBITS] - 1))
                 js = pos >> sshift
@@ -244,20 +257,20 @@ def run_chunk_kernel(X, Y, k0, seed, trials, a_m, a_s, acc, gamma, x, v, sigma, 
                 # 8. post factor
                 pa = _rs(gamma[b, j] * ((one64 << sfrac) - sj), c[K_GFRAC] + sfrac - POST_A_FRAC,
                          _HALF_UP, np.uint64(0))
-                pa = _clip(pa, -lim_a, lim_a, counts, first, C_POST, k)
+                pa = _clip(pa, -lim_a, lim_a, counts_b, first_b, C_POST, k)
                 pb = _rs(pa * ej, POST_A_FRAC + c[K_EFRAC] - POST_B_FRAC, _HALF_UP, np.uint64(0))
-                pb = _clip(pb, -lim_b, lim_b, counts, first, C_POST, k)
+                pb = _clip(pb, -lim_b, lim_b, counts_b, first_b, C_POST, k)
                 r = np.uint64(0)
                 if c[K_PRND] == _STOCH:
                     r = _bits(p_post, tb + j)
                 pj = _rs(pb * c[K_ETA_MANT], POST_B_FRAC + c[K_ETA_SH] - c[K_PFRAC], c[K_PRND], r)
-                pj = _clip(pj, -ptop, ptop - 1, counts, first, C_POST, k)
+                pj = _clip(pj, -ptop, ptop - 1, counts_b, first_b, C_POST, k)
                 post[b, j] = pj
                 # 9.-10. bracket and weight update
                 if c[K_BRND] == _STOCH:
                     r = _bits(p_cwv, tb + j)
                 cwv = _rs(vj * c[K_CW_MANT], c[K_VFRAC] + c[K_CW_SH] - bfrac, c[K_BRND], r)
-                cwv = _clip(cwv, -btop, btop - 1, counts, first, C_BRACKET, k)
+                cwv = _clip(cwv, -btop, btop - 1, counts_b, first_b, C_BRACKET, k)
                 # per-synapse loop: constants in locals, events counted locally and
                 # flushed once per neuron (same counts and first steps, fewer stores)
                 n_bsat = 0
@@ -289,31 +302,41 @@ def run_chunk_kernel(X, Y, k0, seed, trials, a_m, a_s, acc, gamma, x, v, sigma, 
                         a = wtop - 1
                         n_wsat += 1
                     acc[b, j, i] = a
-                _add(n_bsat, counts, first, C_BRACKET, k)
-                _add(n_under, counts, first, C_WUNDER, k)
-                _add(n_wsat, counts, first, C_WSAT, k)
+                _add(n_bsat, counts_b, first_b, C_BRACKET, k)
+                _add(n_under, counts_b, first_b, C_WUNDER, k)
+                _add(n_wsat, counts_b, first_b, C_WSAT, k)
                 # 11. student spike
                 thr = _rs(sj * c[K_PHIDT_MANT], sfrac + c[K_PHIDT_SH] - 53, _FLOOR, np.uint64(0))
                 bits = _bits(p_out, tb + j) >> np.uint64(11)
                 spikes[b, j] = 1 if bits < np.uint64(thr) else 0
                 spike_count[b, j] += spikes[b, j]
-        if record_every > 0 and (k + 1) % record_every == 0:
-            for b in range(B):
+            if record_every > 0 and (k + 1) % record_every == 0:
+                row = row0 + (k + 1) // record_every - k0 // record_every - 1
                 for i in range(N):
-                    rec_x[nrec, b, i] = x[b, i]
-                    rec_am[nrec, b, i] = a_m[b, i]
-                    rec_as[nrec, b, i] = a_s[b, i]
+                    rec_x[row, b, i] = x[b, i]
+                    rec_am[row, b, i] = a_m[b, i]
+                    rec_as[row, b, i] = a_s[b, i]
                 for j in range(M):
-                    rec_v[nrec, b, j] = v[b, j]
-                    rec_sigma[nrec, b, j] = sigma[b, j]
-                    rec_err[nrec, b, j] = err[b, j]
-                    rec_gamma[nrec, b, j] = gamma[b, j]
-                    rec_post[nrec, b, j] = post[b, j]
+                    rec_v[row, b, j] = v[b, j]
+                    rec_sigma[row, b, j] = sigma[b, j]
+                    rec_err[row, b, j] = err[b, j]
+                    rec_gamma[row, b, j] = gamma[b, j]
+                    rec_post[row, b, j] = post[b, j]
                     for i in range(N):
-                        rec_w[nrec, b, j, i] = acc[b, j, i] >> c[K_WEXTRA]
-            nrec += 1
-    return nrec
+                        rec_w[row, b, j, i] = acc[b, j, i] >> wextra
+    for b in range(B):                          # reduce the per-trial counters
+        for q in range(n_ctr):
+            counts[q] += cnt_all[b, q]
+            f = fst_all[b, q]
+            if f >= 0 and (first[q] < 0 or f < first[q]):
+                first[q] = f
+    if record_every > 0:
+        return row0 + (k0 + T) // record_every - k0 // record_every
+    return row0
 
+
+run_chunk_kernel = njit(cache=True)(_chunk_impl)
+run_chunk_kernel_parallel = njit(cache=True, parallel=True)(_chunk_impl)
 
 _STREAM_ORDER = ("trace_m", "usp", "potential", "homo", "cw_v", "hetero", "post", "weights")
 
@@ -339,7 +362,8 @@ def run_chunk(d: Discretized, state: State, X, Y, seed: int, record_every: int, 
     """Advance ``state`` over one chunk with the fused kernel; same contract as the numpy
     loop in :func:`emulator.run.run`.  Returns the next free recording row."""
     k0 = state.step
-    row = run_chunk_kernel(
+    kernel = run_chunk_kernel_parallel if X.shape[1] > 1 else run_chunk_kernel
+    row = kernel(
         np.ascontiguousarray(X, np.uint8), np.ascontiguousarray(Y, np.uint8), np.int64(k0),
         *kernel_args(d, state, seed, record_every, rec_int, row, spike_count))
     state.step = k0 + X.shape[0]

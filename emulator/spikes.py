@@ -75,15 +75,11 @@ class SpikeSource:
         self.k = 0
         self._idx_in = rng.trial_unit_index(trials, np.arange(N))
         self._idx_out = rng.trial_unit_index(trials, np.arange(M))
-        self._thr_in = rng.bernoulli_threshold(task.rates * self.params.dt)   # (N,) uint64
         self._am = np.zeros((B, N))
         self._as = np.zeros((B, N))
         if task.poisson_teacher:
-            self._thr_teacher = rng.bernoulli_threshold(
-                np.broadcast_to(task.teacher_rate * self.params.dt, (M,)))
             self._fw_target = None
         else:
-            self._thr_teacher = None
             self._fw_target = np.ascontiguousarray(task.f.f(task.w_target[trials]), dtype=np.float64)
 
     @property
@@ -105,19 +101,17 @@ class SpikeSource:
             B, N, M = self.trials.size, self.task.N, self.task.M
             X, Y = np.zeros((0, B, N), np.uint8), np.zeros((0, B, M), np.uint8)
             return (X, Y, np.zeros((0, B, N))) if return_usp else (X, Y)
-        steps = np.arange(self.k, self.k + n, dtype=np.int64)
-        bits = rng.random_bits(self.seed, rng.STREAM_INPUT, steps[:, None, None], self._idx_in[None])
-        X = ((bits >> np.uint64(11)) < self._thr_in).astype(np.uint8)
+        X = rng.bernoulli_steps(self.task.rates * p.dt, self.seed, rng.STREAM_INPUT, self.k, n,
+                                self._idx_in)
         x = np.empty(X.shape)
         _traces(X, self._am, self._as, p.decay_m, p.decay_s, p.usp_scale, x)
         if self.task.poisson_teacher:
-            bits = rng.random_bits(self.seed, rng.STREAM_TEACHER, steps[:, None, None], self._idx_out[None])
-            Y = ((bits >> np.uint64(11)) < self._thr_teacher).astype(np.uint8)
+            Y = rng.bernoulli_steps(np.broadcast_to(self.task.teacher_rate * p.dt, (self.task.M,)),
+                                    self.seed, rng.STREAM_TEACHER, self.k, n, self._idx_out)
         else:
             Vt = self.teacher_potential(x)
             prob = p.phi_max * sigma(Vt, p) * p.dt
-            Y = rng.bernoulli(prob, self.seed, rng.STREAM_TEACHER, steps[:, None, None],
-                              self._idx_out[None]).astype(np.uint8)
+            Y = rng.bernoulli_steps(prob, self.seed, rng.STREAM_TEACHER, self.k, n, self._idx_out)
         self.k += n
         if return_usp:
             return X, Y, x

@@ -239,3 +239,17 @@ def lut_lookup_interp(x, table, lo, hi, s, mode):
     rem = off & ((np.int64(1) << np.int64(s)) - 1)
     t0 = table[i]
     return t0 + shift_right((table[i + 1] - t0) * rem, s, mode, np.uint64(0))
+
+
+# ---- array kernels built on the twins ---------------------------------------------------
+
+@njit(cache=True)
+def bernoulli_steps_kernel(thr, seed, stream, k0, index, out):
+    """out[t, u] = (random_bits(seed, stream, k0 + t, index[u]) >> 11) < thr[t or 0, u]."""
+    n, n_units = out.shape
+    row_step = 1 if thr.shape[0] > 1 else 0
+    for t in range(n):
+        prefix = stream_prefix(seed, stream, k0 + t)
+        for u in range(n_units):
+            bits = random_bits_from_prefix(prefix, index[u]) >> np.uint64(11)
+            out[t, u] = 1 if bits < thr[t * row_step, u] else 0

@@ -88,6 +88,29 @@ def bernoulli(p, seed, stream, step, index):
     return bits < bernoulli_threshold(p)
 
 
+def bernoulli_steps(p, seed, stream, k0, n_steps, index):
+    """Bernoulli draws for the consecutive steps ``k0 .. k0 + n_steps - 1``, as uint8.
+
+    Equal, bit for bit, to ``bernoulli(p, seed, stream, steps[:, None...], index)`` with
+    ``steps = arange(k0, k0 + n_steps)``, but compiled: no (n_steps, ...) temporaries of
+    64-bit words.  ``index`` is an int array of any shape S; ``p`` broadcasts to S (the
+    same probability every step) or to (n_steps, *S).  Returns shape (n_steps, *S).
+    """
+    from fixedpoint.jit import bernoulli_steps_kernel
+
+    index = np.asarray(index, dtype=np.int64)
+    thr = bernoulli_threshold(p)
+    if thr.ndim == index.ndim + 1:
+        thr = np.broadcast_to(thr, (n_steps,) + index.shape).reshape(n_steps, -1)
+    else:
+        thr = np.broadcast_to(thr, index.shape).reshape(1, -1)
+    out = np.empty((n_steps, index.size), np.uint8)
+    bernoulli_steps_kernel(np.ascontiguousarray(thr), np.uint64(int(seed) & _MASK64),
+                           np.uint64(int(stream) & _MASK64), np.int64(k0),
+                           np.ascontiguousarray(index.ravel()), out)
+    return out.reshape((n_steps,) + index.shape)
+
+
 def trial_unit_index(trials, units):
     """Index array ``trial << 32 | unit`` of shape ``(len(trials), len(units))``."""
     trials = np.asarray(trials, dtype=np.int64)

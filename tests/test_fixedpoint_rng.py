@@ -110,3 +110,19 @@ def test_uniform_bits_are_balanced():
     b = rng.random_bits(11, 1, 0, np.arange(n))
     ones = np.array([np.count_nonzero((b >> np.uint64(i)) & np.uint64(1)) for i in range(64)])
     assert np.all(np.abs(ones - n / 2) <= 4 * math.sqrt(n / 4))
+
+
+def test_bernoulli_steps_equals_bernoulli():
+    """The compiled per-step draw equals the vectorized numpy draw bit for bit, for a
+    per-unit probability and a per-step probability (the spike sources use both)."""
+    from fixedpoint import rng
+    idx = rng.trial_unit_index(np.array([0, 3, 7]), np.arange(5))
+    steps = np.arange(11, 11 + 40)
+    p_unit = np.linspace(0.0, 1.0, 5)
+    ref = rng.bernoulli(p_unit, 9, rng.STREAM_INPUT, steps[:, None, None], idx[None])
+    np.testing.assert_array_equal(rng.bernoulli_steps(p_unit, 9, rng.STREAM_INPUT, 11, 40, idx),
+                                  ref.astype(np.uint8))
+    p_step = np.linspace(0, 1, 40 * 15).reshape(40, 3, 5)
+    ref = rng.bernoulli(p_step, 2, rng.STREAM_TEACHER, steps[:, None, None], idx[None])
+    np.testing.assert_array_equal(rng.bernoulli_steps(p_step, 2, rng.STREAM_TEACHER, 11, 40, idx),
+                                  ref.astype(np.uint8))
