@@ -1,0 +1,416 @@
+"""``natgrad deploy``: everything a chip needs, exported from the *discretize* step.
+
+In the style of nengo-loihi's discretize step: the float model (neuron constants, input
+rates, learning rate) and a hardware config go through :func:`emulator.discretize.discretize`
+once, and its :class:`~emulator.discretize.Discretized` record of chip integers is written to
+a YAML file -- integer decay constants and spike impulses, the weight exponent and the
+initial weights as mantissas, the sigmoid and gamma_s tables with their axes, every constant
+as mantissa and shift, the third-factor (post-factor) scalings, and a ``discretize_info``
+block with the float value, the realised value and the relative error of every constant.
+The integers are taken from the record, never recomputed here.
+
+For Loihi 2 configs the file also carries a learning-engine rule string with its scale
+constants and tag values.  The learning-engine mapping (path 2, ``lava_procs``) is not
+finished, so that block is the mapping of ``LAVA_NOTES.md`` ("A mapping that runs") and is
+marked ``status: provisional``.
+
+Conventions in the file: a value with ``mant`` and ``shift`` is ``mant * 2**-shift``; a
+value with ``int`` and ``frac`` is ``int * 2**-frac``; a format ``S/U bits.frac`` holds
+``round(value * 2**frac)`` in ``bits`` bits.
+"""
+from __future__ import annotations
+
+import base64
+import math
+import os
+import tempfile
+import zlib
+from pathlib import Path
+
+import numpy as np
+
+from natgrad.cli import UsageError, _load_config, _nonneg_int, _pos_int
+
+FORMAT_VERSION = "natgrad-deploy/1"
+#: Tables with more entries than this are written compactly (zlib + base64) in auto mode.
+LIST_LIMIT = 65536
+#: Learning-engine widths of Loihi 2 (LAVA_NOTES): traces and third factors 7 bits
+#: unsigned (offset code 64), tag t 9 bits signed, literal mantissa [-8, 7], exponent [-7, 8].
+LE_TRACE_BITS, LE_TAG_BITS, LE_Y_OFFSET = 7, 9, 64
+LE_LIT_MANT_BITS, LE_LIT_EXP = 3, (-7, 8)
+
+RULE_TEMPLATE = "dw = u0*t*x1*(y2-64) - u0*t*x2*(y2-64) - S*u0*(y2-64) + u0*(y3-64)*w"
+
+
+# --------------------------------------------------------------------------- helpers
+def _ints(a) -> list:
+    return np.asarray(a, dtype=np.int64).tolist()
+
+
+def _table(values: np.ndarray, mode: str) -> dict:
+    """A LUT as a (nested) list, or compactly as zlib-compressed little-endian uint32."""
+    values = np.asarray(values, dtype=np.int64)
+    if mode == "list" or (mode == "auto" and values.size <= LIST_LIMIT):
+        return {"encoding": "list", "shape": list(values.shape), "values": _ints(values)}
+    if values.min() < 0 or values.max() >= 2**32:
+        raise ValueError("compact tables hold unsigned 32-bit values only")
+    raw = zlib.compress(values.astype("<u4").tobytes(), 9)
+    return {"encoding": "zlib+base64 <u4 row-major",
+            "decode": "np.frombuffer(zlib.decompress(base64.b64decode(data)), '<u4').reshape(shape)",
+            "shape": list(values.shape), "data": base64.b64encode(raw).decode("ascii")}
+
+
+def _rel(realised: float, value: float) -> float:
+    return abs(realised - value) / abs(value) if value != 0 else abs(realised)
+
+
+def _const(info: dict) -> dict:
+    """A constant from ``Discretized.info``: mantissa/shift (or int/frac) plus precision."""
+    out = {k: (int(v) if k in ("mant", "shift", "int", "frac") else float(v))
+           for k, v in info.items()}
+    if "int" in out:
+        out["realised"] = out["int"] * 2.0 ** -out["frac"]
+    out["rel_err"] = _rel(out["realised"], out["float"])
+    return out
+
+
+def _fmt(signed: bool, bits: int, frac: int, rounding: str | None = None, **extra) -> dict:
+    f = {"signed": signed, "bits": int(bits), "frac": int(frac),
+         "text": f"{'S' if signed else 'U'}{bits}.{frac}"}
+    if rounding is not None:
+        f["rounding"] = rounding
+    f.update(extra)
+    return f
+
+
+# --------------------------------------------------------------------------- the record
+def deploy_record(cfg, rates: np.ndarray | None = None, seed: int = 0, n_afferents: int = 100,
+                  group_rates=(10.0, 50.0), lut_format: str = "auto") -> dict:
+    """The deploy mapping for ``cfg`` and the Fig 3 task (trial 0 of ``seed``)."""
+    from emulator import datapath
+    from emulator import discretize as D
+    from emulator.reference import ETA_CODE
+    from emulator.run import counters_dict
+    from emulator.task import fig3_task
+
+    task = fig3_task(n_trials=1, N=n_afferents, M=1, group_rates=group_rates, seed=seed)
+    eta = ETA_CODE["approx"]
+    d = D.discretize(cfg, task.params, task.rates, eta)
+    p = task.params
+    info = d.info
+
+    state = datapath.init_state(d, task.w_init[:1], np.array([0]))
+    w_mant = state.acc[0] >> d.w_extra
+    w_sat = counters_dict(state.counts, state.first)["weights"]["saturation"]
+
+    v_range = 2.0 ** (d.v_bits - 1 - d.v_frac)
+    sig_step = 2 * v_range / 2**d.sigma_lut_bits
+    top_gamma = 2**d.gamma_bits - 1
+
+    consts = {name: _const(info[name]) for name in
+              ("usp_scale", "c_w", "phi_max_dt", "eta", "inv_c_eps", "c_eps_c_u")}
+    homo_vals = np.where(task.rates > 0, p.c_eps / np.where(task.rates > 0, task.rates, 1.0), 0.0)
+    rates_rel = np.abs(d.rates_q * 2.0**-D.RATE_FRAC - task.rates) / np.where(task.rates > 0, task.rates, 1.0)
+
+    rec = {
+        "format": FORMAT_VERSION,
+        "conventions": {"mant_shift": "value = mant * 2**-shift",
+                        "int_frac": "value = int * 2**-frac",
+                        "format": "S/U bits.frac: round(value * 2**frac) in bits bits"},
+        "config": {"name": cfg.name, "source": str(cfg.source), "tree": cfg.tree},
+        "model": {
+            "rule": "approximate natural gradient (Kreutzer et al. 2022, Eq 114), identity f",
+            "task": f"fig3 teacher-student, trial 0 of seed {seed}",
+            "N": int(task.N), "M": int(task.M), "seed": int(seed),
+            "rates_hz": task.rates.tolist(),
+            "neuron": {"beta": p.beta, "theta": p.theta, "phi_max": p.phi_max, "tau_m": p.tau_m,
+                       "tau_s": p.tau_s, "dt": p.dt, "c_u": p.c_u, "c_w": p.c_w,
+                       "c_eps": p.c_eps},
+            "eta_code": eta,
+        },
+        "formats": {
+            "traces": _fmt(False, cfg["traces"]["bits"], d.trace_frac, d.trace_rounding),
+            "usp": _fmt(True, d.usp_bits, d.usp_frac, d.usp_rounding),
+            "weights": _fmt(True, d.w_bits, d.w_frac, d.w_rounding, extra_frac=d.w_extra),
+            "potential": _fmt(True, d.v_bits, d.v_frac, d.v_rounding),
+            "sigma": _fmt(False, d.sigma_frac + 1, d.sigma_frac),
+            "error": _fmt(True, d.err_frac + 2, d.err_frac, "half_up"),
+            "gamma_s": _fmt(False, d.gamma_bits, d.gamma_frac, "half_up"),
+            "bracket": _fmt(True, d.bracket_bits, d.bracket_frac, d.bracket_rounding),
+            "post": _fmt(True, d.post_bits, d.post_frac, d.post_rounding),
+        },
+        "traces": {
+            "decay_frac": d.decay_frac,
+            "decay_m": d.decay_m,
+            "decay_s": d.decay_s,
+            "impulse": d.impulse,
+            "max": d.trace_max,
+            "update": "a <- round(a * decay / 2**decay_frac) + impulse * spike, saturated to [0, max]",
+        },
+        "weights": {
+            "exponent": -d.w_frac,
+            "bits": d.w_bits,
+            "extra_frac": d.w_extra,
+            "value": "w = mantissa * 2**exponent",
+            "mantissas": _ints(w_mant),
+            "saturated_at_init": int(w_sat),
+        },
+        "constants": {"mant_bits": int(cfg["constants"]["mant_bits"]), **consts},
+        "homosynaptic": {
+            "what": "c_eps / r_i per afferent, one shared shift (0 for r_i = 0)",
+            "shift": d.homo_shift,
+            "mantissas": _ints(d.homo_mant),
+        },
+        "rates_q": {"frac": D.RATE_FRAC, "values": _ints(d.rates_q)},
+        "luts": {
+            "sigmoid": {
+                "entries": int(d.sigma_lut.size), "lut_bits": d.sigma_lut_bits,
+                "frac": d.sigma_frac, "interpolate": bool(d.sigma_interp),
+                "axis": {"variable": "V", "unit": "mV", "lo": -v_range, "step": sig_step,
+                         "hi": v_range, "nodes": "V_k = lo + k * step, k = 0 .. 2**lut_bits"},
+                **_table(d.sigma_lut, "list" if lut_format == "auto" else lut_format),
+            },
+            "gamma_s": {
+                "frac": d.gamma_frac, "bits": d.gamma_bits, "epoch_steps": d.gamma_epoch,
+                "interpolation": f"bilinear, {D.INTERP_FRAC}-bit position weights, half-up",
+                "axes": {
+                    "m": {"unit": "mV", "lo": D.M_LO, "n": 2**d.gamma_m_bits,
+                          "step": D.M_SPAN / 2**d.gamma_m_bits, "lut_bits": d.gamma_m_bits,
+                          "formed_as": f"sum_i w_i r_i, w at {D.STAT_W_FRAC} and r at {D.RATE_FRAC} fractional bits"},
+                    "v": {"unit": "mV^2", "lo": 0.0, "n": 2**d.gamma_v_bits,
+                          "step": D.V_SPAN / 2**d.gamma_v_bits, "lut_bits": d.gamma_v_bits,
+                          "formed_as": f"inv_c_eps * sum_i w_i^2 r_i at {D.STAT_V_FRAC} fractional bits",
+                          "note": "node 0 is evaluated at v = 1e-6 mV^2"},
+                },
+                "saturated_entries": int(np.count_nonzero(d.gamma_lut >= top_gamma)),
+                **_table(d.gamma_lut, lut_format),
+            },
+        },
+        "third_factor": {
+            "post_factor": "P = eta * gamma_s * (1 - sigma) * e, e = y - phi_max_dt * sigma",
+            "post_format": _fmt(True, d.post_bits, d.post_frac, d.post_rounding),
+            "intermediate_frac": {"gamma_s_times_one_minus_sigma": D.POST_A_FRAC,
+                                  "times_error": D.POST_B_FRAC},
+            "eta": {"mant": d.eta_mant, "shift": d.eta_shift},
+            "phi_max_dt": {"mant": d.phidt_mant, "shift": d.phidt_shift},
+            "bracket": "B_i = homo_i * x_i - c_eps_c_u + c_w * V * w_i (bracket format)",
+            "update": "dw_i = P * B_i, rounded onto the weight accumulator (weights.rounding)",
+        },
+        "datapath_constants": {"V_GUARD_BITS": D.V_GUARD_BITS, "INTERP_FRAC": D.INTERP_FRAC,
+                               "RATE_FRAC": D.RATE_FRAC, "STAT_W_FRAC": D.STAT_W_FRAC,
+                               "STAT_V_FRAC": D.STAT_V_FRAC, "POST_A_FRAC": D.POST_A_FRAC,
+                               "POST_B_FRAC": D.POST_B_FRAC},
+    }
+    if cfg.name.lower().startswith("loihi2"):
+        rec["learning_rule"] = loihi2_rule(d)
+    rec["discretize_info"] = {
+        "what": "float value, realised integer value and relative error of every constant",
+        "decay_m": _const(info["decay_m"]),
+        "decay_s": _const(info["decay_s"]),
+        **consts,
+        "homo_c_eps_over_r": {"shift": int(info["homo_c_eps_over_r"]["shift"]),
+                              "max_rel_err": float(info["homo_c_eps_over_r"]["max_rel_err"]),
+                              "float_max": float(homo_vals.max()) if homo_vals.size else 0.0},
+        "rates_q": {"frac": D.RATE_FRAC, "max_rel_err": float(rates_rel.max())},
+        "sigmoid_lut": {"lsb": 2.0 ** -d.sigma_frac, "max_abs_err_at_nodes": 2.0 ** -(d.sigma_frac + 1),
+                        "node_spacing_mV": sig_step},
+        "gamma_s_lut": {"lsb": 2.0 ** -d.gamma_frac,
+                        "max_abs_err_at_nodes": 2.0 ** -(d.gamma_frac + 1),
+                        "saturated_entries": int(np.count_nonzero(d.gamma_lut >= top_gamma)),
+                        "saturated_value": top_gamma * 2.0 ** -d.gamma_frac},
+        "initial_weights": {"lsb": 2.0 ** -d.w_frac, "saturated": int(w_sat)},
+    }
+    return rec
+
+
+def loihi2_rule(d) -> dict:
+    """Learning-engine rule (LAVA_NOTES "A mapping that runs"), status provisional.
+
+    Exact scales in *visible weight LSB per step*; Lava's fixed-point product shift
+    (``max(0, sum of widths + 4 - 15)``) and its accumulator (``w << 7``) are not folded in:
+    that calibration belongs to the learning-engine mapping in ``lava_procs``.
+    """
+    from emulator.discretize import const_mantissa
+
+    tf, wf = d.trace_frac, d.w_frac
+    # tag t_i = c_eps/r_i * usp_scale * 2**kt, from the two discretized mantissas
+    prod = d.homo_mant.astype(np.int64) * int(d.usp_mant)          # * 2**-(homo_shift+usp_shift)
+    pmax = int(np.max(np.abs(prod))) if prod.size else 0
+    tag_max = 2 ** (LE_TAG_BITS - 1) - 1
+    drop = max(0, pmax.bit_length() - (LE_TAG_BITS - 1))
+    if pmax and ((pmax + (1 << drop >> 1)) >> drop) > tag_max:
+        drop += 1
+    tags = (prod + ((1 << drop) >> 1)) >> drop if drop else prod
+    kt = d.homo_shift + d.usp_shift - drop
+    want = d.homo_mant * 2.0**-d.homo_shift * (d.usp_mant * 2.0**-d.usp_shift)
+    tag_rel = float(np.max(np.abs(tags * 2.0**-kt - want) / np.where(want > 0, want, 1.0))) \
+        if prod.size else 0.0
+    # y2 - 64 = top 7 bits of the post factor P (S post_bits . post_frac)
+    y2_drop = d.post_bits - LE_TRACE_BITS
+    q2 = d.post_frac - y2_drop                                      # P = (y2-64) * 2**-q2
+    # y3 - 64 = c_w * V * P * 2**q3, q3 as large as the formats' ranges allow
+    cw = d.cw_mant * 2.0**-d.cw_shift
+    g_max = cw * 2.0 ** (d.post_bits - 1 - d.post_frac) * 2.0 ** (d.v_bits - 1 - d.v_frac)
+    q3 = int(math.floor(math.log2((LE_Y_OFFSET - 1) / g_max)))
+    # scales of the four products, weight LSB per unit integer product
+    e_x = wf - kt - tf - q2
+    s_val = d.cu_q * 2.0 ** (wf - q2 - d.bracket_frac)
+    s_mant, s_shift = const_mantissa(s_val, LE_LIT_MANT_BITS)
+    e_y3 = -q3
+
+    def lit(mant, exp):
+        return f"{mant}*2^{exp}" if mant != 1 else f"2^{exp}"
+
+    rule = (f"dw = {lit(1, e_x)}*u0*t*x1*(y2-64) - {lit(1, e_x)}*u0*t*x2*(y2-64)"
+            f" - {lit(s_mant, -s_shift)}*u0*(y2-64) + {lit(1, e_y3)}*u0*(y3-64)*w")
+    lo, hi = LE_LIT_EXP
+    return {
+        "status": "provisional",
+        "why": ("the learning-engine mapping (path 2, lava_procs) is not built yet; this is the "
+                "mapping of LAVA_NOTES.md 'A mapping that runs', scaled from the Discretized "
+                "record, not yet run or calibrated under Lava"),
+        "rule_template": RULE_TEMPLATE,
+        "rule": rule,
+        "variables": {
+            "x1": f"a_m trace, impulse {d.impulse}, decay {d.decay_m}/2^{d.decay_frac} "
+                  f"(tau {d.params.tau_m / d.params.dt:g} steps)",
+            "x2": f"a_s trace, impulse {d.impulse}, decay {d.decay_s}/2^{d.decay_frac} "
+                  f"(tau {d.params.tau_s / d.params.dt:g} steps)",
+            "t": f"static per-synapse tag = round(c_eps/r_i * usp_scale * 2^{kt})",
+            "y2": f"64 + (P >> {y2_drop}), P the post factor in S{d.post_bits}.{d.post_frac}",
+            "y3": f"64 + round(c_w * V * P * 2^{q3}), saturated to [0, 127]",
+            "w": f"visible weight mantissa, S{d.w_bits}.{d.w_frac}",
+        },
+        "tags": {"kt": kt, "values": _ints(tags), "max_rel_err": tag_rel,
+                 "from": "(homo_mant * usp_mant) >> "
+                         f"{drop} (half-up), homo_shift {d.homo_shift} + usp_shift {d.usp_shift}"},
+        "third_factors": {
+            "y2": {"offset": LE_Y_OFFSET, "encodes": "P", "shift_right": y2_drop,
+                   "scale": f"P = (y2 - 64) * 2^-{q2}", "q": q2},
+            "y3": {"offset": LE_Y_OFFSET, "encodes": "c_w * V * P", "c_w_mant": d.cw_mant,
+                   "c_w_shift": d.cw_shift, "scale": f"c_w V P = (y3 - 64) * 2^-{q3}", "q": q3,
+                   "range": "q chosen so |c_w V P| over the full V and P formats fits 63"},
+        },
+        "scales": {
+            "x_terms": {"exp": e_x, "meaning": "t*x*(y2-64) * 2^exp = P*c_eps/r*usp*a in weight LSB"},
+            "S": {"float": s_val, "mant": s_mant, "exp": -s_shift,
+                  "rel_err": _rel(s_mant * 2.0**-s_shift, s_val),
+                  "meaning": "c_eps*c_u * 2^(w_frac - q2), from cu_q"},
+            "y3_term": {"exp": e_y3, "meaning": "(y3-64)*w * 2^exp = c_w V P w in weight LSB"},
+        },
+        "fits_literal_range": {
+            "x_terms": lo <= e_x <= hi, "S": lo <= -s_shift <= hi, "y3_term": lo <= e_y3 <= hi,
+            "range": f"mant in [-8, 7], exp in [{lo}, {hi}]",
+            "note": "Lava shifts each product right by max(0, widths + 4 - 15) and accumulates "
+                    "w << 7; fold both into the exponents when calibrating under Lava",
+        },
+    }
+
+
+# --------------------------------------------------------------------------- output
+def dump_yaml(rec: dict) -> str:
+    import yaml
+    head = (f"# {FORMAT_VERSION}: chip integers of natgrad config '{rec['config']['name']}'\n"
+            "# written by `natgrad deploy` from emulator.discretize.discretize()\n")
+
+    class Dumper(yaml.SafeDumper):
+        def ignore_aliases(self, data):          # no &id001 anchors: every block stands alone
+            return True
+
+    return head + yaml.dump(rec, Dumper=Dumper, sort_keys=False, default_flow_style=None,
+                            width=100)
+
+
+def write_atomic(path: Path, text: str) -> None:
+    """Write ``text`` to ``path`` via a temp file in the same folder; UsageError on failure."""
+    if path.is_dir():
+        raise UsageError(f"--out {path}: is a folder (give a file name such as deploy.yaml)")
+    parent = path.parent if str(path.parent) else Path(".")
+    tmp = None
+    try:
+        fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=parent)
+        with os.fdopen(fd, "w") as fh:
+            fh.write(text)
+        umask = os.umask(0)
+        os.umask(umask)
+        os.chmod(tmp, 0o666 & ~umask)          # mkstemp makes 0600; give a normal file's mode
+        os.replace(tmp, path)
+        tmp = None
+    except OSError as exc:
+        raise UsageError(f"--out {path}: cannot write ({exc.strerror or exc})") from None
+    finally:
+        if tmp is not None:
+            try:
+                os.unlink(tmp)
+            except OSError:
+                pass
+
+
+def _parse_rates(text: str | None):
+    if text is None:
+        return (10.0, 50.0)
+    try:
+        rates = tuple(float(r) for r in text.split(","))
+    except ValueError:
+        raise UsageError(f"--rates {text!r}: expected comma-separated rates in Hz, e.g. 10,50") from None
+    if not all(math.isfinite(r) and r >= 0 for r in rates):
+        raise UsageError(f"--rates {text!r}: each rate must be a finite number >= 0 Hz")
+    return rates
+
+
+def cmd_deploy(args) -> int:
+    cfg = _load_config(args.config)
+    if cfg.is_float:
+        raise UsageError(f"--config {args.config}: deploy needs a fixed-point config (kind: fixed)")
+    rates = _parse_rates(args.rates)
+    if len(rates) > args.afferents:
+        raise UsageError(f"--rates: {len(rates)} groups for --afferents {args.afferents} "
+                         "(need at most one group per afferent)")
+    out = Path(args.out)
+    if out.is_dir():
+        raise UsageError(f"--out {out}: is a folder (give a file name such as deploy.yaml)")
+    parent = out.parent if str(out.parent) else Path(".")
+    if not parent.is_dir() or not os.access(parent, os.W_OK):
+        raise UsageError(f"--out {out}: cannot write (folder {parent} "
+                         f"{'is not writable' if parent.is_dir() else 'does not exist'})")
+    try:
+        rec = deploy_record(cfg, seed=args.seed, n_afferents=args.afferents, group_rates=rates,
+                            lut_format=args.lut_format)
+    except ValueError as exc:
+        raise UsageError(str(exc)) from None
+    write_atomic(out, dump_yaml(rec))
+    g = rec["luts"]["gamma_s"]
+    lr = rec.get("learning_rule")
+    print(f"natgrad deploy: config {cfg.name} -> {out}")
+    print(f"  traces: decay {rec['traces']['decay_m']}, {rec['traces']['decay_s']} "
+          f"/ 2^{rec['traces']['decay_frac']}, impulse {rec['traces']['impulse']}")
+    print(f"  weights: {rec['model']['N']} mantissas, "
+          f"exponent {rec['weights']['exponent']}")
+    print(f"  sigmoid LUT {rec['luts']['sigmoid']['entries']} entries; gamma_s LUT "
+          f"{g['shape'][0]}x{g['shape'][1]} ({g['encoding']})")
+    errs = {k: c["rel_err"] for k, c in rec["discretize_info"].items()
+            if isinstance(c, dict) and "rel_err" in c}
+    worst = max(errs, key=errs.get)
+    print(f"  constants: largest relative error {errs[worst]:.2e} ({worst})")
+    if lr is not None:
+        print(f"  learning rule ({lr['status']}): {lr['rule']}")
+    return 0
+
+
+def add_parser(sub) -> None:
+    p = sub.add_parser("deploy", help="write the chip integers of a config (discretize step) to YAML",
+                       description=__doc__.splitlines()[0])
+    p.add_argument("--config", default="hw_configs/loihi2.yaml",
+                   help="hardware config (default: hw_configs/loihi2.yaml)")
+    p.add_argument("--out", default="deploy.yaml", help="output YAML file (default deploy.yaml)")
+    p.add_argument("--rates", default=None, metavar="R1,R2,...",
+                   help="input rates in Hz of equal-size afferent groups (default 10,50: Fig 3); "
+                        "give N values for one rate per afferent")
+    p.add_argument("--afferents", type=_pos_int("--afferents"), default=100,
+                   help="number of afferents N (default 100)")
+    p.add_argument("--seed", type=_nonneg_int("--seed"), default=0,
+                   help="seed of the initial weights (trial 0 of the Fig 3 task; default 0)")
+    p.add_argument("--lut-format", choices=("auto", "list", "compact"), default="auto",
+                   help=f"gamma_s table as a list, compact (zlib+base64), or auto: list up to "
+                        f"{LIST_LIMIT} entries (default)")
+    p.set_defaults(func=cmd_deploy)

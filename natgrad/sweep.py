@@ -1,0 +1,527 @@
+"""``natgrad sweep``: final accuracy against bit widths, over a grid of configs and seeds.
+
+Each grid point is a base hardware config with some widths changed (``--vary``).  Every
+point runs the Fig 3 teacher-student task (N = 100, ``--trials`` trials per seed) on the
+integer emulator for ``--steps`` steps, once per seed; the float64 reference runs once per
+seed on the same spikes.  A task is ``(config overrides, seed)`` and is a pure function of
+its arguments (all randomness comes from the counter RNG), so results do not depend on the
+executor (serial, local process pool, Dask cluster), on the number of workers or on the
+order in which tasks finish.
+
+Reported per point: the final output-rate RMSE on the test set (Hz, mean over trials, then
+mean/min/max over seeds), its *excess* over the float64 reference on the same seed, and the
+RMS error of the final weights against float.  The recommended minimum width of a varied
+field is the smallest value whose mean excess over float stays within +-``--tolerance`` for
+it and every larger value, with the other varied fields at their maximum (:func:`knee`).
+"""
+from __future__ import annotations
+
+import argparse
+import functools
+import json
+import math
+import os
+import shutil
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+import numpy as np
+
+from natgrad.cli import UsageError, _load_config, _nonneg_int, _pos_int, check_out_dir
+
+N_AFFERENTS = 100
+DEFAULT_STEPS = 20_000          # 10 s of simulated time
+DEFAULT_TRIALS = 4
+#: The default 10-s run lowers the float rate RMSE by only ~0.7 Hz (9.2 -> 8.5 Hz), so a
+#: 0.5 Hz tolerance would accept almost any width; 0.1 Hz is ~15 % of what is learned.
+DEFAULT_TOLERANCE_HZ = 0.1
+DEFAULT_WORKERS = 2
+
+#: Friendly field names: name -> (width key, key moved by the same amount or None, doc).
+#: With a companion ``frac`` key the format's range (largest representable value) stays
+#: fixed while the width changes: only the resolution changes.
+FRIENDLY = {
+    "weight_bits": ("weights.bits", "weights.frac", "visible weight width; weights.frac moves with it (max |w| fixed)"),
+    "trace_bits": ("traces.bits", "traces.frac", "trace width; traces.frac moves with it (max trace and impulse fit fixed)"),
+    "usp_bits": ("usp.bits", "usp.frac", "USP width; usp.frac moves with it"),
+    "potential_bits": ("potential.bits", "potential.frac", "membrane-potential width; potential.frac moves with it"),
+    "bracket_bits": ("bracket.bits", "bracket.frac", "bracket width; bracket.frac moves with it"),
+    "post_bits": ("post.bits", "post.frac", "post-factor width; post.frac moves with it"),
+    "gamma_bits": ("gamma_s.bits", "gamma_s.frac", "gamma_s width; gamma_s.frac moves with it"),
+    "decay_bits": ("traces.decay_frac", None, "fractional bits of the trace decay factors"),
+    "sigmoid_bits": ("sigmoid.frac", None, "fractional bits of sigma(V)"),
+    "sigmoid_lut_bits": ("sigmoid.lut_bits", None, "log2 entries of the sigmoid table"),
+    "error_bits": ("error.frac", None, "fractional bits of the error e"),
+    "mant_bits": ("constants.mant_bits", None, "mantissa width of the float constants"),
+}
+
+
+# --------------------------------------------------------------------------- grid
+def _int_schema_keys() -> list[str]:
+    from emulator.hwconfig import SCHEMA, Field
+    keys = []
+    for section, spec in SCHEMA.items():
+        if isinstance(spec, dict):
+            keys += [f"{section}.{k}" for k, f in spec.items()
+                     if isinstance(f, Field) and f.kind is int]
+    return keys
+
+
+def allowed_fields() -> list[str]:
+    """Every name ``--vary`` accepts: the friendly names, then the integer schema keys."""
+    return list(FRIENDLY) + _int_schema_keys()
+
+
+def parse_vary(text: str) -> tuple[str, list[int]]:
+    """``FIELD=LO:HI`` or ``FIELD=LO:HI:STEP`` (inclusive) -> (field, values)."""
+    field, eq, rng = text.partition("=")
+    field = field.strip()
+    if not eq or not field:
+        raise UsageError(f"--vary {text!r}: expected FIELD=LO:HI or FIELD=LO:HI:STEP")
+    allowed = allowed_fields()
+    if field not in allowed:
+        raise UsageError(f"--vary {text!r}: unknown field '{field}' (allowed: {', '.join(allowed)})")
+    parts = rng.split(":")
+    try:
+        nums = [int(p) for p in parts]
+    except ValueError:
+        nums = []
+    if len(parts) not in (2, 3) or len(nums) != len(parts):
+        raise UsageError(f"--vary {text!r}: expected integers LO:HI or LO:HI:STEP after '='")
+    lo, hi = nums[0], nums[1]
+    step = nums[2] if len(nums) == 3 else 1
+    if step < 1:
+        raise UsageError(f"--vary {text!r}: STEP must be >= 1 (got {step})")
+    if lo > hi:
+        raise UsageError(f"--vary {text!r}: LO must be <= HI (got {lo} > {hi})")
+    return field, list(range(lo, hi + 1, step))
+
+
+def overrides_for(base, values: dict) -> dict:
+    """Dotted config overrides realising ``{field: value}`` on the base config."""
+    out: dict = {}
+    for field, value in values.items():
+        key, companion, _ = FRIENDLY.get(field, (field, None, ""))
+        section, _, name = key.partition(".")
+        out[key] = int(value)
+        if companion is not None:
+            c_section, _, c_name = companion.partition(".")
+            out[companion] = int(base[c_section][c_name] + value - base[section][name])
+    return out
+
+
+def build_grid(base, varies: list[tuple[str, list[int]]]) -> list[dict]:
+    """Cartesian product of the varied values -> list of ``{'values', 'overrides'}``.
+
+    Every point is validated; a value that makes an invalid config raises UsageError with
+    the config loader's one-line message (key and allowed range).
+    """
+    from emulator.hwconfig import ConfigError
+    points = [{}]
+    for field, vals in varies:
+        points = [dict(p, **{field: v}) for p in points for v in vals]
+    grid = []
+    for values in points:
+        ov = overrides_for(base, values)
+        try:
+            base.with_overrides(**ov)
+        except ConfigError as exc:
+            what = ", ".join(f"{f}={v}" for f, v in values.items())
+            raise UsageError(f"--vary {what}: {exc}") from None
+        grid.append({"values": values, "overrides": ov})
+    return grid
+
+
+# --------------------------------------------------------------------------- one task
+@functools.lru_cache(maxsize=8)
+def _task_and_test_set(seed: int, trials: int):
+    from emulator import metrics
+    from emulator.task import fig3_task
+    task = fig3_task(n_trials=trials, N=N_AFFERENTS, seed=seed)
+    return task, metrics.test_set(task, seed)
+
+
+def run_point(base_tree: dict | None, source: str, overrides: dict | None, seed: int,
+              steps: int, trials: int) -> dict:
+    """One task of the sweep: a pure function of its arguments.
+
+    ``base_tree`` None runs the float64 reference.  Returns the final rate RMSE per trial
+    (Hz), the final weights (trials, 1, N) and the saturation / underflow totals.
+    """
+    from emulator import metrics
+    from emulator import run as R
+    from emulator.hwconfig import validate
+
+    task, x_test = _task_and_test_set(int(seed), int(trials))
+    if base_tree is None:
+        cfg = "float64"
+    else:
+        cfg = validate(base_tree, source).with_overrides(**(overrides or {}))
+    res = R.run(cfg, task, int(steps), int(seed))
+    rmse = metrics.rate_rmse_hz(res.w_final, task.w_target, x_test, task.params).mean(axis=1)
+    init = metrics.rate_rmse_hz(task.w_init, task.w_target, x_test, task.params).mean(axis=1)
+    counters = res.counters or {}
+    return {"rate_rmse_hz": [float(v) for v in rmse],
+            "initial_rate_rmse_hz": [float(v) for v in init],
+            "w_final": np.asarray(res.w_final, dtype=np.float64),
+            "saturation": int(sum(c.get("saturation", 0) for c in counters.values())),
+            "weights_underflow": int(counters.get("weights", {}).get("underflow", 0))}
+
+
+# --------------------------------------------------------------------------- executors
+def execute(tasks: list[tuple], executor: str = "local", scheduler: str | None = None,
+            workers: int = DEFAULT_WORKERS, progress=None) -> list[dict]:
+    """Run ``run_point(*t)`` for every task; results in task order whatever the executor."""
+    done = 0
+
+    def tick():
+        nonlocal done
+        done += 1
+        if progress is not None:
+            progress(done, len(tasks))
+
+    if executor == "serial":
+        out = []
+        for t in tasks:
+            out.append(run_point(*t))
+            tick()
+        return out
+    if executor == "local":
+        import multiprocessing
+        from concurrent.futures import ProcessPoolExecutor, as_completed
+        n = max(1, min(workers, len(tasks)))
+        # spawn: fresh interpreters.  fork is not safe once the parent has run numba code
+        # that started an OpenMP runtime ("fork() called from a process already using GNU
+        # OpenMP"), or a Dask client's threads.
+        with ProcessPoolExecutor(max_workers=n,
+                                 mp_context=multiprocessing.get_context("spawn")) as pool:
+            futures = [pool.submit(run_point, *t) for t in tasks]
+            for _ in as_completed(futures):
+                tick()
+            return [f.result() for f in futures]
+    if executor == "dask":
+        return _execute_dask(tasks, scheduler, workers, tick)
+    raise UsageError(f"--executor must be one of local, dask, serial (got {executor!r})")
+
+
+def _execute_dask(tasks, scheduler, workers, tick) -> list[dict]:
+    import logging
+    from dask.distributed import Client, LocalCluster, as_completed
+
+    cluster = None
+    if scheduler:
+        try:
+            client = Client(scheduler, timeout="20s")
+        except (OSError, TimeoutError, ValueError) as exc:
+            raise UsageError(f"--scheduler {scheduler}: cannot connect ({exc})") from None
+    else:
+        cluster = LocalCluster(n_workers=workers, threads_per_worker=1, processes=True,
+                               dashboard_address=None, silence_logs=logging.ERROR)
+        client = Client(cluster)
+    try:
+        futures = client.map(run_point, *zip(*tasks), pure=False)
+        for _ in as_completed(futures):
+            tick()
+        return client.gather(futures)
+    finally:
+        client.close()
+        if cluster is not None:
+            cluster.close()
+
+
+# --------------------------------------------------------------------------- analysis
+def knee(widths, excess, tolerance: float):
+    """Smallest width w such that ``|excess| <= tolerance`` at w and at every larger width.
+
+    ``widths`` and ``excess`` (mean final rate-RMSE excess over float, Hz) are parallel
+    sequences in any order.  Both signs count as a deviation from float: a coarse format
+    that learns *faster* than float (negative excess, e.g. traces that stop decaying) does
+    not track the reference either.  Returns None when the largest width is already
+    outside the tolerance (or there are no widths).
+    """
+    pairs = sorted(zip(widths, excess), key=lambda p: p[0])
+    best = None
+    for w, e in reversed(pairs):
+        if not (abs(e) <= tolerance):       # NaN counts as a failure
+            break
+        best = w
+    return best
+
+
+def _stats(values) -> dict:
+    a = np.asarray(values, dtype=np.float64)
+    return {"mean": float(a.mean()), "min": float(a.min()), "max": float(a.max())}
+
+
+def summarize(grid, seeds, fixed_results, float_results, varies, tolerance) -> dict:
+    """Combine raw task results into the numbers of sweep.json (executor independent)."""
+    fl = {s: r for s, r in zip(seeds, float_results)}
+    float_rmse = {s: float(np.mean(fl[s]["rate_rmse_hz"])) for s in seeds}
+    points = []
+    for i, g in enumerate(grid):
+        per_seed = []
+        for j, s in enumerate(seeds):
+            r = fixed_results[i * len(seeds) + j]
+            rm = float(np.mean(r["rate_rmse_hz"]))
+            w_err = float(np.sqrt(np.mean((r["w_final"] - fl[s]["w_final"]) ** 2)))
+            per_seed.append({"seed": s, "rate_rmse_hz": rm, "excess_hz": rm - float_rmse[s],
+                             "w_rmse_vs_float": w_err, "saturation": r["saturation"],
+                             "weights_underflow": r["weights_underflow"]})
+        points.append({"values": g["values"], "overrides": g["overrides"],
+                       "rate_rmse_hz": _stats([p["rate_rmse_hz"] for p in per_seed]),
+                       "excess_hz": _stats([p["excess_hz"] for p in per_seed]),
+                       "w_rmse_vs_float": _stats([p["w_rmse_vs_float"] for p in per_seed]),
+                       "per_seed": per_seed})
+    initial = {s: float(np.mean(fl[s]["initial_rate_rmse_hz"])) for s in seeds}
+    recommended = {}
+    for field, vals in varies:
+        series = _slice(points, varies, field)
+        recommended[field] = knee([v for v, _ in series],
+                                  [p["excess_hz"]["mean"] for _, p in series], tolerance)
+    return {
+        "float": {"per_seed": [{"seed": s, "rate_rmse_hz": float_rmse[s],
+                                "initial_rate_rmse_hz": initial[s]} for s in seeds],
+                  "rate_rmse_hz": _stats(list(float_rmse.values())),
+                  "initial_rate_rmse_hz": _stats(list(initial.values()))},
+        "points": points,
+        "recommended": recommended,
+    }
+
+
+def _slice(points, varies, field):
+    """(value, point) of ``field`` with every other varied field at its maximum."""
+    tops = {f: max(vals) for f, vals in varies if f != field}
+    out = [(p["values"][field], p) for p in points
+           if all(p["values"][f] == v for f, v in tops.items())]
+    return sorted(out, key=lambda vp: vp[0])
+
+
+# --------------------------------------------------------------------------- plots
+def _safe(name: str) -> str:
+    return name.replace(".", "_")
+
+
+def write_plots(summary: dict, varies, tolerance: float, base_name: str, folder: Path) -> list[str]:
+    import matplotlib
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    fl = summary["float"]["rate_rmse_hz"]
+    names = []
+    for field, _ in varies:
+        series = _slice(summary["points"], varies, field)
+        x = np.array([v for v, _ in series])
+        mean = np.array([p["rate_rmse_hz"]["mean"] for _, p in series])
+        lo = np.array([p["rate_rmse_hz"]["min"] for _, p in series])
+        hi = np.array([p["rate_rmse_hz"]["max"] for _, p in series])
+        fig, (a1, a3, a2) = plt.subplots(1, 3, figsize=(16, 4.3))
+        a1.fill_between(x, lo, hi, alpha=0.25, color="C1", label="fixed point: seed min..max")
+        a1.plot(x, mean, "o-", color="C1", label=f"{base_name}: mean over seeds")
+        a1.axhspan(fl["min"], fl["max"], color="C0", alpha=0.12)
+        a1.axhline(fl["mean"], color="C0", lw=2, label="float64 (mean, seed band)")
+        a1.axhline(fl["mean"] + tolerance, color="C0", ls="--", lw=1,
+                   label=f"float +- tolerance ({tolerance:g} Hz)")
+        a1.axhline(fl["mean"] - tolerance, color="C0", ls="--", lw=1)
+        rec = summary["recommended"].get(field)
+        if rec is not None:
+            a1.axvline(rec, color="k", ls=":", label=f"recommended {field} >= {rec}")
+        a1.set_xlabel(field)
+        a1.set_ylabel("final output-rate RMSE [Hz]")
+        others = [f for f, _ in varies if f != field]
+        a1.set_title("final rate RMSE" + (f" ({', '.join(others)} at max)" if others else ""))
+        a1.legend(fontsize=8)
+        ex = np.array([p["excess_hz"]["mean"] for _, p in series])
+        exlo = np.array([p["excess_hz"]["min"] for _, p in series])
+        exhi = np.array([p["excess_hz"]["max"] for _, p in series])
+        a3.errorbar(x, ex, yerr=[ex - exlo, exhi - ex], fmt="o-", capsize=3, color="C1",
+                    label="mean, seed min..max")
+        a3.axhspan(-tolerance, tolerance, color="C0", alpha=0.15, label=f"+-{tolerance:g} Hz")
+        a3.axhline(0.0, color="C0", lw=1)
+        if rec is not None:
+            a3.axvline(rec, color="k", ls=":")
+        a3.set_xlabel(field)
+        a3.set_ylabel("excess over float64, same seed [Hz]")
+        a3.set_title("rate-RMSE excess over float")
+        a3.legend(fontsize=8)
+        w = np.array([p["w_rmse_vs_float"]["mean"] for _, p in series])
+        wlo = np.array([p["w_rmse_vs_float"]["min"] for _, p in series])
+        whi = np.array([p["w_rmse_vs_float"]["max"] for _, p in series])
+        a2.errorbar(x, w, yerr=[w - wlo, whi - w], fmt="o-", capsize=3, color="C2")
+        if np.all(w > 0):
+            a2.set_yscale("log")
+        a2.set_xlabel(field)
+        a2.set_ylabel("final weight RMS error vs float")
+        a2.set_title("final weights against float64 (mean, seed min..max)")
+        fig.tight_layout()
+        name = f"sweep_{_safe(field)}.png"
+        fig.savefig(folder / name, dpi=100)
+        plt.close(fig)
+        names.append(name)
+    if len(varies) == 2:
+        (f1, v1), (f2, v2) = varies
+        grid = np.full((len(v2), len(v1)), np.nan)
+        for p in summary["points"]:
+            grid[v2.index(p["values"][f2]), v1.index(p["values"][f1])] = p["excess_hz"]["mean"]
+        fig, ax = plt.subplots(figsize=(6, 4.5))
+        im = ax.imshow(grid, origin="lower", aspect="auto", cmap="viridis",
+                       extent=(v1[0] - 0.5, v1[-1] + 0.5, v2[0] - 0.5, v2[-1] + 0.5))
+        if len(v1) > 1 and len(v2) > 1 and np.isfinite(grid).all():
+            ax.contour(np.array(v1), np.array(v2), grid, levels=[-tolerance, tolerance] if tolerance > 0 else [0.0],
+                       colors="w", linestyles="solid")
+        fig.colorbar(im, ax=ax, label="mean excess over float [Hz]")
+        ax.set_xlabel(f1)
+        ax.set_ylabel(f2)
+        ax.set_title(f"rate-RMSE excess over float (white: +-{tolerance:g} Hz)")
+        fig.tight_layout()
+        fig.savefig(folder / "sweep_grid.png", dpi=100)
+        plt.close(fig)
+        names.append("sweep_grid.png")
+    return names
+
+
+# --------------------------------------------------------------------------- command
+def run_sweep(base, varies, seeds: int, steps: int, trials: int = DEFAULT_TRIALS,
+              tolerance: float = DEFAULT_TOLERANCE_HZ, executor: str = "local",
+              scheduler: str | None = None, workers: int = DEFAULT_WORKERS,
+              progress=None) -> dict:
+    """Run the sweep and return the sweep.json dictionary (nothing is written)."""
+    grid = build_grid(base, varies)
+    seed_list = list(range(seeds))
+    tree, src = base.tree, str(base.source)
+    float_tasks = [(None, src, None, s, steps, trials) for s in seed_list]
+    fixed_tasks = [(tree, src, g["overrides"], s, steps, trials) for g in grid for s in seed_list]
+    t0 = time.time()
+    results = execute(float_tasks + fixed_tasks, executor, scheduler, workers, progress)
+    summary = summarize(grid, seed_list, results[len(float_tasks):], results[:len(float_tasks)],
+                        varies, tolerance)
+    return {
+        "base_config": {"name": base.name, "source": src, "tree": tree},
+        "vary": {f: vals for f, vals in varies},
+        "vary_keys": {f: [FRIENDLY[f][0]] + ([FRIENDLY[f][1]] if FRIENDLY[f][1] else [])
+                      if f in FRIENDLY else [f] for f, _ in varies},
+        "seeds": seed_list, "steps": steps, "trials": trials, "N": N_AFFERENTS,
+        "dt_s": 0.0005, "task": "fig3 teacher-student (10/50 Hz groups), final weights on the 50-sample test set",
+        "tolerance_hz": tolerance,
+        "tolerance_rule": ("smallest width whose mean (over seeds) final rate-RMSE excess over "
+                           "float64 is within +-tolerance_hz at that width and all larger "
+                           "widths, other varied fields at their max"),
+        **summary,
+        "provenance": {"executor": executor, "workers": workers, "scheduler": scheduler,
+                       "tasks": len(float_tasks) + len(fixed_tasks),
+                       "wall_s": round(time.time() - t0, 1)},
+    }
+
+
+def _nonneg_float(name):
+    def parse(text):
+        try:
+            value = float(text)
+        except ValueError:
+            raise argparse.ArgumentTypeError(f"{name} must be a number >= 0 (got {text!r})")
+        if not (value >= 0 and math.isfinite(value)):
+            raise argparse.ArgumentTypeError(f"{name} must be a number >= 0 (got {text})")
+        return value
+    return parse
+
+
+def _progress_printer(enabled: bool):
+    t0 = time.time()
+
+    def show(done, total):
+        if enabled:
+            sys.stderr.write(f"\r  {done}/{total} runs  {time.time() - t0:6.1f} s")
+            if done == total:
+                sys.stderr.write("\n")
+            sys.stderr.flush()
+    return show
+
+
+def _print_summary(rep: dict, varies) -> None:
+    fields = [f for f, _ in varies]
+    head = " ".join(f"{f:>14s}" for f in fields)
+    print(f"\n  {head} {'rate RMSE [Hz] mean (min..max)':>32s} {'excess [Hz]':>12s} {'w RMS err':>10s}")
+    for p in rep["points"]:
+        vals = " ".join(f"{p['values'][f]:>14d}" for f in fields)
+        r, e, w = p["rate_rmse_hz"], p["excess_hz"], p["w_rmse_vs_float"]
+        print(f"  {vals} {r['mean']:12.3f} ({r['min']:.3f}..{r['max']:.3f}) {e['mean']:12.3f} "
+              f"{w['mean']:10.3g}")
+    fl = rep["float"]
+    print(f"  float64: {fl['rate_rmse_hz']['mean']:.3f} Hz ({fl['rate_rmse_hz']['min']:.3f}.."
+          f"{fl['rate_rmse_hz']['max']:.3f}); initial weights: {fl['initial_rate_rmse_hz']['mean']:.3f} Hz")
+    print(f"\n  recommended minimum widths (mean final rate-RMSE excess over float64 within "
+          f"+-{rep['tolerance_hz']:g} Hz at this and every larger width; other fields at their max):")
+    for f, w in rep["recommended"].items():
+        text = str(w) if w is not None else f"none in the range (outside tolerance at {f}={max(rep['vary'][f])})"
+        print(f"    {f}: {text}")
+
+
+def cmd_sweep(args) -> int:
+    base = _load_config(args.config)
+    if base.is_float:
+        raise UsageError(f"--config {args.config}: sweep needs a fixed-point config (kind: fixed)")
+    varies = [parse_vary(v) for v in args.vary]
+    seen = set()
+    for f, _ in varies:
+        keys = {FRIENDLY[f][0], FRIENDLY[f][1]} - {None} if f in FRIENDLY else {f}
+        if keys & seen:
+            raise UsageError(f"--vary {f}: varies config key {sorted(keys & seen)[0]} twice")
+        seen |= keys
+    build_grid(base, varies)            # every point validated before anything runs
+    if args.executor != "dask" and args.scheduler:
+        raise UsageError("--scheduler needs --executor dask")
+    out = Path(args.out)
+    existed = out.exists()
+    check_out_dir(out)
+    tmp = Path(tempfile.mkdtemp(prefix=".natgrad-sweep-", dir=out))
+    try:
+        n_points = len(build_grid(base, varies))
+        print(f"natgrad sweep: base {base.name}, {n_points} configs x {args.seeds} seeds "
+              f"({args.trials} trials each, N = {N_AFFERENTS}), {args.steps} steps "
+              f"({args.steps * 0.0005:g} s), executor {args.executor}")
+        rep = run_sweep(base, varies, args.seeds, args.steps, args.trials, args.tolerance,
+                        args.executor, args.scheduler, args.workers,
+                        _progress_printer(not args.quiet and sys.stderr.isatty()))
+        _print_summary(rep, varies)
+        (tmp / "sweep.json").write_text(json.dumps(rep, indent=1) + "\n")
+        names = ["sweep.json"] + write_plots(rep, varies, args.tolerance, base.name, tmp)
+        for name in names:
+            os.replace(tmp / name, out / name)
+        print(f"  wrote {', '.join(str(out / n) for n in names)}")
+        print(f"  wall time {rep['provenance']['wall_s']:.1f} s")
+    except BaseException:
+        if not existed:
+            shutil.rmtree(out, ignore_errors=True)
+        raise
+    finally:
+        shutil.rmtree(tmp, ignore_errors=True)
+    return 0
+
+
+def add_parser(sub) -> None:
+    s = sub.add_parser("sweep", help="final accuracy against bit widths over configs x seeds",
+                       description=__doc__.splitlines()[0])
+    s.add_argument("--config", default="hw_configs/fxp16.yaml",
+                   help="base hardware config (default: hw_configs/fxp16.yaml)")
+    s.add_argument("--vary", action="append", required=True, metavar="FIELD=LO:HI[:STEP]",
+                   help="inclusive integer range of a field; repeat for a grid. Fields: "
+                        + ", ".join(FRIENDLY) + ", or any integer config key (e.g. potential.bits)")
+    s.add_argument("--seeds", type=_pos_int("--seeds"), default=4,
+                   help="number of seeds 0..S-1 (default 4)")
+    s.add_argument("--steps", type=_nonneg_int("--steps"), default=DEFAULT_STEPS,
+                   help=f"time steps of 0.5 ms per run (default {DEFAULT_STEPS} = 10 s)")
+    s.add_argument("--trials", type=_pos_int("--trials"), default=DEFAULT_TRIALS,
+                   help=f"teacher-student trials per seed (default {DEFAULT_TRIALS})")
+    s.add_argument("--tolerance", type=_nonneg_float("--tolerance"), default=DEFAULT_TOLERANCE_HZ,
+                   help="allowed |mean final rate-RMSE excess over float64|, Hz "
+                        f"(default {DEFAULT_TOLERANCE_HZ})")
+    s.add_argument("--executor", choices=("local", "dask", "serial"), default="local",
+                   help="local process pool (default), a Dask cluster, or serial in-process")
+    s.add_argument("--scheduler", default=None,
+                   help="Dask scheduler address (default with --executor dask: a LocalCluster)")
+    s.add_argument("--workers", type=_pos_int("--workers"), default=DEFAULT_WORKERS,
+                   help=f"processes of the local pool / LocalCluster (default {DEFAULT_WORKERS})")
+    s.add_argument("--out", default="natgrad-sweep", help="output folder (default natgrad-sweep/)")
+    s.add_argument("--quiet", action="store_true", help="no progress line")
+    s.set_defaults(func=cmd_sweep)

@@ -1,0 +1,104 @@
+"""natgrad deploy: the chip integers of the discretize step, written as YAML."""
+import base64
+import math
+import zlib
+
+import numpy as np
+import pytest
+import yaml
+
+from emulator.task import fig3_task
+from natgrad.cli import main
+
+
+def _exit(args, capsys):
+    with pytest.raises(SystemExit) as exc:
+        main(args)
+    return exc.value.code, capsys.readouterr()
+
+
+@pytest.fixture(scope="module")
+def loihi2(tmp_path_factory):
+    out = tmp_path_factory.mktemp("dep") / "deploy.yaml"
+    assert main(["deploy", "--config", "hw_configs/loihi2.yaml", "--out", str(out)]) == 0
+    return yaml.safe_load(out.read_text())
+
+
+def test_loads_back_and_decays_exact(loihi2):
+    dt, tau_m, tau_s = 0.0005, 0.010, 0.003
+    tr = loihi2["traces"]
+    assert tr["decay_frac"] == 12
+    assert tr["decay_m"] == round(math.exp(-dt / tau_m) * 2**12) == 3896   # 4096 * 0.951229
+    assert tr["decay_s"] == round(math.exp(-dt / tau_s) * 2**12) == 3467
+    assert tr["impulse"] == 16 and tr["max"] == 127
+    assert all(isinstance(v, int) for v in (tr["decay_m"], tr["decay_s"], tr["impulse"]))
+
+
+def test_luts(loihi2):
+    sig = loihi2["luts"]["sigmoid"]
+    assert sig["lut_bits"] == 8 and len(sig["values"]) == 2**8 + 1 == sig["entries"]
+    v = np.array(sig["values"])
+    assert v[0] >= 0 and v[-1] <= 2**sig["frac"] and np.all(np.diff(v) >= 0)
+    assert sig["axis"]["lo"] == -128.0 and sig["axis"]["step"] == 1.0
+    g = loihi2["luts"]["gamma_s"]
+    assert g["encoding"] == "list" and np.array(g["values"]).shape == (64, 64) == tuple(g["shape"])
+    assert g["axes"]["m"]["lo"] == -32.0 and g["axes"]["v"]["n"] == 64
+
+
+def test_constants_round_trip(loihi2):
+    mb = loihi2["constants"]["mant_bits"]
+    seen = 0
+    for name, c in loihi2["constants"].items():
+        if isinstance(c, dict) and "mant" in c:
+            assert abs(c["mant"]) < 2**mb
+            assert abs(c["mant"] * 2.0 ** -c["shift"] - c["float"]) <= 2.0 ** -(mb - 1) * abs(c["float"])
+            assert loihi2["discretize_info"][name]["rel_err"] == c["rel_err"] <= 2.0 ** -(mb - 1)
+            seen += 1
+    assert seen == 5   # usp_scale, c_w, phi_max_dt, eta, inv_c_eps
+    info = loihi2["discretize_info"]
+    assert info["decay_m"]["realised"] == 3896 / 4096
+    assert info["homo_c_eps_over_r"]["max_rel_err"] < 2.0 ** -(mb - 1)
+
+
+def test_weights_and_rule(loihi2):
+    w = loihi2["weights"]
+    task = fig3_task(n_trials=1, N=100, seed=0)
+    mant = np.array(w["mantissas"])
+    assert w["exponent"] == -14 and mant.shape == (1, 100)
+    assert np.all(np.abs(mant * 2.0 ** w["exponent"] - task.w_init[0]) <= 2.0 ** (w["exponent"] - 1))
+    rule = loihi2["learning_rule"]
+    assert rule["status"] == "provisional"
+    assert "u0*t*x1*(y2-64)" in rule["rule"] and "u0*(y3-64)*w" in rule["rule"]
+    assert len(rule["tags"]["values"]) == 100 and max(rule["tags"]["values"]) <= 255
+
+
+def test_compact_table_and_no_rule_for_generic(tmp_path):
+    out = tmp_path / "l1.yaml"
+    assert main(["deploy", "--config", "loihi1", "--out", str(out), "--lut-format", "compact"]) == 0
+    rec = yaml.safe_load(out.read_text())
+    g = rec["luts"]["gamma_s"]
+    table = np.frombuffer(zlib.decompress(base64.b64decode(g["data"])), "<u4").reshape(g["shape"])
+    assert table.shape == (32, 32) and table.max() <= 2 ** g["bits"] - 1
+    assert "learning_rule" not in rec
+
+
+@pytest.mark.parametrize("make_out, needle", [
+    (lambda p: p / "missing" / "d.yaml", "cannot write"),
+    (lambda p: p, "is a folder"),
+])
+def test_unwritable_out_exit_2(tmp_path, capsys, make_out, needle):
+    out = make_out(tmp_path)
+    code, cap = _exit(["deploy", "--out", str(out)], capsys)
+    lines = cap.err.strip().splitlines()
+    assert code == 2 and len(lines) == 1 and needle in lines[0] and "Traceback" not in cap.err
+    assert [p.name for p in tmp_path.iterdir()] == []
+
+
+def test_bad_config_exit_2(tmp_path, capsys):
+    bad = tmp_path / "bad.yaml"
+    bad.write_text("name: x\nkind: fixed\n")
+    out = tmp_path / "d.yaml"
+    code, cap = _exit(["deploy", "--config", str(bad), "--out", str(out)], capsys)
+    assert code == 2 and "missing key 'traces'" in cap.err and not out.exists()
+    code, cap = _exit(["deploy", "--rates", "10,x", "--out", str(out)], capsys)
+    assert code == 2 and "--rates" in cap.err and not out.exists()
