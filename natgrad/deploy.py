@@ -308,6 +308,66 @@ def loihi2_rule(d) -> dict:
 
 
 # --------------------------------------------------------------------------- output
+def _read_table(t: dict) -> np.ndarray:
+    if t["encoding"] == "list":
+        return np.asarray(t["values"], dtype=np.int64).reshape(t["shape"])
+    raw = zlib.decompress(base64.b64decode(t["data"]))
+    return np.frombuffer(raw, "<u4").astype(np.int64).reshape(t["shape"])
+
+
+def load_deployment(path) -> tuple:
+    """Read a ``deploy.yaml`` back into the emulator: ``(Discretized, w_int (1, M, N))``.
+
+    Nothing is recomputed from floats: every integer of the datapath (decays, constants,
+    tables, rates, initial weight mantissas) is taken from the file, so running the
+    emulator with the result reproduces what the chip would do with these integers.
+    """
+    import yaml
+
+    from emulator import discretize as D
+    from emulator.hwconfig import validate
+    from emulator.params import NeuronParams
+
+    rec = yaml.safe_load(Path(path).read_text())
+    cfg = validate(rec["config"]["tree"], str(path))
+    neuron = {k: v for k, v in rec["model"]["neuron"].items() if k != "c_eps"}
+    params = NeuronParams(**neuron)
+    f, tr, c, lut = rec["formats"], rec["traces"], rec["constants"], rec["luts"]
+    tf = rec["third_factor"]
+    d = D.Discretized(
+        cfg=cfg, params=params,
+        trace_frac=f["traces"]["frac"], trace_max=tr["max"],
+        usp_frac=f["usp"]["frac"], usp_bits=f["usp"]["bits"],
+        w_frac=f["weights"]["frac"], w_bits=f["weights"]["bits"], w_extra=f["weights"]["extra_frac"],
+        v_frac=f["potential"]["frac"], v_bits=f["potential"]["bits"],
+        sigma_frac=f["sigma"]["frac"], err_frac=f["error"]["frac"],
+        gamma_frac=f["gamma_s"]["frac"], gamma_bits=f["gamma_s"]["bits"],
+        bracket_frac=f["bracket"]["frac"], bracket_bits=f["bracket"]["bits"],
+        post_frac=f["post"]["frac"], post_bits=f["post"]["bits"],
+        trace_rounding=f["traces"]["rounding"], usp_rounding=f["usp"]["rounding"],
+        w_rounding=f["weights"]["rounding"], v_rounding=f["potential"]["rounding"],
+        bracket_rounding=f["bracket"]["rounding"], post_rounding=f["post"]["rounding"],
+        decay_frac=tr["decay_frac"], decay_m=tr["decay_m"], decay_s=tr["decay_s"],
+        impulse=tr["impulse"],
+        usp_mant=c["usp_scale"]["mant"], usp_shift=c["usp_scale"]["shift"],
+        homo_mant=np.asarray(rec["homosynaptic"]["mantissas"], np.int64),
+        homo_shift=rec["homosynaptic"]["shift"], cu_q=c["c_eps_c_u"]["int"],
+        cw_mant=c["c_w"]["mant"], cw_shift=c["c_w"]["shift"],
+        phidt_mant=tf["phi_max_dt"]["mant"], phidt_shift=tf["phi_max_dt"]["shift"],
+        eta_mant=tf["eta"]["mant"], eta_shift=tf["eta"]["shift"],
+        rates_q=np.asarray(rec["rates_q"]["values"], np.int64),
+        inv_ceps_mant=c["inv_c_eps"]["mant"], inv_ceps_shift=c["inv_c_eps"]["shift"],
+        sigma_lut=_read_table(lut["sigmoid"]), sigma_lut_bits=lut["sigmoid"]["lut_bits"],
+        sigma_interp=lut["sigmoid"]["interpolate"],
+        gamma_lut=_read_table(lut["gamma_s"]),
+        gamma_m_bits=lut["gamma_s"]["axes"]["m"]["lut_bits"],
+        gamma_v_bits=lut["gamma_s"]["axes"]["v"]["lut_bits"],
+        gamma_epoch=lut["gamma_s"]["epoch_steps"],
+    )
+    w_int = np.asarray(rec["weights"]["mantissas"], np.int64)
+    return d, w_int.reshape((1,) + w_int.shape[-2:]) if w_int.ndim >= 2 else w_int.reshape(1, 1, -1)
+
+
 def dump_yaml(rec: dict) -> str:
     import yaml
     head = (f"# {FORMAT_VERSION}: chip integers of natgrad config '{rec['config']['name']}'\n"

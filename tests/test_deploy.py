@@ -102,3 +102,29 @@ def test_bad_config_exit_2(tmp_path, capsys):
     assert code == 2 and "missing key 'traces'" in cap.err and not out.exists()
     code, cap = _exit(["deploy", "--rates", "10,x", "--out", str(out)], capsys)
     assert code == 2 and "--rates" in cap.err and not out.exists()
+
+
+@pytest.mark.parametrize("config", ["loihi2", "fxp16"])
+def test_deploy_round_trips_bit_for_bit(tmp_path, config):
+    """deploy.yaml read back (natgrad.deploy.load_deployment: integers only, nothing
+    recomputed from floats) drives the emulator to exactly the run of the config itself."""
+    from emulator import datapath
+    from emulator import run as R
+    from emulator.kernels import run_chunk
+    from emulator.spikes import SpikeSource
+    from emulator.task import fig3_task
+    from natgrad.deploy import load_deployment
+
+    out = tmp_path / "deploy.yaml"
+    assert main(["deploy", "--config", config, "--out", str(out), "--seed", "4"]) == 0
+    d, w_int = load_deployment(out)
+    task = fig3_task(n_trials=1, N=100, seed=4)
+    steps = 3000
+    state = datapath.init_state(d, w_int * 2.0 ** -d.w_frac)
+    X, Y = SpikeSource(task, 4).next(steps)
+    rec = {n: np.zeros((0, 1, 1, 1), np.int64) for n in R.RECORDABLE}
+    run_chunk(d, state, X, Y, 4, 0, rec, 0, np.zeros((1, 1), np.int64))
+    ref = R.run(config, task, steps, 4).state
+    for field in ("acc", "a_m", "a_s", "v", "gamma", "post", "counts", "first"):
+        np.testing.assert_array_equal(getattr(state, field), getattr(ref, field), err_msg=field)
+    assert np.any(state.acc != w_int)
