@@ -358,11 +358,16 @@ def kernel_args(d: Discretized, state: State, seed: int, record_every: int, rec_
 
 
 def run_chunk(d: Discretized, state: State, X, Y, seed: int, record_every: int, rec_int: dict,
-              row: int, spike_count: np.ndarray) -> int:
+              row: int, spike_count: np.ndarray, parallel: bool = False) -> int:
     """Advance ``state`` over one chunk with the fused kernel; same contract as the numpy
-    loop in :func:`emulator.run.run`.  Returns the next free recording row."""
+    loop in :func:`emulator.run.run`.  Returns the next free recording row.
+
+    ``parallel=True`` spreads the trials over numba's threads.  It is opt-in: starting
+    numba's thread pool fixes the process's multiprocessing start method, after which
+    libraries that set it themselves at import (Lava 0.10 does) fail to import.
+    """
     k0 = state.step
-    kernel = run_chunk_kernel_parallel if X.shape[1] > 1 else run_chunk_kernel
+    kernel = run_chunk_kernel_parallel if parallel and X.shape[1] > 1 else run_chunk_kernel
     row = kernel(
         np.ascontiguousarray(X, np.uint8), np.ascontiguousarray(Y, np.uint8), np.int64(k0),
         *kernel_args(d, state, seed, record_every, rec_int, row, spike_count))

@@ -81,7 +81,7 @@ def default_eta() -> float:
 
 def run(config, task: Task, steps: int, seed: int, *, eta: float | None = None,
         record: tuple = (), record_every: int = 0, backend: str = "numba",
-        chunk_steps: int = 4000, trials=None,
+        chunk_steps: int = 4000, trials=None, parallel: bool = False,
         progress: Callable[[int], None] | None = None) -> RunResult:
     """Run the approximate natural-gradient rule on ``task`` for ``steps`` steps.
 
@@ -96,6 +96,7 @@ def run(config, task: Task, steps: int, seed: int, *, eta: float | None = None,
     backend : ``'numba'`` (fused kernel) or ``'numpy'``; bit-identical
     chunk_steps : steps per time chunk (does not change results)
     trials : global trial ids to run (default: all of the task's trials)
+    parallel : numba backend only: trials on all cores (same bits; see kernels.run_chunk)
     progress : called with the number of steps done after every chunk
     """
     cfg = _as_config(config)
@@ -139,7 +140,7 @@ def run(config, task: Task, steps: int, seed: int, *, eta: float | None = None,
         X, Y = src.next(n)
         teach_spk += Y.sum(axis=0, dtype=np.int64)
         if backend == "numba":
-            row = kernel_chunk(d, state, X, Y, seed, record_every, rec_int, row, out_spk)
+            row = kernel_chunk(d, state, X, Y, seed, record_every, rec_int, row, out_spk, parallel)
         else:
             for t in range(n):
                 datapath.step(d, state, X[t], Y[t], seed, idx)

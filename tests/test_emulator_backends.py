@@ -76,3 +76,22 @@ def test_bad_arguments():
         R.run("fxp16", task, -1, 0)
     with pytest.raises(ValueError, match="backend"):
         R.run("fxp16", task, 1, 0, backend="cuda")
+
+
+def test_parallel_kernel_gives_the_same_bits():
+    """Trials spread over threads (per-trial counters, reduced) change nothing."""
+    import subprocess
+    import sys
+    # in a child process: numba's thread pool must not start inside the test process,
+    # which later imports Lava (see emulator.kernels.run_chunk)
+    code = ("import numpy as np; from emulator import run as R; from emulator.task import fig3_task;"
+            "t = fig3_task(n_trials=5, N=30, M=2, seed=1, w_scale=0.03);"
+            "a = R.run('loihi2', t, 1500, 3, record=('weights',), record_every=100);"
+            "b = R.run('loihi2', t, 1500, 3, record=('weights',), record_every=100, parallel=True);"
+            "np.testing.assert_array_equal(a.w_int, b.w_int);"
+            "np.testing.assert_array_equal(a.record['weights'], b.record['weights']);"
+            "np.testing.assert_array_equal(a.state.counts, b.state.counts);"
+            "np.testing.assert_array_equal(a.state.first, b.state.first);"
+            "assert a.state.counts.sum() > 0")
+    proc = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=300)
+    assert proc.returncode == 0, proc.stderr[-2000:]
