@@ -180,6 +180,10 @@ def _g_matrix(I1, c2, c3, m, v, q):
     return g1, g2, g3, g4
 
 
+#: ``_g_matrix`` compiled for scalars (same source, used inside the numba step loop).
+_g_matrix_scalar = numba.njit(cache=True)(_g_matrix)
+
+
 def coefficients(m, v, q, params: NeuronParams = DEFAULT_PARAMS):
     """Natural-gradient coefficients (γ_s, g1, g2, g3, g4) of SPEC §2.2.1 (paper Eqs. 77-109).
 
@@ -371,15 +375,7 @@ def _run_chunk(W, x, y, r, ceps_over_r, q, ceps, beta, theta, phidt, A, c_u, c_w
                     continue
                 if rule == 1:
                     I1, c2, c3 = _moments_scalar(mm, vv, beta, theta, A, 3)
-                    a = I1 * (1.0 + q) + mm * c2
-                    b = q * c2 + mm * c3
-                    cc = mm * I1 + vv * c2
-                    d = I1 + mm * c2 + vv * c3
-                    det = a * d - b * cc
-                    g1 = -(I1 * d - c2 * cc) / det
-                    g2 = -(c2 * a - I1 * b) / det
-                    g3 = -(c2 * d - c3 * cc) / det
-                    g4 = -(c3 * a - c2 * b) / det
+                    g1, g2, g3, g4 = _g_matrix_scalar(I1, c2, c3, mm, vv, q)
                     gu = -ceps * (ceps * S * g1 + V * g3)
                     gw = ceps * S * g2 + V * g4
                 else:
