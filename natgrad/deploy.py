@@ -9,10 +9,9 @@ as mantissa and shift, the third-factor (post-factor) scalings, and a ``discreti
 block with the float value, the realised value and the relative error of every constant.
 The integers are taken from the record, never recomputed here.
 
-For Loihi 2 configs the file also carries a learning-engine rule string with its scale
-constants and tag values.  The learning-engine mapping (path 2, ``lava_procs``) is not
-finished, so that block is the mapping of ``LAVA_NOTES.md`` ("A mapping that runs") and is
-marked ``status: provisional``.
+For Loihi 2 configs the file also carries the learning-engine mapping (lava_procs path 2,
+``emulator.learning_engine``): the sum-of-products rule string, its trace, tag, weight and
+third-factor constants, as run bit-exactly on Lava's ``LearningDense`` in the tests.
 
 Conventions in the file: a value with ``mant`` and ``shift`` is ``mant * 2**-shift``; a
 value with ``int`` and ``frac`` is ``int * 2**-frac``; a format ``S/U bits.frac`` holds
@@ -34,12 +33,6 @@ from natgrad.cli import UsageError, _load_config, _nonneg_int, _pos_int
 FORMAT_VERSION = "natgrad-deploy/1"
 #: Tables with more entries than this are written compactly (zlib + base64) in auto mode.
 LIST_LIMIT = 65536
-#: Learning-engine widths of Loihi 2 (LAVA_NOTES): traces and third factors 7 bits
-#: unsigned (offset code 64), tag t 9 bits signed, literal mantissa [-8, 7], exponent [-7, 8].
-LE_TRACE_BITS, LE_TAG_BITS, LE_Y_OFFSET = 7, 9, 64
-LE_LIT_MANT_BITS, LE_LIT_EXP = 3, (-7, 8)
-
-RULE_TEMPLATE = "dw = u0*t*x1*(y2-64) - u0*t*x2*(y2-64) - S*u0*(y2-64) + u0*(y3-64)*w"
 
 
 # --------------------------------------------------------------------------- helpers
@@ -202,7 +195,7 @@ def deploy_record(cfg, rates: np.ndarray | None = None, seed: int = 0, n_afferen
                                "POST_B_FRAC": D.POST_B_FRAC},
     }
     if cfg.name.lower().startswith("loihi2"):
-        rec["learning_rule"] = loihi2_rule(d)
+        rec["learning_rule"] = loihi2_rule(task, eta)
     rec["discretize_info"] = {
         "what": "float value, realised integer value and relative error of every constant",
         "decay_m": _const(info["decay_m"]),
@@ -223,91 +216,41 @@ def deploy_record(cfg, rates: np.ndarray | None = None, seed: int = 0, n_afferen
     return rec
 
 
-def loihi2_rule(d) -> dict:
-    """Learning-engine rule (LAVA_NOTES "A mapping that runs"), status provisional.
+def loihi2_rule(task, eta: float) -> dict:
+    """The Loihi 2 learning-engine mapping of the rule (lava_procs path 2) for ``task``.
 
-    Exact scales in *visible weight LSB per step*; Lava's fixed-point product shift
-    (``max(0, sum of widths + 4 - 15)``) and its accumulator (``w << 7``) are not folded in:
-    that calibration belongs to the learning-engine mapping in ``lava_procs``.
+    Taken from :func:`emulator.learning_engine.design_for_task`, the design that
+    ``tests/test_lava_path2.py`` runs on Lava's ``LearningDense`` bit-exactly against the
+    emulator's learning-engine mode; ``docs/learning_engine.md`` derives every constant.
     """
-    from emulator.discretize import const_mantissa
+    from emulator.learning_engine import design_for_task
 
-    tf, wf = d.trace_frac, d.w_frac
-    # tag t_i = c_eps/r_i * usp_scale * 2**kt, from the two discretized mantissas
-    prod = d.homo_mant.astype(np.int64) * int(d.usp_mant)          # * 2**-(homo_shift+usp_shift)
-    pmax = int(np.max(np.abs(prod))) if prod.size else 0
-    tag_max = 2 ** (LE_TAG_BITS - 1) - 1
-    drop = max(0, pmax.bit_length() - (LE_TAG_BITS - 1))
-    if pmax and ((pmax + (1 << drop >> 1)) >> drop) > tag_max:
-        drop += 1
-    tags = (prod + ((1 << drop) >> 1)) >> drop if drop else prod
-    kt = d.homo_shift + d.usp_shift - drop
-    want = d.homo_mant * 2.0**-d.homo_shift * (d.usp_mant * 2.0**-d.usp_shift)
-    tag_rel = float(np.max(np.abs(tags * 2.0**-kt - want) / np.where(want > 0, want, 1.0))) \
-        if prod.size else 0.0
-    # y2 - 64 = top 7 bits of the post factor P (S post_bits . post_frac)
-    y2_drop = d.post_bits - LE_TRACE_BITS
-    q2 = d.post_frac - y2_drop                                      # P = (y2-64) * 2**-q2
-    # y3 - 64 = c_w * V * P * 2**q3, q3 as large as the formats' ranges allow
-    cw = d.cw_mant * 2.0**-d.cw_shift
-    g_max = cw * 2.0 ** (d.post_bits - 1 - d.post_frac) * 2.0 ** (d.v_bits - 1 - d.v_frac)
-    q3 = int(math.floor(math.log2((LE_Y_OFFSET - 1) / g_max)))
-    # scales of the four products, weight LSB per unit integer product
-    e_x = wf - kt - tf - q2
-    s_val = d.cu_q * 2.0 ** (wf - q2 - d.bracket_frac)
-    s_mant, s_shift = const_mantissa(s_val, LE_LIT_MANT_BITS)
-    e_y3 = -q3
-
-    def lit(mant, exp):
-        return f"{mant}*2^{exp}" if mant != 1 else f"2^{exp}"
-
-    rule = (f"dw = {lit(1, e_x)}*u0*t*x1*(y2-64) - {lit(1, e_x)}*u0*t*x2*(y2-64)"
-            f" - {lit(s_mant, -s_shift)}*u0*(y2-64) + {lit(1, e_y3)}*u0*(y3-64)*w")
-    lo, hi = LE_LIT_EXP
+    ds = design_for_task(task, eta)
     return {
-        "status": "provisional",
-        "why": ("the learning-engine mapping (path 2, lava_procs) is not built yet; this is the "
-                "mapping of LAVA_NOTES.md 'A mapping that runs', scaled from the Discretized "
-                "record, not yet run or calibrated under Lava"),
-        "rule_template": RULE_TEMPLATE,
-        "rule": rule,
-        "variables": {
-            "x1": f"a_m trace, impulse {d.impulse}, decay {d.decay_m}/2^{d.decay_frac} "
-                  f"(tau {d.params.tau_m / d.params.dt:g} steps)",
-            "x2": f"a_s trace, impulse {d.impulse}, decay {d.decay_s}/2^{d.decay_frac} "
-                  f"(tau {d.params.tau_s / d.params.dt:g} steps)",
-            "t": f"static per-synapse tag = round(c_eps/r_i * usp_scale * 2^{kt})",
-            "y2": f"64 + (P >> {y2_drop}), P the post factor in S{d.post_bits}.{d.post_frac}",
-            "y3": f"64 + round(c_w * V * P * 2^{q3}), saturated to [0, 127]",
-            "w": f"visible weight mantissa, S{d.w_bits}.{d.w_frac}",
-        },
-        "tags": {"kt": kt, "values": _ints(tags), "max_rel_err": tag_rel,
-                 "from": "(homo_mant * usp_mant) >> "
-                         f"{drop} (half-up), homo_shift {d.homo_shift} + usp_shift {d.usp_shift}"},
+        "status": "tested: bit-exact with Lava 0.10 LearningDense (tests/test_lava_path2.py)",
+        "rule": ds.rule,
+        "learning_rule_class": "Loihi3FLearningRule",
+        "products": [{"term": p.render(), "coef": float(p.coef)} for p in ds.products],
+        "traces": {"x1_impulse": ds.k_x, "x2_impulse": ds.k_x, "x1_tau": ds.x1_tau,
+                   "x2_tau": ds.x2_tau},
+        "weights": {"weight_exp": ds.weight_exp, "lsb": ds.lsb_w, "frac": ds.w_frac},
+        "tags": {"what": "tag_1 = round(T / r_i), c_eps/r_i on a static per-synapse tag",
+                 "scale_T": float(ds.tag_scale), "step": ds.tag_step,
+                 "values": _ints(ds.tags)},
         "third_factors": {
-            "y2": {"offset": LE_Y_OFFSET, "encodes": "P", "shift_right": y2_drop,
-                   "scale": f"P = (y2 - 64) * 2^-{q2}", "q": q2},
-            "y3": {"offset": LE_Y_OFFSET, "encodes": "c_w * V * P", "c_w_mant": d.cw_mant,
-                   "c_w_shift": d.cw_shift, "scale": f"c_w V P = (y3 - 64) * 2^-{q3}", "q": q3,
-                   "range": "q chosen so |c_w V P| over the full V and P formats fits 63"},
+            "events": "P = eta gamma_s (1-sigma) e sent as events of size E_q with probability "
+                      "|P|/E_q: positive on the back-propagating spike (y0), negative as y1 = 64",
+            "event_size_E_q": float(ds.e_q), "constant_per_event_acc_units": ds.c_ev,
+            "y3": "64 + Vq, V in steps of v_lsb mV", "v_lsb_mV": float(ds.v_lsb),
         },
-        "scales": {
-            "x_terms": {"exp": e_x, "meaning": "t*x*(y2-64) * 2^exp = P*c_eps/r*usp*a in weight LSB"},
-            "S": {"float": s_val, "mant": s_mant, "exp": -s_shift,
-                  "rel_err": _rel(s_mant * 2.0**-s_shift, s_val),
-                  "meaning": "c_eps*c_u * 2^(w_frac - q2), from cu_q"},
-            "y3_term": {"exp": e_y3, "meaning": "(y3-64)*w * 2^exp = c_w V P w in weight LSB"},
-        },
-        "fits_literal_range": {
-            "x_terms": lo <= e_x <= hi, "S": lo <= -s_shift <= hi, "y3_term": lo <= e_y3 <= hi,
-            "range": f"mant in [-8, 7], exp in [{lo}, {hi}]",
-            "note": "Lava shifts each product right by max(0, widths + 4 - 15) and accumulates "
-                    "w << 7; fold both into the exponents when calibrating under Lava",
-        },
+        "neuron_integers": {"decay_m": ds.dm, "decay_s": ds.ds,
+                            "phi_max_dt": {"mant": ds.phidt_mant, "shift": ds.phidt_shift},
+                            "eta_over_E_q": {"mant": ds.k_mant, "shift": ds.k_shift},
+                            "inv_v_lsb": {"mant": ds.vq_mant, "shift": ds.vq_shift},
+                            "sigma_lut": _ints(ds.sigma_lut)},
     }
 
 
-# --------------------------------------------------------------------------- output
 def _read_table(t: dict) -> np.ndarray:
     if t["encoding"] == "list":
         return np.asarray(t["values"], dtype=np.int64).reshape(t["shape"])
