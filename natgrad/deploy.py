@@ -227,7 +227,8 @@ def loihi2_rule(task, eta: float) -> dict:
 
     ds = design_for_task(task, eta)
     return {
-        "status": "tested: bit-exact with Lava 0.10 LearningDense (tests/test_lava_path2.py)",
+        "status": "design of lava_procs path 2, bit-exact with Lava 0.10 LearningDense in "
+                  "tests/test_lava_path2.py (N = 20); this instance: same construction",
         "rule": ds.rule,
         "learning_rule_class": "Loihi3FLearningRule",
         "products": [{"term": p.render(), "coef": float(p.coef)} for p in ds.products],
