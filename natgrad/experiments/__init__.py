@@ -1,0 +1,101 @@
+"""``natgrad experiment NAME``: reproductions of the paper's figures (SPEC §3).
+
+Each experiment is a function ``NAME(scale='small', config=None, seed=0, out=None, **overrides)``
+returning a JSON-able dict (the plotted numbers, an ``effect`` section with the paper's expected
+effect as numbers, and with a fixed-point ``config`` an ``effect_config`` section and the
+emulator's saturation/underflow counters); with ``out`` it writes PNG figures and ``NAME.json``.
+``overrides`` replace entries of the scale preset (``FIGx_PRESETS``), e.g. ``n_trials=4``.
+
+The float64 reference runs by default.  With a fixed-point config the approximate-rule parts
+also run on the integer emulator (:func:`emulator.run.run`) on the same spikes, while the exact
+natural and Euclidean parts stay float64, so both are overlaid in the figures and the JSON.
+"""
+from __future__ import annotations
+
+from pathlib import Path
+
+from .fig3 import fig3de, fig3f
+from .fig4_5 import fig4, fig5
+from .fig7 import fig7
+from .fig12 import fig12
+
+EXPERIMENTS = {
+    "fig3de": (fig3de, "weight paths, vector fields and cost contours, N = 2 (SPEC §3.3)"),
+    "fig3f": (fig3f, "learning curves of Euclidean, natural, approximate rules with min/max spread (Fig 3F, 9A-C)"),
+    "fig4": (fig4, "democratic plasticity: amplitude change against distance from the soma"),
+    "fig5": (fig5, "weight change against USP variance, varying rate and tau_s"),
+    "fig7": (fig7, "homo- and heterosynaptic heat maps and the three sign regimes"),
+    "fig12": (fig12, "angles approx/Euclid vs exact natural update; approximate rule's learning curves"),
+}
+
+__all__ = ["EXPERIMENTS", "add_parser", "run_experiment"] + list(EXPERIMENTS)
+
+
+def run_experiment(name: str, scale: str = "small", config=None, seed: int = 0, out=None, **overrides) -> dict:
+    """Run experiment ``name`` (see :data:`EXPERIMENTS`)."""
+    if name not in EXPERIMENTS:
+        raise ValueError(f"unknown experiment {name!r} (choose from {', '.join(EXPERIMENTS)})")
+    return EXPERIMENTS[name][0](scale=scale, config=config, seed=seed, out=out, **overrides)
+
+
+def _summary(res: dict) -> str:
+    """A few lines with the expected effect's numbers."""
+    import json
+
+    from .common import jsonable
+
+    lines = [f"{res['experiment']} ({res['scale']}, seed {res['seed']}, config {res['config'] or 'float64'}): "
+             f"{res['wall_s']:.1f} s"]
+    for key in ("effect", "effect_config", "counters"):
+        if key in res:
+            text = json.dumps(jsonable(_short(res[key])))
+            lines.append(f"  {key}: {text[:1500]}")
+    for cond, lc in res.get("learning_curves", {}).items():
+        lines.append(f"  learning curves {cond} Hz: {json.dumps(jsonable(_short(lc['effect'])))[:1500]}")
+    return "\n".join(lines)
+
+
+def _short(o, depth=0):
+    """Drop long arrays from a summary."""
+    import numpy as np
+    if isinstance(o, dict):
+        return {k: _short(v, depth + 1) for k, v in o.items()}
+    if isinstance(o, (list, tuple, np.ndarray)):
+        a = np.asarray(o, dtype=object)
+        if a.size > 6:
+            return f"<{a.size} values>"
+        return [_short(v, depth + 1) for v in o]
+    if isinstance(o, (float, np.floating)):
+        return float(f"{float(o):.4g}")
+    return o
+
+
+def cmd_experiment(args) -> int:
+    from natgrad.cli import _load_config, check_out_dir
+
+    cfg = _load_config(args.config) if args.config is not None else None
+    out = Path(args.out) if args.out else Path("natgrad-experiments") / args.name
+    out = check_out_dir(out)
+    res = run_experiment(args.name, scale=args.scale, config=cfg, seed=args.seed, out=out)
+    print(_summary(res))
+    print(f"  wrote {', '.join(res['figures'] + [args.name + '.json'])} to {out}")
+    return 0
+
+
+def add_parser(sub) -> None:
+    from natgrad.cli import _nonneg_int
+
+    e = sub.add_parser("experiment", help="reproduce a figure of the paper (PNG + JSON)",
+                       description="Reproduce a figure of the paper: " +
+                       "; ".join(f"{k}: {v[1]}" for k, v in EXPERIMENTS.items()))
+    e.add_argument("name", choices=list(EXPERIMENTS), metavar="NAME",
+                   help="one of " + ", ".join(EXPERIMENTS))
+    e.add_argument("--config", default=None,
+                   help="hardware config file or bundled name (e.g. loihi2): the approximate-rule parts "
+                        "also run on its integer emulator (default: float64 reference only)")
+    e.add_argument("--scale", choices=("small", "paper"), default="small",
+                   help="small: minutes on 2 cores (default); paper: the paper's trial counts and "
+                        "durations (hours)")
+    e.add_argument("--out", default=None, help="output folder (default natgrad-experiments/NAME)")
+    e.add_argument("--seed", type=_nonneg_int("--seed"), default=0)
+    e.set_defaults(func=cmd_experiment)

@@ -1,0 +1,291 @@
+"""Shared machinery of the paper experiments: presets, the multi-rule float driver on shared
+spikes, hardware-config runs of the approximate rule, and output writing (PNG + JSON).
+
+Every random bit comes from the counter RNG of :mod:`fixedpoint.rng` (through
+:class:`emulator.spikes.SpikeSource` and :func:`emulator.metrics.test_set`), so a float run and
+a hardware-config run with the same task and seed see identical input and teacher spikes.
+"""
+from __future__ import annotations
+
+import json
+import math
+import time
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+
+from emulator.metrics import kl_cost, rate_rmse_hz, test_set, weight_distance
+from emulator.reference import _RULE_CODE, _fkind, _Rule, _run_chunk
+from emulator.spikes import SpikeSource
+from emulator.task import Task
+
+SCALES = ("small", "paper")
+
+
+# ---------------------------------------------------------------------------- presets
+def preset(presets: dict, scale: str, overrides: dict) -> dict:
+    """Merge ``overrides`` into the ``scale`` preset; unknown keys are an error."""
+    if scale not in presets:
+        raise ValueError(f"scale must be one of {tuple(presets)} (got {scale!r})")
+    p = dict(presets[scale])
+    bad = set(overrides) - set(p)
+    if bad:
+        raise ValueError(f"unknown experiment parameter {sorted(bad)[0]!r} (allowed: {', '.join(sorted(p))})")
+    p.update(overrides)
+    return p
+
+
+def steps_of(seconds: float, dt: float = 0.0005) -> int:
+    return int(round(seconds / dt))
+
+
+def _note(msg: str) -> None:
+    """Progress line on stderr (only printed for multi-batch runs, i.e. ``--scale paper``)."""
+    import sys
+    sys.stderr.write(f"[{time.strftime('%H:%M:%S')}] {msg}\n")
+    sys.stderr.flush()
+
+
+# ---------------------------------------------------------------------------- float driver
+@dataclass
+class Curves:
+    """Per-trial metrics of one rule: arrays (E, K) over evaluation times t_s (E,)."""
+
+    t_s: np.ndarray
+    rmse: np.ndarray
+    kl: np.ndarray
+    wdist: np.ndarray
+    W: np.ndarray                  #: (K, M, N) final weights
+    W_record: np.ndarray | None    #: (R, K, M, N) at t_record_s, or None
+    t_record_s: np.ndarray | None
+
+
+def _nb_args(task: Task, rule: str, eta: float):
+    kern = _Rule(rule, task.rates, task.params, task.f, eta)
+    fk = _fkind(task.f, task.N)
+    if fk is None:
+        raise ValueError("parametrization not supported by the compiled loop")
+    pp = task.params
+    return (task.rates, kern.ceps_over_r, kern.q, kern.ceps, pp.beta, pp.theta, kern.phidt,
+            pp.phi_max * pp.beta ** 2, pp.c_u, pp.c_w, kern.eta, _RULE_CODE[rule]) + fk + (
+            np.empty(task.N), np.empty(task.N))
+
+
+def float_rules(task: Task, etas: dict, steps: int, seed: int, eval_every: int | None = None,
+                record_every: int | None = None, batch: int = 64, n_test: int = 50,
+                chunk: int = 2000, progress=None) -> dict:
+    """Run several float64 rules (``etas``: rule -> code-unit learning rate) on *identical*
+    spikes, trials in batches of ``batch``.  Same arithmetic and spikes as
+    :func:`emulator.reference.simulate` (one compiled Euler loop per rule), but the spikes are
+    drawn once for all rules.  Returns rule -> :class:`Curves` (metrics only with ``w_target``).
+    """
+    K = task.n_trials
+    ev = np.arange(0, steps + 1, eval_every) if eval_every else np.array([0, steps])
+    rec = np.arange(0, steps + 1, record_every) if record_every else np.zeros(0, np.int64)
+    ev_set, rec_set = set(ev.tolist()), set(rec.tolist())
+    bounds = sorted(ev_set | rec_set | {steps})
+    args = {r: _nb_args(task, r, eta) for r, eta in etas.items()}
+    out = {r: {"rmse": [], "kl": [], "wd": [], "W": [], "rec": []} for r in etas}
+    has_target = task.w_target is not None
+    nb = -(-K // batch)
+    for b0 in range(0, K, batch):
+        tr = np.arange(b0, min(K, b0 + batch))
+        if nb > 1:
+            _note(f"float64 {'/'.join(etas)}: trials {b0}..{tr[-1]} of {K}")
+        src = SpikeSource(task, seed, tr)
+        Xt = test_set(task, seed, n_test, tr) if has_target else None
+        Wt = task.w_target[tr] if has_target else None
+        W = {r: task.w_init[tr].copy() for r in etas}
+        m = {r: {"rmse": [], "kl": [], "wd": [], "rec": []} for r in etas}
+
+        def events(t):
+            for r in etas:
+                if t in ev_set and has_target:
+                    m[r]["rmse"].append(rate_rmse_hz(W[r], Wt, Xt, task.params, task.f)[:, 0])
+                    m[r]["kl"].append(kl_cost(W[r], Wt, Xt, task.params, task.f)[:, 0])
+                    m[r]["wd"].append(weight_distance(W[r], Wt)[:, 0])
+                if t in rec_set:
+                    m[r]["rec"].append(W[r].copy())
+
+        events(0)
+        t = 0
+        for b in bounds:
+            while t < b:
+                n = min(chunk, b - t)
+                _, Y, x = src.next(n, return_usp=True)
+                Yf = Y.astype(np.float64)
+                for r in etas:
+                    _run_chunk(W[r], x, Yf, *args[r])
+                    if not np.all(np.isfinite(W[r])):
+                        raise FloatingPointError(f"{r}: weights became non-finite (eta too large?)")
+                t += n
+            if b > 0:
+                events(b)
+            if progress is not None:
+                progress(b0, b)
+        for r in etas:
+            o = out[r]
+            if has_target:
+                o["rmse"].append(np.array(m[r]["rmse"]))
+                o["kl"].append(np.array(m[r]["kl"]))
+                o["wd"].append(np.array(m[r]["wd"]))
+            o["W"].append(W[r])
+            if len(rec):
+                o["rec"].append(np.array(m[r]["rec"]))
+    dt = task.params.dt
+    res = {}
+    for r in etas:
+        o = out[r]
+        cat = (lambda key: np.concatenate(o[key], axis=1)) if has_target else (lambda key: None)
+        res[r] = Curves(t_s=ev * dt, rmse=cat("rmse"), kl=cat("kl"), wdist=cat("wd"),
+                        W=np.concatenate(o["W"], axis=0),
+                        W_record=np.concatenate(o["rec"], axis=1) if len(rec) else None,
+                        t_record_s=rec * dt if len(rec) else None)
+    return res
+
+
+# ---------------------------------------------------------------------------- hardware configs
+def config_label(cfg) -> str | None:
+    """Name of a fixed-point config, None for no config or a float64 config."""
+    if cfg is None or getattr(cfg, "is_float", False):
+        return None
+    return cfg.name
+
+
+def chip_run(cfg, task: Task, steps: int, seed: int, eta: float, record_every: int | None = None,
+             batch: int = 50):
+    """The approximate rule on a fixed-point config through :func:`emulator.run.run`, trials in
+    batches of ``batch`` (the emulator's results do not depend on the split).
+
+    Returns (W_record (R+1, K, M, N) incl. the stored initial weights at t = 0, or None;
+    t_s (R+1,); final weights (K, M, N); counters summed over batches).  The emulator stores
+    somatic weights (identity parametrization).
+    """
+    from emulator.run import run
+    if not getattr(task.f, "is_identity", False):
+        raise ValueError("the integer emulator runs the somatic (identity) parametrization only")
+    rec = ("weights",) if record_every else ()
+    recs, finals, counters, t = [], [], {}, None
+    for b0 in range(0, task.n_trials, batch):
+        tr = np.arange(b0, min(task.n_trials, b0 + batch))
+        if task.n_trials > batch:
+            _note(f"{cfg.name} approx: trials {b0}..{tr[-1]} of {task.n_trials}")
+        res = run(cfg, task, steps, seed, eta=eta, record=rec, record_every=record_every or 0, trials=tr)
+        finals.append(res.w_final)
+        if record_every:
+            recs.append(np.concatenate([chip_initial(cfg, task.w_init[tr])[None], res.record["weights"]], axis=0))
+            t = np.concatenate([[0.0], res.record_t_s])
+        for var, c in res.counters.items():
+            dst = counters.setdefault(var, {"first_step": {}})
+            for k, v in c.items():
+                if k != "first_step":
+                    dst[k] = dst.get(k, 0) + int(v)
+    Wr = np.concatenate(recs, axis=1) if record_every else None
+    return Wr, t, np.concatenate(finals, axis=0), counters
+
+
+def chip_initial(cfg, w):
+    """Initial weights as the emulator stores them (rounded to the grid, saturated)."""
+    wt = cfg["weights"]
+    f, e = wt["frac"], wt["extra_frac"]
+    top = 2 ** (wt["bits"] + e - 1)
+    acc = np.clip(np.rint(np.asarray(w, dtype=np.float64) * 2.0 ** (f + e)), -top, top - 1).astype(np.int64)
+    return (acc >> e) * 2.0 ** -f
+
+
+def counters_summary(counters: dict) -> dict:
+    """Non-zero saturation/overflow/underflow counts per variable."""
+    out = {}
+    for var, c in counters.items():
+        nz = {k: int(v) for k, v in c.items() if k != "first_step" and v}
+        if nz:
+            out[var] = nz
+    return out
+
+
+def weight_range(cfg) -> float | None:
+    """Largest representable |w| of a fixed config (None for float)."""
+    if config_label(cfg) is None:
+        return None
+    wt = cfg["weights"]
+    return (2 ** (wt["bits"] - 1) - 1) * 2.0 ** -wt["frac"]
+
+
+def curve_metrics(task: Task, Wr: np.ndarray, seed: int, n_test: int = 50):
+    """(rmse, kl, wdist), each (R, K), of recorded weights Wr (R, K, M, N)."""
+    Xt = test_set(task, seed, n_test)
+    rm = np.array([rate_rmse_hz(w, task.w_target, Xt, task.params)[:, 0] for w in Wr])
+    kl = np.array([kl_cost(w, task.w_target, Xt, task.params)[:, 0] for w in Wr])
+    wd = np.array([weight_distance(w, task.w_target)[:, 0] for w in Wr])
+    return rm, kl, wd
+
+
+def first_below(t, y, thr):
+    """First time at which y < thr (None if never)."""
+    idx = np.nonzero(np.asarray(y) < thr)[0]
+    return float(t[idx[0]]) if idx.size else None
+
+
+# ---------------------------------------------------------------------------- angles
+def angle_deg(a, b, axis=-1):
+    """Angle between vectors along ``axis`` in degrees (NaN for zero vectors)."""
+    num = np.sum(a * b, axis=axis)
+    den = np.sqrt(np.sum(a * a, axis=axis) * np.sum(b * b, axis=axis))
+    with np.errstate(invalid="ignore", divide="ignore"):
+        c = np.clip(num / den, -1.0, 1.0)
+    return np.degrees(np.arccos(c))
+
+
+# ---------------------------------------------------------------------------- output
+def _jsonable(o):
+    if isinstance(o, dict):
+        return {str(k): _jsonable(v) for k, v in o.items()}
+    if isinstance(o, (list, tuple)):
+        return [_jsonable(v) for v in o]
+    if isinstance(o, np.ndarray):
+        return _jsonable(o.tolist())
+    if isinstance(o, (np.floating, float)):
+        f = float(o)
+        return f if math.isfinite(f) else None
+    if isinstance(o, (np.integer,)):
+        return int(o)
+    if isinstance(o, (np.bool_,)):
+        return bool(o)
+    return o
+
+
+def jsonable(o):
+    """Plain-JSON copy of a result dict (arrays to lists, NaN/inf to null)."""
+    return _jsonable(o)
+
+
+def plt():
+    import matplotlib
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as pyplot
+    return pyplot
+
+
+def save_fig(fig, out: Path | None, name: str, files: list) -> None:
+    if out is None:
+        return
+    Path(out).mkdir(parents=True, exist_ok=True)
+    fig.savefig(Path(out) / name, dpi=110)
+    files.append(name)
+
+
+def write_json(result: dict, out: Path | None, name: str) -> None:
+    if out is None:
+        return
+    Path(out).mkdir(parents=True, exist_ok=True)
+    with open(Path(out) / f"{name}.json", "w") as fh:
+        json.dump(jsonable(result), fh, indent=1)
+
+
+class Timer:
+    def __init__(self):
+        self.t0 = time.perf_counter()
+
+    def __call__(self) -> float:
+        return round(time.perf_counter() - self.t0, 2)

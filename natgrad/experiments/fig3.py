@@ -1,0 +1,309 @@
+"""Fig 3D-E (weight paths and vector fields, N = 2) and Fig 3F / 9A-C (learning curves).
+
+SPEC §3.1 and §3.3.  Code-unit learning rates (β omitted, see :mod:`emulator.reference`).
+"""
+from __future__ import annotations
+
+import numpy as np
+
+from emulator.metrics import test_set
+from emulator.reference import ETA_CODE, delta_approx, delta_euclid, delta_natural
+from emulator.spikes import sigma
+from emulator.task import Task, fig3_task
+
+from .common import (Timer, angle_deg, chip_run, config_label, counters_summary, curve_metrics,
+                     first_below, float_rules, plt, preset, save_fig, steps_of, weight_range,
+                     write_json)
+
+RULE_STYLE = {"euclid": ("C0", "Euclidean"), "natural": ("C3", "natural"), "approx": ("C2", "approx. natural")}
+
+# =============================================================================== Fig 3F
+FIG3F_PRESETS = {
+    # validated scaled-down protocol of SPEC §3.1 (η ×4, K = 8, 300 s, evaluation every 20 s)
+    "small": dict(n_trials=8, N=100, group_rates=(10.0, 50.0), T_s=300.0, eta_scale=4.0,
+                  eval_s=20.0, n_test=50, batch=8, late_window_s=(200.0, 300.0),
+                  rmse_threshold_hz=2.5, kl_threshold=2e-4, rules=("euclid", "natural", "approx")),
+    # the paper: 1000 trials x 8000 s, code learning rates, evaluation every 100 s (Fig 9D: KL < 5e-5)
+    "paper": dict(n_trials=1000, N=100, group_rates=(10.0, 50.0), T_s=8000.0, eta_scale=1.0,
+                  eval_s=100.0, n_test=50, batch=50, late_window_s=(1000.0, 2000.0),
+                  rmse_threshold_hz=1.0, kl_threshold=5e-5, rules=("euclid", "natural", "approx")),
+}
+
+
+def _stats(c) -> dict:
+    return {"kl_mean": c.kl.mean(1), "kl_min": c.kl.min(1), "kl_max": c.kl.max(1),
+            "rmse_mean": c.rmse.mean(1), "rmse_min": c.rmse.min(1), "rmse_max": c.rmse.max(1),
+            "wdist_mean": c.wdist.mean(1), "wdist_min": c.wdist.min(1), "wdist_max": c.wdist.max(1)}
+
+
+def _stats_arrays(rm, kl, wd) -> dict:
+    class _C:
+        pass
+    c = _C()
+    c.rmse, c.kl, c.wdist = rm, kl, wd
+    return _stats(c)
+
+
+def lc_effects(t, curves: dict, p: dict) -> dict:
+    """Convergence numbers of mean learning curves: time to the RMSE / KL thresholds and the
+    mean KL over the late window."""
+    lo, hi = p["late_window_s"]
+    sel = (t >= lo) & (t <= hi)
+    eff = {"t_rmse_below_s": {}, "t_kl_below_s": {}, "kl_late": {}, "rmse_final_hz": {}}
+    for r, c in curves.items():
+        eff["t_rmse_below_s"][r] = first_below(t, c["rmse_mean"], p["rmse_threshold_hz"])
+        eff["t_kl_below_s"][r] = first_below(t, c["kl_mean"], p["kl_threshold"])
+        eff["kl_late"][r] = float(np.mean(c["kl_mean"][sel])) if sel.any() else None
+        eff["rmse_final_hz"][r] = float(c["rmse_mean"][-1])
+    return eff
+
+
+def fig3f(scale: str = "small", config=None, seed: int = 0, out=None, progress=None, **overrides) -> dict:
+    """Fig 3F (+ Fig 9A-C): mean learning curves of the Euclidean, natural and approximate rules
+    with the min/max spread across trials; with a fixed-point ``config`` also the approximate rule
+    on that config (same task, same spikes)."""
+    p = preset(FIG3F_PRESETS, scale, overrides)
+    timer = Timer()
+    task = fig3_task(n_trials=p["n_trials"], N=p["N"], group_rates=p["group_rates"], seed=seed)
+    etas = {r: ETA_CODE[r] * p["eta_scale"] for r in p["rules"]}
+    steps, ev = steps_of(p["T_s"]), steps_of(p["eval_s"])
+    res = float_rules(task, etas, steps, seed, eval_every=ev, batch=p["batch"], n_test=p["n_test"])
+    t = res[p["rules"][0]].t_s
+    curves = {r: _stats(c) for r, c in res.items()}
+    per_trial_late = {}
+    lo, hi = p["late_window_s"]
+    sel = (t >= lo) & (t <= hi)
+    for r, c in res.items():
+        per_trial_late[r] = c.kl[sel].mean(0) if sel.any() else c.kl[-1]
+    eff = lc_effects(t, curves, p)
+    kle = eff["kl_late"].get("euclid")
+    if kle:
+        eff["kl_late_ratio_to_euclid"] = {r: eff["kl_late"][r] / kle for r in curves}
+        if "natural" in per_trial_late:
+            eff["paired_win_rate_natural_vs_euclid"] = float(np.mean(per_trial_late["natural"] < per_trial_late["euclid"]))
+    if "natural" in curves and "euclid" in curves:
+        tn, te = eff["t_rmse_below_s"]["natural"], eff["t_rmse_below_s"]["euclid"]
+        eff["natural_reaches_rmse_threshold_first"] = tn is not None and (te is None or tn < te)
+    result = {"experiment": "fig3f", "scale": scale, "seed": seed, "params": p, "eta_code": etas,
+              "config": config_label(config), "t_s": t, "curves": curves, "effect": eff,
+              "per_trial_kl_late": per_trial_late}
+    label = config_label(config)
+    if label is not None:
+        Wr, tr, _, counters = chip_run(config, task, steps, seed, etas.get("approx", ETA_CODE["approx"] * p["eta_scale"]),
+                                       record_every=ev)
+        rm, kl, wd = curve_metrics(task, Wr, seed, p["n_test"])
+        cc = {f"approx@{label}": _stats_arrays(rm, kl, wd)}
+        ceff = lc_effects(tr, cc, p)
+        fl = eff["kl_late"].get("approx")
+        if fl and ceff["kl_late"][f"approx@{label}"] is not None:
+            ceff["kl_late_ratio_to_float_approx"] = ceff["kl_late"][f"approx@{label}"] / fl
+        if kle:
+            ceff["kl_late_ratio_to_euclid"] = ceff["kl_late"][f"approx@{label}"] / kle
+        result.update(curves_config=cc, t_config_s=tr, effect_config=ceff,
+                      counters=counters_summary(counters), weight_range=weight_range(config),
+                      max_abs_weight_task=float(max(np.abs(task.w_init).max(), np.abs(task.w_target).max())))
+    result["wall_s"] = timer()
+    result["figures"] = []
+    _plot_3f(result, out)
+    write_json(result, out, "fig3f")
+    return result
+
+
+def _plot_3f(r, out):
+    if out is None:
+        return
+    pl = plt()
+    fig, axs = pl.subplots(1, 3, figsize=(15, 4.2))
+    t = np.asarray(r["t_s"]) / 60.0
+    for name, c in r["curves"].items():
+        col, lab = RULE_STYLE[name]
+        axs[0].semilogy(t, c["kl_mean"], color=col, label=lab + " (float64)")
+        axs[0].fill_between(t, c["kl_min"], c["kl_max"], color=col, alpha=0.15)
+        axs[1].plot(t, c["rmse_mean"], color=col, label=lab)
+        axs[2].plot(t, c["wdist_mean"], color=col, label=lab)
+    for name, c in r.get("curves_config", {}).items():
+        tc = np.asarray(r["t_config_s"]) / 60.0
+        axs[0].semilogy(tc, c["kl_mean"], "--", color="k", label=name)
+        axs[0].fill_between(tc, c["kl_min"], c["kl_max"], color="k", alpha=0.08)
+        axs[1].plot(tc, c["rmse_mean"], "--", color="k", label=name)
+        axs[2].plot(tc, c["wdist_mean"], "--", color="k", label=name)
+    axs[0].set_ylabel("KL cost per bin (mean, min/max band)")
+    axs[0].set_title("Fig 3F / 9A: learning curves")
+    axs[1].axhline(r["params"]["rmse_threshold_hz"], color="gray", lw=0.8, ls=":")
+    axs[1].set_ylabel("output-rate RMSE [Hz] (Fig 9C)")
+    axs[2].set_ylabel("‖w − w*‖ (Fig 9B)")
+    for ax in axs:
+        ax.set_xlabel("time [min]")
+    axs[0].legend(fontsize=8)
+    fig.tight_layout()
+    save_fig(fig, out, "fig3f_learning_curves.png", r["figures"])
+    pl.close(fig)
+
+
+# =============================================================================== Fig 3D-E
+FIG3DE_PRESETS = {
+    "small": dict(n_trials=16, T_s=1000.0, record_s=10.0, probe_s=200.0, grid_step=0.06,
+                  n_samples=500, sample_steps=2000, contour_n=61,
+                  eta_euclid=7e-7, eta_natural=2.5e-4, eta_approx=2.5e-4 * 5.5 / 6.0,
+                  rules=("euclid", "natural", "approx")),
+    "paper": dict(n_trials=500, T_s=6000.0, record_s=100.0, probe_s=200.0, grid_step=0.06,
+                  n_samples=2000, sample_steps=2000, contour_n=167,
+                  eta_euclid=7e-7, eta_natural=2.5e-4, eta_approx=2.5e-4 * 5.5 / 6.0,
+                  rules=("euclid", "natural", "approx")),
+}
+W_START = np.array([-0.15, 0.25])     # = (-0.3, 0.5)/N, SPEC §3.3
+W_STAR = np.array([0.075, 0.075])     # = (0.15, 0.15)/N
+RATES_3DE = np.array([10.0, 50.0])
+
+
+def _task_3de(K):
+    return Task(rates=RATES_3DE, w_init=np.tile(W_START, (K, 1, 1)),
+                w_target=np.tile(W_STAR, (K, 1, 1)))
+
+
+def _fields(p, seed):
+    """Mean update directions on the grid and the Poisson-KL cost surface (expected teacher)."""
+    N = 2
+    task1 = Task(rates=RATES_3DE, w_init=W_START.reshape(1, 1, 2), w_target=W_STAR.reshape(1, 1, 2))
+    X = test_set(task1, seed, p["n_samples"], n_steps=p["sample_steps"])[0]        # (S, 2)
+    S = X.shape[0]
+    params = task1.params
+    g = np.arange(-0.4, 0.6 - 1e-9, p["grid_step"])
+    G1, G2 = np.meshgrid(g, g, indexing="xy")
+    grid_w = np.stack([G1.ravel(), G2.ravel()], -1) / N                              # (G, 2)
+    Vt = X @ W_STAR                                                                   # (S,)
+    y = params.phi_max * sigma(Vt, params) * params.dt                                # expected teacher count
+    fields = {}
+    for name, fn in (("euclid", delta_euclid), ("natural", delta_natural), ("approx", delta_approx)):
+        vec = np.zeros_like(grid_w)
+        for i0 in range(0, grid_w.shape[0], 32):
+            wg = grid_w[i0:i0 + 32]
+            W = np.repeat(wg, S, axis=0)[:, None, :]
+            Xr = np.tile(X, (wg.shape[0], 1))
+            yr = np.tile(y, wg.shape[0])[:, None]
+            d = fn(W, Xr, yr, RATES_3DE, params, eta=1.0)[:, 0, :]
+            vec[i0:i0 + 32] = d.reshape(wg.shape[0], S, N).mean(1)
+        fields[name] = vec
+
+    def cost(wpts):
+        V = wpts @ X.T                                                                # (P, S)
+        lphi = np.log(params.phi_max) + np.log(sigma(V, params))
+        lphit = np.log(params.phi_max) + np.log(sigma(Vt, params))[None]
+        phi, phit = np.exp(lphi), np.exp(lphit)
+        return np.mean(phit * (lphit - lphi) + phi - phit, axis=1) * params.dt
+
+    cg = np.linspace(-0.4, 0.6, p["contour_n"])
+    C1, C2 = np.meshgrid(cg, cg, indexing="xy")
+    cpts = np.stack([C1.ravel(), C2.ravel()], -1) / N
+    C = np.concatenate([cost(cpts[i:i + 2000]) for i in range(0, cpts.shape[0], 2000)]).reshape(C1.shape)
+    # numerical -grad of the cost at the field points (central differences)
+    h = 1e-6
+    grad = np.zeros_like(grid_w)
+    for j in range(N):
+        e = np.zeros(N)
+        e[j] = h
+        grad[:, j] = (cost(grid_w + e) - cost(grid_w - e)) / (2 * h)
+    to_target = W_STAR[None] - grid_w
+    ang_nat = angle_deg(fields["natural"], to_target)
+    ang_app = angle_deg(fields["approx"], to_target)
+    ang_euc_t = angle_deg(fields["euclid"], to_target)
+    cos_euc_grad = np.cos(np.radians(angle_deg(fields["euclid"], -grad)))
+    eff = {"natural_to_target_angle_median_deg": float(np.nanmedian(ang_nat)),
+           "natural_to_target_angle_max_deg": float(np.nanmax(ang_nat)),
+           "approx_to_target_angle_median_deg": float(np.nanmedian(ang_app)),
+           "euclid_to_target_angle_median_deg": float(np.nanmedian(ang_euc_t)),
+           "euclid_cos_with_neg_grad_cost_min": float(np.nanmin(cos_euc_grad)),
+           "euclid_cos_with_neg_grad_cost_median": float(np.nanmedian(cos_euc_grad))}
+    return {"grid_g": g, "vectors": fields, "contour_g": cg, "cost": C}, eff
+
+
+def _path_effects(t, mean_path, probe_s):
+    """Displacement at ``probe_s`` from the path's own start (a fixed-point config may store
+    a saturated start) and its angle to the straight line from there to w*."""
+    i = int(np.argmin(np.abs(t - probe_s)))
+    start = mean_path[0]
+    d = mean_path[i] - start
+    s = W_STAR - start
+    frac = d / s
+    end = mean_path[-1]
+    return {"probe_s": float(t[i]), "start": start, "displacement": d, "angle_to_straight_line_deg": float(angle_deg(d, s)),
+            "fraction_of_way_w1_w2": frac, "final_w": end,
+            "final_distance_to_target": float(np.linalg.norm(end - W_STAR))}
+
+
+def fig3de(scale: str = "small", config=None, seed: int = 0, out=None, fields: bool = True, **overrides) -> dict:
+    """Fig 3D-E: mean weight paths (N = 2, 10/50 Hz) of the Euclidean, natural and approximate
+    rules from w_start = (-0.15, 0.25) to w* = (0.075, 0.075), with the rules' mean update
+    directions and the cost contours; with a fixed-point ``config`` also the approximate rule's
+    path on that config."""
+    p = preset(FIG3DE_PRESETS, scale, overrides)
+    timer = Timer()
+    task = _task_3de(p["n_trials"])
+    steps, rec = steps_of(p["T_s"]), steps_of(p["record_s"])
+    etas = {r: p[f"eta_{r}"] for r in p["rules"]}
+    res = float_rules(task, etas, steps, seed, eval_every=rec, record_every=rec, batch=64)
+    t = res[p["rules"][0]].t_record_s
+    paths = {r: c.W_record[:, :, 0, :].mean(1) for r, c in res.items()}
+    eff = {"paths": {r: _path_effects(t, paths[r], p["probe_s"]) for r in paths},
+           "kl_final": {r: float(c.kl[-1].mean()) for r, c in res.items()}}
+    result = {"experiment": "fig3de", "scale": scale, "seed": seed, "params": p, "config": config_label(config),
+              "w_start": W_START, "w_target": W_STAR, "rates": RATES_3DE, "t_s": t, "paths": paths,
+              "effect": eff}
+    if fields:
+        fd, feff = _fields(p, seed)
+        result["fields"] = fd
+        eff.update(feff)
+    label = config_label(config)
+    if label is not None:
+        Wr, tr, _, counters = chip_run(config, task, steps, seed, p["eta_approx"], record_every=rec)
+        cpath = Wr[:, :, 0, :].mean(1)
+        result.update(t_config_s=tr, path_config={f"approx@{label}": cpath},
+                      effect_config={f"approx@{label}": _path_effects(tr, cpath, p["probe_s"])},
+                      counters=counters_summary(counters), weight_range=weight_range(config))
+    result["wall_s"] = timer()
+    result["figures"] = []
+    _plot_3de(result, out)
+    write_json(result, out, "fig3de")
+    return result
+
+
+def _plot_3de(r, out):
+    if out is None:
+        return
+    pl = plt()
+    N = 2
+    panels = ["euclid", "natural", "approx"]
+    fig, axs = pl.subplots(1, 3, figsize=(15, 5))
+    for ax, name in zip(axs, panels):
+        col, lab = RULE_STYLE[name]
+        ax.set_title(f"Fig 3D-E: {lab}")
+        if "fields" in r:
+            fd = r["fields"]
+            cg = fd["contour_g"]
+            ax.contour(cg, cg, fd["cost"], levels=[0.001, 0.003, 0.005, 0.009, 0.015, 0.02, 0.03, 0.04],
+                       colors="0.6", linewidths=0.7)
+            g = fd["grid_g"]
+            G1, G2 = np.meshgrid(g, g, indexing="xy")
+            v = fd["vectors"][name]
+            nrm = np.linalg.norm(v, axis=1, keepdims=True)
+            u = v / np.where(nrm > 0, nrm, 1)
+            ax.quiver(G1.ravel(), G2.ravel(), u[:, 0], u[:, 1], color=col, alpha=0.6,
+                      angles="xy", scale_units="xy", scale=1 / 0.04, width=0.003)
+        if name in r["paths"]:
+            path = np.asarray(r["paths"][name]) * N
+            ax.plot(path[:, 0], path[:, 1], color=col, lw=2.2, label=f"{lab} path (float64)")
+        if name == "approx":
+            for cname, cp in r.get("path_config", {}).items():
+                cp = np.asarray(cp) * N
+                ax.plot(cp[:, 0], cp[:, 1], "--", color="k", lw=2, label=f"{cname} path")
+        ax.plot(*(W_START * N), "ko", ms=5)
+        ax.plot(*(W_STAR * N), "*", color="gold", ms=14, mec="k")
+        ax.set_xlim(-0.3, 0.5)
+        ax.set_ylim(-0.3, 0.5)
+        ax.set_aspect("equal")
+        ax.set_xlabel("N·w1 (10 Hz)")
+        ax.set_ylabel("N·w2 (50 Hz)")
+        ax.legend(fontsize=8, loc="lower left")
+    fig.tight_layout()
+    save_fig(fig, out, "fig3de_paths_fields.png", r["figures"])
+    pl.close(fig)

@@ -1,0 +1,285 @@
+"""Fig 7B-G: homo- and heterosynaptic plasticity maps and the three sign regimes (SPEC §3.6-§3.7).
+
+Ten synapses, five stimulated by independent 5-Hz Poisson trains and five unstimulated, a 20-Hz
+Poisson teacher, θ = 15 mV, η = 1e-3 (paper units), 60 s.  Stimulated weights all start at
+w_st/10, unstimulated at w_ust/10; the metric is the relative change of the group mean.
+
+The unstimulated afferents get rate 0 (the ε → 0 limit of the code's ε = 1e-4 Hz, which only
+entered q, m and v: its effect there is < 1e-3 relative).  Then neither V nor the coefficients
+depend on the unstimulated weights, and each unstimulated weight obeys the linear recurrence
+w ← (1 + P γ_w) w − P γ_u (P = η γ_s (1−σ) e): w_ust(T) = A w_ust(0) + B with (A, B) from one
+stimulated trajectory.  So one compiled trajectory per stimulated weight gives a whole row of
+the map exactly; all cells share input and teacher spikes (the paper's cells drew their own).
+Coefficients are recomputed every step (Fig 7E-G; the heat-map script froze them, bug B9).
+"""
+from __future__ import annotations
+
+import numba
+import numpy as np
+
+from emulator.params import NeuronParams
+from emulator.reference import _moments_scalar, _sig_pair, eta_from_paper, simulate
+from emulator.spikes import SpikeSource
+from emulator.task import Task
+
+from .common import (Timer, chip_initial, chip_run, config_label, counters_summary, plt, preset, save_fig,
+                     steps_of, weight_range, write_json)
+
+FIG7_PRESETS = {
+    "small": dict(n_grid=24, w_lo=1.04, w_hi=5.0, T_s=60.0, eta_paper=1e-3, rate=5.0, n_stim=5,
+                  n_unstim=5, teacher_rate=20.0, theta=15.0, record_s=1.0,
+                  examples=((1.6, 1.6), (2.5, 2.5), (4.5, 4.5)), config_grid=6),
+    # the paper's 600 x 600 grid on [0.25, 5] (plotted from index 100, i.e. [1.04, 5])
+    "paper": dict(n_grid=600, w_lo=0.25, w_hi=5.0, T_s=60.0, eta_paper=1e-3, rate=5.0, n_stim=5,
+                  n_unstim=5, teacher_rate=20.0, theta=15.0, record_s=1.0,
+                  examples=((1.6, 1.6), (2.5, 2.5), (4.5, 4.5)), config_grid=24),
+}
+REGIMES = {(1, -1): "O1", (-1, 1): "O2", (-1, -1): "S", (1, 1): "same+"}
+
+
+@numba.njit(cache=True, nogil=True)
+def _fig7_chunk(W, A, B, x, y, rate, ceps, q, beta, theta, phidt, Acoef, eta):
+    """Natural rule on R rows of stimulated weights W (R, Ns) sharing USPs x (n, Ns) and teacher
+    y (n,); A, B (R,) carry the unstimulated recurrence w <- (1 + P gw) w - P gu."""
+    n, Ns = x.shape
+    R = W.shape[0]
+    for t in range(n):
+        S = 0.0
+        for i in range(Ns):
+            S += x[t, i]
+        for j in range(R):
+            V = 0.0
+            mm = 0.0
+            vv = 0.0
+            for i in range(Ns):
+                w = W[j, i]
+                V += w * x[t, i]
+                mm += w * rate
+                vv += w * w * rate
+            vv /= ceps
+            s, c = _sig_pair(beta * (V - theta))
+            I1, c2, c3 = _moments_scalar(mm, vv, beta, theta, Acoef, 3)
+            a = I1 * (1.0 + q) + mm * c2
+            b = q * c2 + mm * c3
+            cc = mm * I1 + vv * c2
+            d = I1 + mm * c2 + vv * c3
+            det = a * d - b * cc
+            g1 = -(I1 * d - c2 * cc) / det
+            g2 = -(c2 * a - I1 * b) / det
+            g3 = -(c2 * d - c3 * cc) / det
+            g4 = -(c3 * a - c2 * b) / det
+            gu = -ceps * (ceps * S * g1 + V * g3)
+            gw = ceps * S * g2 + V * g4
+            P = eta * c * (y[t] - phidt * s) / I1
+            for i in range(Ns):
+                W[j, i] += P * (ceps / rate * x[t, i] - gu + gw * W[j, i])
+            A[j] *= 1.0 + P * gw
+            B[j] = B[j] * (1.0 + P * gw) - P * gu
+
+
+def stim_unstim_changes(w_st, w_ust, p: dict, seed: int, record_every: int | None = None):
+    """Relative changes [%] of the stimulated / unstimulated group means on the grid
+    w_st (R,) x w_ust (C,) (both in units of 10 x per-synapse weight).
+
+    Returns (d_st (R,), d_ust (R, C), traces) where traces = (t_s, mean w_st (T, R), A (T, R),
+    B (T, R)) when ``record_every`` is given.
+    """
+    params = NeuronParams(theta=p["theta"])
+    ntot = p["n_stim"] + p["n_unstim"]
+    eta = eta_from_paper(p["eta_paper"], params)
+    src_task = Task(rates=np.full(p["n_stim"], p["rate"]), w_init=np.zeros((1, 1, p["n_stim"])),
+                    teacher_rate=p["teacher_rate"], params=params)
+    src = SpikeSource(src_task, seed)
+    w_st = np.asarray(w_st, dtype=float)
+    W = np.repeat((w_st / ntot)[:, None], p["n_stim"], axis=1)
+    A = np.ones(w_st.size)
+    B = np.zeros(w_st.size)
+    steps = steps_of(p["T_s"])
+    chunk = record_every or 2000
+    q = params.c_eps * p["rate"] * p["n_stim"]
+    rec = ([0.0], [W.mean(1).copy()], [A.copy()], [B.copy()])
+    done = 0
+    while done < steps:
+        n = min(chunk, steps - done)
+        _, Y, x = src.next(n, return_usp=True)
+        _fig7_chunk(W, A, B, np.ascontiguousarray(x[:, 0, :]), Y[:, 0, 0].astype(np.float64), p["rate"],
+                    params.c_eps, q, params.beta, params.theta, params.phi_max * params.dt,
+                    params.phi_max * params.beta ** 2, eta)
+        done += n
+        if record_every:
+            rec[0].append(done * params.dt)
+            rec[1].append(W.mean(1).copy())
+            rec[2].append(A.copy())
+            rec[3].append(B.copy())
+    w0 = w_st / ntot
+    d_st = 100.0 * (W.mean(1) / w0 - 1.0)
+    wu0 = np.asarray(w_ust, dtype=float) / ntot
+    d_ust = 100.0 * ((A[:, None] * wu0[None, :] + B[:, None]) / wu0[None, :] - 1.0)
+    traces = tuple(np.array(a) for a in rec) if record_every else None
+    return d_st, d_ust, traces
+
+
+def classify(d_st, d_ust):
+    """Regime label of a (stimulated, unstimulated) change pair."""
+    return REGIMES[(int(np.sign(d_st)) or 1, int(np.sign(d_ust)) or 1)]
+
+
+def fig7(scale: str = "small", config=None, seed: int = 0, out=None, **overrides) -> dict:
+    """Fig 7B-G: stimulated and unstimulated relative weight changes after 60 s on the
+    (w_st, w_ust) grid, the sign map (same vs opposite), the three regimes O1 (+,-), O2 (-,+),
+    S (-,-) at the example points and their traces.  With a fixed-point ``config`` the
+    approximate rule runs on a coarse grid of cells on that config (and in float64 on the same
+    spikes; here each cell has its own teacher train) and the sign maps are compared."""
+    p = preset(FIG7_PRESETS, scale, overrides)
+    timer = Timer()
+    g = np.linspace(p["w_lo"], p["w_hi"], p["n_grid"])
+    d_st, d_ust, _ = stim_unstim_changes(g, g, p, seed)
+    ex = np.array(p["examples"], dtype=float)
+    e_st, e_ustfull, tr = stim_unstim_changes(ex[:, 0], ex[:, 1], p, seed,
+                                              record_every=steps_of(p["record_s"]))
+    e_ust = np.diag(e_ustfull)
+    ntot = p["n_stim"] + p["n_unstim"]
+    t_s, wst_t, A_t, B_t = tr
+    ust_t = A_t * (ex[None, :, 1] / ntot) + B_t
+    examples = [{"w_st": float(a), "w_ust": float(b), "d_st_pct": float(s), "d_ust_pct": float(u),
+                 "regime": classify(s, u)} for (a, b), s, u in zip(ex, e_st, e_ust)]
+    opposite = np.sign(d_st)[:, None] * np.sign(d_ust) < 0
+    same_neg = (d_st[:, None] < 0) & (d_ust < 0)
+    eff = {"examples": examples,
+           "regimes": [e["regime"] for e in examples],
+           "stim_sign_switch_w_st": _zero_crossing(g, d_st),
+           "fraction_opposite_sign": float(opposite.mean()),
+           "fraction_S_regime": float(same_neg.mean()),
+           "S_corner_min_w": _corner(g, same_neg)}
+    result = {"experiment": "fig7", "scale": scale, "seed": seed, "params": p, "config": config_label(config),
+              "grid_w": g, "d_stim_pct": d_st, "d_unstim_pct": d_ust,
+              "sign_map_opposite": opposite, "example_t_s": t_s,
+              "example_stim_mean_w": wst_t * ntot, "example_unstim_mean_w": ust_t * ntot, "effect": eff}
+    label = config_label(config)
+    if label is not None:
+        result.update(_fig7_config(p, config, seed, label))
+    result["wall_s"] = timer()
+    result["figures"] = []
+    _plot_7(result, out)
+    write_json(result, out, "fig7")
+    return result
+
+
+def _zero_crossing(g, y):
+    s = np.nonzero(np.diff(np.sign(y)) != 0)[0]
+    if not s.size:
+        return None
+    i = s[0]
+    return float(g[i] - y[i] * (g[i + 1] - g[i]) / (y[i + 1] - y[i]))
+
+
+def _corner(g, mask):
+    """Smallest w such that the S regime holds for all w_st, w_ust >= w inside the grid (None if
+    the top-right cell is not S)."""
+    if not mask[-1, -1]:
+        return None
+    best = None
+    for k in range(len(g) - 1, -1, -1):
+        if mask[k:, k:].all():
+            best = float(g[k])
+        else:
+            break
+    return best
+
+
+def _fig7_config(p, cfg, seed, label):
+    """Approximate rule on ``cfg`` and in float64 (same spikes, per-cell teachers)."""
+    params = NeuronParams(theta=p["theta"])
+    ntot = p["n_stim"] + p["n_unstim"]
+    g = np.linspace(p["w_lo"], p["w_hi"], p["config_grid"])
+    Gs, Gu = np.meshgrid(g, g, indexing="ij")
+    cells = [(a, b) for a, b in zip(Gs.ravel(), Gu.ravel())] + [tuple(e) for e in p["examples"]]
+    cells = np.array(cells, dtype=float)
+    M = cells.shape[0]
+    w0 = np.concatenate([np.repeat(cells[:, :1] / ntot, p["n_stim"], 1),
+                         np.repeat(cells[:, 1:] / ntot, p["n_unstim"], 1)], axis=1)[None]
+    rates = np.concatenate([np.full(p["n_stim"], p["rate"]), np.zeros(p["n_unstim"])])
+    task = Task(rates=rates, w_init=w0, teacher_rate=p["teacher_rate"], params=params)
+    eta = eta_from_paper(p["eta_paper"], params)
+    steps = steps_of(p["T_s"])
+    fl = simulate(task, "approx", eta, steps, seed).W[0]
+    _, _, wf, counters = chip_run(cfg, task, steps, seed, eta)
+    wf = wf[0]
+    top = weight_range(cfg)
+    w0c = chip_initial(cfg, w0[0])   # initial weights as stored (saturated)
+
+    def rel(W, W0):
+        st = 100.0 * (W[:, :p["n_stim"]].mean(1) / W0[:, :p["n_stim"]].mean(1) - 1.0)
+        us = 100.0 * (W[:, p["n_stim"]:].mean(1) / W0[:, p["n_stim"]:].mean(1) - 1.0)
+        return st, us
+
+    fst, fus = rel(fl, w0[0])
+    cst, cus = rel(wf, w0c)
+    n = p["config_grid"] ** 2
+    sign_agree = (np.sign(fst) == np.sign(cst)) & (np.sign(fus) == np.sign(cus))
+    ex = [{"w_st": float(a), "w_ust": float(b), "float_approx": [float(fst[i]), float(fus[i]), classify(fst[i], fus[i])],
+           f"approx@{label}": [float(cst[i]), float(cus[i]), classify(cst[i], cus[i])]}
+          for i, (a, b) in zip(range(n, M), cells[n:])]
+    return {"config_grid_w": g, "config_cells": cells,
+            "float_approx_d_stim_pct": fst, "float_approx_d_unstim_pct": fus,
+            "config_d_stim_pct": cst, "config_d_unstim_pct": cus,
+            "effect_config": {"examples": ex, "fraction_cells_same_signs_as_float_approx": float(sign_agree.mean()),
+                              "initial_weight_saturated_fraction": float(np.mean(np.abs(w0[0]) > top)),
+                              "max_initial_weight": float(np.abs(w0).max())},
+            "counters": counters_summary(counters), "weight_range": top}
+
+
+def _plot_7(r, out):
+    if out is None:
+        return
+    pl = plt()
+    from matplotlib.colors import ListedColormap, TwoSlopeNorm
+    g = np.asarray(r["grid_w"])
+    ncol = 4 if "config_d_stim_pct" not in r else 5
+    fig, axs = pl.subplots(1, ncol, figsize=(4.6 * ncol, 4.3))
+    ext = [g[0], g[-1], g[0], g[-1]]
+    dst = np.repeat(np.asarray(r["d_stim_pct"])[None, :], len(g), 0)       # rows: w_ust, cols: w_st
+    dus = np.asarray(r["d_unstim_pct"]).T
+    for ax, data, title in ((axs[0], dst, "Fig 7B: stimulated [%]"), (axs[1], dus, "Fig 7C: unstimulated [%]")):
+        lim = float(np.nanmax(np.abs(data))) or 1.0
+        im = ax.imshow(data, origin="lower", extent=ext, cmap="seismic_r", norm=TwoSlopeNorm(0, -lim, lim),
+                       aspect="auto")
+        fig.colorbar(im, ax=ax)
+        ax.set_title(title)
+    axs[2].imshow(np.asarray(r["sign_map_opposite"]).T, origin="lower", extent=ext, aspect="auto",
+                  cmap=ListedColormap(["darkgreen", "lightgreen"]), vmin=0, vmax=1)
+    axs[2].set_title("Fig 7D: light = opposite signs")
+    for ax in axs[:3]:
+        ax.set_xlabel("w_st (10 × weight)")
+        ax.set_ylabel("w_ust (10 × weight)")
+        for e in r["effect"]["examples"]:
+            ax.plot(e["w_st"], e["w_ust"], "k^", ms=7)
+            ax.annotate(e["regime"], (e["w_st"], e["w_ust"]), xytext=(4, 4), textcoords="offset points")
+    t = r["example_t_s"]
+    for i, e in enumerate(r["effect"]["examples"]):
+        st = np.asarray(r["example_stim_mean_w"])[:, i]
+        us = np.asarray(r["example_unstim_mean_w"])[:, i]
+        axs[3].plot(t, 100 * (st / st[0] - 1), color=f"C{i}", label=f"stim ({e['w_st']:g}, {e['w_ust']:g}) {e['regime']}")
+        axs[3].plot(t, 100 * (us / us[0] - 1), "--", color=f"C{i}", label="unstim")
+    axs[3].set_xlabel("time [s]")
+    axs[3].set_ylabel("mean weight change [%]")
+    axs[3].set_title("Fig 7E-G: example traces")
+    axs[3].legend(fontsize=7)
+    if ncol == 5:
+        ax = axs[4]
+        n = len(r["config_grid_w"]) ** 2
+        cells = np.asarray(r["config_cells"])[:n]
+        for key, mk, cols, lab in (("float_approx", "o", ("lightgreen", "darkgreen"), "float64"),
+                                   ("config", "x", ("orange", "k"), r["config"])):
+            st = np.asarray(r[f"{key}_d_stim_pct"])[:n]
+            us = np.asarray(r[f"{key}_d_unstim_pct"])[:n]
+            opp = np.sign(st) * np.sign(us) < 0
+            ax.scatter(cells[:, 0], cells[:, 1], c=np.where(opp, *cols), marker=mk,
+                       s=110 if mk == "o" else 40, label=f"approx, {lab} ({cols[0]} = opposite)")
+        ax.set_title("approx rule: sign maps, float64 vs config")
+        ax.set_xlabel("w_st (10 × weight)")
+        ax.set_ylabel("w_ust (10 × weight)")
+        ax.legend(fontsize=7)
+    fig.tight_layout()
+    save_fig(fig, out, "fig7_homo_hetero.png", r["figures"])
+    pl.close(fig)
