@@ -18,7 +18,8 @@ import numba
 import numpy as np
 
 from emulator.params import NeuronParams
-from emulator.reference import _moments_scalar, _sig_pair, eta_from_paper, simulate
+from emulator.reference import (_g_matrix_scalar, _moments_scalar, _sig_pair, eta_from_paper,
+                                simulate)
 from emulator.spikes import SpikeSource
 from emulator.task import Task
 
@@ -59,15 +60,7 @@ def _fig7_chunk(W, A, B, x, y, rate, ceps, q, beta, theta, phidt, Acoef, eta):
             vv /= ceps
             s, c = _sig_pair(beta * (V - theta))
             I1, c2, c3 = _moments_scalar(mm, vv, beta, theta, Acoef, 3)
-            a = I1 * (1.0 + q) + mm * c2
-            b = q * c2 + mm * c3
-            cc = mm * I1 + vv * c2
-            d = I1 + mm * c2 + vv * c3
-            det = a * d - b * cc
-            g1 = -(I1 * d - c2 * cc) / det
-            g2 = -(c2 * a - I1 * b) / det
-            g3 = -(c2 * d - c3 * cc) / det
-            g4 = -(c3 * a - c2 * b) / det
+            g1, g2, g3, g4 = _g_matrix_scalar(I1, c2, c3, mm, vv, q)
             gu = -ceps * (ceps * S * g1 + V * g3)
             gw = ceps * S * g2 + V * g4
             P = eta * c * (y[t] - phidt * s) / I1
