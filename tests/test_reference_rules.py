@@ -13,7 +13,7 @@ from numpy.testing import assert_array_equal
 
 from emulator import (Attenuation, ETA_CODE_SCALED, IDENTITY, NeuronParams, Sinh, Task, delta_approx,
                       delta_euclid, delta_natural, eta_from_paper, fig3_task, gauss_moments,
-                      natural_gammas, simulate)
+                      natural_gammas, RULES, simulate)
 from emulator import metrics
 
 P = NeuronParams()
@@ -152,3 +152,14 @@ def test_learning_reduces_cost_fig3():
     kl, rm = res.kl.mean(axis=(1, 2)), res.rmse.mean(axis=(1, 2))
     assert 4 < rm[0] < 12
     assert kl[-1] < 0.95 * kl[0] and rm[-1] < rm[0]
+
+
+def test_each_rule_lowers_the_rate_rmse():
+    """SPEC §3.1 scaled protocol (η×4, code units; N = 100, 10/50 Hz, 4 trials, seed 0):
+    after 20 s each rule lowers the mean test-set rate RMSE from 8.83 Hz (measured: Euclid
+    4.73, natural 7.73, approx 5.53 Hz -- Euclid is ahead early, SPEC §3.1).  Margin: 10 %.
+    The natural-before-Euclid threshold crossing is in tests/test_experiments.py (Fig 3F)."""
+    task = fig3_task(n_trials=4, seed=0)
+    for rule in RULES:
+        rm = simulate(task, rule, ETA_CODE_SCALED[rule], 40000, seed=0).rmse.mean(axis=(1, 2))
+        assert rm[-1] < 0.9 * rm[0], (rule, rm)
