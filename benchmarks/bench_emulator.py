@@ -14,32 +14,41 @@ import argparse
 import time
 
 from emulator import run as R
+from emulator.spikes import SpikeSource
 from emulator.task import fig3_task
 
 
-def rate(cfg, b, m, n, steps, backend="numba"):
+def rate(cfg, b, m, n, steps, backend="numba", parallel=False):
+    """Synapse-steps/s of a whole run (spike generation included), and of the kernel alone."""
     task = fig3_task(n_trials=b, N=n, M=m, seed=0)
-    R.run(cfg, task, 2, 0, backend=backend)            # compile and warm caches
+    R.run(cfg, task, 2, 0, backend=backend, parallel=parallel)   # compile and warm caches
     t0 = time.perf_counter()
-    R.run(cfg, task, steps, 0, backend=backend, chunk_steps=min(steps, 2000))
-    return b * m * n * steps / (time.perf_counter() - t0)
+    R.run(cfg, task, steps, 0, backend=backend, chunk_steps=min(steps, 2000), parallel=parallel)
+    total = time.perf_counter() - t0
+    t0 = time.perf_counter()
+    SpikeSource(task, 0).next(steps) if b * m * n * steps <= 4e8 else None
+    spikes = time.perf_counter() - t0
+    syn = b * m * n * steps
+    return syn / total, syn / max(total - spikes, 1e-9)
 
 
 def main():
     ap = argparse.ArgumentParser()
     ap.add_argument("--config", default="loihi2")
     cfg = ap.parse_args().config
-    base = rate("float64", 1, 1, 100, 2000)
+    base = rate("float64", 1, 1, 100, 2000)[0]
     print(f"baseline (paper structure: 1 trial, Python loop per step, float64): "
           f"{base:.3g} synapse-steps/s")
-    print(f"\n| backend | B x M x N | synapse-steps/s | x baseline |")
-    print("|---|---|---|---|")
+    print(f"\n| backend | B x M x N | synapse-steps/s (whole run) | x baseline "
+          f"| without spike generation |")
+    print("|---|---|---|---|---|")
     rows = [("numpy", 1, 1, 100, 1000), ("numpy", 100, 1, 100, 200), ("numpy", 1000, 1, 100, 50),
             ("numba", 1, 1, 100, 20000), ("numba", 100, 1, 100, 2000),
-            ("numba", 1000, 1, 100, 400), ("numba", 1, 500, 1000, 100)]
+            ("numba", 1000, 1, 100, 400), ("numba parallel", 1000, 1, 100, 400),
+            ("numba", 1, 500, 1000, 100)]
     for backend, b, m, n, steps in rows:
-        r = rate(cfg, b, m, n, steps, backend)
-        print(f"| {backend} | {b} x {m} x {n} | {r:.3g} | {r / base:.0f} |")
+        whole, kernel = rate(cfg, b, m, n, steps, backend.split()[0], "parallel" in backend)
+        print(f"| {backend} | {b} x {m} x {n} | {whole:.3g} | {whole / base:.0f} | {kernel:.3g} |")
 
 
 if __name__ == "__main__":
