@@ -144,6 +144,9 @@ def run_main_job(cfg: HwConfig, steps: int, seed: int, trials: int = 4, out: Pat
         eu_v = f"{c_euclid[n]:12.3f}" if c_euclid is not None and n < len(c_euclid) else ""
         print(f"  {t_s[n]:7.2f} {c_float[n]:16.3f} {c_fixed[n]:18.3f} {eu_v}")
 
+    print("  (code learning rates of Fig 3F; the Euclidean rule leads during the first few hundred\n"
+          "   seconds and the natural rules overtake it later -- SPEC §3.1; see\n"
+          "   `natgrad experiment fig3f` for the full comparison)")
     variables = {} if cfg.is_float else _variable_table(cfg, fl, fx)
     w_err = fx.w_final - fl.w_final
     learned = np.sqrt(np.mean((fl.w_final - task.w_init) ** 2))
