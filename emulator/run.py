@@ -8,7 +8,6 @@ for 16M-step runs); neither the chunk size nor the batch split changes any bit.
 from __future__ import annotations
 
 import dataclasses
-from pathlib import Path
 from typing import Callable
 
 import numpy as np
@@ -70,7 +69,7 @@ def counters_dict(counts: np.ndarray, first: np.ndarray) -> dict:
 def _as_config(config) -> HwConfig:
     if isinstance(config, HwConfig):
         return config
-    return load(Path(config) if not isinstance(config, Path) else config)
+    return load(config)
 
 
 def default_eta() -> float:
