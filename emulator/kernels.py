@@ -160,6 +160,14 @@ def _chunk_impl(X, Y, k0, seed, trials, a_m, a_s, acc, gamma, x, v, sigma, err, 
     hsh = c[K_USP_FRAC] + c[K_HOMO_SH] - bfrac
     brnd = c[K_BRND]
     wrnd = c[K_WRND]
+    trnd = c[K_TRACE_RND]
+    urnd = c[K_USP_RND]
+    dm = c[K_DECAY_M]
+    ds = c[K_DECAY_S]
+    dfrac = c[K_DECAY_FRAC]
+    impulse = c[K_IMPULSE]
+    tmax = c[K_TRACE_MAX]
+    usp_mant = c[K_USP_MANT]
     cu = c[K_CU]
     wextra = c[K_WEXTRA]
     dsh = c[K_PFRAC] + bfrac - wfrac - wextra
@@ -188,30 +196,42 @@ def _chunk_impl(X, Y, k0, seed, trials, a_m, a_s, acc, gamma, x, v, sigma, err, 
             p_post = pref[t, 6]
             p_w = pref[t, 7]
             p_out = pref[t, 8]
-            # 1.-2. traces and USP, per afferent (shared by the M neurons)
+            # 1.-2. traces and USP, per afferent (shared by the M neurons); constants in
+            # locals, saturation counted locally and flushed once per step
+            n_tsat = 0
+            n_usat = 0
             for i in range(N):
-                spk = np.int64(X[t, b, i])
+                spk = np.int64(X[t, b, i]) * impulse
                 r = np.uint64(0)
-                if c[K_TRACE_RND] == _STOCH:
+                if trnd == _STOCH:
                     r = _bits(p_tr, tb + 2 * i)
-                am = _rs(a_m[b, i] * c[K_DECAY_M], c[K_DECAY_FRAC], c[K_TRACE_RND], r) \
-                    + spk * c[K_IMPULSE]
-                if c[K_TRACE_RND] == _STOCH:
+                am = _rs(a_m[b, i] * dm, dfrac, trnd, r) + spk
+                if trnd == _STOCH:
                     r = _bits(p_tr, tb + 2 * i + 1)
-                as_ = _rs(a_s[b, i] * c[K_DECAY_S], c[K_DECAY_FRAC], c[K_TRACE_RND], r) \
-                    + spk * c[K_IMPULSE]
-                am = _clip(am, 0, c[K_TRACE_MAX], counts_b, first_b, C_TRACE, k)
-                as_ = _clip(as_, 0, c[K_TRACE_MAX], counts_b, first_b, C_TRACE, k)
+                as_ = _rs(a_s[b, i] * ds, dfrac, trnd, r) + spk
+                if am > tmax:
+                    am = tmax
+                    n_tsat += 1
+                if as_ > tmax:
+                    as_ = tmax
+                    n_tsat += 1
                 a_m[b, i] = am
                 a_s[b, i] = as_
-                if c[K_USP_RND] == _STOCH:
+                if urnd == _STOCH:
                     r = _bits(p_usp, tb + i)
-                xi = _rs((am - as_) * c[K_USP_MANT], xsh,
-                         c[K_USP_RND], r)
-                x[b, i] = _clip(xi, -utop, utop - 1, counts_b, first_b, C_USP, k)
-                if c[K_BRND] == _STOCH:
+                xi = _rs((am - as_) * usp_mant, xsh, urnd, r)
+                if xi < -utop:
+                    xi = -utop
+                    n_usat += 1
+                elif xi > utop - 1:
+                    xi = utop - 1
+                    n_usat += 1
+                x[b, i] = xi
+                if brnd == _STOCH:
                     r = _bits(p_homo, tb + i)
-                homo[i] = _rs(x[b, i] * homo_mant[i], hsh, c[K_BRND], r)
+                homo[i] = _rs(xi * homo_mant[i], hsh, brnd, r)
+            _add(n_tsat, counts_b, first_b, C_TRACE, k)
+            _add(n_usat, counts_b, first_b, C_USP, k)
             for j in range(M):
                 # 3.-4. visible weights and V
                 vacc = np.int64(0)
