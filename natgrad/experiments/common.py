@@ -283,6 +283,15 @@ def write_json(result: dict, out: Path | None, name: str) -> None:
         json.dump(jsonable(result), fh, indent=1)
 
 
+def finish(result: dict, out: Path | None, name: str, plot, timer) -> dict:
+    """Close an experiment: wall time, its figures (``plot(result, out)``), ``NAME.json``."""
+    result["wall_s"] = timer()
+    result["figures"] = []
+    plot(result, out)
+    write_json(result, out, name)
+    return result
+
+
 class Timer:
     def __init__(self):
         self.t0 = time.perf_counter()

@@ -19,8 +19,8 @@ from emulator.reference import (ETA_CODE, delta_approx, delta_euclid, delta_natu
 from emulator.spikes import sigma
 from emulator.task import fig3_task
 
-from .common import (Timer, angle_deg, chip_run, config_label, counters_summary, curve_metrics,
-                     float_rules, plt, preset, save_fig, steps_of, weight_range, write_json)
+from .common import (Timer, finish, angle_deg, chip_run, config_label, counters_summary, curve_metrics,
+                     float_rules, plt, preset, save_fig, steps_of, weight_range)
 from .fig3 import RULE_STYLE, _stats, _stats_arrays, lc_effects
 
 FIG12_PRESETS = {
@@ -172,11 +172,7 @@ def fig12(scale: str = "small", config=None, seed: int = 0, out=None, curves: bo
         result["effect_config"][f"in_range_weights_w_scale_{ws:g}"] = chk
     if curves and p["lc_pairs"]:
         result["learning_curves"] = _curves(p, cfg, seed, label)
-    result["wall_s"] = timer()
-    result["figures"] = []
-    _plot_12(result, out)
-    write_json(result, out, "fig12")
-    return result
+    return finish(result, out, "fig12", _plot_12, timer)
 
 
 def _curves(p, cfg, seed, label):

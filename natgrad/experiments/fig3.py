@@ -11,9 +11,8 @@ from emulator.reference import ETA_CODE, delta_approx, delta_euclid, delta_natur
 from emulator.spikes import sigma
 from emulator.task import Task, fig3_task
 
-from .common import (Timer, angle_deg, chip_run, config_label, counters_summary, curve_metrics,
-                     first_below, float_rules, plt, preset, save_fig, steps_of, weight_range,
-                     write_json)
+from .common import (Timer, finish, angle_deg, chip_run, config_label, counters_summary, curve_metrics,
+                     first_below, float_rules, plt, preset, save_fig, steps_of, weight_range)
 
 RULE_STYLE = {"euclid": ("C0", "Euclidean"), "natural": ("C3", "natural"), "approx": ("C2", "approx. natural")}
 
@@ -102,11 +101,7 @@ def fig3f(scale: str = "small", config=None, seed: int = 0, out=None, progress=N
         result.update(curves_config=cc, t_config_s=tr, effect_config=ceff,
                       counters=counters_summary(counters), weight_range=weight_range(config),
                       max_abs_weight_task=float(max(np.abs(task.w_init).max(), np.abs(task.w_target).max())))
-    result["wall_s"] = timer()
-    result["figures"] = []
-    _plot_3f(result, out)
-    write_json(result, out, "fig3f")
-    return result
+    return finish(result, out, "fig3f", _plot_3f, timer)
 
 
 def _plot_3f(r, out):
@@ -260,11 +255,7 @@ def fig3de(scale: str = "small", config=None, seed: int = 0, out=None, fields: b
         result.update(t_config_s=tr, path_config={f"approx@{label}": cpath},
                       effect_config={f"approx@{label}": _path_effects(tr, cpath, p["probe_s"])},
                       counters=counters_summary(counters), weight_range=weight_range(config))
-    result["wall_s"] = timer()
-    result["figures"] = []
-    _plot_3de(result, out)
-    write_json(result, out, "fig3de")
-    return result
+    return finish(result, out, "fig3de", _plot_3de, timer)
 
 
 def _plot_3de(r, out):

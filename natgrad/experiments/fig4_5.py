@@ -13,8 +13,8 @@ from emulator.params import NeuronParams
 from emulator.reference import coefficients, eta_from_paper
 from emulator.task import Attenuation, Task
 
-from .common import (Timer, chip_initial, chip_run, config_label, counters_summary, float_rules, plt, preset,
-                     save_fig, steps_of, weight_range, write_json)
+from .common import (Timer, finish, chip_initial, chip_run, config_label, counters_summary, float_rules, plt, preset,
+                     save_fig, steps_of, weight_range)
 
 # =============================================================================== Fig 4
 FIG4_PRESETS = {
@@ -92,11 +92,7 @@ def fig4(scale: str = "small", config=None, seed: int = 0, out=None, **overrides
                 "ratio_to_float_approx": dws_chip / float(dws["approx"][0]),
                 "dw_dendritic_host_view": dws_chip / alpha}},
             counters=counters_summary(counters), weight_range=weight_range(config))
-    result["wall_s"] = timer()
-    result["figures"] = []
-    _plot_4(result, out)
-    write_json(result, out, "fig4")
-    return result
+    return finish(result, out, "fig4", _plot_4, timer)
 
 
 STY = {"natural": ("C3", "natural"), "approx": ("C2", "approx. natural"), "euclid": ("C0", "Euclidean")}
@@ -228,11 +224,7 @@ def fig5(scale: str = "small", config=None, seed: int = 0, out=None, **overrides
     if label is not None:
         result.update(counters=counters_all, weight_range=weight_range(config),
                       weight_lsb=2.0 ** -config["weights"]["frac"])
-    result["wall_s"] = timer()
-    result["figures"] = []
-    _plot_5(result, out)
-    write_json(result, out, "fig5")
-    return result
+    return finish(result, out, "fig5", _plot_5, timer)
 
 
 def _plot_5(r, out):

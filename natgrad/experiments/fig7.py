@@ -23,8 +23,8 @@ from emulator.reference import (_g_matrix_scalar, _moments_scalar, _sig_pair, et
 from emulator.spikes import SpikeSource
 from emulator.task import Task
 
-from .common import (Timer, chip_initial, chip_run, config_label, counters_summary, plt, preset, save_fig,
-                     steps_of, weight_range, write_json)
+from .common import (Timer, finish, chip_initial, chip_run, config_label, counters_summary, plt, preset, save_fig,
+                     steps_of, weight_range)
 
 FIG7_PRESETS = {
     "small": dict(n_grid=24, w_lo=1.04, w_hi=5.0, T_s=60.0, eta_paper=1e-3, rate=5.0, n_stim=5,
@@ -151,11 +151,7 @@ def fig7(scale: str = "small", config=None, seed: int = 0, out=None, **overrides
     label = config_label(config)
     if label is not None:
         result.update(_fig7_config(p, config, seed, label))
-    result["wall_s"] = timer()
-    result["figures"] = []
-    _plot_7(result, out)
-    write_json(result, out, "fig7")
-    return result
+    return finish(result, out, "fig7", _plot_7, timer)
 
 
 def _zero_crossing(g, y):
