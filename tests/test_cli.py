@@ -93,3 +93,28 @@ def test_fxp32_report_error_small_loihi2_larger():
         err[name] = w["rmse_lsb"] * w["lsb"] / ref_lsb
         assert np.isfinite(w["rmse_lsb"]) and np.isfinite(rep["weights"]["final_rmse_vs_float"])
     assert err["fxp32"] < 0.1 < 1.0 < err["loihi2"], err
+
+
+def test_report_values_finite_and_interrupted_write_leaves_nothing(tmp_path, monkeypatch):
+    """report.json numbers are finite; a failure while writing (here: the range-use
+    figure raises) leaves no report file under its final name."""
+    from emulator.hwconfig import load
+    from natgrad import report as report_mod
+    from natgrad.main_job import run_main_job
+
+    out = tmp_path / "ok"
+    out.mkdir()
+    rep = run_main_job(load("loihi2"), 1000, 1, trials=1, lava_steps=0, progress=False, out=out)
+    for key in ("float", "fixed"):
+        assert np.all(np.isfinite(rep["curves"][key]["rate_rmse_hz"]))
+    for row in rep["variables"].values():
+        assert all(np.isfinite(row[k]) for k in ("rmse_lsb", "mean_err_lsb", "max_abs_err_lsb"))
+
+    def boom(*args, **kwargs):
+        raise KeyboardInterrupt
+    monkeypatch.setattr(report_mod, "_fig_range", boom)
+    broken = tmp_path / "broken"
+    broken.mkdir()
+    with pytest.raises(KeyboardInterrupt):
+        run_main_job(load("loihi2"), 1000, 1, trials=1, lava_steps=0, progress=False, out=broken)
+    assert list(broken.iterdir()) == []
