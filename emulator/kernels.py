@@ -15,7 +15,7 @@ from emulator.datapath import (C_BRACKET, C_GAMMA, C_POST, C_TRACE, C_USP, C_V, 
 from emulator.discretize import (INTERP_FRAC, M_LO, M_SPAN, POST_A_FRAC, POST_B_FRAC, RATE_FRAC,
                                  STAT_V_FRAC, STAT_W_FRAC, V_GUARD_BITS, V_SPAN, Discretized)
 from fixedpoint import rng
-from fixedpoint.jit import random_bits_from_prefix, stream_prefix
+from fixedpoint.jit import random_bits_from_prefix, shift_right_row, stream_prefix
 from fixedpoint.jit import shift_right as _srs
 from fixedpoint.rounding import ROUNDING_MODES
 
@@ -182,6 +182,8 @@ def _chunk_impl(X, Y, k0, seed, trials, a_m, a_s, acc, gamma, x, v, sigma, err, 
     for b in prange(B):
         homo = np.zeros(N, np.int64)
         w_row = np.zeros(N, np.int64)
+        tmp1 = np.zeros(N, np.int64)
+        tmp2 = np.zeros(N, np.int64)
         counts_b = cnt_all[b]
         first_b = fst_all[b]
         tb = np.int64(trials[b]) << 32
@@ -200,45 +202,54 @@ def _chunk_impl(X, Y, k0, seed, trials, a_m, a_s, acc, gamma, x, v, sigma, err, 
             # locals, saturation counted locally and flushed once per step
             n_tsat = 0
             n_usat = 0
+            am_row = a_m[b]
+            as_row = a_s[b]
+            x_row = x[b]
+            for i in range(N):
+                tmp1[i] = am_row[i] * dm
+                tmp2[i] = as_row[i] * ds
+            shift_right_row(tmp1, tmp1, dfrac, trnd, p_tr, tb, 2)
+            shift_right_row(tmp2, tmp2, dfrac, trnd, p_tr, tb + 1, 2)
             for i in range(N):
                 spk = np.int64(X[t, b, i]) * impulse
-                r = np.uint64(0)
-                if trnd == _STOCH:
-                    r = _bits(p_tr, tb + 2 * i)
-                am = _rs(a_m[b, i] * dm, dfrac, trnd, r) + spk
-                if trnd == _STOCH:
-                    r = _bits(p_tr, tb + 2 * i + 1)
-                as_ = _rs(a_s[b, i] * ds, dfrac, trnd, r) + spk
+                am = tmp1[i] + spk
+                as_ = tmp2[i] + spk
                 if am > tmax:
                     am = tmax
                     n_tsat += 1
                 if as_ > tmax:
                     as_ = tmax
                     n_tsat += 1
-                a_m[b, i] = am
-                a_s[b, i] = as_
-                if urnd == _STOCH:
-                    r = _bits(p_usp, tb + i)
-                xi = _rs((am - as_) * usp_mant, xsh, urnd, r)
+                am_row[i] = am
+                as_row[i] = as_
+                tmp1[i] = (am - as_) * usp_mant
+            shift_right_row(tmp1, tmp1, xsh, urnd, p_usp, tb, 1)
+            for i in range(N):
+                xi = tmp1[i]
                 if xi < -utop:
                     xi = -utop
                     n_usat += 1
                 elif xi > utop - 1:
                     xi = utop - 1
                     n_usat += 1
-                x[b, i] = xi
-                if brnd == _STOCH:
-                    r = _bits(p_homo, tb + i)
-                homo[i] = _rs(xi * homo_mant[i], hsh, brnd, r)
+                x_row[i] = xi
+                tmp2[i] = xi * homo_mant[i]
+            shift_right_row(homo, tmp2, hsh, brnd, p_homo, tb, 1)
             _add(n_tsat, counts_b, first_b, C_TRACE, k)
             _add(n_usat, counts_b, first_b, C_USP, k)
             for j in range(M):
                 # 3.-4. visible weights and V
                 vacc = np.int64(0)
                 psh = wfrac + c[K_USP_FRAC] - c[K_VFRAC] - V_GUARD_BITS
+                acc_row = acc[b, j]
                 for i in range(N):
-                    w_row[i] = acc[b, j, i] >> wextra
-                    vacc += _rs(w_row[i] * x[b, i], psh, _FLOOR, np.uint64(0))
+                    w_row[i] = acc_row[i] >> wextra
+                if psh > 0:                     # floor rounding of each product
+                    for i in range(N):
+                        vacc += (w_row[i] * x_row[i]) >> psh
+                else:
+                    for i in range(N):
+                        vacc += (w_row[i] * x_row[i]) << (-psh)
                 r = np.uint64(0)
                 if c[K_VRND] == _STOCH:
                     r = _bits(p_pot, tb + j)
@@ -297,31 +308,30 @@ def _chunk_impl(X, Y, k0, seed, trials, a_m, a_s, acc, gamma, x, v, sigma, err, 
                 n_wsat = 0
                 n_under = 0
                 for i in range(N):
-                    u = tb + j * N + i
-                    if brnd == _STOCH:
-                        r = _bits(p_het, u)
-                    het = _rs(cwv * w_row[i], wfrac, brnd, r)
-                    br = homo[i] - cu + het
+                    tmp1[i] = cwv * w_row[i]
+                shift_right_row(tmp1, tmp1, wfrac, brnd, p_het, tb + j * N, 1)
+                for i in range(N):
+                    br = homo[i] - cu + tmp1[i]
                     if br < -btop:
                         br = -btop
                         n_bsat += 1
                     elif br > btop - 1:
                         br = btop - 1
                         n_bsat += 1
-                    pbr = pj * br
-                    if wrnd == _STOCH:
-                        r = _bits(p_w, u)
-                    dw = _rs(pbr, dsh, wrnd, r)
-                    if dw == 0 and pbr != 0:
+                    tmp2[i] = pj * br
+                shift_right_row(tmp1, tmp2, dsh, wrnd, p_w, tb + j * N, 1)
+                for i in range(N):
+                    dw = tmp1[i]
+                    if dw == 0 and tmp2[i] != 0:
                         n_under += 1
-                    a = acc[b, j, i] + dw
+                    a = acc_row[i] + dw
                     if a < -wtop:
                         a = -wtop
                         n_wsat += 1
                     elif a > wtop - 1:
                         a = wtop - 1
                         n_wsat += 1
-                    acc[b, j, i] = a
+                    acc_row[i] = a
                 _add(n_bsat, counts_b, first_b, C_BRACKET, k)
                 _add(n_under, counts_b, first_b, C_WUNDER, k)
                 _add(n_wsat, counts_b, first_b, C_WSAT, k)
