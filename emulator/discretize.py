@@ -15,12 +15,14 @@ vector on chip).
 from __future__ import annotations
 
 import dataclasses
+import functools
 import math
 
 import numpy as np
 
 from emulator.hwconfig import HwConfig
 from emulator.params import NeuronParams
+from emulator.variables import variable_table
 
 #: Guard bits kept below V's LSB while summing w*x (each product is floored at this depth).
 V_GUARD_BITS = 8
@@ -78,36 +80,15 @@ class Discretized:
 
     cfg: HwConfig
     params: NeuronParams
-    # formats (fractional bits)
-    trace_frac: int
-    trace_max: int             #: largest trace value, 2**traces.bits - 1
-    usp_frac: int
-    usp_bits: int
-    w_frac: int
-    w_bits: int
-    w_extra: int
-    v_frac: int
-    v_bits: int
-    sigma_frac: int
-    err_frac: int
-    gamma_frac: int
-    gamma_bits: int
-    bracket_frac: int
-    bracket_bits: int
-    post_frac: int
-    post_bits: int
-    # rounding modes
-    trace_rounding: str
-    usp_rounding: str
-    w_rounding: str
-    v_rounding: str
-    bracket_rounding: str
-    post_rounding: str
+    #: every datapath variable's format and rounding (:mod:`emulator.variables`); the
+    #: scalars ``<short>_bits``, ``<short>_frac``, ``<short>_rounding`` (e.g. ``w_frac``,
+    #: ``v_bits``, ``trace_rounding``) are read from it, see :meth:`__getattr__`
+    variables: dict
+    mant_bits: int             #: mantissa width of the float constants (constants.mant_bits)
     # constants
     decay_frac: int
     decay_m: int               #: round(exp(-dt/tau_m) * 2**decay_frac)
     decay_s: int
-    impulse: int               #: 2**trace_frac, one spike
     usp_mant: int              #: 1/(tau_m - tau_s) in 1/s
     usp_shift: int
     homo_mant: np.ndarray      #: c_eps / r_i per afferent (s), shared exponent; 0 for r_i = 0
@@ -137,6 +118,58 @@ class Discretized:
     def n_afferents(self) -> int:
         return int(self.homo_mant.shape[0])
 
+    @property
+    def w_extra(self) -> int:
+        """Hidden accumulator bits below the visible weight LSB."""
+        return self.variables["weights"].extra_frac
+
+    @property
+    def trace_max(self) -> int:
+        """Largest trace value, 2**traces.bits - 1."""
+        return self.variables["traces"].fmt.max_int
+
+    @property
+    def impulse(self) -> int:
+        """One spike's trace increment, 2**traces.frac."""
+        return 1 << self.variables["traces"].fmt.frac
+
+    def __post_init__(self):
+        derived = {}
+        for var in self.variables.values():
+            s = var.spec.short
+            derived[f"{s}_bits"] = var.fmt.bits
+            derived[f"{s}_frac"] = var.fmt.frac
+            derived[f"{s}_rounding"] = var.rounding
+        object.__setattr__(self, "_derived", derived)
+
+    def __getattr__(self, name: str):
+        # <short>_bits / _frac / _rounding of a variable (e.g. w_frac), from the table
+        derived = self.__dict__.get("_derived", {})
+        if name in derived:
+            return derived[name]
+        raise AttributeError(f"{type(self).__name__!s} has no attribute {name!r}")
+
+    def scalars(self) -> dict:
+        """Every scalar integer of the record by name: the derived ``<short>_bits``,
+        ``<short>_frac`` and ``<short>_rounding`` (as mode index) of each variable, the
+        constants, shifts and table sizes.  The numba kernel's constant record is built
+        from this (:func:`emulator.stages_jit.pack`)."""
+        from fixedpoint.rounding import ROUNDING_MODES
+        out = {}
+        for var in self.variables.values():
+            s = var.spec.short
+            out[f"{s}_bits"] = var.fmt.bits
+            out[f"{s}_frac"] = var.fmt.frac
+            out[f"{s}_rounding"] = ROUNDING_MODES.index(var.rounding)
+        out["w_extra"] = self.w_extra
+        out["trace_max"] = self.trace_max
+        out["impulse"] = self.impulse
+        for f in dataclasses.fields(self):
+            v = getattr(self, f.name)
+            if isinstance(v, (bool, int, np.integer)) and not isinstance(v, str):
+                out[f.name] = int(v)
+        return out
+
 
 def _sigma_table(params: NeuronParams, v_bits: int, v_frac: int, lut_bits: int,
                  sigma_frac: int) -> np.ndarray:
@@ -165,7 +198,13 @@ def _gamma_table(params: NeuronParams, m_bits: int, v_bits: int, gamma_bits: int
     return np.floor(gs * 2.0**gamma_frac + 0.5).astype(np.int64)
 
 
-_GAMMA_CACHE: dict = {}
+@functools.lru_cache(maxsize=8)
+def _gamma_table_cached(params: NeuronParams, m_bits: int, v_bits: int, gamma_bits: int,
+                        gamma_frac: int) -> np.ndarray:
+    """:func:`_gamma_table`, memoized (a few configs per process; the table costs seconds)."""
+    table = _gamma_table(params, m_bits, v_bits, gamma_bits, gamma_frac)
+    table.flags.writeable = False
+    return table
 
 
 def discretize(cfg: HwConfig, params: NeuronParams, rates: np.ndarray, eta: float) -> Discretized:
@@ -203,10 +242,8 @@ def discretize(cfg: HwConfig, params: NeuronParams, rates: np.ndarray, eta: floa
     rates_q = np.floor(rates * 2**RATE_FRAC + 0.5).astype(np.int64)
 
     sigma_lut = _sigma_table(params, po["bits"], po["frac"], sg["lut_bits"], sg["frac"])
-    key = (params, gm["m_lut_bits"], gm["v_lut_bits"], gm["bits"], gm["frac"])
-    if key not in _GAMMA_CACHE:
-        _GAMMA_CACHE[key] = _gamma_table(params, *key[1:])
-    gamma_lut = _GAMMA_CACHE[key]
+    gamma_lut = _gamma_table_cached(params, gm["m_lut_bits"], gm["v_lut_bits"], gm["bits"],
+                                    gm["frac"])
 
     def realised(m, s):
         return m * 2.0**-s
@@ -232,17 +269,8 @@ def discretize(cfg: HwConfig, params: NeuronParams, rates: np.ndarray, eta: floa
     }
     return Discretized(
         cfg=cfg, params=params,
-        trace_frac=tr["frac"], trace_max=2**tr["bits"] - 1,
-        usp_frac=us["frac"], usp_bits=us["bits"],
-        w_frac=wt["frac"], w_bits=wt["bits"], w_extra=wt["extra_frac"],
-        v_frac=po["frac"], v_bits=po["bits"],
-        sigma_frac=sg["frac"], err_frac=cfg["error"]["frac"],
-        gamma_frac=gm["frac"], gamma_bits=gm["bits"],
-        bracket_frac=br["frac"], bracket_bits=br["bits"],
-        post_frac=pt["frac"], post_bits=pt["bits"],
-        trace_rounding=tr["rounding"], usp_rounding=us["rounding"], w_rounding=wt["rounding"],
-        v_rounding=po["rounding"], bracket_rounding=br["rounding"], post_rounding=pt["rounding"],
-        decay_frac=tr["decay_frac"], decay_m=decay_m, decay_s=decay_s, impulse=2**tr["frac"],
+        variables=variable_table(cfg), mant_bits=mb,
+        decay_frac=tr["decay_frac"], decay_m=decay_m, decay_s=decay_s,
         usp_mant=usp_mant, usp_shift=usp_shift, homo_mant=homo_mant, homo_shift=homo_shift,
         cu_q=cu_q, cw_mant=cw_mant, cw_shift=cw_shift, phidt_mant=phidt_mant,
         phidt_shift=phidt_shift, eta_mant=eta_mant, eta_shift=eta_shift, rates_q=rates_q,

@@ -12,15 +12,14 @@ from typing import Callable
 
 import numpy as np
 
-from emulator import datapath
+from emulator import datapath, variables
 from emulator.discretize import discretize
 from emulator.hwconfig import HwConfig, load
 from emulator.spikes import SpikeSource
 from emulator.task import Task
 
-#: Variables that can be recorded, with the state field they come from.
-RECORDABLE = ("weights", "potential", "usp", "trace_m", "trace_s", "sigma", "error",
-              "gamma_s", "post")
+#: Variables that can be recorded (declared in :mod:`emulator.variables`).
+RECORDABLE = variables.RECORDABLE
 
 
 @dataclasses.dataclass
@@ -46,18 +45,22 @@ class RunResult:
     state: object = None                #: final integer State (fixed only)
 
 
-def _scales(d) -> dict:
+def record_scales(d) -> dict:
     """Float value of one integer LSB of every recordable variable."""
-    return {"weights": 2.0**-d.w_frac, "potential": 2.0**-d.v_frac, "usp": 2.0**-d.usp_frac,
-            "trace_m": 2.0**-d.trace_frac, "trace_s": 2.0**-d.trace_frac,
-            "sigma": 2.0**-d.sigma_frac, "error": 2.0**-d.err_frac,
-            "gamma_s": 2.0**-d.gamma_frac, "post": 2.0**-d.post_frac}
+    return {r: d.variables[variables.RECORD_VARIABLE[r]].lsb for r in RECORDABLE}
+
+
+def record_arrays(n_rec: int, B: int, M: int, N: int) -> dict:
+    """Zeroed int64 recording arrays (n_rec, B, ...) of every recordable variable."""
+    dims = {"B": B, "M": M, "N": N}
+    return {r: np.zeros((n_rec,) + tuple(dims[a] for a in variables.RECORD_SHAPES[r]), np.int64)
+            for r in RECORDABLE}
 
 
 def counters_dict(counts: np.ndarray, first: np.ndarray) -> dict:
     """Counter arrays of the datapath -> nested dict per variable."""
     out: dict = {}
-    for (var, kind), n, f in zip(datapath.COUNTERS, counts, first):
+    for (var, kind), n, f in zip(variables.COUNTERS, counts, first):
         entry = out.setdefault(var, {"overflow": 0, "saturation": 0, "underflow": 0,
                                      "first_step": {}})
         entry[kind] += int(n)
@@ -125,8 +128,7 @@ def run(config, task: Task, steps: int, seed: int, *, eta: float | None = None,
     state = datapath.init_state(d, task.w_init[trials], trials)
     n_rec = steps // record_every if record_every else 0
     B, M, N = state.acc.shape
-    shapes = {"weights": (B, M, N), "usp": (B, N), "trace_m": (B, N), "trace_s": (B, N)}
-    rec_int = {name: np.zeros((n_rec,) + shapes.get(name, (B, M)), np.int64) for name in RECORDABLE}
+    rec_int = record_arrays(n_rec, B, M, N)
     out_spk = np.zeros((B, M), np.int64)
     teach_spk = np.zeros((B, M), np.int64)
     row = 0
@@ -150,7 +152,7 @@ def run(config, task: Task, steps: int, seed: int, *, eta: float | None = None,
         done += n
         if progress is not None:
             progress(done)
-    scales = _scales(d)
+    scales = record_scales(d)
     recorded = {name: rec_int[name][:row] * scales[name] for name in record}
     t_rec = (np.arange(1, row + 1) * record_every) * task.params.dt if record_every else np.zeros(0)
     w_vis = state.acc >> d.w_extra
@@ -162,12 +164,6 @@ def run(config, task: Task, steps: int, seed: int, *, eta: float | None = None,
 
 
 def _store(rec_int, row, st, w_extra) -> None:
-    rec_int["weights"][row] = st.acc >> w_extra
-    rec_int["potential"][row] = st.v
-    rec_int["usp"][row] = st.x
-    rec_int["trace_m"][row] = st.a_m
-    rec_int["trace_s"][row] = st.a_s
-    rec_int["sigma"][row] = st.sigma
-    rec_int["error"][row] = st.err
-    rec_int["gamma_s"][row] = st.gamma
-    rec_int["post"][row] = st.post
+    for name in RECORDABLE:
+        value = getattr(st, variables.RECORD_FIELD[name])
+        rec_int[name][row] = value >> w_extra if name == "weights" else value

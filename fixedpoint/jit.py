@@ -162,7 +162,7 @@ def shift_right(x, s, mode, r):
     return shift_right_stochastic(x, s, r)
 
 
-@njit(cache=True)
+@njit(cache=True, inline="always")
 def requantize(x, from_frac, to_frac, mode, r):
     """``from_frac`` -> ``to_frac`` fractional bits (left shifts are exact if they fit)."""
     d = from_frac - to_frac
@@ -173,7 +173,7 @@ def requantize(x, from_frac, to_frac, mode, r):
 
 # ---- range ------------------------------------------------------------------------------
 
-@njit(cache=True)
+@njit(cache=True, inline="always")
 def saturate(x, lo, hi):
     """Clip to ``[lo, hi]`` (use ``QFormat.min_int``/``max_int``)."""
     if x < lo:

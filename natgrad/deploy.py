@@ -67,6 +67,12 @@ def _const(info: dict) -> dict:
     return out
 
 
+def _fmt_var(var) -> dict:
+    """Deploy format entry of one datapath variable (:class:`emulator.variables.Variable`)."""
+    extra = {"extra_frac": var.extra_frac} if var.spec.accumulator else {}
+    return _fmt(var.fmt.signed, var.fmt.bits, var.fmt.frac, var.rounding, **extra)
+
+
 def _fmt(signed: bool, bits: int, frac: int, rounding: str | None = None, **extra) -> dict:
     f = {"signed": signed, "bits": int(bits), "frac": int(frac),
          "text": f"{'S' if signed else 'U'}{bits}.{frac}"}
@@ -121,17 +127,7 @@ def deploy_record(cfg, rates: np.ndarray | None = None, seed: int = 0, n_afferen
                        "c_eps": p.c_eps},
             "eta_code": eta,
         },
-        "formats": {
-            "traces": _fmt(False, cfg["traces"]["bits"], d.trace_frac, d.trace_rounding),
-            "usp": _fmt(True, d.usp_bits, d.usp_frac, d.usp_rounding),
-            "weights": _fmt(True, d.w_bits, d.w_frac, d.w_rounding, extra_frac=d.w_extra),
-            "potential": _fmt(True, d.v_bits, d.v_frac, d.v_rounding),
-            "sigma": _fmt(False, d.sigma_frac + 1, d.sigma_frac),
-            "error": _fmt(True, d.err_frac + 2, d.err_frac, "half_up"),
-            "gamma_s": _fmt(False, d.gamma_bits, d.gamma_frac, "half_up"),
-            "bracket": _fmt(True, d.bracket_bits, d.bracket_frac, d.bracket_rounding),
-            "post": _fmt(True, d.post_bits, d.post_frac, d.post_rounding),
-        },
+        "formats": {name: _fmt_var(var) for name, var in d.variables.items()},
         "traces": {
             "decay_frac": d.decay_frac,
             "decay_m": d.decay_m,
@@ -148,7 +144,7 @@ def deploy_record(cfg, rates: np.ndarray | None = None, seed: int = 0, n_afferen
             "mantissas": _ints(w_mant),
             "saturated_at_init": int(w_sat),
         },
-        "constants": {"mant_bits": int(cfg["constants"]["mant_bits"]), **consts},
+        "constants": {"mant_bits": d.mant_bits, **consts},
         "homosynaptic": {
             "what": "c_eps / r_i per afferent, one shared shift (0 for r_i = 0)",
             "shift": d.homo_shift,
@@ -181,7 +177,7 @@ def deploy_record(cfg, rates: np.ndarray | None = None, seed: int = 0, n_afferen
         },
         "third_factor": {
             "post_factor": "P = eta * gamma_s * (1 - sigma) * e, e = y - phi_max_dt * sigma",
-            "post_format": _fmt(True, d.post_bits, d.post_frac, d.post_rounding),
+            "post_format": _fmt_var(d.variables["post"]),
             "intermediate_frac": {"gamma_s_times_one_minus_sigma": D.POST_A_FRAC,
                                   "times_error": D.POST_B_FRAC},
             "eta": {"mant": d.eta_mant, "shift": d.eta_shift},
@@ -271,6 +267,7 @@ def load_deployment(path) -> tuple:
     from emulator import discretize as D
     from emulator.hwconfig import validate
     from emulator.params import NeuronParams
+    from emulator.variables import variable_table
 
     rec = yaml.safe_load(Path(path).read_text())
     cfg = validate(rec["config"]["tree"], str(path))
@@ -280,19 +277,8 @@ def load_deployment(path) -> tuple:
     tf = rec["third_factor"]
     d = D.Discretized(
         cfg=cfg, params=params,
-        trace_frac=f["traces"]["frac"], trace_max=tr["max"],
-        usp_frac=f["usp"]["frac"], usp_bits=f["usp"]["bits"],
-        w_frac=f["weights"]["frac"], w_bits=f["weights"]["bits"], w_extra=f["weights"]["extra_frac"],
-        v_frac=f["potential"]["frac"], v_bits=f["potential"]["bits"],
-        sigma_frac=f["sigma"]["frac"], err_frac=f["error"]["frac"],
-        gamma_frac=f["gamma_s"]["frac"], gamma_bits=f["gamma_s"]["bits"],
-        bracket_frac=f["bracket"]["frac"], bracket_bits=f["bracket"]["bits"],
-        post_frac=f["post"]["frac"], post_bits=f["post"]["bits"],
-        trace_rounding=f["traces"]["rounding"], usp_rounding=f["usp"]["rounding"],
-        w_rounding=f["weights"]["rounding"], v_rounding=f["potential"]["rounding"],
-        bracket_rounding=f["bracket"]["rounding"], post_rounding=f["post"]["rounding"],
+        variables=variable_table(cfg), mant_bits=c["mant_bits"],
         decay_frac=tr["decay_frac"], decay_m=tr["decay_m"], decay_s=tr["decay_s"],
-        impulse=tr["impulse"],
         usp_mant=c["usp_scale"]["mant"], usp_shift=c["usp_scale"]["shift"],
         homo_mant=np.asarray(rec["homosynaptic"]["mantissas"], np.int64),
         homo_shift=rec["homosynaptic"]["shift"], cu_q=c["c_eps_c_u"]["int"],
