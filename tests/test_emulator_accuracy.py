@@ -3,7 +3,7 @@ import numpy as np
 import pytest
 
 from emulator import run as R
-from emulator.datapath import gamma_from_weights
+from emulator import stages
 from emulator.discretize import discretize
 from emulator.hwconfig import load
 from emulator.reference import ETA_CODE, coefficients
@@ -27,7 +27,7 @@ def test_gamma_table_error_in_the_fig3_regime():
     task = fig3_task(n_trials=64, N=100, M=1, seed=9)
     d = discretize(load("fxp32"), task.params, task.rates, ETA_CODE["approx"])
     w_int = np.rint(task.w_init * 2.0**d.w_frac).astype(np.int64)
-    g_fx = gamma_from_weights(d, w_int) * 2.0**-d.gamma_frac
+    g_fx = stages.gamma(d, w_int)[0] * 2.0**-d.gamma_frac
     w = w_int * 2.0**-d.w_frac
     m = w @ task.rates
     v = (w * w) @ task.rates / task.params.c_eps

@@ -10,10 +10,12 @@ available, so the 10/50-Hz code rates are used for every condition).
 """
 from __future__ import annotations
 
+import dataclasses
+
 import numpy as np
 
-from emulator.discretize import POST_A_FRAC, POST_B_FRAC, V_GUARD_BITS, discretize
-from emulator.datapath import gamma_from_weights, shift_right, sigma_lookup
+from emulator import stages
+from emulator.discretize import discretize
 from emulator.metrics import test_set
 from emulator.reference import (ETA_CODE, delta_approx, delta_euclid, delta_natural, gauss_moments)
 from emulator.spikes import sigma
@@ -59,38 +61,31 @@ def fisher_angle_deg(a, b, W, r, params):
 
 
 def chip_approx_direction(d, W, X, p_teacher):
-    """Direction of the approximate update as the integer datapath forms it (steps 3-9 of
-    ``emulator.datapath``) from float weights W (S, N), USPs X (S, N) and the expected teacher
-    count p_teacher (S,): weights and USPs quantised to the config's formats (saturated), V,
-    σ, e, γ_s (2-D table), the post factor and the bracket in the config's integer arithmetic;
-    stochastic roundings are replaced by round-half-up (their expectation up to half an LSB).
-    Presynaptic traces are not emulated (X comes from float traces).  Returns P·B (S, N) floats
-    (scale irrelevant: only the direction is used)."""
-    def mode(m):
-        return "half_up" if m == "stochastic" else m
-    S, N = X.shape
-    wtop = 2 ** (d.w_bits - 1) - 1
-    w = np.clip(np.rint(W * 2.0 ** d.w_frac), -wtop, wtop).astype(np.int64)[:, None, :]   # (S, 1, N)
-    xtop = 2 ** (d.usp_bits - 1) - 1
-    x = np.clip(np.rint(X * 2.0 ** d.usp_frac), -xtop - 1, xtop).astype(np.int64)
-    prod = shift_right(w * x[:, None, :], d.w_frac + d.usp_frac - d.v_frac - V_GUARD_BITS, "floor")
-    v = shift_right(prod.sum(axis=-1), V_GUARD_BITS, mode(d.v_rounding))
-    vtop = 2 ** (d.v_bits - 1)
-    v = np.clip(v, -vtop, vtop - 1)
-    gamma = gamma_from_weights(d, w)
-    sg = sigma_lookup(d, v)
-    y = np.rint(np.asarray(p_teacher)[:, None] * 2.0 ** d.err_frac).astype(np.int64)
-    err = y - shift_right(sg * d.phidt_mant, d.sigma_frac + d.phidt_shift - d.err_frac, "half_up")
-    pa = shift_right(gamma * ((1 << d.sigma_frac) - sg), d.gamma_frac + d.sigma_frac - POST_A_FRAC, "half_up")
-    pb = shift_right(pa * err, POST_A_FRAC + d.err_frac - POST_B_FRAC, "half_up")
-    bf = d.bracket_frac
-    btop = 2 ** (d.bracket_bits - 1)
-    bm = mode(d.bracket_rounding)
-    homo = shift_right(x * d.homo_mant, d.usp_frac + d.homo_shift - bf, bm)
-    cwv = np.clip(shift_right(v * d.cw_mant, d.v_frac + d.cw_shift - bf, bm), -btop, btop - 1)
-    het = shift_right(cwv[:, :, None] * w, d.w_frac, bm)
-    bracket = np.clip(homo[:, None, :] - d.cu_q + het, -btop, btop - 1)
-    return (pb[:, :, None].astype(np.float64) * bracket.astype(np.float64))[:, 0, :]
+    """Direction of the approximate update as the integer datapath forms it, from float
+    weights W (S, N), USPs X (S, N) and the expected teacher count p_teacher (S,).
+
+    Weights and USPs are quantized to the config's formats (saturated); then the datapath's
+    own stages (:mod:`emulator.stages`: potential, gamma_s, sigmoid, error, post factor,
+    bracket) in the config's integer arithmetic, with stochastic roundings replaced by
+    round-half-up (their expectation up to half an LSB) and the teacher count by its
+    expectation on the error grid.  Presynaptic traces are not emulated (X comes from float
+    traces).  Returns P·B (S, N) floats (scale irrelevant: only the direction is used).
+    """
+    det = dataclasses.replace(d, variables={
+        name: dataclasses.replace(var, rounding="half_up" if var.rounding == "stochastic"
+                                  else var.rounding)
+        for name, var in d.variables.items()})
+    wf, xf = det.variables["weights"].fmt, det.variables["usp"].fmt
+    w = np.clip(np.rint(W * 2.0 ** wf.frac), -wf.max_int, wf.max_int).astype(np.int64)[:, None, :]
+    x = np.clip(np.rint(X * 2.0 ** xf.frac), xf.min_int, xf.max_int).astype(np.int64)
+    v, _ = stages.potential(det, w, x, None, None)
+    gamma, _ = stages.gamma(det, w)
+    sg = stages.sigmoid(det, v)
+    y = np.rint(np.asarray(p_teacher)[:, None] * 2.0 ** det.err_frac).astype(np.int64)
+    err = y + stages.error(det, sg, np.zeros_like(y))
+    post, _ = stages.post_factor(det, gamma, sg, err, None, None)
+    bracket, _ = stages.bracket(det, x, v, w, None, None, None, None)
+    return (post[:, :, None].astype(np.float64) * bracket.astype(np.float64))[:, 0, :]
 
 
 def angles_for_pair(pair, p, seed, cfg=None, batch: int = 10):
