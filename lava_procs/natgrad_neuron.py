@@ -55,6 +55,8 @@ from emulator import datapath
 from emulator.discretize import discretize
 from emulator.hwconfig import HwConfig, load
 from emulator.params import NeuronParams
+from emulator.run import record_arrays
+from emulator.variables import RECORD_FIELD, RECORD_SHAPES, STATE_FIELDS
 from emulator.float_run import float_variables
 from emulator.reference import _Rule
 from emulator.task import IDENTITY, Parametrization
@@ -67,10 +69,22 @@ __all__ = ["NatGradNeuron", "PyNatGradNeuronFixed", "PyNatGradNeuronFloat", "TAG
 TAGS = ("fixed_pt", "floating_pt")
 #: Backends of the ``fixed_pt`` model ('auto': numba when it imports, else numpy).
 BACKENDS = ("auto", "numba", "numpy")
-#: Vars <-> fields of :class:`emulator.datapath.State` (Var name, State field).
-STATE_VARS = (("a_m", "a_m"), ("a_s", "a_s"), ("x", "x"), ("weights", "acc"), ("gamma", "gamma"),
-              ("v", "v"), ("sigma", "sigma"), ("err", "err"), ("post", "post"),
-              ("spikes", "spikes"))
+#: Vars <-> fields of :class:`emulator.datapath.State` (Var name, State field), derived
+#: from the variable table (:mod:`emulator.variables`); the weight accumulator is the Var
+#: ``weights``, and the student's spikes of the last step are the Var ``spikes``.
+STATE_VARS = tuple(("weights" if f == "acc" else f, f) for f in STATE_FIELDS) + (("spikes", "spikes"),)
+#: Shape of each State-field Var: axes of (M, N) from the record shapes.
+_FIELD_AXES = dict({RECORD_FIELD[r]: RECORD_SHAPES[r][1:] for r in RECORD_FIELD}, spikes=("M",))
+
+
+def _var_shape(field: str, m: int, n: int) -> tuple:
+    return tuple({"M": m, "N": n}[a] for a in _FIELD_AXES[field])
+
+
+def _declare_state_vars(model_cls, dtype) -> None:
+    """Give a ProcessModel one LavaPyType per State Var (Lava finds them with dir())."""
+    for var, _ in STATE_VARS:
+        setattr(model_cls, var, LavaPyType(np.ndarray, dtype))
 
 
 def numba_available() -> bool:
@@ -164,23 +178,14 @@ class NatGradNeuron(AbstractProcess):
             init = {var: getattr(st, field)[0] for var, field in STATE_VARS}
             init["counts"], init["first"] = st.counts, st.first   # init_state counts clipping
         else:
-            init = {var: np.zeros(n if field in ("a_m", "a_s", "x") else m)
-                    for var, field in STATE_VARS}
+            init = {var: np.zeros(_var_shape(field, m, n)) for var, field in STATE_VARS}
             init["weights"] = w_init.copy()
             init["counts"], init["first"] = np.zeros(n_c, np.int64), np.full(n_c, -1, np.int64)
         self.x_in = InPort(shape=(n,))
         self.y_in = InPort(shape=(m,))
         self.s_out = OutPort(shape=(m,))
-        self.a_m = Var(shape=(n,), init=init["a_m"])
-        self.a_s = Var(shape=(n,), init=init["a_s"])
-        self.x = Var(shape=(n,), init=init["x"])
-        self.weights = Var(shape=(m, n), init=init["weights"])
-        self.gamma = Var(shape=(m,), init=init["gamma"])
-        self.v = Var(shape=(m,), init=init["v"])
-        self.sigma = Var(shape=(m,), init=init["sigma"])
-        self.err = Var(shape=(m,), init=init["err"])
-        self.post = Var(shape=(m,), init=init["post"])
-        self.spikes = Var(shape=(m,), init=init["spikes"])
+        for var, field in STATE_VARS:
+            setattr(self, var, Var(shape=_var_shape(field, m, n), init=init[var]))
         self.n_spikes = Var(shape=(m,), init=np.zeros(m, np.int64))
         self.counts = Var(shape=(n_c,), init=init["counts"])
         self.first = Var(shape=(n_c,), init=init["first"])
@@ -196,9 +201,7 @@ def _check_tag(proc_params, mine: str) -> None:
 
 def _empty_records(m: int, n: int) -> dict:
     """Zero-row recording arrays for ``emulator.kernels.run_chunk`` (no recording)."""
-    z = lambda *s: np.zeros((0, 1) + s, np.int64)  # noqa: E731
-    return {"weights": z(m, n), "potential": z(m), "usp": z(n), "trace_m": z(n),
-            "trace_s": z(n), "sigma": z(m), "error": z(m), "gamma_s": z(m), "post": z(m)}
+    return record_arrays(0, 1, m, n)
 
 
 def _check_step(pm) -> int:
@@ -270,16 +273,6 @@ class PyNatGradNeuronFixed(PyLoihiProcessModel):
     x_in: PyInPort = LavaPyType(PyInPort.VEC_DENSE, np.int32)
     y_in: PyInPort = LavaPyType(PyInPort.VEC_DENSE, np.int32)
     s_out: PyOutPort = LavaPyType(PyOutPort.VEC_DENSE, np.int32)
-    a_m: np.ndarray = LavaPyType(np.ndarray, np.int64)
-    a_s: np.ndarray = LavaPyType(np.ndarray, np.int64)
-    x: np.ndarray = LavaPyType(np.ndarray, np.int64)
-    weights: np.ndarray = LavaPyType(np.ndarray, np.int64)
-    gamma: np.ndarray = LavaPyType(np.ndarray, np.int64)
-    v: np.ndarray = LavaPyType(np.ndarray, np.int64)
-    sigma: np.ndarray = LavaPyType(np.ndarray, np.int64)
-    err: np.ndarray = LavaPyType(np.ndarray, np.int64)
-    post: np.ndarray = LavaPyType(np.ndarray, np.int64)
-    spikes: np.ndarray = LavaPyType(np.ndarray, np.int64)
     n_spikes: np.ndarray = LavaPyType(np.ndarray, np.int64)
     counts: np.ndarray = LavaPyType(np.ndarray, np.int64)
     first: np.ndarray = LavaPyType(np.ndarray, np.int64)
@@ -309,6 +302,9 @@ class PyNatGradNeuronFixed(PyLoihiProcessModel):
     def run_spk(self) -> None:
         fixed_step(self, self.x_in.recv(), self.y_in.recv())
         self.s_out.send(self.spikes)
+
+
+_declare_state_vars(PyNatGradNeuronFixed, np.int64)
 
 
 # ------------------------------------------------------------------------ float64
@@ -356,16 +352,6 @@ class PyNatGradNeuronFloat(PyLoihiProcessModel):
     x_in: PyInPort = LavaPyType(PyInPort.VEC_DENSE, float)
     y_in: PyInPort = LavaPyType(PyInPort.VEC_DENSE, float)
     s_out: PyOutPort = LavaPyType(PyOutPort.VEC_DENSE, float)
-    a_m: np.ndarray = LavaPyType(np.ndarray, np.float64)
-    a_s: np.ndarray = LavaPyType(np.ndarray, np.float64)
-    x: np.ndarray = LavaPyType(np.ndarray, np.float64)
-    weights: np.ndarray = LavaPyType(np.ndarray, np.float64)
-    gamma: np.ndarray = LavaPyType(np.ndarray, np.float64)
-    v: np.ndarray = LavaPyType(np.ndarray, np.float64)
-    sigma: np.ndarray = LavaPyType(np.ndarray, np.float64)
-    err: np.ndarray = LavaPyType(np.ndarray, np.float64)
-    post: np.ndarray = LavaPyType(np.ndarray, np.float64)
-    spikes: np.ndarray = LavaPyType(np.ndarray, np.float64)
     n_spikes: np.ndarray = LavaPyType(np.ndarray, np.int64)
     counts: np.ndarray = LavaPyType(np.ndarray, np.int64)
     first: np.ndarray = LavaPyType(np.ndarray, np.int64)
@@ -385,3 +371,6 @@ class PyNatGradNeuronFloat(PyLoihiProcessModel):
     def run_spk(self) -> None:
         float_step(self, self.x_in.recv(), self.y_in.recv())
         self.s_out.send(self.spikes)
+
+
+_declare_state_vars(PyNatGradNeuronFloat, np.float64)

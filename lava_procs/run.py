@@ -54,9 +54,7 @@ def _async_models(tag: str):
 
 def _check_exact_get(d) -> None:
     """Var.get() transfers each element as a float64: integers must stay below 2**53."""
-    widths = {"weights": d.w_bits + d.w_extra, "post": d.post_bits, "v": d.v_bits,
-              "x": d.usp_bits, "traces": int(d.trace_max).bit_length(),
-              "gamma": d.gamma_bits, "sigma": d.sigma_frac + 1, "err": d.err_frac + 2}
+    widths = {name: var.acc_fmt.bits for name, var in d.variables.items()}
     wide = {k: w for k, w in widths.items() if w > 53}
     if wide:
         raise ValueError(f"config {d.cfg.name!r}: Var.get() of Lava 0.10 passes values as "

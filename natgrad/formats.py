@@ -1,40 +1,21 @@
-"""Derived formats of a hardware config, for ``natgrad check-config`` and the reports."""
+"""Derived formats of a hardware config, for ``natgrad check-config`` and the reports.
+
+Everything here is read from the variable table of :mod:`emulator.variables` (built by
+:func:`emulator.variables.variable_table`), so a new datapath variable appears without
+edits to this module.
+"""
 from __future__ import annotations
 
 from emulator.hwconfig import HwConfig
+from emulator.variables import SPECS, variable_table
 
-#: variable -> (config section, signed, unit)
-VARIABLES = {
-    "traces": ("traces", False, "spike counts"),
-    "usp": ("usp", True, "mV"),
-    "weights": ("weights", True, "1"),
-    "potential": ("potential", True, "mV"),
-    "sigma": ("sigmoid", False, "1"),
-    "error": ("error", True, "1 per bin"),
-    "gamma_s": ("gamma_s", False, "1"),
-    "bracket": ("bracket", True, "1"),
-    "post": ("post", True, "1"),
-}
+#: Datapath variables in datapath order.
+VARIABLES = tuple(s.name for s in SPECS)
 
 
 def variable_format(cfg: HwConfig, var: str) -> dict:
-    """bits, frac, signed, lsb and representable [lo, hi] of one datapath variable."""
-    section, signed, unit = VARIABLES[var]
-    sec = cfg[section]
-    frac = sec["frac"]
-    if var == "sigma":
-        bits = frac + 1                      # U0.F plus the value 1.0 itself
-    elif var == "error":
-        bits = frac + 2                      # |e| <= 1, signed
-    else:
-        bits = sec["bits"]
-    lsb = 2.0 ** -frac
-    if signed:
-        lo, hi = -(2 ** (bits - 1)) * lsb, (2 ** (bits - 1) - 1) * lsb
-    else:
-        lo, hi = 0.0, (2 ** bits - 1) * lsb
-    return {"bits": bits, "frac": frac, "signed": signed, "lsb": lsb, "lo": lo, "hi": hi,
-            "unit": unit, "rounding": sec.get("rounding", "-")}
+    """bits, frac, signed, lsb, representable [lo, hi], unit and rounding of one variable."""
+    return variable_table(cfg)[var].describe()
 
 
 def describe(cfg: HwConfig) -> str:
@@ -44,11 +25,11 @@ def describe(cfg: HwConfig) -> str:
         lines.append("  float64 reference: no fixed-point formats")
         return "\n".join(lines)
     lines.append(f"  {'variable':10s} {'format':>9s} {'LSB':>10s} {'range':>27s}  rounding   unit")
-    for var in VARIABLES:
-        f = variable_format(cfg, var)
-        fmt = f"{'S' if f['signed'] else 'U'}{f['bits']}.{f['frac']}"
+    for var in variable_table(cfg).values():
+        f = var.describe()
         rng = f"[{f['lo']:.4g}, {f['hi']:.4g}]"
-        lines.append(f"  {var:10s} {fmt:>9s} {f['lsb']:10.3g} {rng:>27s}  {f['rounding']:10s} {f['unit']}")
+        lines.append(f"  {var.name:10s} {f['format']:>9s} {f['lsb']:10.3g} {rng:>27s}  "
+                     f"{f['rounding']:10s} {f['unit']}")
     w = cfg["weights"]
     g = cfg["gamma_s"]
     lines.append(f"  weight accumulator: {w['bits'] + w['extra_frac']} bits "

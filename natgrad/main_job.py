@@ -27,13 +27,12 @@ from emulator import run as R
 from emulator.hwconfig import HwConfig
 from emulator.reference import ETA_CODE, simulate
 from emulator.task import fig3_task
-from natgrad.formats import VARIABLES, variable_format
+from emulator.variables import RECORD_VARIABLE
+from natgrad.formats import variable_format
 
 N_AFFERENTS = 100
-#: recorded datapath variables -> format entry of natgrad.formats
-REPORT_VARS = {"trace_m": "traces", "trace_s": "traces", "usp": "usp", "weights": "weights",
-               "potential": "potential", "sigma": "sigma", "error": "error",
-               "gamma_s": "gamma_s", "post": "post"}
+#: recorded quantities -> their datapath variable (emulator.variables)
+REPORT_VARS = RECORD_VARIABLE
 
 
 class Progress:
@@ -87,7 +86,7 @@ def _variable_table(cfg, fl, fx) -> dict:
         err = (b - a) / f["lsb"]
         peak = float(np.max(np.abs(a)))
         top = max(abs(f["lo"]), abs(f["hi"]))
-        counters = fx.counters.get(var if var != "sigma" else "", {})
+        counters = fx.counters.get(var, {})
         out[name] = {
             "format": f"{'S' if f['signed'] else 'U'}{f['bits']}.{f['frac']}",
             "lsb": f["lsb"],

@@ -29,6 +29,8 @@ from pathlib import Path
 
 import numpy as np
 
+from emulator.variables import SWEEP_FIELDS
+
 from natgrad.cli import UsageError, _load_config, _nonneg_int, _pos_int, check_out_dir
 
 N_AFFERENTS = 100
@@ -41,19 +43,11 @@ DEFAULT_WORKERS = 2
 
 #: Friendly field names: name -> (width key, key moved by the same amount or None, doc).
 #: With a companion ``frac`` key the format's range (largest representable value) stays
-#: fixed while the width changes: only the resolution changes.
+#: fixed while the width changes: only the resolution changes.  The datapath variables'
+#: fields are declared with the variables (:data:`emulator.variables.SWEEP_FIELDS`); the
+#: constants' mantissa width is not a variable.
 FRIENDLY = {
-    "weight_bits": ("weights.bits", "weights.frac", "visible weight width; weights.frac moves with it (max |w| fixed)"),
-    "trace_bits": ("traces.bits", "traces.frac", "trace width; traces.frac moves with it (max trace and impulse fit fixed)"),
-    "usp_bits": ("usp.bits", "usp.frac", "USP width; usp.frac moves with it"),
-    "potential_bits": ("potential.bits", "potential.frac", "membrane-potential width; potential.frac moves with it"),
-    "bracket_bits": ("bracket.bits", "bracket.frac", "bracket width; bracket.frac moves with it"),
-    "post_bits": ("post.bits", "post.frac", "post-factor width; post.frac moves with it"),
-    "gamma_bits": ("gamma_s.bits", "gamma_s.frac", "gamma_s width; gamma_s.frac moves with it"),
-    "decay_bits": ("traces.decay_frac", None, "fractional bits of the trace decay factors"),
-    "sigmoid_bits": ("sigmoid.frac", None, "fractional bits of sigma(V)"),
-    "sigmoid_lut_bits": ("sigmoid.lut_bits", None, "log2 entries of the sigmoid table"),
-    "error_bits": ("error.frac", None, "fractional bits of the error e"),
+    **SWEEP_FIELDS,
     "mant_bits": ("constants.mant_bits", None, "mantissa width of the float constants"),
 }
 
