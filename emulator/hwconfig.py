@@ -55,6 +55,9 @@ SCHEMA: dict[str, Any] = {
     "name": Field(str, doc="short identifier used in reports"),
     "description": Field(str, doc="free text"),
     "kind": Field(str, choices=("fixed", "float64"), doc="integer datapath or float64 reference"),
+    "target": Field(str, choices=("generic", "loihi1", "loihi2"),
+                    doc="chip the config is deployed to (optional, default generic); natgrad "
+                        "deploy adds that chip's blocks, e.g. loihi2's learning-engine rule"),
     "traces": {
         "bits": Field(int, 2, 32, doc="unsigned width of the presynaptic traces a_m, a_s"),
         "frac": Field(int, 0, 31, doc="fractional bits; one spike adds 2**frac"),
@@ -108,7 +111,7 @@ SCHEMA: dict[str, Any] = {
     },
 }
 
-_OPTIONAL_TOP = {"description"}
+_OPTIONAL_TOP = {"description", "target"}
 
 
 def _fmt_value(v) -> str:
@@ -162,6 +165,11 @@ class HwConfig:
     @property
     def is_float(self) -> bool:
         return self.kind == "float64"
+
+    @property
+    def target(self) -> str:
+        """Deployment target chip (``generic`` unless the config says otherwise)."""
+        return self.tree.get("target", "generic")
 
     def __getitem__(self, section: str) -> dict:
         return self.tree[section]

@@ -190,7 +190,7 @@ def deploy_record(cfg, rates: np.ndarray | None = None, seed: int = 0, n_afferen
                                "STAT_V_FRAC": D.STAT_V_FRAC, "POST_A_FRAC": D.POST_A_FRAC,
                                "POST_B_FRAC": D.POST_B_FRAC},
     }
-    if cfg.name.lower().startswith("loihi2"):
+    if cfg.target == "loihi2":
         rec["learning_rule"] = loihi2_rule(task, eta)
     rec["discretize_info"] = {
         "what": "float value, realised integer value and relative error of every constant",
