@@ -37,10 +37,8 @@ import math
 import numpy as np
 
 from ._ints import INT64_MAX, as_int64, as_int_scalar, check_product_fits
+from .constants import DECAY_BITS, DECAY_UNITY
 from .rounding import _shift_right
-
-DECAY_BITS = 12
-DECAY_UNITY = 1 << DECAY_BITS  #: 4096, "no decay" multiplier of the Lava form
 
 
 def _exp_neg_ratio(dt: float, tau: float) -> decimal.Decimal:

@@ -23,14 +23,12 @@ from __future__ import annotations
 import numpy as np
 from numba import njit
 
-from .rng import _M1, _M2, GOLDEN
-from .rounding import ROUNDING_MODES
+from .constants import DECAY_BITS, DECAY_UNITY, GOLDEN, ROUNDING_MODES
+from .constants import MIX_M1 as _M1
+from .constants import MIX_M2 as _M2
 
 FLOOR, TRUNC, HALF_UP, HALF_EVEN, HALF_AWAY, STOCHASTIC = range(6)
 assert ROUNDING_MODES == ("floor", "trunc", "half_up", "half_even", "half_away", "stochastic")
-
-DECAY_BITS = 12
-DECAY_UNITY = 4096
 
 _S30 = np.uint64(30)
 _S27 = np.uint64(27)

@@ -34,8 +34,9 @@ import warnings
 import numpy as np
 
 from ._ints import as_int64, as_int_scalar
+from .constants import MAX_SHIFT
 from .qformat import QFormat
-from .rounding import MAX_SHIFT, _shift_right, check_mode
+from .rounding import _shift_right, check_mode
 
 
 def _eval(func, xs: np.ndarray) -> np.ndarray:

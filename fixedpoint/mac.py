@@ -24,17 +24,8 @@ from __future__ import annotations
 import numpy as np
 
 from ._ints import INT64_MAX, as_int64, as_int_scalar
-from .qformat import QFormat, _fit
+from .qformat import QFormat, _fit, product_format  # product_format: re-exported
 from .rounding import _shift_right
-
-
-def product_format(a: QFormat, b: QFormat) -> QFormat:
-    """Format of exact products of codes of ``a`` and ``b`` (see module docstring)."""
-    signed = a.signed or b.signed
-    bits = a.bits + b.bits
-    if bits > (64 if signed else 63):
-        raise ValueError(f"product of {a} and {b} needs {bits} bits, more than int64 holds")
-    return QFormat(bits, a.frac + b.frac, signed)
 
 
 def _max_abs_product(a: QFormat, b: QFormat) -> int:

@@ -17,7 +17,7 @@ import dataclasses
 import numpy as np
 
 from ._ints import as_int64, as_int_scalar, int_range
-from .rounding import check_mode, round_float
+from .rounding import check_mode, requantize, round_float
 
 OVERFLOW_MODES = ("saturate", "wrap")
 
@@ -95,8 +95,6 @@ class QFormat:
         """Format of exact products, :func:`fixedpoint.product_format`."""
         if not isinstance(other, QFormat):
             return NotImplemented
-        from .mac import product_format
-
         return product_format(self, other)
 
     def with_frac(self, frac: int) -> "QFormat":
@@ -192,6 +190,19 @@ class QFormat:
             # underflow is judged on the rounded value, before any wrap to 0
             counters.add(name, "underflow", int(np.count_nonzero((x != 0) & (v == 0))), step)
         return (q, n) if return_count else q
+
+
+def product_format(a: QFormat, b: QFormat) -> QFormat:
+    """Format of exact products of codes of ``a`` and ``b`` (rule in :mod:`fixedpoint.mac`).
+
+    ``QFormat(ba, fa, sa) * QFormat(bb, fb, sb) = QFormat(ba + bb, fa + fb, sa or sb)``;
+    also available as ``a * b`` and as ``fixedpoint.mac.product_format``.
+    """
+    signed = a.signed or b.signed
+    bits = a.bits + b.bits
+    if bits > (64 if signed else 63):
+        raise ValueError(f"product of {a} and {b} needs {bits} bits, more than int64 holds")
+    return QFormat(bits, a.frac + b.frac, signed)
 
 
 def _wrap_float(v: np.ndarray, fmt: QFormat) -> np.ndarray:
@@ -294,8 +305,6 @@ def convert(q, from_fmt: QFormat, to_fmt: QFormat, rounding: str = "floor",
     count is recorded as ``'saturation'`` or ``'overflow'`` and nonzero inputs that
     became 0 as ``'underflow'``.
     """
-    from .rounding import requantize
-
     q = as_int64(q)
     r = requantize(q, from_fmt.frac, to_fmt.frac, rounding, rand=rand)
     y, n = fit(r, to_fmt, overflow)

@@ -26,10 +26,7 @@ from __future__ import annotations
 
 import numpy as np
 
-GOLDEN = np.uint64(0x9E3779B97F4A7C15)
-_M1 = np.uint64(0xBF58476D1CE4E5B9)
-_M2 = np.uint64(0x94D049BB133111EB)
-_MASK64 = (1 << 64) - 1
+from .constants import GOLDEN, MASK64 as _MASK64, MIX_M1 as _M1, MIX_M2 as _M2
 
 # Named streams: one per kind of draw, so draws of different kinds never share bits.
 STREAM_INPUT = 1      #: presynaptic Poisson spikes
@@ -96,7 +93,7 @@ def bernoulli_steps(p, seed, stream, k0, n_steps, index):
     64-bit words.  ``index`` is an int array of any shape S; ``p`` broadcasts to S (the
     same probability every step) or to (n_steps, *S).  Returns shape (n_steps, *S).
     """
-    from fixedpoint.jit import bernoulli_steps_kernel
+    from .jit import bernoulli_steps_kernel  # lazy: numba is loaded only when needed
 
     index = np.asarray(index, dtype=np.int64)
     thr = bernoulli_threshold(p)

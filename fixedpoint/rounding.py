@@ -33,9 +33,7 @@ import numpy as np
 
 from . import rng as _rng
 from ._ints import INT64_MAX, INT64_MIN, as_int64, as_int_scalar, int_range, low_mask
-
-ROUNDING_MODES = ("floor", "trunc", "half_up", "half_even", "half_away", "stochastic")
-MAX_SHIFT = 62
+from .constants import MAX_SHIFT, ROUNDING_MODES
 
 
 def check_mode(mode: str) -> str:
