@@ -85,10 +85,13 @@ def _decay(values: np.ndarray, taus: np.ndarray, r: np.ndarray) -> np.ndarray:
     return (ip + (r[:, None, None] < frac).astype(int)).astype(np.int64)
 
 
-_X_TAUS: dict = {}
-
-
 def _clip(x, lo, hi):
+    """Clip to [lo, hi] (numpy arrays).
+
+    Not :func:`fixedpoint.saturate`: that takes a two's-complement :class:`QFormat`, and
+    Lava's accumulator bounds [-32769, 32767] (``ACC_LO``, ``ACC_HI``, verbatim from
+    ``connection.py``) are not one; it also counts, which Lava does not.
+    """
     return np.minimum(np.maximum(x, lo), hi)
 
 
@@ -121,10 +124,7 @@ def synapse_step(d: Design, syn: SynapseState, x_spk: np.ndarray, bap, y1, y2, y
     ys = np.stack([y1, y2, y3], axis=1)                      # (B, 3, M)
     ys = _decay(ys, np.array([[Y_TAU], [Y_TAU], [Y_TAU]]), ry)
     # presynaptic traces: decay, then the impulse for this step's spikes
-    key = (d.x1_tau, d.x2_tau)
-    if key not in _X_TAUS:
-        _X_TAUS[key] = np.array([[d.x1_tau], [d.x2_tau]])
-    x = _decay(syn.x, _X_TAUS[key], rx)
+    x = _decay(syn.x, np.array([[d.x1_tau], [d.x2_tau]]), rx)
     spk = x_spk.astype(bool)[:, None, :]
     x = np.where(spk, np.clip(x + d.k_x, 0, TRACE_MAX), x)
     syn.x = x
