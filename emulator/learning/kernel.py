@@ -11,7 +11,8 @@ from __future__ import annotations
 import numpy as np
 from numba import njit
 
-from fixedpoint.jit import random_bits_from_prefix, stream_prefix
+from fixedpoint.jit import (HALF_UP, random_bits_from_prefix, saturate, shift_right,
+                            stream_prefix)
 
 from .constants import (ACC_HI, ACC_LO, ACC_SHIFT, F_A, F_D, F_E, F_G, F_H, F_P, F_S, F_V,
                         G_BITS, GAMMA_EVERY, H_TAU_SHIFT, SIG_NODE_FRAC, SIG_SPAN, STREAM_EVENT,
@@ -19,6 +20,7 @@ from .constants import (ACC_HI, ACC_LO, ACC_SHIFT, F_A, F_D, F_E, F_G, F_H, F_P,
                         Y_OFFSET)
 from .design import Design
 
+_R0 = np.uint64(0)    #: random word for deterministic rounding modes (ignored)
 _VAR_CODE = {"x1": 0, "x2": 1, "y1": 2, "y2": 3, "y3": 4, "w": 5, "t": 6}
 (KC_DM, KC_DS, KC_VK_MANT, KC_VK_SH, KC_PHIDT_MANT, KC_PHIDT_SH, KC_A_MANT, KC_A_SH,
  KC_K_MANT, KC_K_SH, KC_VQ_MANT, KC_VQ_SH, KC_KX, KC_WEXP, N_KC) = range(15)
@@ -44,14 +46,13 @@ def _pack(d: Design, products):
     return kc, ptab, pconst
 
 
-@njit(cache=True)
-def _clip_i(x, lo, hi):
-    return lo if x < lo else (hi if x > hi else x)
-
-
-@njit(cache=True)
+@njit(cache=True, inline="always")
 def _hu_i(x, s):
-    return (x + (np.int64(1) << (s - 1))) >> s
+    """Round half up of ``x / 2**s``: :func:`fixedpoint.jit.shift_right` in mode HALF_UP.
+
+    Scalar twin of :func:`emulator.learning.neuron._hu` (same bits; see there).
+    """
+    return shift_right(x, s, HALF_UP, _R0)
 
 
 @njit(cache=True)
@@ -90,8 +91,8 @@ def _kernel(kc, lut, ptab, pconst, tags, dec_x, dec_y, X, Y, rx, ry, rw, k0, see
                 v = _hu_i(diff * kc[KC_VK_MANT], F_A + kc[KC_VK_SH] - F_V)
                 if v < -vtop or v > vtop - 1:
                     counts[0] += 1
-                    v = _clip_i(v, -vtop, vtop - 1)
-                pos = _clip_i(v + (np.int64(SIG_SPAN) << F_V), 0, poshi)
+                    v = saturate(v, -vtop, vtop - 1)
+                pos = saturate(v + (np.int64(SIG_SPAN) << F_V), 0, poshi)
                 j = pos >> sub
                 tt = pos - (j << sub)
                 s = lut[j] + _hu_i((lut[j + 1] - lut[j]) * tt, sub)
@@ -123,7 +124,7 @@ def _kernel(kc, lut, ptab, pconst, tags, dec_x, dec_y, X, Y, rx, ry, rw, k0, see
                 vq = (v * kc[KC_VQ_MANT] + low) >> vqsh
                 if vq < -Y_OFFSET or vq > Y_OFFSET - 1:
                     counts[2] += 1
-                    vq = _clip_i(vq, -Y_OFFSET, Y_OFFSET - 1)
+                    vq = saturate(vq, -Y_OFFSET, Y_OFFSET - 1)
                 y3v[m] = vq + Y_OFFSET
                 vlast[b, m] = v
                 slast[b, m] = s
@@ -152,7 +153,7 @@ def _kernel(kc, lut, ptab, pconst, tags, dec_x, dec_y, X, Y, rx, ry, rw, k0, see
                     fl = np.floor(val)
                     nv = np.int64(fl) + (1 if rx[t, b] < val - fl else 0)
                     if X[t, b, i]:
-                        nv = _clip_i(nv + kc[KC_KX], 0, TRACE_MAX)
+                        nv = saturate(nv + kc[KC_KX], 0, TRACE_MAX)
                     xtr[b, jj, i] = nv
             # ---- learning
             for m in range(M):
@@ -173,15 +174,15 @@ def _kernel(kc, lut, ptab, pconst, tags, dec_x, dec_y, X, Y, rx, ry, rw, k0, see
                         for f in range(ptab[q, 4]):
                             var = ptab[q, 5 + f]
                             wd = W_TRACE if var <= 4 else W_SYN
-                            cur *= _clip_i(vals[var] + pconst[q, f], -(np.int64(1) << wd),
+                            cur *= saturate(vals[var] + pconst[q, f], -(np.int64(1) << wd),
                                            (np.int64(1) << wd) - 1)
                         cur = ((cur * ptab[q, 1]) >> ptab[q, 3]) << (ptab[q, 2] + ACC_SHIFT)
-                        acc = _clip_i(acc + _clip_i(cur, ACC_LO, ACC_HI), ACC_LO, ACC_HI)
+                        acc = saturate(acc + saturate(cur, ACC_LO, ACC_HI), ACC_LO, ACC_HI)
                     qq = acc >> ACC_SHIFT
                     rem = acc & ((np.int64(1) << ACC_SHIFT) - 1)
                     if rw[t] < rem / 128.0:
                         qq += 1
-                    W[b, m, i] = _clip_i(qq, W_LO, W_HI)
+                    W[b, m, i] = saturate(qq, W_LO, W_HI)
         if rec_every > 0 and (k + 1) % rec_every == 0:
             rec[row] = W
             row += 1

@@ -14,6 +14,7 @@ import dataclasses
 import numpy as np
 
 from fixedpoint import rng
+from fixedpoint.rounding import shift_right
 
 from .constants import (F_A, F_D, F_E, F_G, F_H, F_P, F_S, F_V, G_BITS, GAMMA_EVERY,
                         H_TAU_SHIFT, NEURON_COUNTERS, SIG_NODE_FRAC, SIG_SPAN, STREAM_EVENT,
@@ -21,9 +22,14 @@ from .constants import (F_A, F_D, F_E, F_G, F_H, F_P, F_S, F_V, G_BITS, GAMMA_EV
 from .design import Design
 
 
-def _hu(x, s: int):
-    """Round half up of x / 2**s (= fixedpoint.shift_right(x, s, 'half_up') for |x| < 2**62)."""
-    return (x + (1 << (s - 1))) >> s
+def _hu(x, s: int) -> np.ndarray:
+    """Round half up of ``x / 2**s`` (int64): :func:`fixedpoint.rounding.shift_right`.
+
+    Equal, bit for bit, to the former private ``(x + (1 << (s - 1))) >> s`` for every shift
+    that one accepted (``1 <= s``) whenever that sum does not wrap (here values stay far
+    below 2**62); ``s = 0`` is exact instead of an error.
+    """
+    return shift_right(x, s, "half_up")
 
 
 
