@@ -26,7 +26,19 @@ _VAR_CODE = {"x1": 0, "x2": 1, "y1": 2, "y2": 3, "y3": 4, "w": 5, "t": 6}
  KC_K_MANT, KC_K_SH, KC_VQ_MANT, KC_VQ_SH, KC_KX, KC_WEXP, N_KC) = range(15)
 
 
-def _pack(d: Design, products):
+def pack(d: Design, products):
+    """The design's integers and the product table, as arrays for :func:`run_chunk`.
+
+    Returns
+    -------
+    kc : (N_KC,) int64
+        Neuron constants, indexed by ``KC_*``.
+    ptab : (P, 8) int64
+        Per product: dependency (1 = y0, 0 = u0), mantissa, exponent, right shift, number
+        of factors, then the factors' variable codes (``_VAR_CODE``).
+    pconst : (P, 3) int64
+        The constant added to each factor (``(y3 - 64)`` -> -64).
+    """
     kc = np.zeros(N_KC, np.int64)
     for i, v in ((KC_DM, d.dm), (KC_DS, d.ds), (KC_VK_MANT, d.vk_mant), (KC_VK_SH, d.vk_shift),
                  (KC_PHIDT_MANT, d.phidt_mant), (KC_PHIDT_SH, d.phidt_shift),
@@ -56,9 +68,18 @@ def _hu_i(x, s):
 
 
 @njit(cache=True)
-def _kernel(kc, lut, ptab, pconst, tags, dec_x, dec_y, X, Y, rx, ry, rw, k0, seed, trials,
-            W, xtr, a_buff, a_m, a_s, hbar, gamma, vlast, slast, elast, plast, counts, events,
-            rec_every, rec, row):
+def run_chunk(kc, lut, ptab, pconst, tags, dec_x, dec_y, X, Y, rx, ry, rw, k0, seed, trials,
+              W, xtr, a_buff, a_m, a_s, hbar, gamma, vlast, slast, elast, plast, counts, events,
+              rec_every, rec, row):
+    """Steps ``k0 .. k0 + n - 1`` of neuron + LearningDense, in place; returns the next ``row``.
+
+    ``X``, ``Y`` (n, B, N) / (n, B, M): input and teacher spikes; ``rx``, ``ry`` (n, B) and
+    ``rw`` (n,): Lava's random numbers (:class:`LavaRandoms`); ``dec_x`` (2,), ``dec_y``:
+    ``exp(-1/tau)`` of the x and y traces.  The state arrays are those of
+    :class:`SynapseState` (``W``, ``xtr``, ``a_buff``) and :class:`NeuronState` (``a_m`` ...
+    ``counts``), in their formats; ``events`` (B, M, 2) counts positive / negative events.
+    Every ``rec_every`` steps (0: never) ``W`` is copied into ``rec[row]``.
+    """
     n, B, N = X.shape
     M = W.shape[1]
     P = ptab.shape[0]

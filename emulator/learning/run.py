@@ -18,7 +18,7 @@ from fixedpoint import rng
 
 from .constants import Y_TAU
 from .design import Design, design_for_task, quantize_weights
-from .kernel import _kernel, _pack
+from .kernel import pack, run_chunk
 from .lava_replica import LavaRandoms, lava_trace_seed, synapse_init, synapse_step
 from .neuron import NeuronState, neuron_counters, neuron_init, neuron_step
 
@@ -71,7 +71,7 @@ def run(task: Task, steps: int, seed: int, d: Design | None = None, *, eta: floa
     events = np.zeros((b, m, 2), np.int64)
     teach = np.zeros((b, m), np.int64)
     if backend == "numba":
-        kc, ptab, pconst = _pack(d, products)
+        kc, ptab, pconst = pack(d, products)
         dec_x = np.exp(-1 / np.array([[d.x1_tau], [d.x2_tau]]))[:, 0]
         dec_y = float(np.exp(-1 / np.array([[Y_TAU]]))[0, 0])
         tr = np.asarray(trials, np.int64)
@@ -82,10 +82,10 @@ def run(task: Task, steps: int, seed: int, d: Design | None = None, *, eta: floa
         teach += Y.sum(axis=0, dtype=np.int64)
         rx, ry, rw = rnd.next(nn)
         if backend == "numba":
-            row = _kernel(kc, d.sigma_lut, ptab, pconst, d.tags, dec_x, dec_y, X, Y, rx, ry, rw,
-                          done, int(seed), tr, syn.w, syn.x, syn.a_buff, neu.a_m, neu.a_s,
-                          neu.hbar, neu.gamma, neu.v, neu.sigma, neu.err, neu.p, neu.counts,
-                          events, record_every, rec_int, row)
+            row = run_chunk(kc, d.sigma_lut, ptab, pconst, d.tags, dec_x, dec_y, X, Y, rx, ry,
+                            rw, done, int(seed), tr, syn.w, syn.x, syn.a_buff, neu.a_m, neu.a_s,
+                            neu.hbar, neu.gamma, neu.v, neu.sigma, neu.err, neu.p, neu.counts,
+                            events, record_every, rec_int, row)
         else:
             for t in range(nn):
                 k = done + t
