@@ -40,6 +40,10 @@ Modules (split the way Lava splits ``lava/magma/core/learning/``)
   weights (Lava: ``learning_rule_applier.py``, ``random.py``, ``model/py/connection.py``)
 * :mod:`.kernel`       -- the fused numba kernel, bit-identical twin of neuron + replica
 * :mod:`.run`          -- :class:`LEResult` and :func:`run`
+
+The package re-exports the functions ``design`` and ``run``, which shadow the submodules of
+the same name as attributes: import from a submodule with ``from emulator.learning.design
+import ...`` (``import emulator.learning.design as m`` yields the function).
 """
 from __future__ import annotations
 
