@@ -8,7 +8,7 @@ Timing rows (one trial, M = 1, Fig 3 task with w_scale = 1/N, eta = ETA_CODE_SCA
 * ``lava path2``   -- LearningDense (fixed_pt, Loihi3FLearningRule, t_epoch = 1) +
   NatGradLENeuron + two RingBuffer sources; the blocking ``run`` only (compile and worker
   start-up reported as ``setup_s``)
-* ``emulator le``  -- ``emulator.learning_engine.run`` (numba kernel) on the same task,
+* ``emulator le``  -- ``emulator.learning.run`` (numba kernel) on the same task,
   after a warm-up call
 
 ``--learning``: rate RMSE (Hz, mean over trials, 50-sample test set) every tenth of the
@@ -28,7 +28,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 import numpy as np  # noqa: E402
 
-from emulator import learning_engine as LE  # noqa: E402
+from emulator import learning as LE  # noqa: E402
 from emulator import run as R  # noqa: E402
 from emulator.metrics import rate_rmse_hz, test_set  # noqa: E402
 from emulator.reference import ETA_CODE_SCALED  # noqa: E402

@@ -9,17 +9,17 @@
 
 * ``LearningDense`` runs Lava's own ``fixed_pt`` model (``PyLearningDenseModelBitApproximate``)
   with a ``Loihi3FLearningRule`` whose ``dw`` string, trace impulses and taus come from
-  :func:`emulator.learning_engine.design`; the per-afferent ``c_eps / r_i`` is the static
+  :func:`emulator.learning.design`; the per-afferent ``c_eps / r_i`` is the static
   tag ``tag_1``.
 * :class:`NatGradLENeuron` is a ``LearningNeuronProcess``; its model
-  (``LearningNeuronModelFixed``) calls :func:`emulator.learning_engine.neuron_step`, so
+  (``LearningNeuronModelFixed``) calls :func:`emulator.learning.neuron_step`, so
   the neuron's integer arithmetic is the emulator's.  It reconstructs V from the
   dendritic current, computes sigma(V), e = y - phi_max dt sigma, gamma_s and the event
   probability, and sends the third factors.
 * The input and teacher spikes are :class:`emulator.spikes.SpikeSource`'s, played by
   ``RingBuffer`` sources (Lava time step t plays column t - 1 = global step k).
 
-The emulator's learning-engine mode (:func:`emulator.learning_engine.run`) reproduces a run
+The emulator's learning-engine mode (:func:`emulator.learning.run`) reproduces a run
 of this network bit for bit (``tests/test_lava_path2.py``).  Keep this directory free of
 scratch scripts: Lava's compiler imports every ``.py`` file next to a Process's module.
 """
@@ -45,7 +45,7 @@ from lava.proc.dense.models import PyLearningDenseModelBitApproximate
 from lava.proc.dense.process import LearningDense
 from lava.proc.io.source import PySendModelFixed, RingBuffer
 
-from emulator import learning_engine as LE
+from emulator import learning as LE
 from emulator.spikes import SpikeSource
 from emulator.task import Task
 from fixedpoint import rng
@@ -62,7 +62,7 @@ class NatGradLENeuron(LearningNeuronProcess, AbstractProcess):
 
     Parameters
     ----------
-    design : emulator.learning_engine.Design
+    design : emulator.learning.Design
     learning_rule : the LearningDense's Loihi3FLearningRule (LearningNeuronProcess wants it)
     w_init_int : (M, N) initial integer weights (the host sets the initial gamma_s from them)
     seed : seed of the counter RNG (events, Vq rounding)
@@ -96,7 +96,7 @@ class NatGradLENeuron(LearningNeuronProcess, AbstractProcess):
 @requires(CPU)
 @tag("fixed_pt")
 class PyNatGradLENeuronFixed(LearningNeuronModelFixed):
-    """Integer model: one :func:`emulator.learning_engine.neuron_step` per time step."""
+    """Integer model: one :func:`emulator.learning.neuron_step` per time step."""
 
     a_in: PyInPort = LavaPyType(PyInPort.VEC_DENSE, np.int32, precision=24)
     y_in: PyInPort = LavaPyType(PyInPort.VEC_DENSE, np.int32, precision=1)

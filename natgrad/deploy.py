@@ -10,7 +10,7 @@ block with the float value, the realised value and the relative error of every c
 The integers are taken from the record, never recomputed here.
 
 For Loihi 2 configs the file also carries the learning-engine mapping (lava_procs path 2,
-``emulator.learning_engine``): the sum-of-products rule string, its trace, tag, weight and
+``emulator.learning``): the sum-of-products rule string, its trace, tag, weight and
 third-factor constants, as run bit-exactly on Lava's ``LearningDense`` in the tests.
 
 Conventions in the file: a value with ``mant`` and ``shift`` is ``mant * 2**-shift``; a
@@ -215,11 +215,11 @@ def deploy_record(cfg, rates: np.ndarray | None = None, seed: int = 0, n_afferen
 def loihi2_rule(task, eta: float) -> dict:
     """The Loihi 2 learning-engine mapping of the rule (lava_procs path 2) for ``task``.
 
-    Taken from :func:`emulator.learning_engine.design_for_task`, the design that
+    Taken from :func:`emulator.learning.design_for_task`, the design that
     ``tests/test_lava_path2.py`` runs on Lava's ``LearningDense`` bit-exactly against the
     emulator's learning-engine mode; ``docs/learning_engine.md`` derives every constant.
     """
-    from emulator.learning_engine import design_for_task
+    from emulator.learning import design_for_task
 
     ds = design_for_task(task, eta)
     return {

@@ -67,7 +67,7 @@ def test_weights_and_rule(loihi2):
     assert w["exponent"] == -14 and mant.shape == (1, 100)
     assert np.all(np.abs(mant * 2.0 ** w["exponent"] - task.w_init[0]) <= 2.0 ** (w["exponent"] - 1))
     rule = loihi2["learning_rule"]
-    from emulator.learning_engine import design_for_task
+    from emulator.learning import design_for_task
     from emulator.reference import ETA_CODE
     # the rule Lava runs bit-exactly in tests/test_lava_path2.py, with its tags
     assert rule["rule"] == design_for_task(task, ETA_CODE["approx"]).rule

@@ -1,6 +1,6 @@
 """Path 2 (Lava learning engine): LearningDense + Loihi3FLearningRule + NatGradLENeuron.
 
-* The Lava run equals the emulator's learning-engine mode (``emulator.learning_engine``)
+* The Lava run equals the emulator's learning-engine mode (``emulator.learning``)
   bit for bit: weights, traces, every neuron Var, counters, event counts.
 * A rule string mis-scaled by one shift breaks that agreement (and is reproduced by the
   emulator when it is given the same mis-scaled rule), so the comparison has power.
@@ -15,7 +15,8 @@ every Lava run stops its runtime in ``finally:`` (inside ``run_lava_le``).
 import numpy as np
 import pytest
 
-from emulator import learning_engine as LE
+from emulator import learning as LE
+from emulator.learning import lava_replica
 from emulator import run as R
 from emulator.metrics import rate_rmse_hz, test_set
 from emulator.reference import ETA_CODE_SCALED
@@ -123,7 +124,7 @@ def test_trace_decay_weight_rounding_and_random_streams_equal_lavas():
     traces = g.integers(0, 128, (2, 2, 40))
     taus = np.array([[20], [6]])
     for r in (0.0, 0.3, 0.9999):
-        ours = LE._decay(traces, taus, np.array([r, r]))
+        ours = lava_replica._decay(traces, taus, np.array([r, r]))
         for b in range(2):
             np.testing.assert_array_equal(ours[b], C._decay_trace(traces[b], 1, taus, r))
     acc = g.integers(-2 ** 15, 2 ** 15, 500)

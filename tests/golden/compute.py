@@ -62,7 +62,7 @@ def datapath_hash(config, N, M, trials, steps, seed, rates, backend="numba", chu
 
 
 def learning_engine_hash(N, M, trials, steps, seed, backend="numba"):
-    from emulator import learning_engine as le
+    from emulator import learning as le
     from emulator.task import fig3_task
     task = fig3_task(n_trials=trials, N=N, M=M, seed=seed)
     r = le.run(task, steps, seed, record_every=101, backend=backend)

@@ -1,0 +1,79 @@
+"""Emulator mode ``learning_engine``: the arithmetic of Path 2 (Loihi 2 learning engine).
+
+Path 2 maps the approximate natural-gradient rule (SPEC §2.3)
+
+    dw_i = eta gamma_s (1 - sigma(V)) e [c_eps x_i / r_i - c_eps c_u + c_w V w_i]
+
+onto Lava 0.10's ``LearningDense`` (its ``fixed_pt`` model, ``PyLearningDenseModelBitApproximate``)
+with a ``Loihi3FLearningRule`` sum-of-products string, plus a custom learning neuron that
+computes V, sigma(V), the error e and gamma_s in integers and sends third factors.  This
+package knows nothing of Lava: it builds the rule (as data, and as the string Lava parses),
+computes every constant, implements the learning neuron's integer step (which the Lava
+neuron model calls, so neuron arithmetic is shared) and re-implements, independently, what
+``LearningDense`` does to traces, third factors and weights, including which numpy random
+generator Lava draws from and in what order.  ``docs/learning_engine.md`` derives every
+constant and the loss each step brings.
+
+The mapping in one paragraph
+----------------------------
+The post factor ``P = eta gamma_s (1 - sigma) e`` is sent as *events* of a fixed size
+``E_q``: each step the neuron emits a positive event with probability ``P / E_q`` when
+``P > 0`` (only possible on a teacher spike) and a negative event with probability
+``-P / E_q`` when ``P < 0`` (counter RNG, :mod:`fixedpoint.rng`): unbiased,
+``E[event] = P``.  Positive events travel as the back-propagating spike (dependency
+``y0``), negative ones as ``y1 = 64`` (else 0).  The membrane potential for the
+heterosynaptic term travels as ``y3 = 64 + Vq``.  With binary events every product of the
+rule has a fixed, known scale, and the products of the homosynaptic term are exact
+integers (no loss to the learning engine's right shift) when the tags are multiples of 16.
+The per-afferent ``c_eps / r_i`` rides on the static tag ``t`` (``tag_1``).
+
+    dw =  S1 y0 t x1 - S1 y0 t x2 - S2 y0 + S3 y0 (y3 - 64) w
+        - S1' u0 t x1 y1 + S1' u0 t x2 y1 + S2' u0 y1 - S3' u0 y1 (y3 - 64) w
+
+Modules (split the way Lava splits ``lava/magma/core/learning/``)
+----------------------------------------------------------------
+* :mod:`.constants`    -- engine widths and the neuron's formats (Lava: ``constants.py``)
+* :mod:`.design`       -- :class:`Product`, :func:`rule_string`, :class:`Design`,
+  :func:`design`, :func:`design_for_task` (Lava: ``product.py``, ``learning_rule.py``)
+* :mod:`.neuron`       -- the learning neuron's integer step, numpy
+* :mod:`.lava_replica` -- LearningDense's fixed-point model: randoms, traces, products,
+  weights (Lava: ``learning_rule_applier.py``, ``random.py``, ``model/py/connection.py``)
+* :mod:`.kernel`       -- the fused numba kernel, bit-identical twin of neuron + replica
+* :mod:`.run`          -- :class:`LEResult` and :func:`run`
+
+The package re-exports the functions ``design`` and ``run``, which shadow the submodules of
+the same name as attributes: import from a submodule with ``from emulator.learning.design
+import ...`` (``import emulator.learning.design as m`` yields the function).
+"""
+from __future__ import annotations
+
+from .constants import (ACC_HI, ACC_LO, ACC_SHIFT, F_A, F_D, F_E, F_G, F_H, F_P, F_S, F_V,
+                        G_BITS, G_CAP, GAMMA_EVERY, H_TAU_SHIFT, MANT_BITS, NEURON_COUNTERS,
+                        SIG_NODE_FRAC, SIG_SPAN, SR_SEED, STREAM_EVENT, STREAM_VQ, TRACE_MAX,
+                        V_BITS, W_ACC_U, W_HI, W_LO, W_S_MANT, W_SYN, W_TRACE, WIDTH, Y_EVENT,
+                        Y_OFFSET, Y_TAU)
+from .design import (Design, Product, auto_c_ev, default_w_frac, design, design_for_task,
+                     mis_scaled, product_bound, quantize_weights, rule_string)
+from .lava_replica import (LavaRandoms, SynapseState, apply_products, lava_trace_seed,
+                           synapse_init, synapse_step)
+from .neuron import NeuronState, neuron_counters, neuron_init, neuron_step, sigma_lookup
+from .run import LEResult, run
+
+__all__ = [
+    # constants
+    "W_TRACE", "W_SYN", "W_S_MANT", "W_ACC_U", "ACC_SHIFT", "WIDTH", "ACC_LO", "ACC_HI",
+    "W_LO", "W_HI", "TRACE_MAX", "Y_TAU", "Y_EVENT", "Y_OFFSET", "SR_SEED",
+    "F_A", "F_D", "F_V", "V_BITS", "F_S", "SIG_SPAN", "SIG_NODE_FRAC", "F_E", "F_H",
+    "H_TAU_SHIFT", "GAMMA_EVERY", "F_G", "G_BITS", "F_P", "MANT_BITS", "STREAM_EVENT",
+    "STREAM_VQ", "G_CAP", "NEURON_COUNTERS",
+    # design
+    "Product", "rule_string", "product_bound", "Design", "default_w_frac", "auto_c_ev",
+    "design", "design_for_task", "mis_scaled", "quantize_weights",
+    # neuron
+    "NeuronState", "neuron_init", "sigma_lookup", "neuron_step", "neuron_counters",
+    # LearningDense replica
+    "lava_trace_seed", "LavaRandoms", "SynapseState", "synapse_init", "apply_products",
+    "synapse_step",
+    # run
+    "LEResult", "run",
+]

@@ -1,0 +1,104 @@
+"""The learning-engine emulator mode: :func:`run` a task, numba or numpy backend.
+
+Drives the learning neuron (:mod:`.neuron`) and the LearningDense replica
+(:mod:`.lava_replica`), or the fused kernel (:mod:`.kernel`, bit-identical), over the
+spikes of :class:`emulator.spikes.SpikeSource`.  Lava's counterpart is a network of a
+``LearningDense`` and the learning neuron run with ``RunSteps`` (see
+:func:`lava_procs.learning_engine.run_lava_le`).
+"""
+from __future__ import annotations
+
+import dataclasses
+
+import numpy as np
+
+from emulator.spikes import SpikeSource
+from emulator.task import Task
+from fixedpoint import rng
+
+from .constants import Y_TAU
+from .design import Design, design_for_task, quantize_weights
+from .kernel import pack, run_chunk
+from .lava_replica import LavaRandoms, lava_trace_seed, synapse_init, synapse_step
+from .neuron import NeuronState, neuron_counters, neuron_init, neuron_step
+
+
+@dataclasses.dataclass
+class LEResult:
+    steps: int
+    seed: int
+    trials: np.ndarray
+    w_int: np.ndarray           #: (B, M, N) final integer weights
+    w_final: np.ndarray         #: float weights w_int * 2**-w_frac
+    x_traces: np.ndarray        #: (B, 2, N) final x1, x2
+    neuron: NeuronState
+    counters: dict
+    record_w: np.ndarray        #: (n_rec, B, M, N) float weights every record_every steps
+    record_t_s: np.ndarray
+    events: np.ndarray          #: (B, M, 2) positive / negative events over the run
+    teacher_spikes: np.ndarray  #: (B, M)
+
+
+def run(task: Task, steps: int, seed: int, d: Design | None = None, *, eta: float | None = None,
+        trials=None, record_every: int = 0, chunk_steps: int = 4000, products=None,
+        w_init_int: np.ndarray | None = None, backend: str = "numba") -> LEResult:
+    """Run the learning-engine mode on ``task`` (spikes from :class:`SpikeSource`).
+
+    ``backend='numba'`` (fused kernel) and ``'numpy'`` (:func:`neuron_step` and
+    :func:`synapse_step`) are bit-identical.  Trial ``t`` uses the Lava rng_seed
+    :func:`lava_trace_seed` ``(seed, t)``, so it reproduces a Lava run of that trial.
+    ``products`` replaces the design's rule (e.g. a deliberately mis-scaled one).
+    """
+    if backend not in ("numba", "numpy"):
+        raise ValueError(f"backend must be 'numba' or 'numpy' (got {backend!r})")
+    if d is None:
+        from emulator.reference import ETA_CODE
+        d = design_for_task(task, ETA_CODE["approx"] if eta is None else eta)
+    products = d.products if products is None else tuple(products)
+    trials = np.arange(task.n_trials) if trials is None else np.asarray(trials, np.int64)
+    steps = int(steps)
+    w0 = quantize_weights(d, task.w_init[trials]) if w_init_int is None else w_init_int
+    syn = synapse_init(w0)
+    neu = neuron_init(d, syn.w)
+    b, m, n = syn.w.shape
+    index = rng.trial_unit_index(trials, np.arange(m))
+    tags = np.broadcast_to(d.tags[None, None, :], (b, m, n))
+    rnd = LavaRandoms([lava_trace_seed(seed, t) for t in trials])
+    src = SpikeSource(task, seed, trials)
+    n_rec = steps // record_every if record_every else 0
+    rec_int = np.zeros((n_rec, b, m, n), np.int64)
+    row = 0
+    events = np.zeros((b, m, 2), np.int64)
+    teach = np.zeros((b, m), np.int64)
+    if backend == "numba":
+        kc, ptab, pconst = pack(d, products)
+        dec_x = np.exp(-1 / np.array([[d.x1_tau], [d.x2_tau]]))[:, 0]
+        dec_y = float(np.exp(-1 / np.array([[Y_TAU]]))[0, 0])
+        tr = np.asarray(trials, np.int64)
+    done = 0
+    while done < steps:
+        nn = min(chunk_steps, steps - done)
+        X, Y = src.next(nn)
+        teach += Y.sum(axis=0, dtype=np.int64)
+        rx, ry, rw = rnd.next(nn)
+        if backend == "numba":
+            row = run_chunk(kc, d.sigma_lut, ptab, pconst, d.tags, dec_x, dec_y, X, Y, rx, ry,
+                            rw, done, int(seed), tr, syn.w, syn.x, syn.a_buff, neu.a_m, neu.a_s,
+                            neu.hbar, neu.gamma, neu.v, neu.sigma, neu.err, neu.p, neu.counts,
+                            events, record_every, rec_int, row)
+        else:
+            for t in range(nn):
+                k = done + t
+                bap, y1, y2, y3 = neuron_step(d, neu, syn.a_buff, Y[t], k, seed, index)
+                events[:, :, 0] += bap
+                events[:, :, 1] += y1 > 0
+                synapse_step(d, syn, X[t], bap, y1, y2, y3, rx[t], ry[t], rw[t], tags, products)
+                if record_every and (k + 1) % record_every == 0:
+                    rec_int[row] = syn.w
+                    row += 1
+        done += nn
+    return LEResult(steps=steps, seed=seed, trials=trials, w_int=syn.w.copy(),
+                    w_final=syn.w * d.lsb_w, x_traces=syn.x.copy(), neuron=neu,
+                    counters=neuron_counters(neu), record_w=rec_int[:row] * d.lsb_w,
+                    record_t_s=np.arange(1, row + 1) * record_every * task.params.dt,
+                    events=events, teacher_spikes=teach)
