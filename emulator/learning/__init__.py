@@ -33,17 +33,14 @@ The per-afferent ``c_eps / r_i`` rides on the static tag ``t`` (``tag_1``).
 Modules (split the way Lava splits ``lava/magma/core/learning/``)
 ----------------------------------------------------------------
 * :mod:`.constants`    -- engine widths and the neuron's formats (Lava: ``constants.py``)
-* :mod:`.design`       -- :class:`Product`, :func:`rule_string`, :class:`Design`,
+* :mod:`.rule_design`       -- :class:`Product`, :func:`rule_string`, :class:`Design`,
   :func:`design`, :func:`design_for_task` (Lava: ``product.py``, ``learning_rule.py``)
 * :mod:`.neuron`       -- the learning neuron's integer step, numpy
 * :mod:`.lava_replica` -- LearningDense's fixed-point model: randoms, traces, products,
   weights (Lava: ``learning_rule_applier.py``, ``random.py``, ``model/py/connection.py``)
 * :mod:`.kernel`       -- the fused numba kernel, bit-identical twin of neuron + replica
-* :mod:`.run`          -- :class:`LEResult` and :func:`run`
+* :mod:`.driver`       -- :class:`LEResult` and :func:`run`
 
-The package re-exports the functions ``design`` and ``run``, which shadow the submodules of
-the same name as attributes: import from a submodule with ``from emulator.learning.design
-import ...`` (``import emulator.learning.design as m`` yields the function).
 """
 from __future__ import annotations
 
@@ -52,12 +49,12 @@ from .constants import (ACC_HI, ACC_LO, ACC_SHIFT, F_A, F_D, F_E, F_G, F_H, F_P,
                         SIG_NODE_FRAC, SIG_SPAN, SR_SEED, STREAM_EVENT, STREAM_VQ, TRACE_MAX,
                         V_BITS, W_ACC_U, W_HI, W_LO, W_S_MANT, W_SYN, W_TRACE, WIDTH, Y_EVENT,
                         Y_OFFSET, Y_TAU)
-from .design import (Design, Product, auto_c_ev, default_w_frac, design, design_for_task,
+from .rule_design import (Design, Product, auto_c_ev, default_w_frac, design, design_for_task,
                      mis_scaled, product_bound, quantize_weights, rule_string)
 from .lava_replica import (LavaRandoms, SynapseState, apply_products, lava_trace_seed,
                            synapse_init, synapse_step)
 from .neuron import NeuronState, neuron_counters, neuron_init, neuron_step, sigma_lookup
-from .run import LEResult, run
+from .driver import LEResult, run
 
 __all__ = [
     # constants

@@ -18,7 +18,7 @@ from .constants import (ACC_HI, ACC_LO, ACC_SHIFT, F_A, F_D, F_E, F_G, F_H, F_P,
                         G_BITS, GAMMA_EVERY, H_TAU_SHIFT, SIG_NODE_FRAC, SIG_SPAN, STREAM_EVENT,
                         STREAM_VQ, TRACE_MAX, V_BITS, W_HI, W_LO, W_SYN, W_TRACE, Y_EVENT,
                         Y_OFFSET)
-from .design import Design
+from .rule_design import Design
 
 _R0 = np.uint64(0)    #: random word for deterministic rounding modes (ignored)
 _VAR_CODE = {"x1": 0, "x2": 1, "y1": 2, "y2": 3, "y3": 4, "w": 5, "t": 6}

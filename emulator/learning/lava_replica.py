@@ -37,7 +37,7 @@ import numpy as np
 
 from .constants import (ACC_HI, ACC_LO, ACC_SHIFT, SR_SEED, TRACE_MAX, W_HI, W_LO, WIDTH,
                         Y_TAU)
-from .design import Design
+from .rule_design import Design
 
 
 def lava_trace_seed(seed: int, trial: int) -> int:

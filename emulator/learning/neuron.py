@@ -19,7 +19,7 @@ from fixedpoint.rounding import shift_right
 from .constants import (F_A, F_D, F_E, F_G, F_H, F_P, F_S, F_V, G_BITS, GAMMA_EVERY,
                         H_TAU_SHIFT, NEURON_COUNTERS, SIG_NODE_FRAC, SIG_SPAN, STREAM_EVENT,
                         STREAM_VQ, V_BITS, Y_EVENT, Y_OFFSET)
-from .design import Design
+from .rule_design import Design
 
 
 def _hu(x, s: int) -> np.ndarray:

@@ -17,7 +17,7 @@ from emulator.task import Task
 from fixedpoint import rng
 
 from .constants import Y_TAU
-from .design import Design, design_for_task, quantize_weights
+from .rule_design import Design, design_for_task, quantize_weights
 from .kernel import pack, run_chunk
 from .lava_replica import LavaRandoms, lava_trace_seed, synapse_init, synapse_step
 from .neuron import NeuronState, neuron_counters, neuron_init, neuron_step
