@@ -11,6 +11,7 @@ from scipy.special import expit
 
 from emulator.hwconfig import HwConfig
 from emulator.reference import _moments, _Rule
+from emulator.result import RunResult
 from emulator.spikes import SpikeSource
 from emulator.task import Task
 
@@ -36,8 +37,6 @@ def float_variables(rule: _Rule, W: np.ndarray, x: np.ndarray, y: np.ndarray) ->
 def run_float(cfg: HwConfig, task: Task, steps: int, seed: int, *, eta: float, record=(),
               record_every: int = 0, chunk_steps: int = 4000, trials=None, progress=None):
     """Float64 counterpart of the integer run; same arguments and result type."""
-    from emulator.run import RunResult
-
     trials = np.arange(task.n_trials) if trials is None else np.asarray(trials, np.int64)
     rule = _Rule("approx", task.rates, task.params, task.f, eta)
     src = SpikeSource(task, seed, trials)
