@@ -13,6 +13,7 @@ import numpy as np
 
 from emulator import datapath
 from emulator.discretize import discretize
+from emulator.float_run import run_float
 from emulator.hwconfig import HwConfig, load
 from emulator.result import RunResult
 from emulator.spikes import SpikeSource
@@ -92,7 +93,6 @@ def run(config, task: Task, steps: int, seed: int, *, eta: float | None = None,
     eta = default_eta() if eta is None else float(eta)
     trials = np.arange(task.n_trials) if trials is None else np.asarray(trials, np.int64)
     if cfg.is_float:
-        from emulator.float_run import run_float
         return run_float(cfg, task, steps, seed, eta=eta, record=record,
                          record_every=record_every, chunk_steps=chunk_steps, trials=trials,
                          progress=progress)
