@@ -456,10 +456,18 @@ def run_chunk(W, x, y, args, k0: int = 0, record_every: int = 0, rec_w=None, rec
     recorded steps in the chunk; pass None (or a zero-length array) to skip either record.
     """
     K, M, N = W.shape
+    n = x.shape[0]
+    # the kernel does not bound-check: the row counts must match the recorded steps exactly
+    n_rows = (k0 + n) // record_every - k0 // record_every if record_every > 0 else 0
     if rec_w is None:
         rec_w = np.empty((0, K, M, N))
+    elif rec_w.shape[0] and rec_w.shape != (n_rows, K, M, N):
+        raise ValueError(f"rec_w must have shape {(n_rows, K, M, N)} (got {rec_w.shape})")
     if rec_neuron is None:
         rec_neuron = np.empty((len(NEURON_VARS), 0, K, M))
+    elif rec_neuron.shape[1] and rec_neuron.shape != (len(NEURON_VARS), n_rows, K, M):
+        raise ValueError(f"rec_neuron must have shape {(len(NEURON_VARS), n_rows, K, M)} "
+                         f"(got {rec_neuron.shape})")
     _chunk_kernel(W, x, y, *args, int(k0), int(record_every), rec_w, rec_neuron)
 
 

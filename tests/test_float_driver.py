@@ -82,7 +82,7 @@ def test_run_chunk_records_all_rules_and_parametrizations():
         for t in range(20):
             if (t + 1) % 5 == 0:
                 v = rule.step_variables(Wn, x[t], y[t])
-                for i, key in enumerate(("potential", "sigma", "error", "gamma_s")):
+                for i, key in enumerate(("potential", "sigma", "error", "gamma_s", "post")):
                     np.testing.assert_allclose(rec_n[i, t // 5], v[key], rtol=1e-12, err_msg=key)
             Wn += rule(Wn, x[t], y[t])
             if (t + 1) % 5 == 0:
@@ -129,3 +129,13 @@ def test_unsupported_parametrization_is_an_error():
     task = fig3_task(n_trials=1, N=5, seed=0, f=Odd())
     with pytest.raises(ValueError, match="parametrization"):
         R.run("float64", task, 5, 0)
+
+
+def test_run_chunk_rejects_wrong_record_rows():
+    task = fig3_task(n_trials=1, N=5, seed=0)
+    rule = Rule("approx", task.rates, task.params, task.f, 1e-3)
+    x = SpikeSource(task, 0).next(10, return_usp=True)[2]
+    W = task.w_init.copy()
+    with pytest.raises(ValueError, match="rec_w"):        # steps 2, 5, 8 are recorded: 3 rows
+        run_chunk(W, x, np.zeros((10, 1, 1)), rule.kernel_args(), 0, 3, np.empty((2, 1, 1, 5)))
+    np.testing.assert_array_equal(W, task.w_init)
