@@ -252,9 +252,10 @@ class Rule:
         """Per-neuron values of one step at weights W (K, M, N), USPs x (K, N), teacher y (K, M).
 
         Returns arrays (K, M): ``potential`` V [mV], ``sigma`` σ(V) [1], ``error``
-        e = y - φ_max dt σ [spikes per bin], ``gamma_s`` = 1/I1 [1/Hz] (exact, from the current
-        somatic weights) and ``post`` = η γ_s (1-σ) e, the factor that multiplies the bracket of
-        the natural and approximate updates.  W are the weights *before* the update of the step.
+        e = y - φ_max dt σ [spikes per bin], ``gamma_s`` = 1/I1 [mV² s] (I1 = E[φ'²/φ], exact,
+        from the current somatic weights) and ``post`` = η γ_s (1-σ) e [code units], the factor
+        that multiplies the bracket of the natural and approximate updates.  W are the weights
+        *before* the update of the step.
         """
         p = self.params
         ws = W if self.ident else self.f.f(W)
