@@ -1,78 +1,79 @@
 """float64 runs of the approximate rule behind :func:`emulator.run.run` (``kind: float64``).
 
-The update itself is the float reference's (:mod:`emulator.reference`, rule ``'approx'``,
-gamma_s exact every step); this module only drives it over time chunks on the shared
-spikes and records the same variables as the integer emulator, in physical units.
+The arithmetic is the float reference's (:mod:`emulator.reference`, rule ``'approx'``, gamma_s
+exact every step), run by its compiled loop :func:`emulator.reference.run_chunk`; this module
+only drives it over time chunks of the shared spikes and collects the same variables as the
+integer emulator records, in physical units.  Memory is bounded by one chunk of spikes plus the
+output records, whatever ``record_every`` is.
 """
 from __future__ import annotations
 
 import numpy as np
-from scipy.special import expit
 
 from emulator.hwconfig import HwConfig
-from emulator.reference import _moments, _Rule
+from emulator.reference import NEURON_VARS, Rule, run_chunk
+from emulator.result import RunResult
 from emulator.spikes import SpikeSource
 from emulator.task import Task
 
-
-def float_variables(rule: _Rule, W: np.ndarray, x: np.ndarray, y: np.ndarray) -> dict:
-    """Per-step datapath variables of the float approximate rule at weights W, USP x.
-
-    Returns potential V (K, M), sigma, error e = y - phi_max dt sigma, gamma_s and the post
-    factor P = eta gamma_s (1 - sigma) e -- the quantities the integer datapath stores.
-    """
-    p = rule.params
-    ws = W if rule.ident else rule.f.f(W)
-    V = np.matmul(ws, x[:, :, None])[..., 0]
-    s = expit(p.beta * (V - p.theta))
-    e = y - rule.phidt * s
-    m = ws @ rule.r
-    v = ((ws * ws) @ rule.r) / rule.ceps
-    gs = 1.0 / _moments(m, v, p, need=1)[0]
-    return {"potential": V, "sigma": s, "error": e, "gamma_s": gs,
-            "post": rule.eta * gs * (1.0 - s) * e}
+__all__ = ["run_float"]
 
 
 def run_float(cfg: HwConfig, task: Task, steps: int, seed: int, *, eta: float, record=(),
               record_every: int = 0, chunk_steps: int = 4000, trials=None, progress=None):
-    """Float64 counterpart of the integer run; same arguments and result type."""
-    from emulator.run import RunResult
+    """Float64 counterpart of the integer run; same arguments and result type.
 
+    ``record[name]`` (n_records, B, ...) holds, for every global step k with
+    ``(k + 1) % record_every == 0``: the weights after step k's update, the USP x_k [mV] and
+    traces a_m, a_s of step k, and V [mV], sigma, e, gamma_s, post of step k computed at the
+    weights before its update (see :meth:`emulator.reference.Rule.step_variables`).
+    Raises ValueError for parametrizations without a compiled form.
+    """
     trials = np.arange(task.n_trials) if trials is None else np.asarray(trials, np.int64)
-    rule = _Rule("approx", task.rates, task.params, task.f, eta)
+    rule = Rule("approx", task.rates, task.params, task.f, eta)
+    args = rule.kernel_args()
+    if args is None:
+        raise ValueError(f"float64 runs support Identity, Attenuation and Sinh parametrizations "
+                         f"(got {type(task.f).__name__})")
     src = SpikeSource(task, seed, trials)
     W = np.array(task.w_init[trials], dtype=np.float64)
     B, M, N = W.shape
-    rec = {name: [] for name in record}
-    t_rec = []
+    every = int(record_every) if record else 0
+    n_rec = steps // every if every else 0
+    # Outputs are allocated once; each chunk writes only its own rows into them.
+    want = set(record)
+    rec_w = np.empty((n_rec if "weights" in want else 0, B, M, N))
+    rec_neuron = np.empty((len(NEURON_VARS), n_rec if want & set(NEURON_VARS) else 0, B, M))
+    rec_syn = {name: np.empty((n_rec if name in want else 0, B, N))
+               for name in ("usp", "trace_m", "trace_s")}
+    need_traces = bool(want & {"trace_m", "trace_s"})
     teach_spk = np.zeros((B, M), np.int64)
     done = 0
-    # chunks end on recording steps, so the source's traces are those of the recorded step
-    chunk = record_every * max(1, chunk_steps // record_every) if record_every else chunk_steps
-    if {"trace_m", "trace_s"} & set(record):
-        chunk = record_every
     while done < steps:
-        n = min(chunk, steps - done)
-        X, Y, x = src.next(n, return_usp=True)
+        n = min(chunk_steps, steps - done)
+        rows = (np.arange((every - (done + 1) % every) % every, n, every, dtype=np.int64)
+                if every else np.zeros(0, np.int64))
+        r0, r1 = (done // every, done // every + rows.size) if every else (0, 0)
+        if need_traces:
+            _, Y, x, a_m, a_s = src.next(n, return_usp=True, trace_steps=rows)
+            for name, a in (("trace_m", a_m), ("trace_s", a_s)):
+                if name in want:
+                    rec_syn[name][r0:r1] = a
+        else:
+            _, Y, x = src.next(n, return_usp=True)
         teach_spk += Y.sum(axis=0, dtype=np.int64)
-        y = Y.astype(np.float64)
-        for t in range(n):
-            k = done + t
-            recording = record and (k + 1) % record_every == 0
-            if recording:      # values of step k, computed from the weights before its update
-                vars_ = float_variables(rule, W, x[t], y[t])
-            W += rule(W, x[t], y[t])
-            if recording:
-                vars_.update(usp=x[t], weights=W.copy())
-                if t == n - 1:  # chunks end on recording steps (see above)
-                    vars_.update(trace_m=src.a_m, trace_s=src.a_s)
-                for name in record:
-                    rec[name].append(np.array(vars_[name]))
-                t_rec.append((k + 1) * task.params.dt)
+        if "usp" in want:
+            rec_syn["usp"][r0:r1] = x[rows]
+        run_chunk(W, x, Y.astype(np.float64), args, done, every,
+                  rec_w[r0:r1] if rec_w.shape[0] else None,
+                  rec_neuron[:, r0:r1] if rec_neuron.shape[1] else None)
         done += n
         if progress is not None:
             progress(done)
-    recorded = {name: np.array(v) for name, v in rec.items()}
+    columns = dict(zip(NEURON_VARS, rec_neuron))
+    columns.update(rec_syn, weights=rec_w)
+    recorded = {name: columns[name] for name in record}
+    t_rec = np.arange(1, n_rec + 1) * every * task.params.dt
     return RunResult(config_name=cfg.name, steps=steps, seed=seed, trials=trials,
                      w_final=W, w_int=None, counters={}, record=recorded,
-                     record_t_s=np.array(t_rec), output_spikes=None, teacher_spikes=teach_spk)
+                     record_t_s=t_rec, output_spikes=None, teacher_spikes=teach_spk)

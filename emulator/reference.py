@@ -46,6 +46,8 @@ __all__ = [
     "ETA_CODE", "ETA_CODE_SCALED", "RULES", "eta_from_paper", "eta_to_paper",
     "gauss_moments", "coefficients", "natural_gammas",
     "delta_euclid", "delta_natural", "delta_approx", "SimResult", "simulate",
+    "Rule", "RULE_CODE", "NEURON_VARS", "moments", "moments_scalar", "sig_pair", "g_matrix",
+    "g_matrix_scalar", "compiled_parametrization", "run_chunk",
 ]
 
 DEFAULT_PARAMS = NeuronParams()
@@ -75,7 +77,7 @@ _MAX_NODES = 4097
 
 
 @numba.njit(cache=True, nogil=True)
-def _sig_pair(a):
+def sig_pair(a):
     """(σ(a), 1-σ(a)), both with full relative accuracy."""
     e = math.exp(-abs(a))
     d = 1.0 / (1.0 + e)
@@ -85,10 +87,10 @@ def _sig_pair(a):
 
 
 @numba.njit(cache=True, nogil=True)
-def _moments_scalar(m, v, beta, theta, A, need):
+def moments_scalar(m, v, beta, theta, A, need):
     """E[h], E[h'], E[h''] for V ~ N(m, v), h = A σ (1-σ)², A = φ_max β² (see :func:`gauss_moments`)."""
     if v <= 0.0:
-        s, c = _sig_pair(beta * (m - theta))
+        s, c = sig_pair(beta * (m - theta))
         h = A * s * c * c
         return h, beta * h * (1.0 - 3.0 * s), beta * beta * h * (1.0 + s * (12.0 * s - 9.0))
     sd = math.sqrt(v)
@@ -104,7 +106,7 @@ def _moments_scalar(m, v, beta, theta, A, need):
     for j in range(n):
         u = lo + j * step
         z = (u - m) / sd
-        s, c = _sig_pair(beta * (u - theta))
+        s, c = sig_pair(beta * (u - theta))
         hw = math.exp(-0.5 * z * z) * s * c * c
         if j == 0 or j == n - 1:
             hw *= 0.5
@@ -119,10 +121,10 @@ def _moments_scalar(m, v, beta, theta, A, need):
 @numba.njit(cache=True, nogil=True)
 def _moments_flat(m, v, beta, theta, A, need, I1, c2, c3):
     for k in range(m.size):
-        I1[k], c2[k], c3[k] = _moments_scalar(m[k], v[k], beta, theta, A, need)
+        I1[k], c2[k], c3[k] = moments_scalar(m[k], v[k], beta, theta, A, need)
 
 
-def _moments(m, v, params, need=3):
+def moments(m, v, params, need=3):
     """E[h], E[h'], E[h''] for V ~ N(m, v), h = φ'²/φ = φ_max β² σ (1-σ)²; no input checks.
 
     Quadrature: trapezoid rule on the window u* ± 9 sqrt(v), where u* = clip(θ, m - 2βv, m + βv)
@@ -163,10 +165,10 @@ def gauss_moments(m, v, params: NeuronParams = DEFAULT_PARAMS):
     those raw-moment formulas for small v.
     """
     m, v = _check_mv(m, v)
-    return _moments(m, v, params)
+    return moments(m, v, params)
 
 
-def _g_matrix(I1, c2, c3, m, v, q):
+def g_matrix(I1, c2, c3, m, v, q):
     """Closed-form G = -C (I1*Id + Q C)^-1, C = [[I1, c2], [c2, c3]], Q = [[q, m], [m, v]]."""
     a = I1 * (1.0 + q) + m * c2
     b = q * c2 + m * c3
@@ -180,8 +182,8 @@ def _g_matrix(I1, c2, c3, m, v, q):
     return g1, g2, g3, g4
 
 
-#: ``_g_matrix`` compiled for scalars (same source, used inside the numba step loop).
-_g_matrix_scalar = numba.njit(cache=True)(_g_matrix)
+#: ``g_matrix`` compiled for scalars (same source, used inside the numba step loop).
+g_matrix_scalar = numba.njit(cache=True)(g_matrix)
 
 
 def coefficients(m, v, q, params: NeuronParams = DEFAULT_PARAMS):
@@ -195,13 +197,18 @@ def coefficients(m, v, q, params: NeuronParams = DEFAULT_PARAMS):
     q = np.asarray(q, dtype=np.float64)
     if not np.all(np.isfinite(q)) or np.any(q < 0):
         raise ValueError(f"q must be finite and >= 0 (got min q={np.min(q)!r})")
-    I1, c2, c3 = _moments(m, v, params)
-    return (1.0 / I1,) + _g_matrix(I1, c2, c3, m, v, q)
+    I1, c2, c3 = moments(m, v, params)
+    return (1.0 / I1,) + g_matrix(I1, c2, c3, m, v, q)
 
 
 # =============================================================================== update rules
-class _Rule:
-    """Precomputed per-task constants and the per-step update of one rule (no input checks)."""
+class Rule:
+    """Precomputed per-task constants and the per-step update of one rule (no input checks).
+
+    ``rule(W, x, y)`` returns ΔW (K, M, N) for weights W (K, M, N), USPs x (K, N) [mV] and
+    teacher counts y (K, M); :meth:`step_variables` gives the per-neuron values of that step;
+    :meth:`kernel_args` the constants of the compiled twin :func:`run_chunk`.
+    """
 
     def __init__(self, rule: str, rates, params: NeuronParams, f: Parametrization, eta: float):
         if rule not in RULES:
@@ -231,15 +238,47 @@ class _Rule:
         m = ws @ self.r
         v = ((ws * ws) @ self.r) / self.ceps
         if self.rule == "approx":
-            I1, _, _ = _moments(m, v, p, need=1)
+            I1, _, _ = moments(m, v, p, need=1)
             return 1.0 / I1, self.ceps * p.c_u, p.c_w * V
-        I1, c2, c3 = _moments(m, v, p)
-        g1, g2, g3, g4 = _g_matrix(I1, c2, c3, m, v, self.q)
+        I1, c2, c3 = moments(m, v, p)
+        g1, g2, g3, g4 = g_matrix(I1, c2, c3, m, v, self.q)
         S = x.sum(-1)[:, None]
         ce = self.ceps
         gu = -ce * (ce * S * g1 + V * g3)
         gw = ce * S * g2 + V * g4
         return 1.0 / I1, gu, gw
+
+    def step_variables(self, W, x, y) -> dict:
+        """Per-neuron values of one step at weights W (K, M, N), USPs x (K, N), teacher y (K, M).
+
+        Returns arrays (K, M): ``potential`` V [mV], ``sigma`` σ(V) [1], ``error``
+        e = y - φ_max dt σ [spikes per bin], ``gamma_s`` = 1/I1 [mV² s] (I1 = E[φ'²/φ], exact,
+        from the current somatic weights) and ``post`` = η γ_s (1-σ) e [code units], the factor
+        that multiplies the bracket of the natural and approximate updates.  W are the weights
+        *before* the update of the step.
+        """
+        p = self.params
+        ws = W if self.ident else self.f.f(W)
+        V = np.matmul(ws, x[:, :, None])[..., 0]
+        s = expit(p.beta * (V - p.theta))
+        e = y - self.phidt * s
+        m = ws @ self.r
+        v = ((ws * ws) @ self.r) / self.ceps
+        gs = 1.0 / moments(m, v, p, need=1)[0]
+        return {"potential": V, "sigma": s, "error": e, "gamma_s": gs,
+                "post": self.eta * gs * (1.0 - s) * e}
+
+    def kernel_args(self) -> tuple | None:
+        """Constant arguments of :func:`run_chunk` for this rule (None: the parametrization has
+        no compiled form; use the numpy ``__call__`` per step)."""
+        N = self.r.size
+        fk = compiled_parametrization(self.f, N)
+        if fk is None:
+            return None
+        p = self.params
+        return (self.r, self.ceps_over_r, self.q, self.ceps, p.beta, p.theta, self.phidt,
+                p.phi_max * p.beta ** 2, p.c_u, p.c_w, self.eta, RULE_CODE[self.rule]) + fk + (
+                np.empty(N), np.empty(N))
 
     def __call__(self, W, x, y):
         ws = W if self.ident else self.f.f(W)
@@ -293,7 +332,7 @@ def delta_euclid(W, X, y, r, params: NeuronParams = DEFAULT_PARAMS, f: Parametri
     (unused; same signature as the other rules).  Returns ΔW (K, M, N).
     """
     W, X, y, r = _prep(W, X, y, r, params, f)
-    return _Rule("euclid", r, params, f, eta)(W, X, y)
+    return Rule("euclid", r, params, f, eta)(W, X, y)
 
 
 def delta_natural(W, X, y, r, params: NeuronParams = DEFAULT_PARAMS, f: Parametrization = IDENTITY,
@@ -305,7 +344,7 @@ def delta_natural(W, X, y, r, params: NeuronParams = DEFAULT_PARAMS, f: Parametr
     homosynaptic term.  Shapes as :func:`delta_euclid`.
     """
     W, X, y, r = _prep(W, X, y, r, params, f)
-    return _Rule("natural", r, params, f, eta)(W, X, y)
+    return Rule("natural", r, params, f, eta)(W, X, y)
 
 
 def delta_approx(W, X, y, r, params: NeuronParams = DEFAULT_PARAMS, f: Parametrization = IDENTITY,
@@ -315,14 +354,14 @@ def delta_approx(W, X, y, r, params: NeuronParams = DEFAULT_PARAMS, f: Parametri
     of *this* step.  Shapes as :func:`delta_euclid`.
     """
     W, X, y, r = _prep(W, X, y, r, params, f)
-    return _Rule("approx", r, params, f, eta)(W, X, y)
+    return Rule("approx", r, params, f, eta)(W, X, y)
 
 
 def natural_gammas(W, X, r, params: NeuronParams = DEFAULT_PARAMS, f: Parametrization = IDENTITY,
                    rule: str = "natural"):
     """(γ_s, γ_u, γ_w, V), each (K, M), of the natural (or ``rule='approx'``) update at W, X."""
     W, X, _, r = _prep(W, X, np.zeros(np.shape(W)[:2]), r, params, f)
-    k = _Rule(rule, r, params, f, 0.0)
+    k = Rule(rule, r, params, f, 0.0)
     ws = f.f(W)
     V = np.matmul(ws, X[:, :, None])[..., 0]
     gs, gu, gw = k.natural_gammas(ws, X, V)
@@ -330,20 +369,24 @@ def natural_gammas(W, X, r, params: NeuronParams = DEFAULT_PARAMS, f: Parametriz
 
 
 # =============================================================================== compiled step loop
-_RULE_CODE = {"euclid": 0, "natural": 1, "approx": 2}
+RULE_CODE = {"euclid": 0, "natural": 1, "approx": 2}
+
+
+#: Per-neuron variables recorded by :func:`run_chunk`, in the order of its ``rec_neuron`` axis 0.
+NEURON_VARS = ("potential", "sigma", "error", "gamma_s", "post")
 
 
 @numba.njit(cache=True, nogil=True)
-def _run_chunk(W, x, y, r, ceps_over_r, q, ceps, beta, theta, phidt, A, c_u, c_w, eta, rule,
-               fkind, alpha, wscale, ws, fp):
-    """Apply n Euler steps in place: W (K, M, N); x (n, K, N) USPs; y (n, K, M) teacher counts.
-
-    Same arithmetic as :class:`_Rule` (up to summation order); fkind 0 = identity,
-    1 = attenuation (alpha (N,)), 2 = sinh (wscale).  ws, fp: (N,) scratch buffers.
-    """
+def _chunk_kernel(W, x, y, r, ceps_over_r, q, ceps, beta, theta, phidt, A, c_u, c_w, eta, rule,
+                  fkind, alpha, wscale, ws, fp, k0, record_every, rec_w, rec_neuron):
+    """Body of :func:`run_chunk` (arguments as there, ``args`` spread out)."""
     n, K, N = x.shape
     M = W.shape[1]
+    keep_w = rec_w.shape[0] > 0
+    keep_neuron = rec_neuron.shape[1] > 0
+    row = 0
     for t in range(n):
+        rec = record_every > 0 and (k0 + t + 1) % record_every == 0
         for k in range(K):
             S = 0.0
             for i in range(N):
@@ -367,27 +410,71 @@ def _run_chunk(W, x, y, r, ceps_over_r, q, ceps, beta, theta, phidt, A, c_u, c_w
                     mm += ws[i] * r[i]
                     vv += ws[i] * ws[i] * r[i]
                 vv /= ceps
-                s, c = _sig_pair(beta * (V - theta))
-                ef = eta * c * (y[t, k, j] - phidt * s)
+                s, c = sig_pair(beta * (V - theta))
+                err = y[t, k, j] - phidt * s
+                ef = eta * c * err
+                I1 = 1.0
+                gu = 0.0
+                gw = 0.0
+                if rule == 1:
+                    I1, c2, c3 = moments_scalar(mm, vv, beta, theta, A, 3)
+                    g1, g2, g3, g4 = g_matrix_scalar(I1, c2, c3, mm, vv, q)
+                    gu = -ceps * (ceps * S * g1 + V * g3)
+                    gw = ceps * S * g2 + V * g4
+                elif rule == 2 or (rec and keep_neuron):
+                    I1, _c2, _c3 = moments_scalar(mm, vv, beta, theta, A, 1)
+                    gu = ceps * c_u
+                    gw = c_w * V
+                if rec and keep_neuron:     # values of step k at the weights before its update
+                    rec_neuron[0, row, k, j] = V
+                    rec_neuron[1, row, k, j] = s
+                    rec_neuron[2, row, k, j] = err
+                    rec_neuron[3, row, k, j] = 1.0 / I1
+                    rec_neuron[4, row, k, j] = ef / I1
                 if rule == 0:
                     for i in range(N):
                         W[k, j, i] += ef * fp[i] * x[t, k, i]
-                    continue
-                if rule == 1:
-                    I1, c2, c3 = _moments_scalar(mm, vv, beta, theta, A, 3)
-                    g1, g2, g3, g4 = _g_matrix_scalar(I1, c2, c3, mm, vv, q)
-                    gu = -ceps * (ceps * S * g1 + V * g3)
-                    gw = ceps * S * g2 + V * g4
                 else:
-                    I1, _c2, _c3 = _moments_scalar(mm, vv, beta, theta, A, 1)
-                    gu = ceps * c_u
-                    gw = c_w * V
-                ef = ef / I1
-                for i in range(N):
-                    W[k, j, i] += ef * (ceps_over_r[i] * x[t, k, i] - gu + gw * ws[i]) / fp[i]
+                    ef = ef / I1
+                    for i in range(N):
+                        W[k, j, i] += ef * (ceps_over_r[i] * x[t, k, i] - gu + gw * ws[i]) / fp[i]
+                if rec and keep_w:
+                    for i in range(N):
+                        rec_w[row, k, j, i] = W[k, j, i]
+        if rec:
+            row += 1
 
 
-def _fkind(f, N):
+def run_chunk(W, x, y, args, k0: int = 0, record_every: int = 0, rec_w=None, rec_neuron=None) -> None:
+    """Apply n Euler steps in place, compiled: W (K, M, N); x (n, K, N) USPs [mV]; y (n, K, M)
+    teacher counts; ``args`` = :meth:`Rule.kernel_args` (rule, constants, scratch buffers).
+
+    Same arithmetic as :class:`Rule` (up to summation order, ~1e-13 relative).  Optional
+    recording, for the global steps k = k0 + t with ``(k + 1) % record_every == 0`` (row r for
+    the r-th such step of the chunk): ``rec_w`` (R, K, M, N) gets the weights after the update
+    of step k; ``rec_neuron`` (5, R, K, M) gets :data:`NEURON_VARS` of step k, computed at the
+    weights before its update (as :meth:`Rule.step_variables`).  R must equal the number of
+    recorded steps in the chunk; pass None (or a zero-length array) to skip either record.
+    """
+    K, M, N = W.shape
+    n = x.shape[0]
+    # the kernel does not bound-check: the row counts must match the recorded steps exactly
+    n_rows = (k0 + n) // record_every - k0 // record_every if record_every > 0 else 0
+    if rec_w is None:
+        rec_w = np.empty((0, K, M, N))
+    elif rec_w.shape[0] and rec_w.shape != (n_rows, K, M, N):
+        raise ValueError(f"rec_w must have shape {(n_rows, K, M, N)} (got {rec_w.shape})")
+    if rec_neuron is None:
+        rec_neuron = np.empty((len(NEURON_VARS), 0, K, M))
+    elif rec_neuron.shape[1] and rec_neuron.shape != (len(NEURON_VARS), n_rows, K, M):
+        raise ValueError(f"rec_neuron must have shape {(len(NEURON_VARS), n_rows, K, M)} "
+                         f"(got {rec_neuron.shape})")
+    _chunk_kernel(W, x, y, *args, int(k0), int(record_every), rec_w, rec_neuron)
+
+
+def compiled_parametrization(f, N):
+    """(fkind, alpha (N,), w_scale) of ``f`` for the compiled loop: 0 identity, 1 attenuation,
+    2 sinh; None for other parametrizations."""
     if getattr(f, "is_identity", False):
         return 0, np.ones(1), 1.0
     if isinstance(f, Attenuation):
@@ -457,13 +544,8 @@ def simulate(task: Task, rule: str, eta: float, steps: int, seed: int, record_ev
     steps, chunk = int(steps), int(chunk)
     if backend not in ("numba", "numpy"):
         raise ValueError(f"backend must be 'numba' or 'numpy' (got backend={backend!r})")
-    kern = _Rule(rule, task.rates, task.params, task.f, eta)
-    fk = _fkind(task.f, task.N) if backend == "numba" else None
-    if fk is not None:
-        pp = task.params
-        nb_args = (task.rates, kern.ceps_over_r, kern.q, kern.ceps, pp.beta, pp.theta, kern.phidt,
-                   pp.phi_max * pp.beta ** 2, pp.c_u, pp.c_w, kern.eta, _RULE_CODE[rule]) + fk + (
-                   np.empty(task.N), np.empty(task.N))
+    kern = Rule(rule, task.rates, task.params, task.f, eta)
+    nb_args = kern.kernel_args() if backend == "numba" else None
     src = SpikeSource(task, seed, trials)
     tr = src.trials
     W = task.w_init[tr].copy()
@@ -492,8 +574,8 @@ def simulate(task: Task, rule: str, eta: float, steps: int, seed: int, record_ev
             n = min(chunk, b - t)
             _, Y, x = src.next(n, return_usp=True)
             Yf = Y.astype(np.float64)
-            if fk is not None:
-                _run_chunk(W, x, Yf, *nb_args)
+            if nb_args is not None:
+                run_chunk(W, x, Yf, nb_args)
             else:
                 for j in range(n):
                     W += kern(W, x[j], Yf[j])

@@ -7,42 +7,20 @@ for 16M-step runs); neither the chunk size nor the batch split changes any bit.
 """
 from __future__ import annotations
 
-import dataclasses
 from typing import Callable
 
 import numpy as np
 
 from emulator import datapath, variables
 from emulator.discretize import discretize
+from emulator.float_run import run_float
 from emulator.hwconfig import HwConfig, load
+from emulator.result import RunResult
 from emulator.spikes import SpikeSource
 from emulator.task import Task
 
 #: Variables that can be recorded (declared in :mod:`emulator.variables`).
 RECORDABLE = variables.RECORDABLE
-
-
-@dataclasses.dataclass
-class RunResult:
-    """Outcome of :func:`run`.  Float arrays are in physical units (mV, 1, ...).
-
-    ``record[name]`` has shape (n_records, B, ...) taken after every global step k with
-    ``(k + 1) % record_every == 0`` (times ``record_t_s``).  ``counters`` maps a variable
-    to ``{'saturation': n, 'underflow': n, 'overflow': n, 'first_step': {...}}``.
-    """
-
-    config_name: str
-    steps: int
-    seed: int
-    trials: np.ndarray
-    w_final: np.ndarray                 #: (B, M, N) float weights
-    w_int: np.ndarray | None            #: (B, M, N) visible integer weights (fixed only)
-    counters: dict
-    record: dict
-    record_t_s: np.ndarray
-    output_spikes: np.ndarray | None    #: (B, M) student spike counts (fixed runs; None for float)
-    teacher_spikes: np.ndarray          #: (B, M) teacher spike counts over the run
-    state: object = None                #: final integer State (fixed only)
 
 
 def record_scales(d) -> dict:
@@ -118,7 +96,6 @@ def run(config, task: Task, steps: int, seed: int, *, eta: float | None = None,
     eta = default_eta() if eta is None else float(eta)
     trials = np.arange(task.n_trials) if trials is None else np.asarray(trials, np.int64)
     if cfg.is_float:
-        from emulator.float_run import run_float
         return run_float(cfg, task, steps, seed, eta=eta, record=record,
                          record_every=record_every, chunk_steps=chunk_steps, trials=trials,
                          progress=progress)

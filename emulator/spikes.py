@@ -27,9 +27,11 @@ __all__ = ["SpikeSource", "sigma"]
 
 
 @numba.njit(cache=True, nogil=True)
-def _traces(X, am, as_, dm, ds, scale, x):
-    """In place over the chunk: a_m = dm*a_m + X_k, a_s = ds*a_s + X_k, x_k = (a_m - a_s)*scale."""
+def _traces(X, am, as_, dm, ds, scale, x, rows, am_rows, as_rows):
+    """In place over the chunk: a_m = dm*a_m + X_k, a_s = ds*a_s + X_k, x_k = (a_m - a_s)*scale;
+    the traces after the chunk steps listed in ``rows`` (ascending) are copied to am_rows, as_rows."""
     n, B, N = X.shape
+    r = 0
     for t in range(n):
         for b in range(B):
             for i in range(N):
@@ -37,6 +39,10 @@ def _traces(X, am, as_, dm, ds, scale, x):
                 am[b, i] = dm * am[b, i] + xi
                 as_[b, i] = ds * as_[b, i] + xi
                 x[t, b, i] = (am[b, i] - as_[b, i]) * scale
+        if r < rows.size and rows[r] == t:
+            am_rows[r] = am
+            as_rows[r] = as_
+            r += 1
 
 
 def sigma(V, params):
@@ -57,6 +63,8 @@ class SpikeSource:
     uint8 teacher spikes for global steps k, k+1, ..., k+n_steps-1 and advances k.
     ``next(n_steps, return_usp=True)`` additionally returns the float64 USPs ``x`` (n_steps, B, N)
     (the same traces the teacher uses; x_k includes the bin-k spike).
+    ``next(n_steps, trace_steps=rows)`` (rows: ascending chunk-local step indices) appends the
+    traces a_m, a_s (len(rows), B, N) after those steps to the returned tuple.
     """
 
     def __init__(self, task: Task, seed: int, trials: np.ndarray | None = None):
@@ -92,19 +100,24 @@ class SpikeSource:
         """Current synaptic trace a^s (B, N)."""
         return self._as.copy()
 
-    def next(self, n_steps: int, return_usp: bool = False):
+    def next(self, n_steps: int, return_usp: bool = False, trace_steps=None):
         n = int(n_steps)
         if n < 0:
             raise ValueError(f"n_steps must be >= 0 (got n_steps={n_steps!r})")
         p = self.params
+        B, N, M = self.trials.size, self.task.N, self.task.M
+        rows = np.zeros(0, np.int64) if trace_steps is None else np.asarray(trace_steps, np.int64)
+        if rows.size and (rows.min() < 0 or rows.max() >= n or np.any(np.diff(rows) <= 0)):
+            raise ValueError(f"trace_steps must be ascending indices in [0, {n})")
+        am_rows, as_rows = np.empty((rows.size, B, N)), np.empty((rows.size, B, N))
+        traces = () if trace_steps is None else (am_rows, as_rows)
         if n == 0:
-            B, N, M = self.trials.size, self.task.N, self.task.M
             X, Y = np.zeros((0, B, N), np.uint8), np.zeros((0, B, M), np.uint8)
-            return (X, Y, np.zeros((0, B, N))) if return_usp else (X, Y)
+            return ((X, Y, np.zeros((0, B, N))) if return_usp else (X, Y)) + traces
         X = rng.bernoulli_steps(self.task.rates * p.dt, self.seed, rng.STREAM_INPUT, self.k, n,
                                 self._idx_in)
         x = np.empty(X.shape)
-        _traces(X, self._am, self._as, p.decay_m, p.decay_s, p.usp_scale, x)
+        _traces(X, self._am, self._as, p.decay_m, p.decay_s, p.usp_scale, x, rows, am_rows, as_rows)
         if self.task.poisson_teacher:
             Y = rng.bernoulli_steps(np.broadcast_to(self.task.teacher_rate * p.dt, (self.task.M,)),
                                     self.seed, rng.STREAM_TEACHER, self.k, n, self._idx_out)
@@ -114,8 +127,8 @@ class SpikeSource:
             Y = rng.bernoulli_steps(prob, self.seed, rng.STREAM_TEACHER, self.k, n, self._idx_out)
         self.k += n
         if return_usp:
-            return X, Y, x
-        return X, Y
+            return (X, Y, x) + traces
+        return (X, Y) + traces
 
     def teacher_potential(self, x: np.ndarray) -> np.ndarray:
         """V* (n, B, M) = Σ_i f(w*_i) x_i with ascending-i accumulation (order fixed, no BLAS)."""

@@ -17,9 +17,9 @@ Two ProcessModels:
   The :class:`~emulator.discretize.Discretized` record is built in the model's constructor
   from the process parameters (config, neuron params, rates, eta).
 * ``floating_pt`` (:class:`PyNatGradNeuronFloat`): the float64 reference step of the
-  approximate rule -- the update of :mod:`emulator.reference` (``_Rule('approx')``, the
+  approximate rule -- the update of :mod:`emulator.reference` (``Rule('approx')``, the
   object behind ``delta_approx``) and the per-step variables of
-  :func:`emulator.float_run.float_variables`, on the traces and USP of
+  :meth:`emulator.reference.Rule.step_variables`, on the traces and USP of
   :class:`emulator.spikes.SpikeSource` -- i.e. the step of ``emulator.run`` with a
   ``kind: float64`` config.
 
@@ -55,10 +55,9 @@ from emulator import datapath
 from emulator.discretize import discretize
 from emulator.hwconfig import HwConfig, load
 from emulator.params import NeuronParams
+from emulator.reference import Rule
 from emulator.run import record_arrays
 from emulator.variables import RECORD_FIELD, RECORD_SHAPES, STATE_FIELDS
-from emulator.float_run import float_variables
-from emulator.reference import _Rule
 from emulator.task import IDENTITY, Parametrization
 from fixedpoint import rng
 
@@ -313,8 +312,8 @@ def float_step(pm, x_spk, y_spk) -> None:
 
     Traces a <- decay a + X (the recursion of :class:`emulator.spikes.SpikeSource`),
     x = (a_m - a_s) usp_scale; V, sigma, e, gamma_s and P from
-    :func:`emulator.float_run.float_variables` at the weights before the update; then
-    w <- w + dw with the reference rule ``emulator.reference._Rule('approx')`` (the object
+    :meth:`emulator.reference.Rule.step_variables` at the weights before the update; then
+    w <- w + dw with the reference rule ``emulator.reference.Rule('approx')`` (the object
     behind :func:`emulator.reference.delta_approx`).  The student spike is
     Bernoulli(phi_max dt sigma(V)) from the counter RNG (stream STUDENT, index
     trial << 32 | j), as in the integer datapath.
@@ -329,7 +328,7 @@ def float_step(pm, x_spk, y_spk) -> None:
     X = pm.x[None]
     Y = np.asarray(y_spk, dtype=np.float64)[None]
     rule = pm.reference.rule
-    fv = float_variables(rule, W, X, Y)
+    fv = rule.step_variables(W, X, Y)
     pm.v[...] = fv["potential"][0]
     pm.sigma[...] = fv["sigma"][0]
     pm.err[...] = fv["error"][0]
@@ -361,8 +360,8 @@ class PyNatGradNeuronFloat(PyLoihiProcessModel):
         super().__init__(proc_params)
         _check_tag(proc_params, "floating_pt")
         self.params = proc_params["params"]
-        # _Rule is callable: PyLoihiModelToPyAsyncModel would not copy it, so keep it boxed.
-        self.reference = SimpleNamespace(rule=_Rule("approx", proc_params["rates"], self.params,
+        # Rule is callable: PyLoihiModelToPyAsyncModel would not copy it, so keep it boxed.
+        self.reference = SimpleNamespace(rule=Rule("approx", proc_params["rates"], self.params,
                                                     proc_params["f"], float(proc_params["eta"])))
         self.seed = int(proc_params["seed"])
         m = proc_params["w_init"].shape[0]

@@ -12,7 +12,7 @@ from scipy import integrate
 from scipy.special import expit
 
 from emulator import NeuronParams, coefficients, gauss_moments
-from emulator.reference import _g_matrix
+from emulator.reference import g_matrix
 
 P = NeuronParams()
 BETA, THETA, A = P.beta, P.theta, P.phi_max * P.beta ** 2
@@ -103,7 +103,7 @@ def test_g_formulas_equal_2x2_solve_and_g2_equals_g3():
     """SPEC §2.2.1: the K1/K2 formulas == -C (I1 Id + Q C)^-1 (closed form and np.linalg), g2 == g3."""
     mm, vv, qq = np.meshgrid(M_GRID, V_GRID, [1.56, 5.0, 78.0, 780.0], indexing="ij")
     I1, c2, c3 = gauss_moments(mm, vv)
-    G = np.array(_g_matrix(I1, c2, c3, mm, vv, qq))
+    G = np.array(g_matrix(I1, c2, c3, mm, vv, qq))
     gk = np.array(_g_k1k2(I1, c2, c3, mm, vv, qq))
     scale = np.max(np.abs(G), axis=0)
     assert np.all(np.abs(G - gk) <= 1e-9 * scale)

@@ -16,7 +16,7 @@ from pathlib import Path
 import numpy as np
 
 from emulator.metrics import kl_cost, rate_rmse_hz, test_set, weight_distance
-from emulator.reference import _RULE_CODE, _fkind, _Rule, _run_chunk
+from emulator.reference import Rule, run_chunk
 from emulator.spikes import SpikeSource
 from emulator.task import Task
 
@@ -62,14 +62,10 @@ class Curves:
 
 
 def _nb_args(task: Task, rule: str, eta: float):
-    kern = _Rule(rule, task.rates, task.params, task.f, eta)
-    fk = _fkind(task.f, task.N)
-    if fk is None:
+    args = Rule(rule, task.rates, task.params, task.f, eta).kernel_args()
+    if args is None:
         raise ValueError("parametrization not supported by the compiled loop")
-    pp = task.params
-    return (task.rates, kern.ceps_over_r, kern.q, kern.ceps, pp.beta, pp.theta, kern.phidt,
-            pp.phi_max * pp.beta ** 2, pp.c_u, pp.c_w, kern.eta, _RULE_CODE[rule]) + fk + (
-            np.empty(task.N), np.empty(task.N))
+    return args
 
 
 def float_rules(task: Task, etas: dict, steps: int, seed: int, eval_every: int | None = None,
@@ -116,7 +112,7 @@ def float_rules(task: Task, etas: dict, steps: int, seed: int, eval_every: int |
                 _, Y, x = src.next(n, return_usp=True)
                 Yf = Y.astype(np.float64)
                 for r in etas:
-                    _run_chunk(W[r], x, Yf, *args[r])
+                    run_chunk(W[r], x, Yf, args[r])
                     if not np.all(np.isfinite(W[r])):
                         raise FloatingPointError(f"{r}: weights became non-finite (eta too large?)")
                 t += n

@@ -18,7 +18,7 @@ import numba
 import numpy as np
 
 from emulator.params import NeuronParams
-from emulator.reference import (_g_matrix_scalar, _moments_scalar, _sig_pair, eta_from_paper,
+from emulator.reference import (g_matrix_scalar, moments_scalar, sig_pair, eta_from_paper,
                                 simulate)
 from emulator.spikes import SpikeSource
 from emulator.task import Task
@@ -58,9 +58,9 @@ def _fig7_chunk(W, A, B, x, y, rate, ceps, q, beta, theta, phidt, Acoef, eta):
                 mm += w * rate
                 vv += w * w * rate
             vv /= ceps
-            s, c = _sig_pair(beta * (V - theta))
-            I1, c2, c3 = _moments_scalar(mm, vv, beta, theta, Acoef, 3)
-            g1, g2, g3, g4 = _g_matrix_scalar(I1, c2, c3, mm, vv, q)
+            s, c = sig_pair(beta * (V - theta))
+            I1, c2, c3 = moments_scalar(mm, vv, beta, theta, Acoef, 3)
+            g1, g2, g3, g4 = g_matrix_scalar(I1, c2, c3, mm, vv, q)
             gu = -ceps * (ceps * S * g1 + V * g3)
             gw = ceps * S * g2 + V * g4
             P = eta * c * (y[t] - phidt * s) / I1

@@ -1,0 +1,35 @@
+"""The result record of :func:`emulator.run.run`, shared by the integer and the float64 driver.
+
+It lives in its own module so that :mod:`emulator.float_run` and :mod:`emulator.run` need not
+import each other.
+"""
+from __future__ import annotations
+
+import dataclasses
+
+import numpy as np
+
+__all__ = ["RunResult"]
+
+
+@dataclasses.dataclass
+class RunResult:
+    """Outcome of :func:`emulator.run.run`.  Float arrays are in physical units (mV, 1, ...).
+
+    ``record[name]`` has shape (n_records, B, ...) taken after every global step k with
+    ``(k + 1) % record_every == 0`` (times ``record_t_s``).  ``counters`` maps a variable
+    to ``{'saturation': n, 'underflow': n, 'overflow': n, 'first_step': {...}}``.
+    """
+
+    config_name: str
+    steps: int
+    seed: int
+    trials: np.ndarray
+    w_final: np.ndarray                 #: (B, M, N) float weights
+    w_int: np.ndarray | None            #: (B, M, N) visible integer weights (fixed only)
+    counters: dict
+    record: dict
+    record_t_s: np.ndarray
+    output_spikes: np.ndarray | None    #: (B, M) student spike counts (fixed runs; None for float)
+    teacher_spikes: np.ndarray          #: (B, M) teacher spike counts over the run
+    state: object = None                #: final integer State (fixed only)
