@@ -17,7 +17,7 @@ import time
 
 import numpy as np
 
-from emulator import run as R
+from emulator import runner as R
 from emulator.reference import Rule
 from emulator.spikes import SpikeSource
 from emulator.task import fig3_task

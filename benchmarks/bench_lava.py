@@ -22,7 +22,7 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from emulator import run as R  # noqa: E402
+from emulator import runner as R  # noqa: E402
 from emulator.task import fig3_task  # noqa: E402
 from lava_procs import run_lava  # noqa: E402
 

@@ -29,7 +29,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 import numpy as np  # noqa: E402
 
 from emulator import learning as LE  # noqa: E402
-from emulator import run as R  # noqa: E402
+from emulator import runner as R  # noqa: E402
 from emulator.metrics import rate_rmse_hz, test_set  # noqa: E402
 from emulator.reference import ETA_CODE_SCALED  # noqa: E402
 from emulator.task import fig3_task  # noqa: E402

@@ -17,7 +17,7 @@ import time
 import numpy as np
 
 from emulator import metrics
-from emulator import run as R
+from emulator import runner as R
 from emulator.hwconfig import load
 from emulator.task import fig3_task
 

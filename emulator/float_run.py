@@ -1,4 +1,4 @@
-"""float64 runs of the approximate rule behind :func:`emulator.run.run` (``kind: float64``).
+"""float64 runs of the approximate rule behind :func:`emulator.run` (``kind: float64``).
 
 The arithmetic is the float reference's (:mod:`emulator.reference`, rule ``'approx'``, gamma_s
 exact every step), run by its compiled loop :func:`emulator.reference.run_chunk`; this module

@@ -199,7 +199,7 @@ def kernel_args(d: Discretized, state: State, seed: int, record_every: int, rec_
 def run_chunk(d: Discretized, state: State, X, Y, seed: int, record_every: int, rec_int: dict,
               row: int, spike_count: np.ndarray, parallel: bool = False) -> int:
     """Advance ``state`` over one chunk with the fused kernel; same contract as the numpy
-    loop in :func:`emulator.run.run`.  Returns the next free recording row.
+    loop in :func:`emulator.run`.  Returns the next free recording row.
 
     ``parallel=True`` spreads the trials over numba's threads.  It is opt-in: starting
     numba's thread pool fixes the process's multiprocessing start method, after which

@@ -1,6 +1,6 @@
-"""The result record of :func:`emulator.run.run`, shared by the integer and the float64 driver.
+"""The result record of :func:`emulator.run`, shared by the integer and the float64 driver.
 
-It lives in its own module so that :mod:`emulator.float_run` and :mod:`emulator.run` need not
+It lives in its own module so that :mod:`emulator.float_run` and :mod:`emulator.runner` need not
 import each other.
 """
 from __future__ import annotations
@@ -14,7 +14,7 @@ __all__ = ["RunResult"]
 
 @dataclasses.dataclass
 class RunResult:
-    """Outcome of :func:`emulator.run.run`.  Float arrays are in physical units (mV, 1, ...).
+    """Outcome of :func:`emulator.run`.  Float arrays are in physical units (mV, 1, ...).
 
     ``record[name]`` has shape (n_records, B, ...) taken after every global step k with
     ``(k + 1) % record_every == 0`` (times ``record_t_s``).  ``counters`` maps a variable

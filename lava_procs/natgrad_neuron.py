@@ -31,10 +31,10 @@ Notes for Lava 0.10 (see ``/work/shared/LAVA_NOTES.md``):
 
 * ``run_spk`` only calls module-level helpers and stores public attributes, so that
   :func:`lava.magma.core.model.py.model.PyLoihiModelToPyAsyncModel` can turn the models
-  into free-running (AsyncProtocol) models; :func:`lava_procs.run.run_lava` uses that to
+  into free-running (AsyncProtocol) models; :func:`lava_procs.network.run_lava` uses that to
   remove the per-step phase handshake.
 * ``Var.get()`` sends every element as a float64: integer Vars are exact only below 2**53
-  (checked by :func:`lava_procs.run.run_lava`).
+  (checked by :func:`lava_procs.network.run_lava`).
 """
 from __future__ import annotations
 
@@ -56,7 +56,7 @@ from emulator.discretize import discretize
 from emulator.hwconfig import HwConfig, load
 from emulator.params import NeuronParams
 from emulator.reference import Rule
-from emulator.run import record_arrays
+from emulator.runner import record_arrays
 from emulator.variables import RECORD_FIELD, RECORD_SHAPES, STATE_FIELDS
 from emulator.task import IDENTITY, Parametrization
 from fixedpoint import rng
@@ -112,7 +112,7 @@ class NatGradNeuron(AbstractProcess):
     rates : (N,) input rates in Hz (the homosynaptic factor c_eps / r_i).
     w_init : (M, N) initial weights (floats, parametrization coordinates).
     eta : learning rate in code units (default: the paper's eta_A, see
-        :func:`emulator.run.default_eta`).
+        :func:`emulator.runner.default_eta`).
     seed : seed of the counter RNG (stochastic rounding, student spikes).
     trial : global trial id (counter-RNG index ``trial << 32 | unit``).
     f : Parametrization of the float model (identity; the fixed datapath is identity only).
@@ -154,7 +154,7 @@ class NatGradNeuron(AbstractProcess):
             raise ValueError(f"w_init must have shape (M, N) and rates (N,) "
                              f"(got {w_init.shape} and {rates.shape})")
         if eta is None:
-            from emulator.run import default_eta
+            from emulator.runner import default_eta
             eta = default_eta()
         f = IDENTITY if f is None else f
         cfg = _as_config(config)

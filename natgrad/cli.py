@@ -14,7 +14,7 @@ class UsageError(Exception):
     """A user-facing error: printed as one line, exit status 2."""
 
 
-def _nonneg_int(name):
+def nonneg_int(name):
     def parse(text):
         try:
             value = int(text)
@@ -26,7 +26,7 @@ def _nonneg_int(name):
     return parse
 
 
-def _pos_int(name):
+def pos_int(name):
     def parse(text):
         try:
             value = int(text)
@@ -50,7 +50,7 @@ def check_out_dir(path: Path) -> Path:
     return path
 
 
-def _load_config(name):
+def load_config(name):
     from emulator.hwconfig import ConfigError, load
     try:
         return load(name)
@@ -60,7 +60,7 @@ def _load_config(name):
 
 def cmd_run(args) -> int:
     from natgrad.main_job import run_main_job
-    cfg = _load_config(args.config)
+    cfg = load_config(args.config)
     out = check_out_dir(Path(args.out)) if args.out else None
     run_main_job(cfg, steps=args.steps, seed=args.seed, trials=args.trials, out=out,
                  lava_steps=args.lava_steps, progress=not args.quiet)
@@ -69,7 +69,7 @@ def cmd_run(args) -> int:
 
 def cmd_check_config(args) -> int:
     from natgrad.formats import describe
-    cfg = _load_config(args.file)
+    cfg = load_config(args.file)
     print(describe(cfg))
     return 0
 
@@ -81,11 +81,11 @@ def build_parser() -> argparse.ArgumentParser:
     r = sub.add_parser("run", help="teacher-student task: float reference vs integer emulator")
     r.add_argument("--config", default="hw_configs/loihi2.yaml",
                    help="hardware config file or bundled name (default: hw_configs/loihi2.yaml)")
-    r.add_argument("--steps", type=_nonneg_int("--steps"), default=120_000,
+    r.add_argument("--steps", type=nonneg_int("--steps"), default=120_000,
                    help="time steps of 0.5 ms (default 120000 = 60 s)")
-    r.add_argument("--seed", type=_nonneg_int("--seed"), default=0)
-    r.add_argument("--trials", type=_pos_int("--trials"), default=4)
-    r.add_argument("--lava-steps", type=_nonneg_int("--lava-steps"), default=200,
+    r.add_argument("--seed", type=nonneg_int("--seed"), default=0)
+    r.add_argument("--trials", type=pos_int("--trials"), default=4)
+    r.add_argument("--lava-steps", type=nonneg_int("--lava-steps"), default=200,
                    help="steps of the Lava cross-check (0 skips it)")
     r.add_argument("--out", default=None, help="report folder (default: no report files)")
     r.add_argument("--quiet", action="store_true", help="no progress bar")

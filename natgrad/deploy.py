@@ -28,7 +28,7 @@ from pathlib import Path
 
 import numpy as np
 
-from natgrad.cli import UsageError, _load_config, _nonneg_int, _pos_int
+from natgrad.cli import UsageError, load_config, nonneg_int, pos_int
 
 FORMAT_VERSION = "natgrad-deploy/1"
 #: Tables with more entries than this are written compactly (zlib + base64) in auto mode.
@@ -89,7 +89,7 @@ def deploy_record(cfg, rates: np.ndarray | None = None, seed: int = 0, n_afferen
     from emulator import datapath
     from emulator import discretize as D
     from emulator.reference import ETA_CODE
-    from emulator.run import counters_dict
+    from emulator.runner import counters_dict
     from emulator.task import fig3_task
 
     task = fig3_task(n_trials=1, N=n_afferents, M=1, group_rates=group_rates, seed=seed)
@@ -349,7 +349,7 @@ def _parse_rates(text: str | None):
 
 
 def cmd_deploy(args) -> int:
-    cfg = _load_config(args.config)
+    cfg = load_config(args.config)
     if cfg.is_float:
         raise UsageError(f"--config {args.config}: deploy needs a fixed-point config (kind: fixed)")
     rates = _parse_rates(args.rates)
@@ -396,9 +396,9 @@ def add_parser(sub) -> None:
     p.add_argument("--rates", default=None, metavar="R1,R2,...",
                    help="input rates in Hz of equal-size afferent groups (default 10,50: Fig 3); "
                         "give N values for one rate per afferent")
-    p.add_argument("--afferents", type=_pos_int("--afferents"), default=100,
+    p.add_argument("--afferents", type=pos_int("--afferents"), default=100,
                    help="number of afferents N (default 100)")
-    p.add_argument("--seed", type=_nonneg_int("--seed"), default=0,
+    p.add_argument("--seed", type=nonneg_int("--seed"), default=0,
                    help="seed of the initial weights (trial 0 of the Fig 3 task; default 0)")
     p.add_argument("--lut-format", choices=("auto", "list", "compact"), default="auto",
                    help=f"gamma_s table as a list, compact (zlib+base64), or auto: list up to "

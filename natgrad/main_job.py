@@ -23,7 +23,7 @@ from pathlib import Path
 import numpy as np
 
 from emulator import metrics
-from emulator import run as R
+from emulator import runner as R
 from emulator.hwconfig import HwConfig
 from emulator.reference import ETA_CODE, simulate
 from emulator.task import fig3_task

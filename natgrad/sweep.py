@@ -31,7 +31,7 @@ import numpy as np
 
 from emulator.variables import SWEEP_FIELDS
 
-from natgrad.cli import UsageError, _load_config, _nonneg_int, _pos_int, check_out_dir
+from natgrad.cli import UsageError, load_config, nonneg_int, pos_int, check_out_dir
 
 N_AFFERENTS = 100
 DEFAULT_STEPS = 20_000          # 10 s of simulated time
@@ -145,7 +145,7 @@ def run_point(base_tree: dict | None, source: str, overrides: dict | None, seed:
     (Hz), the final weights (trials, 1, N) and the saturation / underflow totals.
     """
     from emulator import metrics
-    from emulator import run as R
+    from emulator import runner as R
     from emulator.hwconfig import validate
 
     task, x_test = _task_and_test_set(int(seed), int(trials))
@@ -452,7 +452,7 @@ def _print_summary(rep: dict, varies) -> None:
 
 
 def cmd_sweep(args) -> int:
-    base = _load_config(args.config)
+    base = load_config(args.config)
     if base.is_float:
         raise UsageError(f"--config {args.config}: sweep needs a fixed-point config (kind: fixed)")
     varies = [parse_vary(v) for v in args.vary]
@@ -501,11 +501,11 @@ def add_parser(sub) -> None:
     s.add_argument("--vary", action="append", required=True, metavar="FIELD=LO:HI[:STEP]",
                    help="inclusive integer range of a field; repeat for a grid. Fields: "
                         + ", ".join(FRIENDLY) + ", or any integer config key (e.g. potential.bits)")
-    s.add_argument("--seeds", type=_pos_int("--seeds"), default=4,
+    s.add_argument("--seeds", type=pos_int("--seeds"), default=4,
                    help="number of seeds 0..S-1 (default 4)")
-    s.add_argument("--steps", type=_nonneg_int("--steps"), default=DEFAULT_STEPS,
+    s.add_argument("--steps", type=nonneg_int("--steps"), default=DEFAULT_STEPS,
                    help=f"time steps of 0.5 ms per run (default {DEFAULT_STEPS} = 10 s)")
-    s.add_argument("--trials", type=_pos_int("--trials"), default=DEFAULT_TRIALS,
+    s.add_argument("--trials", type=pos_int("--trials"), default=DEFAULT_TRIALS,
                    help=f"teacher-student trials per seed (default {DEFAULT_TRIALS})")
     s.add_argument("--tolerance", type=_nonneg_float("--tolerance"), default=DEFAULT_TOLERANCE_HZ,
                    help="allowed |mean final rate-RMSE excess over float64|, Hz "
@@ -514,7 +514,7 @@ def add_parser(sub) -> None:
                    help="local process pool (default), a Dask cluster, or serial in-process")
     s.add_argument("--scheduler", default=None,
                    help="Dask scheduler address (default with --executor dask: a LocalCluster)")
-    s.add_argument("--workers", type=_pos_int("--workers"), default=DEFAULT_WORKERS,
+    s.add_argument("--workers", type=pos_int("--workers"), default=DEFAULT_WORKERS,
                    help=f"processes of the local pool / LocalCluster (default {DEFAULT_WORKERS})")
     s.add_argument("--out", default="natgrad-sweep", help="output folder (default natgrad-sweep/)")
     s.add_argument("--quiet", action="store_true", help="no progress line")

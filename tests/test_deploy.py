@@ -112,7 +112,7 @@ def test_deploy_round_trips_bit_for_bit(tmp_path, config):
     """deploy.yaml read back (natgrad.deploy.load_deployment: integers only, nothing
     recomputed from floats) drives the emulator to exactly the run of the config itself."""
     from emulator import datapath
-    from emulator import run as R
+    from emulator import runner as R
     from emulator.kernels import run_chunk
     from emulator.spikes import SpikeSource
     from emulator.task import fig3_task

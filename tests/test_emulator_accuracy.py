@@ -2,7 +2,7 @@
 import numpy as np
 import pytest
 
-from emulator import run as R
+from emulator import runner as R
 from emulator import stages
 from emulator.discretize import discretize
 from emulator.hwconfig import load

@@ -3,7 +3,7 @@ change nothing (issue: bit-accurate emulator)."""
 import numpy as np
 import pytest
 
-from emulator import run as R
+from emulator import runner as R
 from emulator.task import fig3_task
 
 ALL = ("weights", "potential", "usp", "trace_m", "trace_s", "sigma", "error", "gamma_s", "post")
@@ -84,7 +84,7 @@ def test_parallel_kernel_gives_the_same_bits():
     import sys
     # in a child process: numba's thread pool must not start inside the test process,
     # which later imports Lava (see emulator.kernels.run_chunk)
-    code = ("import numpy as np; from emulator import run as R; from emulator.task import fig3_task;"
+    code = ("import numpy as np; from emulator import runner as R; from emulator.task import fig3_task;"
             "t = fig3_task(n_trials=5, N=30, M=2, seed=1, w_scale=0.03);"
             "a = R.run('loihi2', t, 1500, 3, record=('weights',), record_every=100);"
             "b = R.run('loihi2', t, 1500, 3, record=('weights',), record_every=100, parallel=True);"

@@ -2,7 +2,7 @@
 import numpy as np
 import pytest
 
-from emulator import run as R
+from emulator import runner as R
 from emulator.datapath import C_TRACE, C_WSAT, C_WUNDER, init_state
 from emulator.discretize import discretize
 from emulator.hwconfig import load

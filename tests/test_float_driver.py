@@ -1,4 +1,4 @@
-"""The compiled float64 driver (``emulator.run.run('float64', ...)``) against the per-step
+"""The compiled float64 driver (``emulator.run('float64', ...)``) against the per-step
 numpy reference, and its memory bound."""
 from __future__ import annotations
 
@@ -7,7 +7,7 @@ import tracemalloc
 import numpy as np
 import pytest
 
-from emulator import run as R
+from emulator import runner as R
 from emulator.reference import Rule, RULE_CODE, run_chunk
 from emulator.spikes import SpikeSource
 from emulator.task import Attenuation, fig3_task

@@ -10,7 +10,7 @@ import numpy as np
 import pytest
 
 from emulator import datapath
-from emulator import run as R
+from emulator import runner as R
 from emulator.discretize import discretize
 from emulator.params import NeuronParams
 from emulator.reference import simulate

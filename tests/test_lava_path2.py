@@ -17,7 +17,7 @@ import pytest
 
 from emulator import learning as LE
 from emulator.learning import lava_replica
-from emulator import run as R
+from emulator import runner as R
 from emulator.metrics import rate_rmse_hz, test_set
 from emulator.reference import ETA_CODE_SCALED
 from emulator.task import fig3_task

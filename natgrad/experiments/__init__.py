@@ -7,7 +7,7 @@ emulator's saturation/underflow counters); with ``out`` it writes PNG figures an
 ``overrides`` replace entries of the scale preset (``FIGx_PRESETS``), e.g. ``n_trials=4``.
 
 The float64 reference runs by default.  With a fixed-point config the approximate-rule parts
-also run on the integer emulator (:func:`emulator.run.run`) on the same spikes, while the exact
+also run on the integer emulator (:func:`emulator.run`) on the same spikes, while the exact
 natural and Euclidean parts stay float64, so both are overlaid in the figures and the JSON.
 """
 from __future__ import annotations
@@ -71,9 +71,9 @@ def _short(o, depth=0):
 
 
 def cmd_experiment(args) -> int:
-    from natgrad.cli import _load_config, check_out_dir
+    from natgrad.cli import load_config, check_out_dir
 
-    cfg = _load_config(args.config) if args.config is not None else None
+    cfg = load_config(args.config) if args.config is not None else None
     out = Path(args.out) if args.out else Path("natgrad-experiments") / args.name
     out = check_out_dir(out)
     res = run_experiment(args.name, scale=args.scale, config=cfg, seed=args.seed, out=out)
@@ -83,7 +83,7 @@ def cmd_experiment(args) -> int:
 
 
 def add_parser(sub) -> None:
-    from natgrad.cli import _nonneg_int
+    from natgrad.cli import nonneg_int
 
     e = sub.add_parser("experiment", help="reproduce a figure of the paper (PNG + JSON)",
                        description="Reproduce a figure of the paper: " +
@@ -97,5 +97,5 @@ def add_parser(sub) -> None:
                    help="small: minutes on 2 cores (default); paper: the paper's trial counts and "
                         "durations (hours)")
     e.add_argument("--out", default=None, help="output folder (default natgrad-experiments/NAME)")
-    e.add_argument("--seed", type=_nonneg_int("--seed"), default=0)
+    e.add_argument("--seed", type=nonneg_int("--seed"), default=0)
     e.set_defaults(func=cmd_experiment)

@@ -151,14 +151,14 @@ def config_label(cfg) -> str | None:
 
 def chip_run(cfg, task: Task, steps: int, seed: int, eta: float, record_every: int | None = None,
              batch: int = 50):
-    """The approximate rule on a fixed-point config through :func:`emulator.run.run`, trials in
+    """The approximate rule on a fixed-point config through :func:`emulator.run`, trials in
     batches of ``batch`` (the emulator's results do not depend on the split).
 
     Returns (W_record (R+1, K, M, N) incl. the stored initial weights at t = 0, or None;
     t_s (R+1,); final weights (K, M, N); counters summed over batches).  The emulator stores
     somatic weights (identity parametrization).
     """
-    from emulator.run import run
+    from emulator.runner import run
     if not getattr(task.f, "is_identity", False):
         raise ValueError("the integer emulator runs the somatic (identity) parametrization only")
     rec = ("weights",) if record_every else ()

@@ -44,7 +44,7 @@ def _digest(*arrays, extra=None) -> str:
 
 
 def datapath_hash(config, N, M, trials, steps, seed, rates, backend="numba", chunk_steps=4000):
-    from emulator.run import run
+    from emulator.runner import run
     from emulator.task import fig3_task
     task = fig3_task(n_trials=trials, N=N, M=M, group_rates=rates, seed=seed)
     r = run(config, task, steps, seed, record=("weights", "potential"), record_every=97,

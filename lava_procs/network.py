@@ -25,12 +25,13 @@ from lava.proc.io.source import RingBuffer as SourceBuffer
 from emulator import datapath
 from emulator.discretize import discretize
 from emulator.hwconfig import HwConfig, load
+from emulator.result import RunResult
 from emulator.spikes import SpikeSource
 from emulator.task import Task
-from lava_procs.natgrad_neuron import (BACKENDS, TAGS, NatGradNeuron, PyNatGradNeuronFixed,
+from lava_procs.natgrad_neuron import (BACKENDS, STATE_VARS, TAGS, NatGradNeuron, PyNatGradNeuronFixed,
                                        PyNatGradNeuronFloat, numba_available)
 
-__all__ = ["run_lava", "build_network", "SYNCS", "VAR_NAMES"]
+__all__ = ["run", "run_lava", "build_network", "SYNCS", "VAR_NAMES"]
 
 #: 'async': every ProcessModel converted by Lava's PyLoihiModelToPyAsyncModel (no per-step
 #: phase handshake, channels still carry one message per step); 'loihi': LoihiProtocol.
@@ -64,11 +65,11 @@ def _check_exact_get(d) -> None:
 def _warm_numba(d, task: Task, trial: int, seed: int) -> None:
     """Compile (or load) the fused kernel in this process, before Lava forks its workers."""
     from emulator.kernels import run_chunk
-    from lava_procs.natgrad_neuron import _empty_records
+    from emulator.runner import record_arrays
     m, n = task.M, task.N
     st = datapath.init_state(d, task.w_init[trial][None], np.array([trial]))
     run_chunk(d, st, np.zeros((1, 1, n), np.uint8), np.zeros((1, 1, m), np.uint8), seed, 0,
-              _empty_records(m, n), 0, np.zeros((1, m), np.int64))
+              record_arrays(0, 1, m, n), 0, np.zeros((1, m), np.int64))
 
 
 def build_network(config, task: Task, steps: int, seed: int, tag: str = "fixed_pt",
@@ -122,7 +123,7 @@ def run_lava(config, task: Task, steps: int, seed: int, tag: str = "fixed_pt", t
     task, steps, seed : as :func:`emulator.run`
     tag : ``'fixed_pt'`` (integer emulator datapath) or ``'floating_pt'`` (float64 reference)
     trial : global trial id
-    eta : learning rate in code units (default :func:`emulator.run.default_eta`)
+    eta : learning rate in code units (default :func:`emulator.runner.default_eta`)
     backend : fixed_pt step: ``'numba'`` (emulator.kernels), ``'numpy'`` (emulator.datapath)
         or ``'auto'`` (numba when it imports); bit-identical
     sync : ``'async'`` (default, fast) or ``'loihi'`` (LoihiProtocol phase handshake every
@@ -154,7 +155,7 @@ def run_lava(config, task: Task, steps: int, seed: int, tag: str = "fixed_pt", t
         if cfg is None or cfg.is_float:
             raise ValueError("tag 'fixed_pt' needs a fixed-point config (kind: fixed)")
         if eta is None:
-            from emulator.run import default_eta
+            from emulator.runner import default_eta
             eta = default_eta()
         d = discretize(cfg, task.params, task.rates, float(eta))
         _check_exact_get(d)
@@ -199,7 +200,7 @@ def run_lava(config, task: Task, steps: int, seed: int, tag: str = "fixed_pt", t
             values[k] = values[k].astype(np.int64)
         w_int = None
         w = values["weights"].copy()
-    from emulator.run import counters_dict
+    from emulator.runner import counters_dict
     return {
         "tag": tag, "backend": backend, "sync": sync, "steps": int(steps), "seed": int(seed),
         "trial": int(trial), "config_name": None if cfg is None else cfg.name,
@@ -209,3 +210,34 @@ def run_lava(config, task: Task, steps: int, seed: int, tag: str = "fixed_pt", t
         "counters": counters_dict(values["counts"], values["first"]),
         "k": int(values["k"][0]), "d": d, "timing": timing,
     }
+
+
+def run(config, task: Task, steps: int, seed: int, *, trial: int = 0, eta: float | None = None,
+        backend: str = "auto", sync: str = "async") -> RunResult:
+    """Run trial ``trial`` of ``task`` under Lava and return the emulator's result type.
+
+    The public twin of :func:`emulator.run` for the configs Lava runs here: a
+    ``kind: fixed`` config runs the ``fixed_pt`` ProcessModel (the emulator's integer
+    datapath), ``kind: float64`` the ``floating_pt`` one.  The result has one trial
+    (B = 1); for fixed configs ``state`` is the final :class:`emulator.datapath.State` read
+    back from the Vars, so it compares bit for bit with ``emulator.run(...,
+    trials=[trial]).state``.  Nothing is recorded (``record`` is empty).
+    """
+    cfg = config if isinstance(config, HwConfig) else load(config)
+    tag = "floating_pt" if cfg.is_float else "fixed_pt"
+    out = run_lava(cfg, task, steps, seed, tag=tag, trial=trial, eta=eta, backend=backend,
+                   sync=sync, read_output=False)
+    values = out["vars"]
+    state = None
+    if tag == "fixed_pt":
+        fields = dict(STATE_VARS)
+        state = datapath.State(trials=np.array([int(trial)], np.int64), counts=values["counts"],
+                               first=values["first"], step=out["k"],
+                               **{fields[var]: np.asarray(values[var])[None] for var in fields})
+    return RunResult(config_name=cfg.name, steps=int(steps), seed=int(seed),
+                     trials=np.array([int(trial)], np.int64), w_final=out["w"][None],
+                     w_int=None if out["w_int"] is None else out["w_int"][None],
+                     counters=out["counters"] if tag == "fixed_pt" else {}, record={},
+                     record_t_s=np.zeros(0), output_spikes=out["n_spikes"][None],
+                     teacher_spikes=out["teacher_spikes"].sum(axis=0, dtype=np.int64)[None],
+                     state=state)
