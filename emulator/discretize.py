@@ -23,6 +23,8 @@ import numpy as np
 from emulator.hwconfig import HwConfig
 from emulator.params import NeuronParams
 from emulator.variables import variable_table
+from fixedpoint.lut import LUT
+from fixedpoint.qformat import QFormat
 
 #: Guard bits kept below V's LSB while summing w*x (each product is floored at this depth).
 V_GUARD_BITS = 8
@@ -133,7 +135,15 @@ class Discretized:
         """One spike's trace increment, 2**traces.frac."""
         return 1 << self.variables["traces"].fmt.frac
 
+    @property
+    def sigma_table(self) -> LUT:
+        """The sigmoid table as a :class:`fixedpoint.LUT` (input: V's format)."""
+        return self.__dict__["_sigma_table"]
+
     def __post_init__(self):
+        object.__setattr__(self, "_sigma_table", LUT(
+            self.sigma_lut, self.variables["potential"].fmt, self.sigma_lut_bits,
+            self.variables["sigma"].fmt, interp_rounding="half_up"))
         derived = {}
         for var in self.variables.values():
             s = var.spec.short
@@ -171,13 +181,13 @@ class Discretized:
         return out
 
 
-def _sigma_table(params: NeuronParams, v_bits: int, v_frac: int, lut_bits: int,
-                 sigma_frac: int) -> np.ndarray:
-    """Sigmoid at the 2**lut_bits + 1 node voltages spanning V's representable range."""
-    v_range = 2.0 ** (v_bits - 1 - v_frac)             # V in [-v_range, v_range)
-    nodes = -v_range + np.arange(2**lut_bits + 1) * (2 * v_range / 2**lut_bits)
-    sig = 0.5 * (1.0 + np.tanh(0.5 * params.beta * (nodes - params.theta)))
-    return np.floor(sig * 2.0**sigma_frac + 0.5).astype(np.int64)
+def sigma_table(params: NeuronParams, v_fmt: QFormat, lut_bits: int, sigma_frac: int) -> LUT:
+    """The sigmoid as a :class:`fixedpoint.LUT` over V's representable range: 2**lut_bits + 1
+    nodes (the last one LSB past the top), entries sigma(V) in U(F_s + 1).F_s rounded half up."""
+    def sigmoid(v):
+        return 0.5 * (1.0 + np.tanh(0.5 * params.beta * (v - params.theta)))
+    return LUT.build(sigmoid, v_fmt, lut_bits, QFormat(sigma_frac + 1, sigma_frac, False),
+                     rounding="half_up")
 
 
 def _gamma_table(params: NeuronParams, m_bits: int, v_bits: int, gamma_bits: int,
@@ -241,7 +251,8 @@ def discretize(cfg: HwConfig, params: NeuronParams, rates: np.ndarray, eta: floa
     inv_ceps_mant, inv_ceps_shift = const_mantissa(1.0 / params.c_eps, mb)
     rates_q = np.floor(rates * 2**RATE_FRAC + 0.5).astype(np.int64)
 
-    sigma_lut = _sigma_table(params, po["bits"], po["frac"], sg["lut_bits"], sg["frac"])
+    sigma_lut = sigma_table(params, QFormat(po["bits"], po["frac"]), sg["lut_bits"],
+                            sg["frac"]).table
     gamma_lut = _gamma_table_cached(params, gm["m_lut_bits"], gm["v_lut_bits"], gm["bits"],
                                     gm["frac"])
 

@@ -18,6 +18,7 @@ from emulator.hwconfig import HwConfig, load
 from emulator.result import RunResult
 from emulator.spikes import SpikeSource
 from emulator.task import Task
+from fixedpoint.counters import KINDS, OverflowCounters
 
 #: Variables that can be recorded (declared in :mod:`emulator.variables`).
 RECORDABLE = variables.RECORDABLE
@@ -36,15 +37,16 @@ def record_arrays(n_rec: int, B: int, M: int, N: int) -> dict:
 
 
 def counters_dict(counts: np.ndarray, first: np.ndarray) -> dict:
-    """Counter arrays of the datapath -> nested dict per variable."""
-    out: dict = {}
+    """Counter arrays of the datapath (:data:`emulator.variables.COUNTERS` order) -> nested
+    dict per variable: ``{'overflow': n, 'saturation': n, 'underflow': n, 'first_step':
+    {kind: step}}``, through :class:`fixedpoint.OverflowCounters`."""
+    c = OverflowCounters()
     for (var, kind), n, f in zip(variables.COUNTERS, counts, first):
-        entry = out.setdefault(var, {"overflow": 0, "saturation": 0, "underflow": 0,
-                                     "first_step": {}})
-        entry[kind] += int(n)
-        if f >= 0:
-            entry["first_step"][kind] = int(f)
-    return out
+        c.add(var, kind, int(n), int(f) if f >= 0 else None)
+    return {name: {**{k: c.count(name, k) for k in KINDS},
+                   "first_step": {k: c.first_step(name, k) for k in KINDS
+                                  if c.first_step(name, k) is not None}}
+            for name in c.names}
 
 
 def _as_config(config) -> HwConfig:

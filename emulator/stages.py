@@ -21,6 +21,7 @@ from emulator.discretize import (INTERP_FRAC, M_LO, M_SPAN, POST_A_FRAC, POST_B_
                                  STAT_V_FRAC, STAT_W_FRAC, V_GUARD_BITS, V_SPAN, Discretized)
 from emulator.variables import STREAM_SITE
 from fixedpoint import rng
+from fixedpoint.decay import decay_mul
 from fixedpoint.qformat import QFormat, saturate
 from fixedpoint.rounding import requantize
 
@@ -50,13 +51,15 @@ def shift(x, s: int, mode: str = "floor", draw: Draw | None = None, site: str = 
 
 
 def _sat(x, lo: int, hi: int):
-    """Clip to [lo, hi]; returns (values, number of clipped entries)."""
+    """Clip to [lo, hi] (symmetric intermediate bounds, not a format); returns (values,
+    number of clipped entries)."""
     x = np.asarray(x, np.int64)
     return np.clip(x, lo, hi), int(np.count_nonzero((x < lo) | (x > hi)))
 
 
 def _sat_fmt(x, fmt: QFormat):
-    return _sat(x, fmt.min_int, fmt.max_int)
+    """Saturate to a format: :func:`fixedpoint.qformat.saturate` (values, number clipped)."""
+    return saturate(x, fmt)
 
 
 # --------------------------------------------------------------------------- 1. traces
@@ -67,9 +70,10 @@ def traces(d: Discretized, a, decay: int, x_spk, draw: Draw, index):
     0/1; ``index`` the counter-RNG index of the site (trace_m: 2i, trace_s: 2i + 1).
     Returns (a, number saturated).
     """
-    a = shift(np.asarray(a, np.int64) * decay, d.decay_frac, d.trace_rounding, draw, "trace",
-              index) + np.asarray(x_spk, np.int64) * d.impulse
-    return _sat(a, 0, d.trace_max)
+    rand = draw.words("trace", index) if d.trace_rounding == "stochastic" else None
+    a = decay_mul(a, decay, d.decay_frac, d.trace_rounding, rand=rand,
+                  x_fmt=d.variables["traces"].fmt) + np.asarray(x_spk, np.int64) * d.impulse
+    return _sat_fmt(a, d.variables["traces"].fmt)
 
 
 # --------------------------------------------------------------------------- 2. USP
@@ -134,16 +138,10 @@ def gamma(d: Discretized, w):
 
 # --------------------------------------------------------------------------- 6. sigma
 def sigmoid(d: Discretized, v):
-    """sigma(V) in U0.F_s from V in S.F_V: table over V's representable range, nearest
-    node below or (``sigmoid.interpolate``) linear interpolation rounded half up."""
-    step_bits = d.v_bits - d.sigma_lut_bits          # >= 0, checked by the config loader
-    pos = v + (1 << (d.v_bits - 1))                   # offset binary, 0 .. 2**v_bits - 1
-    j = pos >> step_bits
-    lut = d.sigma_lut
-    if not d.sigma_interp or step_bits == 0:
-        return lut[j]
-    t = pos - (j << step_bits)
-    return lut[j] + shift((lut[j + 1] - lut[j]) * t, step_bits, "half_up")
+    """sigma(V) in U0.F_s from V in S.F_V: the :class:`fixedpoint.LUT` over V's range, entry
+    of the node at or below V, or (``sigmoid.interpolate``) linear interpolation rounded
+    half up."""
+    return d.sigma_table.lookup(v, interp=d.sigma_interp, below=True)
 
 
 # --------------------------------------------------------------------------- 7. error

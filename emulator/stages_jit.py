@@ -18,7 +18,8 @@ from numba import njit
 
 from emulator.discretize import (INTERP_FRAC, M_LO, M_SPAN, POST_A_FRAC, POST_B_FRAC, RATE_FRAC,
                                  STAT_V_FRAC, STAT_W_FRAC, V_GUARD_BITS, V_SPAN, Discretized)
-from fixedpoint.jit import random_bits_from_prefix, shift_right_row
+from fixedpoint.jit import (lut_lookup_below, lut_lookup_interp, random_bits_from_prefix,
+                            shift_right_row)
 from fixedpoint.jit import requantize as _requantize
 from fixedpoint.jit import saturate as _saturate
 from fixedpoint.rounding import ROUNDING_MODES
@@ -171,15 +172,12 @@ def gamma_one(w_row, rates_q, gamma_lut, c):
 # --------------------------------------------------------------------------- 6.-7.
 @njit(cache=True, inline="always")
 def sigmoid_one(v, sigma_lut, c):
-    """sigma(V) from the table (nearest node below, or interpolated half up)."""
+    """sigma(V) from the table: ``LUT.lookup(v, interp, below=True)`` of ``stages.sigmoid``."""
     step_bits = c.v_bits - c.sigma_lut_bits
-    pos = v + (np.int64(1) << (c.v_bits - 1))
-    j = pos >> step_bits
-    s = sigma_lut[j]
-    if c.sigma_interp != 0 and step_bits > 0:
-        t = pos - (j << step_bits)
-        s = s + _shift((sigma_lut[j + 1] - sigma_lut[j]) * t, step_bits, _HALF_UP, np.uint64(0))
-    return s
+    top = np.int64(1) << (c.v_bits - 1)
+    if c.sigma_interp != 0:
+        return lut_lookup_interp(v, sigma_lut, -top, top - 1, step_bits, _HALF_UP)
+    return lut_lookup_below(v, sigma_lut, -top, top - 1, step_bits)
 
 
 @njit(cache=True, inline="always")

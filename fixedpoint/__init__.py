@@ -9,7 +9,6 @@ documented in ``docs/fixedpoint.md`` and in the module docstrings:
 * :mod:`fixedpoint.rounding` -- rounding right shifts and requantization
 * :mod:`fixedpoint.rng`      -- counter-based random bits ``f(seed, stream, step, index)``
 * :mod:`fixedpoint.counters` -- :class:`OverflowCounters`
-* :mod:`fixedpoint.mac`      -- product formats, multiply-accumulate
 * :mod:`fixedpoint.decay`    -- Loihi/Lava 12-bit decays and exact multiplicative decays
 * :mod:`fixedpoint.lut`      -- integer lookup tables with measured error
 * :mod:`fixedpoint.jit`      -- scalar numba twins (import explicitly; needs numba)
@@ -19,8 +18,8 @@ from .counters import KINDS, OverflowCounters
 from .decay import (DECAY_BITS, DECAY_UNITY, decay, decay_exact, decay_factor, decay_mul,
                     decay_subtractive, loihi_decay_constant)
 from .lut import LUT
-from .mac import dot, mac, multiply, product_format
-from .qformat import OVERFLOW_MODES, QFormat, convert, fit, quantize, saturate, to_float, wrap
+from .qformat import (OVERFLOW_MODES, QFormat, convert, fit, product_format, quantize, saturate,
+                      to_float, wrap)
 from .rounding import (ROUNDING_MODES, count_underflow, requantize, round_float, shift_left,
                        shift_right, underflow_mask)
 
@@ -28,7 +27,7 @@ __all__ = [
     "rng", "KINDS", "OverflowCounters",
     "DECAY_BITS", "DECAY_UNITY", "decay", "decay_exact", "decay_factor", "decay_mul",
     "decay_subtractive", "loihi_decay_constant",
-    "LUT", "dot", "mac", "multiply", "product_format",
+    "LUT", "product_format",
     "OVERFLOW_MODES", "QFormat", "convert", "fit", "quantize", "saturate", "to_float", "wrap",
     "ROUNDING_MODES", "count_underflow", "requantize", "round_float", "shift_left",
     "shift_right", "underflow_mask",

@@ -231,7 +231,14 @@ def lut_lookup(x, table, lo, hi, s):
     return table[(off + (np.int64(1) << np.int64(s - 1))) >> np.int64(s)]
 
 
-@njit(cache=True)
+@njit(cache=True, inline="always")
+def lut_lookup_below(x, table, lo, hi, s):
+    """Entry of the node at or below ``x``: ``LUT.lookup(x, below=True)``."""
+    off = saturate(x, lo, hi) - lo
+    return table[off >> np.int64(s)]
+
+
+@njit(cache=True, inline="always")
 def lut_lookup_interp(x, table, lo, hi, s, mode):
     """Linear interpolation between nodes; ``mode`` is ``mode_code(lut.interp_rounding)``."""
     off = saturate(x, lo, hi) - lo

@@ -149,15 +149,21 @@ class LUT:
         off = np.clip(as_int64(x), self.lo, self.hi) - self.lo
         return off >> self.shift, off & ((1 << self.shift) - 1)
 
-    def lookup(self, x, interp: bool = False) -> np.ndarray:
-        """Output codes for input codes ``x`` (clamped to the domain); see module docstring."""
+    def lookup(self, x, interp: bool = False, below: bool = False) -> np.ndarray:
+        """Output codes for input codes ``x`` (clamped to the domain); see module docstring.
+
+        Without ``interp`` the entry of the nearest node is returned, or with ``below`` the
+        entry of the node at or below ``x`` (a table indexed by the high bits of the input,
+        as hardware does without an adder).  ``below`` does not change ``interp``.
+        """
         off = np.clip(as_int64(x), self.lo, self.hi)
         off -= self.lo
         s = self.shift
         if s == 0:
             return self.table[off]
         if not interp:
-            off += 1 << (s - 1)
+            if not below:
+                off += 1 << (s - 1)
             off >>= s
             return self.table[off]
         i = off >> s

@@ -193,10 +193,10 @@ class QFormat:
 
 
 def product_format(a: QFormat, b: QFormat) -> QFormat:
-    """Format of exact products of codes of ``a`` and ``b`` (rule in :mod:`fixedpoint.mac`).
+    """Format of exact products of codes of ``a`` and ``b`` .
 
     ``QFormat(ba, fa, sa) * QFormat(bb, fb, sb) = QFormat(ba + bb, fa + fb, sa or sb)``;
-    also available as ``a * b`` and as ``fixedpoint.mac.product_format``.
+    also available as ``a * b``.
     """
     signed = a.signed or b.signed
     bits = a.bits + b.bits

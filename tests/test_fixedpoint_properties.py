@@ -290,83 +290,20 @@ def test_convert(a, b, mode, overflow, seed, data):
     assert n == n_out and c.count("x", "underflow") == n_under
 
 
-# ---- products and accumulation -------------------------------------------------------------
+# ---- product format --------------------------------------------------------------------------
 
 @PROP
 @given(a=qformats(max_bits=40), b=qformats(max_bits=40), seed=seeds)
-def test_multiply_and_product_format(a, b, seed):
-    """Products are exact and always inside product_format(a, b)."""
+def test_product_format_holds_every_product(a, b, seed):
+    """Exact products of in-range codes always lie inside product_format(a, b) = a * b."""
     signed = a.signed or b.signed
     assume(a.bits + b.bits <= (64 if signed else 63))
     g = np.random.default_rng(seed)
     x = mix_ints(g, a.min_int, a.max_int)
     y = mix_ints(g, b.min_int, b.max_int)
-    p, pf = fp.multiply(x, y, a, b, check=True)
+    pf = fp.product_format(a, b)
     assert pf == fp.QFormat(a.bits + b.bits, a.frac + b.frac, signed) == a * b
-    want = [int(u) * int(v) for u, v in zip(x, y)]
-    check_elementwise(p, want, "multiply")
-    assert all(pf.min_int <= w <= pf.max_int for w in want)
-
-
-@PROP
-@given(a=qformats(max_bits=30, frac=(-4, 20)), b=qformats(max_bits=30, frac=(-4, 20)),
-       acc_bits=st.integers(1, 62), acc_signed=st.booleans(), shift=st.integers(0, 40),
-       mode=st.sampled_from(MODES), overflow=st.sampled_from(["saturate", "wrap"]), seed=seeds)
-def test_mac(a, b, acc_bits, acc_signed, shift, mode, overflow, seed):
-    """mac: acc + round(a*b / 2**shift) fitted to the accumulator, counts included."""
-    acc_fmt = fp.QFormat(acc_bits, a.frac + b.frac - shift, acc_signed)
-    g = np.random.default_rng(seed)
-    acc = mix_ints(g, acc_fmt.min_int, acc_fmt.max_int)
-    x = mix_ints(g, a.min_int, a.max_int)
-    y = mix_ints(g, b.min_int, b.max_int)
-    r = words(seed)
-    want, n_out, n_under = [], 0, 0
-    for c0, u, v, rv in zip(acc, x, y, r):
-        inc = o_shift(int(u) * int(v), shift, mode, int(rv))
-        w, out = o_fit(int(c0) + inc, acc_bits, acc_signed, overflow)
-        want.append(w)
-        n_out += out
-        n_under += (u * v != 0 and inc == 0)
-    cnt = fp.OverflowCounters()
-    got, n = fp.mac(acc, x, y, a, b, acc_fmt, shift, mode, overflow, rand=r, check=True,
-                    counters=cnt, name="acc", step=3)
-    check_elementwise(got, want, f"mac {a}*{b}>>{shift} into {acc_fmt} {mode} {overflow}")
-    assert n == n_out
-    assert cnt.count("acc", "underflow") == n_under
-
-
-@PROP
-@given(a=qformats(max_bits=24, frac=(0, 16)), b=qformats(max_bits=24, frac=(0, 16)),
-       acc_bits=st.integers(2, 60), shift=st.integers(0, 30), mode=st.sampled_from(MODES),
-       overflow=st.sampled_from(["saturate", "wrap"]), k=st.integers(1, 8), seed=seeds)
-def test_dot(a, b, acc_bits, shift, mode, overflow, k, seed):
-    """dot: exact sum of products, one rounding, one fit (N outputs per example)."""
-    acc_fmt = fp.QFormat(acc_bits, a.frac + b.frac - shift, True)
-    g = np.random.default_rng(seed)
-    A = mix_ints(g, a.min_int, a.max_int, n=N * k).reshape(N, k)
-    B = mix_ints(g, b.min_int, b.max_int, n=k)
-    r = words(seed)
-    want, n_out = [], 0
-    for i in range(N):
-        total = sum(int(A[i, j]) * int(B[j]) for j in range(k))
-        w, out = o_fit(o_shift(total, shift, mode, int(r[i])), acc_bits, True, overflow)
-        want.append(w)
-        n_out += out
-    got, n = fp.dot(A, B, a, b, acc_fmt, shift, mode, overflow, rand=r, check=True)
-    check_elementwise(got, want, "dot")
-    assert n == n_out
-
-
-def test_mac_refuses_inconsistent_formats():
-    a, b = fp.QFormat(8, 4), fp.QFormat(8, 4)
-    with pytest.raises(ValueError, match="frac"):
-        fp.mac(0, 1, 1, a, b, fp.QFormat(16, 8), shift=1)
-    with pytest.raises(ValueError, match="overflow int64"):
-        fp.mac(0, 1, 1, fp.QFormat(40, 0), fp.QFormat(23, 0), fp.QFormat(64, 0))
-    with pytest.raises(ValueError, match="more than int64"):
-        fp.product_format(fp.QFormat(40, 0), fp.QFormat(25, 0))
-    with pytest.raises(ValueError, match="outside"):
-        fp.multiply([300], [1], a, b, check=True)
+    assert all(pf.min_int <= int(u) * int(v) <= pf.max_int for u, v in zip(x, y))
 
 
 # ---- decays ---------------------------------------------------------------------------------
@@ -487,22 +424,6 @@ def test_scalars_and_empty_arrays():
     assert int(f.quantize(1e9)) == 127
     assert fp.wrap(np.zeros((0, 3), dtype=np.int64), f)[0].shape == (0, 3)
     assert int(fp.decay(100, 2048)) == 50
-
-
-def test_mac_broadcasts_accumulator():
-    """A (units, inputs) accumulator updated by an outer product, stochastic rand per element."""
-    f = fp.QFormat(12, 6)
-    acc_fmt = fp.QFormat(20, 8)  # 6 + 6 - 4
-    acc = np.arange(12).reshape(3, 4) * 100
-    a = np.array([[5], [-7], [300]])
-    b = np.array([1, 2, -3, 40])
-    r = rng.random_bits(1, 3, 0, np.arange(12).reshape(3, 4))
-    got, n = fp.mac(acc, a, b, f, f, acc_fmt, 4, "stochastic", rand=r)
-    want = [[o_fit(int(acc[i, j]) + o_shift(int(a[i, 0]) * int(b[j]), 4, "stochastic",
-                                            int(r[i, j])), 20, True, "saturate")[0]
-             for j in range(4)] for i in range(3)]
-    np.testing.assert_array_equal(got, want)
-    assert n == 0
 
 
 def test_package_is_self_contained():
