@@ -47,3 +47,96 @@ G_CAP = 4.0        #: gamma_s (1 - sigma) |e| at which the event probability rea
 # neuron counters (in this order in NeuronState.counts)
 NEURON_COUNTERS = ("potential_saturation", "event_saturation", "vq_saturation",
                    "gamma_saturation")
+
+
+# ------------------------------------------------------------------ as config records
+import dataclasses as _dc  # noqa: E402
+
+
+@_dc.dataclass(frozen=True)
+class EngineSpec:
+    """What Lava 0.10's ``LearningDense`` bit-approximate model computes (config section
+    ``engine`` of a ``kind: learning_engine`` config).  The defaults are Lava's; other
+    values model a different engine (the emulator honours them; Lava itself only runs the
+    defaults).
+
+    Attributes
+    ----------
+    trace_bits : width of the traces x1, x2, y1, y2, y3 and of the third factors (W_TRACE)
+    synaptic_bits : width of w, d, t incl. sign (W_WEIGHTS_S + 1)
+    scale_mant_bits : mantissa width of a product's scale (W_S_MANT)
+    accumulator_bits : magnitude bits of the update accumulator (W_ACCUMULATOR_U)
+    acc_shift : accumulator = w << acc_shift (bits kept below the weight LSB during an epoch)
+    y_tau : decay time constant of the post traces (Loihi3FLearningRule uses uint16 max)
+    t_epoch : time steps per learning epoch
+    weight_rounding : 'shared' (one random number per epoch for all synapses, Lava's
+        ConnVarRandom) or 'per_synapse' (an idealization: an independent counter-RNG word
+        per synapse and epoch)
+    trace_rounding : 'shared' (one random per step for all traces, Lava's TraceRandom) or
+        'per_synapse' (idealization)
+    sr_seed : ConnVarRandom's fixed seed
+    """
+
+    trace_bits: int = W_TRACE
+    synaptic_bits: int = W_SYN
+    scale_mant_bits: int = W_S_MANT
+    accumulator_bits: int = W_ACC_U
+    acc_shift: int = ACC_SHIFT
+    y_tau: int = Y_TAU
+    t_epoch: int = 1
+    weight_rounding: str = "shared"
+    trace_rounding: str = "shared"
+    sr_seed: int = SR_SEED
+
+
+@_dc.dataclass(frozen=True)
+class NeuronSpec:
+    """The learning neuron's integer formats (config section ``neuron``); natgrad's own
+    choices, derived in ``docs/learning_engine.md``.  Defaults are the module constants."""
+
+    filter_frac: int = F_A
+    decay_frac: int = F_D
+    v_frac: int = F_V
+    v_bits: int = V_BITS
+    sigma_frac: int = F_S
+    sigma_span_mv: int = SIG_SPAN
+    sigma_node_frac: int = SIG_NODE_FRAC
+    sigma_interpolate: bool = True
+    error_frac: int = F_E
+    hbar_frac: int = F_H
+    hbar_tau_shift: int = H_TAU_SHIFT
+    gamma_every: int = GAMMA_EVERY
+    gamma_frac: int = F_G
+    gamma_bits: int = G_BITS
+    prob_frac: int = F_P
+    mant_bits: int = MANT_BITS
+    g_cap: float = G_CAP
+
+
+@_dc.dataclass(frozen=True)
+class MappingSpec:
+    """How the rule is discretized onto the engine (config section ``mapping``); ``'auto'``
+    fields are chosen per task by :func:`emulator.learning.design_for_task`.
+
+    Attributes
+    ----------
+    w_frac : weight LSB 2**-w_frac (the LearningDense weight exponent), or 'auto'
+    k_x : trace impulse per spike
+    c_ev : accumulator units of one event's constant term, or 'auto'
+    v_range_mv : |V| range that y3 = 64 + Vq must cover
+    tag_step : 16 (exact homosynaptic products) or 1, or 'auto'
+    hidden_bits : low-order update bits kept below the weight LSB in a synaptic tag and
+        flushed into the weight periodically (0: none, as the bare engine)
+    """
+
+    w_frac: int | str = "auto"
+    k_x: int = 16
+    c_ev: int | str = "auto"
+    v_range_mv: float = 30.0
+    tag_step: int | str = "auto"
+    hidden_bits: int = 0
+
+
+DEFAULT_ENGINE = EngineSpec()
+DEFAULT_NEURON = NeuronSpec()
+DEFAULT_MAPPING = MappingSpec()
