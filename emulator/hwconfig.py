@@ -18,6 +18,9 @@ from typing import Any
 import yaml
 
 ROUNDING_MODES = ("floor", "trunc", "half_up", "half_even", "stochastic")
+#: Config kinds: the integer datapath of docs/datapath.md, the learning-engine model of
+#: docs/learning_engine.md, the float64 reference.
+KINDS = ("fixed", "learning_engine", "float64")
 
 CONFIG_DIR = Path(__file__).resolve().parent.parent / "hw_configs"
 
@@ -35,14 +38,16 @@ class Field:
     hi: float | None = None
     choices: tuple | None = None
     doc: str = ""
+    auto: bool = False          #: the string 'auto' is also allowed (chosen per task)
 
     def allowed(self) -> str:
         if self.choices is not None:
-            return "one of " + ", ".join(repr(c) for c in self.choices)
-        name = {int: "an integer", float: "a number", str: "a string", bool: "a boolean"}[self.kind]
-        if self.lo is not None and self.hi is not None:
-            return f"{name} in [{self.lo}, {self.hi}]"
-        return name
+            text = "one of " + ", ".join(repr(c) for c in self.choices)
+        else:
+            name = {int: "an integer", float: "a number", str: "a string",
+                    bool: "a boolean"}[self.kind]
+            text = f"{name} in [{self.lo}, {self.hi}]" if self.lo is not None else name
+        return text + " or 'auto'" if self.auto else text
 
 
 def _rounding(doc):
@@ -54,7 +59,8 @@ def _rounding(doc):
 SCHEMA: dict[str, Any] = {
     "name": Field(str, doc="short identifier used in reports"),
     "description": Field(str, doc="free text"),
-    "kind": Field(str, choices=("fixed", "float64"), doc="integer datapath or float64 reference"),
+    "kind": Field(str, choices=KINDS, doc="integer datapath (fixed), Loihi 2's learning engine "
+                  "(learning_engine) or float64 reference"),
     "target": Field(str, choices=("generic", "loihi1", "loihi2"),
                     doc="chip the config is deployed to (optional, default generic); natgrad "
                         "deploy adds that chip's blocks, e.g. loihi2's learning-engine rule"),
@@ -111,6 +117,56 @@ SCHEMA: dict[str, Any] = {
     },
 }
 
+#: The schema of a ``kind: learning_engine`` config: Lava 0.10's LearningDense (``engine``),
+#: the learning neuron (``neuron``) and the rule's discretization onto them (``mapping``).
+#: Keys are the fields of :class:`emulator.learning.constants.EngineSpec`, ``NeuronSpec``
+#: and ``MappingSpec`` (``tests/test_hwconfig.py`` checks that they agree).
+LE_SCHEMA: dict[str, Any] = {
+    "name": SCHEMA["name"], "description": SCHEMA["description"], "kind": SCHEMA["kind"],
+    "target": SCHEMA["target"],
+    "engine": {
+        "trace_bits": Field(int, 2, 16, doc="width of the traces x1, x2, y1..y3 and third factors (Lava W_TRACE = 7)"),
+        "synaptic_bits": Field(int, 2, 16, doc="width of w, d, t incl. sign (Lava 9)"),
+        "scale_mant_bits": Field(int, 1, 8, doc="mantissa width of a product's scale (Lava W_S_MANT = 4)"),
+        "accumulator_bits": Field(int, 8, 30, doc="magnitude bits of the update accumulator (Lava W_ACCUMULATOR_U = 15)"),
+        "acc_shift": Field(int, 0, 16, doc="accumulator = w << acc_shift: bits below the weight LSB within an epoch (Lava 7)"),
+        "y_tau": Field(int, 1, 65535, doc="decay time constant of the post traces in steps (Loihi3FLearningRule: 65535)"),
+        "t_epoch": Field(int, 1, 64, doc="time steps per learning epoch"),
+        "weight_rounding": Field(str, choices=("shared", "per_synapse"),
+                                 doc="stochastic rounding of the weights: one random number per epoch for all synapses (Lava) or per synapse (idealization)"),
+        "trace_rounding": Field(str, choices=("shared", "per_synapse"),
+                                doc="stochastic rounding of the trace decay: one random per step for all traces (Lava) or per synapse (idealization)"),
+        "sr_seed": Field(int, 0, 2**31 - 1, doc="seed of the weight-rounding generator (Lava ConnVarRandom: 2)"),
+    },
+    "neuron": {
+        "filter_frac": Field(int, 0, 24, doc="fractional bits of the current filters (unit: weight LSB * spike)"),
+        "decay_frac": Field(int, 4, 24, doc="fractional bits of the filter decays"),
+        "v_frac": Field(int, 0, 24, doc="fractional bits of V (mV)"),
+        "v_bits": Field(int, 4, 32, doc="signed width of V"),
+        "sigma_frac": Field(int, 4, 24, doc="fractional bits of sigma, 1 - sigma"),
+        "sigma_span_mv": Field(int, 1, 512, doc="sigma table over V in [-span, span) mV"),
+        "sigma_node_frac": Field(int, 0, 8, doc="table nodes every 2**-node_frac mV"),
+        "sigma_interpolate": Field(bool, doc="linear interpolation between sigma table nodes"),
+        "error_frac": Field(int, 2, 24, doc="fractional bits of e = y - phi_max dt sigma"),
+        "hbar_frac": Field(int, 8, 40, doc="fractional bits of the running mean of sigma (1 - sigma)^2"),
+        "hbar_tau_shift": Field(int, 1, 20, doc="its time constant: 2**shift steps"),
+        "gamma_every": Field(int, 1, 10**6, doc="steps between refreshes of gamma_s"),
+        "gamma_frac": Field(int, 0, 24, doc="fractional bits of gamma_s"),
+        "gamma_bits": Field(int, 4, 40, doc="unsigned width of gamma_s"),
+        "prob_frac": Field(int, 8, 40, doc="fractional bits of the event probability"),
+        "mant_bits": Field(int, 4, 20, doc="mantissa width of the neuron's constants"),
+        "g_cap": Field(float, 0.1, 1000.0, doc="gamma_s (1 - sigma) |e| at which the event probability reaches 1"),
+    },
+    "mapping": {
+        "w_frac": Field(int, 0, 40, auto=True, doc="weight LSB 2**-w_frac (LearningDense weight exponent); auto: the task's weights use at least 6 of the 8 mantissa bits with headroom"),
+        "k_x": Field(int, 1, 127, doc="presynaptic trace impulse per spike"),
+        "c_ev": Field(int, 64, 2**20, auto=True, doc="accumulator units of one event's constant term (64 m 2**j)"),
+        "v_range_mv": Field(float, 1.0, 128.0, doc="|V| range that y3 = 64 + Vq covers (mV)"),
+        "tag_step": Field(int, 1, 16, auto=True, doc="tag quantum: 16 makes the homosynaptic products exact"),
+        "hidden_bits": Field(int, 0, 8, doc="update bits kept below the weight LSB in a synaptic tag and flushed into the weight periodically"),
+    },
+}
+
 _OPTIONAL_TOP = {"description", "target"}
 
 
@@ -119,6 +175,8 @@ def _fmt_value(v) -> str:
 
 
 def _check(value, spec: Field, where: str, key: str):
+    if spec.auto and value == "auto":
+        return value
     kind_ok = isinstance(value, spec.kind) and not (spec.kind in (int, float) and isinstance(value, bool))
     if spec.kind is float and isinstance(value, int) and not isinstance(value, bool):
         kind_ok, value = True, float(value)
@@ -167,6 +225,19 @@ class HwConfig:
         return self.kind == "float64"
 
     @property
+    def is_learning_engine(self) -> bool:
+        return self.kind == "learning_engine"
+
+    @property
+    def is_fixed(self) -> bool:
+        """The integer datapath of docs/datapath.md (``kind: fixed``)."""
+        return self.kind == "fixed"
+
+    @property
+    def schema(self) -> dict:
+        return LE_SCHEMA if self.is_learning_engine else SCHEMA
+
+    @property
     def target(self) -> str:
         """Deployment target chip (``generic`` unless the config says otherwise)."""
         return self.tree.get("target", "generic")
@@ -179,7 +250,8 @@ class HwConfig:
         tree = copy.deepcopy(self.tree)
         for key, value in dotted.items():
             section, _, field = key.partition(".")
-            if section not in SCHEMA or not isinstance(SCHEMA[section], dict) or field not in SCHEMA[section]:
+            schema = self.schema
+            if section not in schema or not isinstance(schema[section], dict) or field not in schema[section]:
                 raise ConfigError(f"{self.source}: unknown key '{key}'")
             tree.setdefault(section, {})[field] = value
         return validate(tree, self.source)
@@ -222,6 +294,8 @@ def validate(tree: dict, where: str = "<config>") -> HwConfig:
         if extra:
             raise ConfigError(f"{where}: unknown key '{sorted(extra)[0]}' for kind 'float64' "
                               "(allowed: name, description, kind)")
+    elif kind == "learning_engine":
+        out = _validate(tree, LE_SCHEMA, where, "", None)
     else:
         out = _validate(tree, top, where, "", None)
         _cross_checks(out, where)

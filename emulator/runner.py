@@ -90,7 +90,7 @@ def run(config, task: Task, steps: int, seed: int, *, eta: float | None = None,
     if backend not in ("numba", "numpy"):
         raise ValueError(f"backend must be 'numba' or 'numpy' (got {backend!r})")
     unknown = set(record) - set(RECORDABLE)
-    if unknown:
+    if unknown and not cfg.is_learning_engine:
         raise ValueError(f"record: unknown variable {sorted(unknown)[0]!r} "
                          f"(allowed: {', '.join(RECORDABLE)})")
     if record and record_every < 1:
@@ -101,6 +101,10 @@ def run(config, task: Task, steps: int, seed: int, *, eta: float | None = None,
         return run_float(cfg, task, steps, seed, eta=eta, record=record,
                          record_every=record_every, chunk_steps=chunk_steps, trials=trials,
                          progress=progress)
+    if cfg.is_learning_engine:
+        return run_learning_engine(cfg, task, steps, seed, eta=eta, record=record,
+                                   record_every=record_every, backend=backend,
+                                   chunk_steps=chunk_steps, trials=trials, progress=progress)
 
     d = discretize(cfg, task.params, task.rates, eta)
     src = SpikeSource(task, seed, trials)
@@ -140,6 +144,52 @@ def run(config, task: Task, steps: int, seed: int, *, eta: float | None = None,
                      counters=counters_dict(state.counts, state.first), record=recorded,
                      record_t_s=t_rec, output_spikes=out_spk, teacher_spikes=teach_spk,
                      state=state)
+
+
+#: Learning-engine neuron counters -> (variable, kind) of :attr:`RunResult.counters`.
+LE_COUNTERS = {"potential_saturation": ("potential", "saturation"),
+               "event_saturation": ("event", "saturation"),
+               "vq_saturation": ("vq", "saturation"),
+               "gamma_saturation": ("gamma_s", "saturation")}
+#: What the learning-engine model records (its neuron's formats are not the datapath's).
+LE_RECORDABLE = ("weights",)
+
+
+def le_counters_dict(counters: dict) -> dict:
+    """Learning-engine counters ``{'potential_saturation': n, ...}`` -> the nested per-variable
+    dict of :attr:`RunResult.counters` (first steps are not tracked by the engine model)."""
+    c = OverflowCounters()
+    for name, n in counters.items():
+        var, kind = LE_COUNTERS.get(name, (name.rsplit("_", 1)[0], name.rsplit("_", 1)[-1]))
+        c.add(var, kind if kind in KINDS else "saturation", int(n))
+    return {name: {**{k: c.count(name, k) for k in KINDS}, "first_step": {}} for name in c.names}
+
+
+def run_learning_engine(cfg: HwConfig, task: Task, steps: int, seed: int, *, eta: float,
+                        record=(), record_every: int = 0, backend: str = "numba",
+                        chunk_steps: int = 4000, trials=None, progress=None) -> RunResult:
+    """:func:`run` on a ``kind: learning_engine`` config: the design of the task on that
+    engine (:func:`emulator.learning.design_for_config`) run by the learning-engine model,
+    bit-exact with Lava path 2 (``lava_procs.run``).  ``state`` is the engine's own result
+    (:class:`emulator.learning.LEResult`, with the neuron state and the Design)."""
+    from emulator import learning
+    bad = set(record) - set(LE_RECORDABLE)
+    if bad:
+        raise ValueError(f"record: {sorted(bad)[0]!r} is not recorded by the learning-engine model "
+                         f"(allowed: {', '.join(LE_RECORDABLE)})")
+    d = learning.design_for_config(cfg, task, eta)
+    res = learning.run(task, steps, seed, d, trials=trials,
+                       record_every=record_every if record else 0, chunk_steps=chunk_steps,
+                       backend=backend)
+    if progress is not None:
+        progress(steps)
+    res.design = d
+    rec = {"weights": res.record_w} if "weights" in record else {}
+    return RunResult(config_name=cfg.name, steps=steps, seed=seed, trials=res.trials,
+                     w_final=res.w_final, w_int=res.w_int,
+                     counters=le_counters_dict(res.counters), record=rec,
+                     record_t_s=res.record_t_s if record else np.zeros(0), output_spikes=None,
+                     teacher_spikes=res.teacher_spikes, state=res)
 
 
 def _store(rec_int, row, st, w_extra) -> None:

@@ -217,6 +217,8 @@ def run(config, task: Task, steps: int, seed: int, *, trial: int = 0, eta: float
     """Run trial ``trial`` of ``task`` under Lava and return the emulator's result type.
 
     The public twin of :func:`emulator.run` for the configs Lava runs here: a
+    ``kind: learning_engine`` config runs path 2 (Lava's ``LearningDense`` with the
+    design's rule string and the learning neuron, :mod:`lava_procs.learning_engine`); a
     ``kind: fixed`` config runs the ``fixed_pt`` ProcessModel (the emulator's integer
     datapath), ``kind: float64`` the ``floating_pt`` one.  The result has one trial
     (B = 1); for fixed configs ``state`` is the final :class:`emulator.datapath.State` read
@@ -224,6 +226,8 @@ def run(config, task: Task, steps: int, seed: int, *, trial: int = 0, eta: float
     trials=[trial]).state``.  Nothing is recorded (``record`` is empty).
     """
     cfg = config if isinstance(config, HwConfig) else load(config)
+    if cfg.is_learning_engine:
+        return _run_learning_engine(cfg, task, steps, seed, trial, eta)
     tag = "floating_pt" if cfg.is_float else "fixed_pt"
     out = run_lava(cfg, task, steps, seed, tag=tag, trial=trial, eta=eta, backend=backend,
                    sync=sync, read_output=False)
@@ -241,3 +245,19 @@ def run(config, task: Task, steps: int, seed: int, *, trial: int = 0, eta: float
                      record_t_s=np.zeros(0), output_spikes=out["n_spikes"][None],
                      teacher_spikes=out["teacher_spikes"].sum(axis=0, dtype=np.int64)[None],
                      state=state)
+
+
+def _run_learning_engine(cfg: HwConfig, task: Task, steps: int, seed: int, trial: int,
+                         eta: float | None) -> RunResult:
+    """Path 2 on a learning-engine config: the same design as :func:`emulator.run`."""
+    from emulator import learning
+    from emulator.runner import default_eta, le_counters_dict
+    from lava_procs.learning_engine import run_lava_le
+    d = learning.design_for_config(cfg, task, default_eta() if eta is None else float(eta))
+    out = run_lava_le(d, task, steps, seed, int(trial))
+    return RunResult(config_name=cfg.name, steps=int(steps), seed=int(seed),
+                     trials=np.array([int(trial)], np.int64), w_final=out["w"][None],
+                     w_int=out["w_int"][None], counters=le_counters_dict(out["counters"]),
+                     record={}, record_t_s=np.zeros(0), output_spikes=None,
+                     teacher_spikes=out["teacher_spikes"].sum(axis=0, dtype=np.int64)[None],
+                     state=out)

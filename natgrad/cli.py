@@ -79,8 +79,8 @@ def build_parser() -> argparse.ArgumentParser:
     sub = p.add_subparsers(dest="command", required=True)
 
     r = sub.add_parser("run", help="teacher-student task: float reference vs integer emulator")
-    r.add_argument("--config", default="hw_configs/loihi2.yaml",
-                   help="hardware config file or bundled name (default: hw_configs/loihi2.yaml)")
+    r.add_argument("--config", default="loihi2",
+                   help="hardware config: a file, or the name of a bundled one (default: loihi2)")
     r.add_argument("--steps", type=nonneg_int("--steps"), default=120_000,
                    help="time steps of 0.5 ms (default 120000 = 60 s)")
     r.add_argument("--seed", type=nonneg_int("--seed"), default=0)

@@ -390,8 +390,8 @@ def cmd_deploy(args) -> int:
 def add_parser(sub) -> None:
     p = sub.add_parser("deploy", help="write the chip integers of a config (discretize step) to YAML",
                        description=__doc__.splitlines()[0])
-    p.add_argument("--config", default="hw_configs/loihi2.yaml",
-                   help="hardware config (default: hw_configs/loihi2.yaml)")
+    p.add_argument("--config", default="loihi2",
+                   help="hardware config: a file, or the name of a bundled one (default: loihi2)")
     p.add_argument("--out", default="deploy.yaml", help="output YAML file (default deploy.yaml)")
     p.add_argument("--rates", default=None, metavar="R1,R2,...",
                    help="input rates in Hz of equal-size afferent groups (default 10,50: Fig 3); "

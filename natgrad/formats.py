@@ -24,6 +24,8 @@ def describe(cfg: HwConfig) -> str:
     if cfg.is_float:
         lines.append("  float64 reference: no fixed-point formats")
         return "\n".join(lines)
+    if cfg.is_learning_engine:
+        return "\n".join(lines + _describe_learning_engine(cfg))
     lines.append(f"  {'variable':10s} {'format':>9s} {'LSB':>10s} {'range':>27s}  rounding   unit")
     for var in variable_table(cfg).values():
         f = var.describe()
@@ -39,3 +41,19 @@ def describe(cfg: HwConfig) -> str:
     lines.append(f"  sigmoid table: {2**cfg['sigmoid']['lut_bits'] + 1} nodes, "
                  f"{'interpolated' if cfg['sigmoid']['interpolate'] else 'nearest-below'}")
     return "\n".join(lines)
+
+
+def _describe_learning_engine(cfg: HwConfig) -> list[str]:
+    """The learning-engine config's sections, each key with its value and meaning."""
+    from emulator.hwconfig import LE_SCHEMA
+    lines = []
+    for section, title in (("engine", "learning engine (Lava 0.10 LearningDense)"),
+                           ("neuron", "learning neuron (third factors)"),
+                           ("mapping", "rule -> engine ('auto': chosen per task)")):
+        lines.append(f"  {title}:")
+        for key, value in cfg[section].items():
+            lines.append(f"    {section}.{key:18s} {str(value):>8s}  {LE_SCHEMA[section][key].doc}")
+    e = cfg["engine"]
+    lines.append(f"  weights: {e['synaptic_bits']} bits, updates kept {e['acc_shift']} bits below the LSB "
+                 f"for {e['t_epoch']} step(s), then rounded ({e['weight_rounding']} random numbers)")
+    return lines

@@ -55,20 +55,36 @@ class Progress:
 
 
 def _lava_crosscheck(cfg: HwConfig, task, seed: int, steps: int) -> dict:
-    """Run the Lava fixed_pt process on trial 0 and compare with the emulator bit for bit."""
+    """Run trial 0 under Lava (path 2 for a learning-engine config, the fixed_pt process of
+    path 1 for a datapath config) and compare with the emulator bit for bit."""
     if steps == 0 or cfg.is_float:
         return {"lava_bit_exact": None, "steps": 0,
                 "detail": "skipped (--lava-steps 0)" if steps == 0
                 else "float config: no fixed-point process"}
+    emu = R.run(cfg, task, steps, seed, trials=[0])
+    if cfg.is_learning_engine:        # path 2: LearningDense + the learning neuron
+        import lava_procs
+        lava = lava_procs.run(cfg, task, steps, seed, trial=0)
+        nv, ne = lava.state["neuron"], emu.state.neuron
+        pairs = {"weights": (lava.w_int, emu.w_int),
+                 "trace_x1": (lava.state["x1"], emu.state.x_traces[0, 0]),
+                 "trace_x2": (lava.state["x2"], emu.state.x_traces[0, 1]),
+                 "potential": (nv["v"], ne.v[0]), "gamma_s": (nv["gamma"], ne.gamma[0]),
+                 "counters": (lava.counters, emu.counters)}
+        return _compare(pairs, steps)
     from lava_procs import run_lava
     lava = run_lava(cfg, task, steps, seed, tag="fixed_pt", trial=0)
-    emu = R.run(cfg, task, steps, seed, trials=[0])
     st = emu.state
     pairs = {"weights": (lava["w_int"], emu.w_int[0]), "trace_m": (lava["vars"]["a_m"], st.a_m[0]),
              "trace_s": (lava["vars"]["a_s"], st.a_s[0]), "potential": (lava["vars"]["v"], st.v[0]),
              "output_spikes": (lava["n_spikes"], emu.output_spikes[0]),
              "counters": (lava["vars"]["counts"], st.counts)}
-    differ = [name for name, (a, b) in pairs.items() if not np.array_equal(a, b)]
+    return _compare(pairs, steps)
+
+
+def _compare(pairs: dict, steps: int) -> dict:
+    differ = [name for name, (a, b) in pairs.items()
+              if not (a == b if isinstance(a, dict) else np.array_equal(a, b))]
     return {"lava_bit_exact": not differ, "steps": steps, "trial": 0,
             "compared": sorted(pairs), "differ": differ,
             "detail": "equal: " + ", ".join(sorted(pairs)) if not differ
@@ -119,6 +135,8 @@ def run_main_job(cfg: HwConfig, steps: int, seed: int, trials: int = 4, out: Pat
     rec = tuple(REPORT_VARS)
     fl = R.run("float64", task, steps, seed, record=rec, record_every=rec_every,
                progress=lambda d: bar(d, "float64 approx"))
+    if cfg.is_learning_engine:        # the engine model records the weights only
+        rec = R.LE_RECORDABLE
     fx = R.run(cfg, task, steps, seed, record=rec, record_every=rec_every,
                progress=lambda d: bar(steps + d, f"{cfg.name} emulator"))
     eu = simulate(task, "euclid", ETA_CODE["euclid"], steps, seed, record_every=eval_every,
@@ -146,7 +164,7 @@ def run_main_job(cfg: HwConfig, steps: int, seed: int, trials: int = 4, out: Pat
     print("  (code learning rates of Fig 3F; the Euclidean rule leads during the first few hundred\n"
           "   seconds and the natural rules overtake it later -- SPEC §3.1; see\n"
           "   `natgrad experiment fig3f` for the full comparison)")
-    variables = {} if cfg.is_float else _variable_table(cfg, fl, fx)
+    variables = _variable_table(cfg, fl, fx) if cfg.is_fixed else {}
     w_err = fx.w_final - fl.w_final
     learned = np.sqrt(np.mean((fl.w_final - task.w_init) ** 2))
     report = {

@@ -125,7 +125,8 @@ def _markdown(report) -> str:
     lines = [f"# natgrad quantization report: {cfg['name']}", "",
              f"Task: Fig 3 teacher-student (N = {report['N']}, 10/50 Hz), {report['trials']} trials, "
              f"{report['steps']} steps of {report['dt_s'] * 1e3:g} ms, seed {report['seed']}. "
-             "Float64 approximate rule against the integer emulator on identical spikes.", "",
+             f"Float64 approximate rule against the config ({_kind_text(cfg['kind'])}) on "
+             "identical spikes.", "",
              "## Learning curves", "", "![learning curves](learning_curves.png)", "",
              "| t [s] | float RMSE [Hz] | fixed RMSE [Hz] |", "|---|---|---|"]
     c = report["curves"]
@@ -163,10 +164,21 @@ def _markdown(report) -> str:
     verdict = ("not run: " + x.get("detail", "")) if x.get("lava_bit_exact") is None else (
         "bit-exact" if x["lava_bit_exact"] else "MISMATCH")
     lines += ["## Lava cross-check", "",
-              f"Lava `fixed_pt` process vs emulator over {x.get('steps', 0)} steps: **{verdict}**.", "",
+              f"{_lava_text(cfg['kind'])} vs emulator over {x.get('steps', 0)} steps: **{verdict}**.", "",
               "## Provenance", "", "```", json.dumps(report["provenance"], indent=1),
               json.dumps(report["config"]["tree"], indent=1), "```", ""]
     return "\n".join(lines)
+
+
+def _kind_text(kind: str) -> str:
+    return {"learning_engine": "Loihi 2's learning engine as Lava 0.10 models it",
+            "fixed": "integer datapath of docs/datapath.md",
+            "float64": "float64"}.get(kind, kind)
+
+
+def _lava_text(kind: str) -> str:
+    return ("Lava path 2 (LearningDense + learning neuron)" if kind == "learning_engine"
+            else "Lava `fixed_pt` process (path 1)")
 
 
 def _html(md: str, folder: Path) -> str:
@@ -225,8 +237,8 @@ def write_report(report: dict, fl, fx, out: Path) -> None:
     tmp = Path(tempfile.mkdtemp(prefix=".natgrad-", dir=out))
     try:
         _fig_learning(report, tmp / "learning_curves.png")
+        _fig_weights(report, fl, fx, tmp / "weight_trajectories.png")
         if report["variables"]:
-            _fig_weights(report, fl, fx, tmp / "weight_trajectories.png")
             errs = _errors(report, fl, fx)
             _fig_err_time(report, errs, fl.record_t_s, tmp / "error_over_time.png")
             _fig_err_hist(errs, tmp / "error_histograms.png")

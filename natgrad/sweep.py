@@ -53,28 +53,32 @@ FRIENDLY = {
 
 
 # --------------------------------------------------------------------------- grid
-def _int_schema_keys() -> list[str]:
+def _int_schema_keys(schema=None) -> list[str]:
     from emulator.hwconfig import SCHEMA, Field
     keys = []
-    for section, spec in SCHEMA.items():
+    for section, spec in (SCHEMA if schema is None else schema).items():
         if isinstance(spec, dict):
             keys += [f"{section}.{k}" for k, f in spec.items()
                      if isinstance(f, Field) and f.kind is int]
     return keys
 
 
-def allowed_fields() -> list[str]:
-    """Every name ``--vary`` accepts: the friendly names, then the integer schema keys."""
-    return list(FRIENDLY) + _int_schema_keys()
+def allowed_fields(base=None) -> list[str]:
+    """Every name ``--vary`` accepts on ``base``: for a datapath config (or None) the friendly
+    names, then the integer keys of the config's schema (a learning-engine config has no
+    friendly names: its keys are e.g. ``engine.trace_bits``, ``mapping.hidden_bits``)."""
+    if base is None or base.is_fixed:
+        return list(FRIENDLY) + _int_schema_keys()
+    return _int_schema_keys(base.schema)
 
 
-def parse_vary(text: str) -> tuple[str, list[int]]:
+def parse_vary(text: str, base=None) -> tuple[str, list[int]]:
     """``FIELD=LO:HI`` or ``FIELD=LO:HI:STEP`` (inclusive) -> (field, values)."""
     field, eq, rng = text.partition("=")
     field = field.strip()
     if not eq or not field:
         raise UsageError(f"--vary {text!r}: expected FIELD=LO:HI or FIELD=LO:HI:STEP")
-    allowed = allowed_fields()
+    allowed = allowed_fields(base)
     if field not in allowed:
         raise UsageError(f"--vary {text!r}: unknown field '{field}' (allowed: {', '.join(allowed)})")
     parts = rng.split(":")
@@ -454,8 +458,9 @@ def _print_summary(rep: dict, varies) -> None:
 def cmd_sweep(args) -> int:
     base = load_config(args.config)
     if base.is_float:
-        raise UsageError(f"--config {args.config}: sweep needs a fixed-point config (kind: fixed)")
-    varies = [parse_vary(v) for v in args.vary]
+        raise UsageError(f"--config {args.config}: sweep needs a fixed-point or learning-engine "
+                         "config (kind: fixed or learning_engine)")
+    varies = [parse_vary(v, base) for v in args.vary]
     seen = set()
     for f, _ in varies:
         keys = {FRIENDLY[f][0], FRIENDLY[f][1]} - {None} if f in FRIENDLY else {f}
@@ -496,8 +501,8 @@ def cmd_sweep(args) -> int:
 def add_parser(sub) -> None:
     s = sub.add_parser("sweep", help="final accuracy against bit widths over configs x seeds",
                        description=__doc__.splitlines()[0])
-    s.add_argument("--config", default="hw_configs/fxp16.yaml",
-                   help="base hardware config (default: hw_configs/fxp16.yaml)")
+    s.add_argument("--config", default="fxp16",
+                   help="base hardware config: a file, or the name of a bundled one (default: fxp16)")
     s.add_argument("--vary", action="append", required=True, metavar="FIELD=LO:HI[:STEP]",
                    help="inclusive integer range of a field; repeat for a grid. Fields: "
                         + ", ".join(FRIENDLY) + ", or any integer config key (e.g. potential.bits)")

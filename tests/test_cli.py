@@ -45,7 +45,7 @@ def test_bad_config_writes_nothing(tmp_path, capsys):
 
 
 def test_check_config_prints_formats(capsys):
-    assert main(["check-config", "loihi2"]) == 0
+    assert main(["check-config", "loihi2_ideal"]) == 0
     text = capsys.readouterr().out
     assert "weights        S9.14" in text and "valid" in text
 
@@ -55,6 +55,7 @@ def test_main_job_report(tmp_path):
     """A short run writes every report file with the documented JSON keys."""
     out = tmp_path / "rep"
     proc = subprocess.run([sys.executable, "-m", "natgrad.cli", "run", "--steps", "2000",
+                           "--config", "loihi2_ideal",
                            "--trials", "2", "--lava-steps", "300", "--out", str(out)],
                           capture_output=True, text=True, timeout=300)
     assert proc.returncode == 0, proc.stderr
@@ -63,7 +64,7 @@ def test_main_job_report(tmp_path):
                  "range_use.png"):
         assert (out / name).stat().st_size > 0, name
     rep = json.loads((out / "report.json").read_text())
-    assert rep["config"]["name"] == "loihi2" and rep["steps"] == 2000 and rep["seed"] == 0
+    assert rep["config"]["name"] == "loihi2_ideal" and rep["steps"] == 2000 and rep["seed"] == 0
     assert len(rep["curves"]["t_s"]) == len(rep["curves"]["float"]["rate_rmse_hz"]) \
         == len(rep["curves"]["fixed"]["rate_rmse_hz"])
     for var in ("weights", "potential", "trace_m", "usp", "sigma", "gamma_s", "post"):
@@ -79,6 +80,21 @@ def test_main_job_report(tmp_path):
     assert "data:image/png;base64" in (out / "report.html").read_text()
 
 
+def test_default_run_is_the_learning_engine_cross_checked_against_lava_path2(tmp_path):
+    """Without --config, natgrad run uses the bundled loihi2 (the learning engine), from any
+    folder; its Lava cross-check is path 2 (LearningDense + the learning neuron)."""
+    out = tmp_path / "rep"
+    proc = subprocess.run([sys.executable, "-m", "natgrad.cli", "run", "--steps", "2000",
+                           "--trials", "1", "--lava-steps", "200", "--out", str(out)],
+                          capture_output=True, text=True, timeout=300, cwd=tmp_path)
+    assert proc.returncode == 0, proc.stderr
+    rep = json.loads((out / "report.json").read_text())
+    assert rep["config"]["name"] == "loihi2" and rep["config"]["kind"] == "learning_engine"
+    assert rep["crosscheck"]["lava_bit_exact"] is True
+    assert "weights" in rep["crosscheck"]["compared"]
+    assert (out / "weight_trajectories.png").stat().st_size > 0
+
+
 def test_fxp32_report_error_small_loihi2_larger():
     """Same task, same spikes: the weight error against float, expressed in a common unit
     -- the Loihi 2 weight LSB, 2^-14 -- is far below one such LSB for fxp32 and above one
@@ -87,12 +103,12 @@ def test_fxp32_report_error_small_loihi2_larger():
     from natgrad.main_job import run_main_job
     ref_lsb = 2.0**-14
     err = {}
-    for name in ("fxp32", "loihi2"):
+    for name in ("fxp32", "loihi2_ideal"):
         rep = run_main_job(load(name), 4000, 0, trials=2, lava_steps=0, progress=False)
         w = rep["variables"]["weights"]
         err[name] = w["rmse_lsb"] * w["lsb"] / ref_lsb
         assert np.isfinite(w["rmse_lsb"]) and np.isfinite(rep["weights"]["final_rmse_vs_float"])
-    assert err["fxp32"] < 0.1 < 1.0 < err["loihi2"], err
+    assert err["fxp32"] < 0.1 < 1.0 < err["loihi2_ideal"], err
 
 
 def test_report_values_finite_and_interrupted_write_leaves_nothing(tmp_path, monkeypatch):
@@ -104,7 +120,7 @@ def test_report_values_finite_and_interrupted_write_leaves_nothing(tmp_path, mon
 
     out = tmp_path / "ok"
     out.mkdir()
-    rep = run_main_job(load("loihi2"), 1000, 1, trials=1, lava_steps=0, progress=False, out=out)
+    rep = run_main_job(load("loihi2_ideal"), 1000, 1, trials=1, lava_steps=0, progress=False, out=out)
     for key in ("float", "fixed"):
         assert np.all(np.isfinite(rep["curves"][key]["rate_rmse_hz"]))
     for row in rep["variables"].values():
@@ -116,5 +132,5 @@ def test_report_values_finite_and_interrupted_write_leaves_nothing(tmp_path, mon
     broken = tmp_path / "broken"
     broken.mkdir()
     with pytest.raises(KeyboardInterrupt):
-        run_main_job(load("loihi2"), 1000, 1, trials=1, lava_steps=0, progress=False, out=broken)
+        run_main_job(load("loihi2_ideal"), 1000, 1, trials=1, lava_steps=0, progress=False, out=broken)
     assert list(broken.iterdir()) == []

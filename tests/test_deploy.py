@@ -20,7 +20,7 @@ def _exit(args, capsys):
 @pytest.fixture(scope="module")
 def loihi2(tmp_path_factory):
     out = tmp_path_factory.mktemp("dep") / "deploy.yaml"
-    assert main(["deploy", "--config", "hw_configs/loihi2.yaml", "--out", str(out)]) == 0
+    assert main(["deploy", "--config", "hw_configs/loihi2_ideal.yaml", "--out", str(out)]) == 0
     return yaml.safe_load(out.read_text())
 
 
@@ -107,7 +107,7 @@ def test_bad_config_exit_2(tmp_path, capsys):
     assert code == 2 and "--rates" in cap.err and not out.exists()
 
 
-@pytest.mark.parametrize("config", ["loihi2", "fxp16"])
+@pytest.mark.parametrize("config", ["loihi2_ideal", "fxp16"])
 def test_deploy_round_trips_bit_for_bit(tmp_path, config):
     """deploy.yaml read back (natgrad.deploy.load_deployment: integers only, nothing
     recomputed from floats) drives the emulator to exactly the run of the config itself."""

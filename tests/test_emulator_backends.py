@@ -21,7 +21,7 @@ def _assert_same(a, b):
 
 
 @pytest.mark.parametrize("cfg, seed, shape", [
-    ("loihi2", 0, (3, 2, 37)),
+    ("loihi2_ideal", 0, (3, 2, 37)),
     ("loihi1", 5, (1, 1, 13)),
     ("fxp16", 1, (2, 3, 50)),
     ("fxp32", 2, (3, 1, 21)),
@@ -41,11 +41,11 @@ def test_numba_equals_numpy(cfg, seed, shape):
 
 def test_chunking_and_batch_split_do_not_change_bits():
     task = fig3_task(n_trials=4, N=30, M=2, seed=3, w_scale=0.01)
-    whole = R.run("loihi2", task, 3000, 7, chunk_steps=3000, record=("weights",), record_every=100)
-    pieces = R.run("loihi2", task, 3000, 7, chunk_steps=333, record=("weights",), record_every=100)
+    whole = R.run("loihi2_ideal", task, 3000, 7, chunk_steps=3000, record=("weights",), record_every=100)
+    pieces = R.run("loihi2_ideal", task, 3000, 7, chunk_steps=333, record=("weights",), record_every=100)
     _assert_same(whole, pieces)
-    first = R.run("loihi2", task, 3000, 7, trials=[0, 1], chunk_steps=1000)
-    second = R.run("loihi2", task, 3000, 7, trials=[2, 3], chunk_steps=577)
+    first = R.run("loihi2_ideal", task, 3000, 7, trials=[0, 1], chunk_steps=1000)
+    second = R.run("loihi2_ideal", task, 3000, 7, trials=[2, 3], chunk_steps=577)
     np.testing.assert_array_equal(np.concatenate([first.w_int, second.w_int]), whole.w_int)
     np.testing.assert_array_equal(np.concatenate([first.output_spikes, second.output_spikes]),
                                   whole.output_spikes)
@@ -86,8 +86,8 @@ def test_parallel_kernel_gives_the_same_bits():
     # which later imports Lava (see emulator.kernels.run_chunk)
     code = ("import numpy as np; from emulator import runner as R; from emulator.task import fig3_task;"
             "t = fig3_task(n_trials=5, N=30, M=2, seed=1, w_scale=0.03);"
-            "a = R.run('loihi2', t, 1500, 3, record=('weights',), record_every=100);"
-            "b = R.run('loihi2', t, 1500, 3, record=('weights',), record_every=100, parallel=True);"
+            "a = R.run('loihi2_ideal', t, 1500, 3, record=('weights',), record_every=100);"
+            "b = R.run('loihi2_ideal', t, 1500, 3, record=('weights',), record_every=100, parallel=True);"
             "np.testing.assert_array_equal(a.w_int, b.w_int);"
             "np.testing.assert_array_equal(a.record['weights'], b.record['weights']);"
             "np.testing.assert_array_equal(a.state.counts, b.state.counts);"

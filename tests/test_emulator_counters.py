@@ -17,7 +17,7 @@ def test_initial_weights_outside_the_format_are_saturated_and_counted():
     w = task.w_init.copy()
     w[0, 0, :3] = 0.5           # loihi2 weights reach +-0.0156
     w[1, 0, 7] = -0.2
-    d = discretize(load("loihi2"), task.params, task.rates, ETA_CODE["approx"])
+    d = discretize(load("loihi2_ideal"), task.params, task.rates, ETA_CODE["approx"])
     st = init_state(d, w)
     assert st.counts[C_WSAT] == 4 and st.first[C_WSAT] == 0
     assert st.acc[0, 0, 0] == 2**8 - 1 and st.acc[1, 0, 7] == -(2**8)
@@ -27,7 +27,7 @@ def test_initial_weights_outside_the_format_are_saturated_and_counted():
 def test_trace_saturation_count_matches_integer_oracle(backend):
     """A spike every step (rate = 1/dt) into a 3-bit trace (1 fractional bit, max 3.5):
     the count equals a plain-integer replay of a <- floor(a * d / 2**12) + 2."""
-    cfg = load("loihi2").with_overrides(**{"traces.bits": 3, "traces.frac": 1,
+    cfg = load("loihi2_ideal").with_overrides(**{"traces.bits": 3, "traces.frac": 1,
                                            "traces.rounding": "floor"})
     n, b, steps = 4, 2, 50
     task = Task(rates=np.full(n, 2000.0), w_init=np.zeros((b, 1, n)), teacher_rate=0.0)
@@ -52,7 +52,7 @@ def test_every_sub_lsb_update_counts_as_underflow(backend):
     """Silent inputs and a silent teacher: every synapse gets the heterosynaptic update
     eta gamma_s (1-sigma)(-phi dt sigma)(-c_eps c_u) ~ 6e-8, nonzero every step, which
     rounds to zero on a 2^-4 weight grid: the underflow count is exactly steps*B*M*N."""
-    cfg = load("loihi2").with_overrides(**{"weights.frac": 4, "weights.rounding": "half_up"})
+    cfg = load("loihi2_ideal").with_overrides(**{"weights.frac": 4, "weights.rounding": "half_up"})
     b, m, n, steps = 3, 2, 5, 120
     task = Task(rates=np.zeros(n), w_init=np.zeros((b, m, n)), teacher_rate=0.0)
     res = R.run(cfg, task, steps, 0, backend=backend)

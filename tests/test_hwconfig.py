@@ -11,16 +11,16 @@ BUNDLED = {p.stem for p in hwconfig.bundled_configs()}
 
 
 def test_bundled_configs_cover_the_design():
-    assert {"loihi2", "loihi1", "fxp16", "fxp32", "float64"} <= BUNDLED
+    assert {"loihi2_ideal", "loihi1", "fxp16", "fxp32", "float64"} <= BUNDLED
     for name in BUNDLED:
         cfg = load(name)
         assert cfg.name == name
-    assert load("float64").is_float and not load("loihi2").is_float
+    assert load("float64").is_float and not load("loihi2_ideal").is_float
 
 
 def test_loihi2_formats_follow_lava_notes():
     """LAVA_NOTES: 7-bit traces, 8-bit-plus-sign weights, stochastic rounding, 24-bit state."""
-    cfg = load("loihi2")
+    cfg = load("loihi2_ideal")
     assert cfg["traces"]["bits"] == 7 and cfg["traces"]["rounding"] == "stochastic"
     assert cfg["weights"]["bits"] == 9 and cfg["weights"]["rounding"] == "stochastic"
     assert cfg["potential"]["bits"] == 24
@@ -32,7 +32,7 @@ def _write(tmp_path, tree, name="cfg.yaml"):
     return p
 
 
-def _tree(name="loihi2"):
+def _tree(name="loihi2_ideal"):
     return yaml.safe_load(Path(hwconfig.CONFIG_DIR, f"{name}.yaml").read_text())
 
 
@@ -44,7 +44,7 @@ def _tree(name="loihi2"):
     (lambda t: t["usp"].update(colour="red"), "usp.colour", "allowed: bits"),
     (lambda t: t.update(extra=1), "extra", "allowed: name"),
     (lambda t: t["post"].pop("frac"), "post.frac", "missing"),
-    (lambda t: t.update(kind="analog"), "kind", "'fixed', 'float64'"),
+    (lambda t: t.update(kind="analog"), "kind", "'fixed', 'learning_engine', 'float64'"),
     (lambda t: t["traces"].update(frac=7), "traces.frac", "< traces.bits"),
     (lambda t: t["post"].update(bits=60), "post.bits", "<= 64"),
 ])

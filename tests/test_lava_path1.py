@@ -27,7 +27,7 @@ SNAPSHOTS = (1, 2, 10, 300, STEPS)
 # weight-saturation counter moves too.
 PARAMS = NeuronParams(theta=2.0)
 #: (config, seed, trial): two configs x two seeds, trials 0 and 1 (counter-RNG trial index)
-CASES = [("loihi2", 3, 0), ("loihi2", 11, 1), ("fxp16", 3, 1), ("fxp16", 11, 0)]
+CASES = [("loihi2_ideal", 3, 0), ("loihi2_ideal", 11, 1), ("fxp16", 3, 1), ("fxp16", 11, 0)]
 
 needs_numba = pytest.mark.skipif(not numba_available(), reason="emulator.kernels unavailable")
 
@@ -141,7 +141,7 @@ def test_ring_buffer_plays_column_k_in_step_k():
     """Hand-made spikes: afferents 0 and 3 fire at step 0 only, the teacher of neuron 1 at
     step 1 only.  After 2 steps the traces hold one decayed impulse (no offset, no Dense
     delay) and the error holds the teacher spike of step 1."""
-    config, seed, trial = "loihi2", 4, 0
+    config, seed, trial = "loihi2_ideal", 4, 0
     task = small_task(seed)
     X = np.zeros((2, task.N), np.uint8)
     Y = np.zeros((2, task.M), np.uint8)
@@ -202,18 +202,18 @@ def test_process_rejects_bad_arguments():
     task = small_task(0)
     kw = dict(params=task.params, rates=task.rates, w_init=task.w_init[0])
     with pytest.raises(ValueError, match="tag"):
-        NatGradNeuron(config="loihi2", tag="bit_acc", **kw)
+        NatGradNeuron(config="loihi2_ideal", tag="bit_acc", **kw)
     with pytest.raises(ValueError, match="fixed-point config"):
         NatGradNeuron(config="float64", tag="fixed_pt", **kw)
     with pytest.raises(ValueError, match="backend"):
-        NatGradNeuron(config="loihi2", backend="gpu", **kw)
+        NatGradNeuron(config="loihi2_ideal", backend="gpu", **kw)
     with pytest.raises(ValueError, match="shape"):
-        NatGradNeuron(config="loihi2", params=task.params, rates=task.rates[:3],
+        NatGradNeuron(config="loihi2_ideal", params=task.params, rates=task.rates[:3],
                       w_init=task.w_init[0])
     with pytest.raises(ValueError, match="steps"):
-        run_lava("loihi2", task, 0, 0)
+        run_lava("loihi2_ideal", task, 0, 0)
     with pytest.raises(ValueError, match="sync"):
-        run_lava("loihi2", task, 10, 0, sync="never")
+        run_lava("loihi2_ideal", task, 10, 0, sync="never")
     with pytest.raises(ValueError, match="53 bits"):
-        run_lava(R.load("loihi2").with_overrides(**{"weights.extra_frac": 32,
+        run_lava(R.load("loihi2_ideal").with_overrides(**{"weights.extra_frac": 32,
                                                    "weights.bits": 30}), task, 10, 0)

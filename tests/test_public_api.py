@@ -32,3 +32,14 @@ def test_public_names_are_declared():
     from emulator import metrics, reference
     assert callable(reference.simulate) and callable(reference.coefficients)
     assert callable(metrics.rate_rmse_hz)
+
+
+def test_learning_engine_config_runs_the_same_in_emulator_and_lava():
+    # loihi2 is the learning-engine model: emulator.run and lava_procs.run (path 2) agree
+    task = fig3_task(n_trials=1, N=12, M=1, seed=6)
+    emu = emulator.run("loihi2", task, 300, 6)
+    lav = lava_procs.run("loihi2", task, 300, 6, trial=0)
+    np.testing.assert_array_equal(lav.w_int, emu.w_int)
+    assert lav.counters == emu.counters
+    np.testing.assert_array_equal(lav.state["neuron"]["v"], emu.state.neuron.v[0])
+    np.testing.assert_array_equal(lav.state["neuron"]["gamma"], emu.state.neuron.gamma[0])

@@ -18,7 +18,7 @@ B, M, N = 3, 2, 11
 SEED, STEP = 1234, 777
 
 
-def _config(mode: str, base: str = "loihi2"):
+def _config(mode: str, base: str = "loihi2_ideal"):
     tree = load(base).tree
     tree = {k: (dict(v) if isinstance(v, dict) else v) for k, v in tree.items()}
     for sec in ("traces", "usp", "weights", "potential", "bracket", "post"):

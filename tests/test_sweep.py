@@ -110,7 +110,7 @@ def _numbers(rep):
 def test_serial_local_dask_identical(tmp_path, capsys):
     """2 widths x 2 seeds: the serial loop, the process pool and a Dask LocalCluster give
     the same numbers, bit for bit."""
-    common = ["sweep", "--config", "loihi2", "--vary", "weight_bits=7:9:2", "--seeds", "2",
+    common = ["sweep", "--config", "loihi2_ideal", "--vary", "weight_bits=7:9:2", "--seeds", "2",
               "--steps", "400", "--trials", "2", "--quiet"]
     reps = {}
     for ex in ("serial", "local", "dask"):

@@ -55,8 +55,10 @@ from .lava_replica import (LavaRandoms, SynapseState, apply_products, lava_trace
                            synapse_init, synapse_step)
 from .neuron import NeuronState, neuron_counters, neuron_init, neuron_step, sigma_lookup
 from .driver import LEResult, run
+from .config import design_for_config, specs
 
 __all__ = [
+    "design_for_config", "specs",
     # constants
     "W_TRACE", "W_SYN", "W_S_MANT", "W_ACC_U", "ACC_SHIFT", "WIDTH", "ACC_LO", "ACC_HI",
     "W_LO", "W_HI", "TRACE_MAX", "Y_TAU", "Y_EVENT", "Y_OFFSET", "SR_SEED",

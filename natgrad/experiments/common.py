@@ -151,7 +151,8 @@ def config_label(cfg) -> str | None:
 
 def chip_run(cfg, task: Task, steps: int, seed: int, eta: float, record_every: int | None = None,
              batch: int = 50):
-    """The approximate rule on a fixed-point config through :func:`emulator.run`, trials in
+    """The approximate rule on a chip config (datapath or learning engine) through
+    :func:`emulator.run`, trials in
     batches of ``batch`` (the emulator's results do not depend on the split).
 
     Returns (W_record (R+1, K, M, N) incl. the stored initial weights at t = 0, or None;
@@ -170,7 +171,8 @@ def chip_run(cfg, task: Task, steps: int, seed: int, eta: float, record_every: i
         res = run(cfg, task, steps, seed, eta=eta, record=rec, record_every=record_every or 0, trials=tr)
         finals.append(res.w_final)
         if record_every:
-            recs.append(np.concatenate([chip_initial(cfg, task.w_init[tr])[None], res.record["weights"]], axis=0))
+            recs.append(np.concatenate([chip_initial(cfg, task.w_init[tr], task, eta)[None],
+                                        res.record["weights"]], axis=0))
             t = np.concatenate([[0.0], res.record_t_s])
         for var, c in res.counters.items():
             dst = counters.setdefault(var, {"first_step": {}})
@@ -181,8 +183,14 @@ def chip_run(cfg, task: Task, steps: int, seed: int, eta: float, record_every: i
     return Wr, t, np.concatenate(finals, axis=0), counters
 
 
-def chip_initial(cfg, w):
-    """Initial weights as the emulator stores them (rounded to the grid, saturated)."""
+def chip_initial(cfg, w, task: Task, eta: float):
+    """Initial weights as the chip stores them (rounded to its grid, saturated): the
+    datapath's accumulator for a ``kind: fixed`` config, the LearningDense weights of the
+    task's design for a learning-engine config."""
+    if cfg.is_learning_engine:
+        from emulator import learning
+        d = learning.design_for_config(cfg, task, eta)
+        return learning.quantize_weights(d, w) * d.lsb_w
     wt = cfg["weights"]
     f, e = wt["frac"], wt["extra_frac"]
     top = 2 ** (wt["bits"] + e - 1)
@@ -200,10 +208,15 @@ def counters_summary(counters: dict) -> dict:
     return out
 
 
-def weight_range(cfg) -> float | None:
-    """Largest representable |w| of a fixed config (None for float)."""
+def weight_range(cfg, task: Task | None = None, eta: float | None = None) -> float | None:
+    """Largest representable |w| of a fixed config, or of the task's design on a
+    learning-engine config (None for float)."""
     if config_label(cfg) is None:
         return None
+    if cfg.is_learning_engine:
+        from emulator import learning
+        d = learning.design_for_config(cfg, task, eta)
+        return (2 ** (cfg["engine"]["synaptic_bits"] - 1) - 1) * d.lsb_w
     wt = cfg["weights"]
     return (2 ** (wt["bits"] - 1) - 1) * 2.0 ** -wt["frac"]
 

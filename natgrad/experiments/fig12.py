@@ -94,7 +94,9 @@ def angles_for_pair(pair, p, seed, cfg=None, batch: int = 10):
     task = fig3_task(n_trials=K, N=N, group_rates=pair, seed=seed, w_scale=p["w_scale"] / N)
     r, params = task.rates, task.params
     wstar = task.w_target[0, 0, :]                                 # fixed target for the pair
-    d = discretize(cfg, params, r, 1.0) if cfg is not None else None
+    # the datapath's direction from its stages; the learning engine sends the post factor as
+    # stochastic events, so it has no per-sample direction to compare (its learning curves are)
+    d = discretize(cfg, params, r, 1.0) if cfg is not None and cfg.is_fixed else None
     out = {}
     for b0 in range(0, K, batch):
         tr = np.arange(b0, min(K, b0 + batch))
@@ -123,7 +125,8 @@ def angles_for_pair(pair, p, seed, cfg=None, batch: int = 10):
     info = {"m_mean_mv": float(m.mean()), "m_sd_mv": float(m.std()),
             "fraction_weights_beyond_config_range": None}
     if cfg is not None:
-        info["fraction_weights_beyond_config_range"] = float(np.mean(np.abs(Wk) > weight_range(cfg)))
+        info["fraction_weights_beyond_config_range"] = float(np.mean(
+            np.abs(Wk) > weight_range(cfg, task, ETA_CODE["approx"])))
     return {k: np.concatenate(v) for k, v in out.items()}, info
 
 
@@ -150,7 +153,10 @@ def fig12(scale: str = "small", config=None, seed: int = 0, out=None, curves: bo
                s["nat_approx_euclidean"] / s["nat_euclid_euclidean"] for s in summary.values())}
     result = {"experiment": "fig12", "scale": scale, "seed": seed, "params": p, "config": label,
               "angles_per_weight_deg": angles, "weight_info": infos, "effect": eff}
-    if label is not None:
+    if label is not None and not cfg.is_fixed:
+        result["effect_config"] = {"angles": "not formed: the learning engine sends the post "
+                                             "factor as stochastic events (no per-sample direction)"}
+    elif label is not None:
         result["effect_config"] = {
             "mean_angle_nat_to_config_approx_deg": {k: s["nat_config_approx_euclidean"] for k, s in summary.items()},
             "mean_angle_nat_to_config_approx_fisher_deg": {k: s["nat_config_approx_fisher"] for k, s in summary.items()},

@@ -99,7 +99,8 @@ def fig3f(scale: str = "small", config=None, seed: int = 0, out=None, progress=N
         if kle:
             ceff["kl_late_ratio_to_euclid"] = ceff["kl_late"][f"approx@{label}"] / kle
         result.update(curves_config=cc, t_config_s=tr, effect_config=ceff,
-                      counters=counters_summary(counters), weight_range=weight_range(config),
+                      counters=counters_summary(counters),
+                      weight_range=weight_range(config, task, etas.get("approx", ETA_CODE["approx"] * p["eta_scale"])),
                       max_abs_weight_task=float(max(np.abs(task.w_init).max(), np.abs(task.w_target).max())))
     return finish(result, out, "fig3f", _plot_3f, timer)
 
@@ -254,7 +255,8 @@ def fig3de(scale: str = "small", config=None, seed: int = 0, out=None, fields: b
         cpath = Wr[:, :, 0, :].mean(1)
         result.update(t_config_s=tr, path_config={f"approx@{label}": cpath},
                       effect_config={f"approx@{label}": _path_effects(tr, cpath, p["probe_s"])},
-                      counters=counters_summary(counters), weight_range=weight_range(config))
+                      counters=counters_summary(counters),
+                      weight_range=weight_range(config, task, p["eta_approx"]))
     return finish(result, out, "fig3de", _plot_3de, timer)
 
 

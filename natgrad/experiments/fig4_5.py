@@ -91,7 +91,7 @@ def fig4(scale: str = "small", config=None, seed: int = 0, out=None, **overrides
                 "dw_somatic_float_approx": float(dws["approx"][0]),
                 "ratio_to_float_approx": dws_chip / float(dws["approx"][0]),
                 "dw_dendritic_host_view": dws_chip / alpha}},
-            counters=counters_summary(counters), weight_range=weight_range(config))
+            counters=counters_summary(counters), weight_range=weight_range(config, task, eta_n))
     return finish(result, out, "fig4", _plot_4, timer)
 
 
@@ -185,7 +185,7 @@ def fig5(scale: str = "small", config=None, seed: int = 0, out=None, **overrides
                 ch[k].append(100.0 * (res[k].W[0, 0, 0] / task.w_init[0, 0, 0] - 1.0))
             if label is not None:
                 Wr, _, wf, counters = chip_run(config, task, steps, seed + s, eta, record_every=None)
-                w0c = float(chip_initial(config, task.w_init)[0, 0, 0])
+                w0c = float(chip_initial(config, task.w_init, task, eta)[0, 0, 0])
                 ch["chip"].append(100.0 * (wf[0, 0, 0] / w0c - 1.0) if w0c != 0 else float("nan"))
                 for var_, c in counters_summary(counters).items():
                     for kk, vv in c.items():
@@ -222,8 +222,10 @@ def fig5(scale: str = "small", config=None, seed: int = 0, out=None, **overrides
     result = {"experiment": "fig5", "scale": scale, "seed": seed, "params": p, "config": label,
               "eta_code": eta, "conditions": rows, "effect": eff}
     if label is not None:
-        result.update(counters=counters_all, weight_range=weight_range(config),
-                      weight_lsb=2.0 ** -config["weights"]["frac"])
+        lsb = (weight_range(config, task, eta) / (2 ** (config["engine"]["synaptic_bits"] - 1) - 1)
+               if config.is_learning_engine else 2.0 ** -config["weights"]["frac"])
+        result.update(counters=counters_all, weight_range=weight_range(config, task, eta),
+                      weight_lsb=lsb)
     return finish(result, out, "fig5", _plot_5, timer)
 
 

@@ -194,8 +194,8 @@ def _fig7_config(p, cfg, seed, label):
     fl = simulate(task, "approx", eta, steps, seed).W[0]
     _, _, wf, counters = chip_run(cfg, task, steps, seed, eta)
     wf = wf[0]
-    top = weight_range(cfg)
-    w0c = chip_initial(cfg, w0[0])   # initial weights as stored (saturated)
+    top = weight_range(cfg, task, eta)
+    w0c = chip_initial(cfg, w0[0], task, eta)   # initial weights as stored (saturated)
 
     def rel(W, W0):
         st = 100.0 * (W[:, :p["n_stim"]].mean(1) / W0[:, :p["n_stim"]].mean(1) - 1.0)

@@ -17,11 +17,11 @@ import numpy as np
 #: (case name, config, N, M, trials, steps, seed, group_rates).  Every bundled fixed config
 #: on the Fig 3 task, plus two unusual shapes (odd N, several output neurons, one trial).
 CASES = (
-    ("loihi2", "loihi2", 100, 1, 3, 3000, 11, (10.0, 50.0)),
+    ("loihi2_ideal", "loihi2_ideal", 100, 1, 3, 3000, 11, (10.0, 50.0)),
     ("loihi1", "loihi1", 100, 1, 3, 3000, 11, (10.0, 50.0)),
     ("fxp16", "fxp16", 100, 1, 3, 3000, 11, (10.0, 50.0)),
     ("fxp32", "fxp32", 100, 1, 3, 3000, 11, (10.0, 50.0)),
-    ("loihi2_odd_N7_M3", "loihi2", 7, 3, 2, 2500, 5, (20.0, 40.0)),
+    ("loihi2_ideal_odd_N7_M3", "loihi2_ideal", 7, 3, 2, 2500, 5, (20.0, 40.0)),
     ("fxp16_N33_M2_B1", "fxp16", 33, 2, 1, 2500, 3, (5.0, 30.0)),
 )
 
