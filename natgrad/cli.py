@@ -81,8 +81,8 @@ def build_parser() -> argparse.ArgumentParser:
     r = sub.add_parser("run", help="teacher-student task: float reference vs integer emulator")
     r.add_argument("--config", default="loihi2",
                    help="hardware config: a file, or the name of a bundled one (default: loihi2)")
-    r.add_argument("--steps", type=nonneg_int("--steps"), default=120_000,
-                   help="time steps of 0.5 ms (default 120000 = 60 s)")
+    r.add_argument("--steps", type=nonneg_int("--steps"), default=600_000,
+                   help="time steps of 0.5 ms (default 600000 = 300 s)")
     r.add_argument("--seed", type=nonneg_int("--seed"), default=0)
     r.add_argument("--trials", type=pos_int("--trials"), default=4)
     r.add_argument("--lava-steps", type=nonneg_int("--lava-steps"), default=200,

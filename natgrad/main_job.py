@@ -1,12 +1,11 @@
-"""``natgrad run``: float reference against the integer emulator on identical spikes.
+"""``natgrad run``: float reference against a chip config on identical spikes.
 
 Runs the Fig 3 teacher-student task (SPEC §1.5, §3.1: N = 100 afferents at 10/50 Hz,
-w, w* ~ U(-1, 1)/N) with
+w, w* ~ U(-1, 1)/N) at SPEC §3.1's scaled learning rates (x4) with
 * the float64 approximate rule (the reference),
-* the same rule on the integer emulator of the chosen hardware config,
+* the same rule on the chosen config (Loihi 2's learning engine, an integer datapath),
 * the float64 Euclidean rule, for context,
-all on the same input and teacher spikes, plus a short Lava cross-check of the fixed-point
-process.  Prints the learning curves; with ``out`` it also writes the quantization report
+all on the same input and teacher spikes, plus a short Lava cross-check of the config.  Prints the learning curves; with ``out`` it also writes the quantization report
 (``report.md``, ``report.html``, ``report.json`` and PNG figures).
 """
 from __future__ import annotations
@@ -54,17 +53,17 @@ class Progress:
             sys.stderr.write("\n")
 
 
-def _lava_crosscheck(cfg: HwConfig, task, seed: int, steps: int) -> dict:
+def _lava_crosscheck(cfg: HwConfig, task, seed: int, steps: int, eta: float | None = None) -> dict:
     """Run trial 0 under Lava (path 2 for a learning-engine config, the fixed_pt process of
     path 1 for a datapath config) and compare with the emulator bit for bit."""
     if steps == 0 or cfg.is_float:
         return {"lava_bit_exact": None, "steps": 0,
                 "detail": "skipped (--lava-steps 0)" if steps == 0
                 else "float config: no fixed-point process"}
-    emu = R.run(cfg, task, steps, seed, trials=[0])
+    emu = R.run(cfg, task, steps, seed, eta=eta, trials=[0])
     if cfg.is_learning_engine:        # path 2: LearningDense + the learning neuron
         import lava_procs
-        lava = lava_procs.run(cfg, task, steps, seed, trial=0)
+        lava = lava_procs.run(cfg, task, steps, seed, trial=0, eta=eta)
         nv, ne = lava.state["neuron"], emu.state.neuron
         pairs = {"weights": (lava.w_int, emu.w_int),
                  "trace_x1": (lava.state["x1"], emu.state.x_traces[0, 0]),
@@ -73,7 +72,7 @@ def _lava_crosscheck(cfg: HwConfig, task, seed: int, steps: int) -> dict:
                  "counters": (lava.counters, emu.counters)}
         return _compare(pairs, steps)
     from lava_procs import run_lava
-    lava = run_lava(cfg, task, steps, seed, tag="fixed_pt", trial=0)
+    lava = run_lava(cfg, task, steps, seed, tag="fixed_pt", trial=0, eta=eta)
     st = emu.state
     pairs = {"weights": (lava["w_int"], emu.w_int[0]), "trace_m": (lava["vars"]["a_m"], st.a_m[0]),
              "trace_s": (lava["vars"]["a_s"], st.a_s[0]), "potential": (lava["vars"]["v"], st.v[0]),
@@ -120,83 +119,202 @@ def _variable_table(cfg, fl, fx) -> dict:
     return out
 
 
+#: The main job runs SPEC §3.1's validated scaled-down Fig 3F protocol: the code learning
+#: rates times 4, so that a few hundred seconds show the whole story (Euclid first, then the
+#: natural-gradient rules ahead) instead of only its beginning.
+ETA_SCALE = 4.0
+#: Default length: 300 s of simulated time.
+DEFAULT_STEPS = 600_000
+
+
+def _evidence(cfg, fx, variables: dict, upd: dict | None, steps: int, trials: int,
+              learned: float) -> dict:
+    """Candidate bottlenecks ``{name: (score, evidence, advice)}``: scores are the share of
+    the learning signal a quantizer loses (0..1), from counters and local errors."""
+    ev = {}
+    n_syn = trials * N_AFFERENTS * max(steps, 1)
+    if cfg.is_learning_engine:
+        d = fx.state.design
+        c = fx.counters
+        ev_sat = c.get("event", {}).get("saturation", 0)
+        share = ev_sat / max(trials * steps, 1)
+        ev["event"] = (min(1.0, 20.0 * share),
+                       f"{ev_sat} of {trials * steps} neuron steps had a saturated event "
+                       f"probability ({100 * share:.2f} %): the update was capped",
+                       "raise neuron.g_cap (larger events, mapping.c_ev) or lower eta")
+        vq = c.get("vq", {}).get("saturation", 0)
+        ev["vq"] = (min(1.0, 10.0 * vq / max(trials * steps, 1)),
+                    f"y3 = 64 + Vq clipped {vq} times (V beyond +-{63 * d.v_lsb:.3g} mV)",
+                    "raise mapping.v_range_mv")
+        ev["weights"] = (0.5 * min(1.0, d.lsb_w / max(learned, 1e-30)),
+                         f"weight LSB 2^-{d.w_frac} = {d.lsb_w:.3g} against a learned change of "
+                         f"{learned:.3g} RMS; updates are kept "
+                         f"{cfg['engine']['acc_shift']} bits below it for one epoch, then "
+                         "rounded with one random number shared by all synapses",
+                         "hidden weight bits in a tag (mapping.hidden_bits)")
+        return ev
+    w = variables.get("weights", {})
+    under = w.get("underflow", 0)
+    share = (upd or {}).get("magnitude_share_below_half_lsb")
+    head = w.get("headroom_bits")
+    if share is not None:
+        ev["weights"] = (share, f"{100 * under / n_syn:.1f} % of the {n_syn:.3g} weight updates "
+                         f"rounded to zero; {100 * share:.1f} % of the update magnitude is below "
+                         f"half a weight LSB; {head if head is None else round(head, 2)} bits of "
+                         "weight headroom",
+                         "+8 hidden weight bits (weights.extra_frac: 8)")
+    for name, row in variables.items():
+        loc = row.get("local")
+        if not loc or name == "weights" or loc.get("snr") in (None, 0):
+            continue
+        fmt = variable_format(cfg, REPORT_VARS[name])
+        advice = ("interpolate the sigmoid table (sigmoid.interpolate: true)"
+                  if name == "sigma" and not cfg["sigmoid"]["interpolate"]
+                  else f"+2 fractional bits on {REPORT_VARS[name]} ({fmt['format']})")
+        ev[name] = (min(1.0, 1.0 / loc["snr"]),
+                    f"{name}: local rounding error {loc['rms_lsb']:.3g} LSB RMS, bias "
+                    f"{loc['bias_lsb']:.3g} LSB, signal/noise {loc['snr']:.3g}", advice)
+    for name, row in variables.items():
+        if row.get("saturation"):
+            n_op = trials * steps * (N_AFFERENTS if name in ("usp", "trace_m", "trace_s",
+                                                             "weights") else 1)
+            ev[f"{name} range"] = (min(1.0, 5.0 * row["saturation"] / n_op),
+                                   f"{name} saturated {row['saturation']} times",
+                                   f"widen {REPORT_VARS[name]} (more integer bits)")
+    return ev
+
+
 def run_main_job(cfg: HwConfig, steps: int, seed: int, trials: int = 4, out: Path | None = None,
                  lava_steps: int = 200, progress: bool = True) -> dict:
     """Run the default job and return the report dictionary (also written when ``out``)."""
+    from natgrad import analysis
     t_start = time.time()
     task = fig3_task(n_trials=trials, N=N_AFFERENTS, seed=seed)
     eval_every = max(1, steps // 40) if steps else 1
     rec_every = eval_every
     x_test = metrics.test_set(task, seed)
+    eta = ETA_CODE["approx"] * ETA_SCALE
     bar = Progress(3 * steps + 1, progress and sys.stderr.isatty())
-    print(f"natgrad run: config {cfg.name}, {steps} steps ({steps * task.params.dt:g} s), "
-          f"{trials} trials, N = {N_AFFERENTS}, seed {seed}")
+    print(f"natgrad run: config {cfg.name} ({cfg.kind}), {steps} steps "
+          f"({steps * task.params.dt:g} s), {trials} trials, N = {N_AFFERENTS}, seed {seed}, "
+          f"learning rates x{ETA_SCALE:g} (SPEC §3.1 scaled protocol)")
 
     rec = tuple(REPORT_VARS)
-    fl = R.run("float64", task, steps, seed, record=rec, record_every=rec_every,
+    fl = R.run("float64", task, steps, seed, eta=eta, record=rec, record_every=rec_every,
                progress=lambda d: bar(d, "float64 approx"))
     if cfg.is_learning_engine:        # the engine model records the weights only
         rec = R.LE_RECORDABLE
-    fx = R.run(cfg, task, steps, seed, record=rec, record_every=rec_every,
+    fx = R.run(cfg, task, steps, seed, eta=eta, record=rec, record_every=rec_every,
                progress=lambda d: bar(steps + d, f"{cfg.name} emulator"))
-    eu = simulate(task, "euclid", ETA_CODE["euclid"], steps, seed, record_every=eval_every,
-                  eval_every=eval_every)
+    eu = simulate(task, "euclid", ETA_CODE["euclid"] * ETA_SCALE, steps, seed,
+                  record_every=eval_every, eval_every=eval_every)
     bar(3 * steps, "Lava cross-check")
-    cross = _lava_crosscheck(cfg, task, seed, min(lava_steps, steps))
-    bar(3 * steps + 1, "done")
+    cross = _lava_crosscheck(cfg, task, seed, min(lava_steps, steps), eta)
+    bar(3 * steps + 1, "writing the report")
     bar.close()
 
-    def curve(w_rec):
+    def curve(w_rec):                 # (points, trials)
         w_all = np.concatenate([task.w_init[None], w_rec])
-        return np.array([metrics.rate_rmse_hz(w, task.w_target, x_test, task.params).mean()
+        return np.array([metrics.rate_rmse_hz(w, task.w_target, x_test, task.params).mean(axis=1)
                          for w in w_all])
 
     t_s = np.concatenate([[0.0], fl.record_t_s])
-    c_float = curve(fl.record["weights"])
-    c_fixed = curve(fx.record["weights"]) if not cfg.is_float else c_float
+    ct_float = curve(fl.record["weights"])
+    ct_fixed = curve(fx.record["weights"]) if not cfg.is_float else ct_float
+    c_float, c_fixed = ct_float.mean(axis=1), ct_fixed.mean(axis=1)
     c_euclid = eu.rmse.mean(axis=(1, 2)) if eu.rmse is not None else None
 
     print(f"\n  {'t [s]':>7s} {'float RMSE [Hz]':>16s} {cfg.name + ' RMSE [Hz]':>18s} {'Euclid [Hz]':>12s}")
     for n in range(0, len(t_s), max(1, len(t_s) // 10)):
         eu_v = f"{c_euclid[n]:12.3f}" if c_euclid is not None and n < len(c_euclid) else ""
         print(f"  {t_s[n]:7.2f} {c_float[n]:16.3f} {c_fixed[n]:18.3f} {eu_v}")
+    story = analysis.leader_story(t_s, c_float, c_euclid if c_euclid is not None else c_float + 1)
+    print("  " + story["sentence"])
 
-    print("  (code learning rates of Fig 3F; the Euclidean rule leads during the first few hundred\n"
-          "   seconds and the natural rules overtake it later -- SPEC §3.1; see\n"
-          "   `natgrad experiment fig3f` for the full comparison)")
-    variables = _variable_table(cfg, fl, fx) if cfg.is_fixed else {}
+    variables, upd, d = {}, None, None
+    if cfg.is_fixed:
+        from emulator.discretize import discretize
+        d = discretize(cfg, task.params, task.rates, eta)
+        variables = _variable_table(cfg, fl, fx)
+        local = analysis.local_references(fx.record, task, d, eta)
+        for name, row in variables.items():
+            lsb = row["lsb"]
+            row["trajectory"] = analysis.error_split(fx.record[name], fl.record[name], lsb)
+            if name in local:
+                row["local"] = analysis.error_split(fx.record[name], local[name], lsb)
+        upd = analysis.updates(fx.record, fl.record, task, d.variables["weights"].lsb)
     w_err = fx.w_final - fl.w_final
     learned = np.sqrt(np.mean((fl.w_final - task.w_init) ** 2))
+    curves_all = {"t_s": t_s, "float_trials": ct_float, "fixed_trials": ct_fixed}
+    verdict = analysis.verdict(curves_all, fx.counters,
+                               {} if cfg.is_float else _evidence(cfg, fx, variables, upd, steps, trials,
+                                                                  float(learned)))
+    late = analysis.late_slice(len(t_s))
     report = {
         "config": {"name": cfg.name, "source": str(cfg.source), "kind": cfg.kind, "tree": cfg.tree},
+        "verdict": verdict,
+        "story": story,
         "steps": steps, "seed": seed, "trials": trials, "N": N_AFFERENTS,
         "dt_s": task.params.dt,
-        "eta_code": {"approx": ETA_CODE["approx"], "euclid": ETA_CODE["euclid"]},
+        "eta_code": {"approx": eta, "euclid": ETA_CODE["euclid"] * ETA_SCALE,
+                     "scale_vs_paper_code": ETA_SCALE},
         "curves": {"t_s": t_s.tolist(),
-                   "float": {"rate_rmse_hz": c_float.tolist()},
-                   "fixed": {"rate_rmse_hz": c_fixed.tolist()},
+                   "float": {"rate_rmse_hz": c_float.tolist(),
+                             "per_trial": ct_float.T.tolist()},
+                   "fixed": {"rate_rmse_hz": c_fixed.tolist(),
+                             "per_trial": ct_fixed.T.tolist()},
                    "euclid_float": {"rate_rmse_hz": None if c_euclid is None else c_euclid.tolist()}},
+        "late_window": {
+            "t_s": verdict["late_window_s"],
+            "float_rmse_hz": dict(zip(("mean", "ci95"), analysis.mean_ci(ct_float[late], axis=1))),
+            "fixed_rmse_hz": dict(zip(("mean", "ci95"), analysis.mean_ci(ct_fixed[late], axis=1)))},
         "variables": variables,
+        "updates": upd,
         "weights": {"final_rmse_vs_float": float(np.sqrt(np.mean(w_err**2))),
                     "final_max_abs_vs_float": float(np.max(np.abs(w_err))),
                     "learned_change_rms_float": float(learned)},
         "counters": fx.counters,
         "crosscheck": cross,
-        "provenance": {"python": platform.python_version(), "numpy": np.__version__,
-                       "natgrad": _version(), "lava": _lava_version(), "seed": seed,
-                       "wall_s": round(time.time() - t_start, 1)},
+        "provenance": _provenance(seed, t_start),
     }
-    print(f"\n  final weights: RMS error vs float {report['weights']['final_rmse_vs_float']:.3g} "
-          f"(learned change RMS {learned:.3g})")
-    if variables:
-        w = variables["weights"]
-        print(f"  weights: saturation {w['saturation']}, updates rounded to zero {w['underflow']}")
+    v = verdict
+    print(f"\n  verdict: {'TRACKS' if v['tracks_float'] else 'does NOT track'} float within "
+          f"{v['tolerance_hz']:.3g} Hz: late excess {v['excess_hz']:+.3g} Hz "
+          f"(+-{v['excess_ci95_hz']:.2g}, 95 % CI over trials)"
+          + (f", {v['excess_pct_of_learned']:+.1f} % of the {v['learned_hz']:.3g} Hz learned"
+             if v["excess_pct_of_learned"] is not None else ""))
+    if v["bottleneck"]:
+        print(f"  bottleneck: {v['bottleneck']}: {v['evidence']}\n  advice: {v['advice']}")
     print(f"  Lava cross-check: {_verdict(cross)}")
     if out is not None:
         from natgrad.report import write_report
         write_report(report, fl, fx, out)
         print(f"  report written to {out}/report.html, report.md, report.json")
     return report
+
+
+def _provenance(seed: int, t_start: float) -> dict:
+    """Versions, the git commit of the code that ran, and the wall time."""
+    import subprocess
+    try:
+        commit = subprocess.run(["git", "rev-parse", "HEAD"], capture_output=True, text=True,
+                                cwd=Path(__file__).resolve().parent, timeout=5).stdout.strip()
+        dirty = subprocess.run(["git", "status", "--porcelain", "--untracked-files=no"],
+                               capture_output=True, text=True, timeout=5,
+                               cwd=Path(__file__).resolve().parent).stdout.strip() != ""
+    except (OSError, subprocess.SubprocessError):
+        commit, dirty = "", False
+    versions = {}
+    for pkg in ("numpy", "scipy", "numba", "lava-nc", "matplotlib", "pyyaml"):
+        try:
+            from importlib.metadata import version
+            versions[pkg] = version(pkg)
+        except Exception:  # noqa: BLE001 - provenance only
+            versions[pkg] = "unavailable"
+    return {"python": platform.python_version(), "natgrad": _version(),
+            "git_commit": commit or "unknown (not a git checkout)", "git_dirty": dirty,
+            "packages": versions, "numpy": np.__version__, "lava": _lava_version(),
+            "seed": seed, "wall_s": round(time.time() - t_start, 1)}
 
 
 def _verdict(cross) -> str:

@@ -99,6 +99,7 @@ def _fig_err_hist(errs, path):
 def _fig_range(report, fl, path):
     """hls4ml-style: observed |value| spread (log2) against the format's [LSB, max]."""
     names = list(report["variables"])
+    clipped = False
     fig, ax = plt.subplots(figsize=(7, 0.5 * len(names) + 1.5))
     for n, name in enumerate(names):
         row = report["variables"][name]
@@ -109,6 +110,11 @@ def _fig_range(report, fl, path):
                 solid_capstyle="butt", label="representable [LSB, max]" if n == 0 else None)
         if a.size:
             lo, med, hi = np.log2(np.percentile(a, [1, 50, 100]))
+            floor = np.log2(row["lsb"]) - 8           # tails far below the LSB are clipped
+            if lo < floor:
+                ax.plot([floor], [n], "<", color="C0", ms=6,
+                        label="clipped tail (below LSB / 256)" if not clipped else None)
+                clipped, lo = True, floor
             ax.plot([lo, hi], [n, n], color="C0", lw=4, label="observed |value| p1..max" if n == 0 else None)
             ax.plot([med], [n], "k|", ms=12)
     ax.set_yticks(range(len(names)), names)
@@ -126,8 +132,9 @@ def _markdown(report) -> str:
              f"Task: Fig 3 teacher-student (N = {report['N']}, 10/50 Hz), {report['trials']} trials, "
              f"{report['steps']} steps of {report['dt_s'] * 1e3:g} ms, seed {report['seed']}. "
              f"Float64 approximate rule against the config ({_kind_text(cfg['kind'])}) on "
-             "identical spikes.", "",
-             "## Learning curves", "", "![learning curves](learning_curves.png)", "",
+             "identical spikes.", ""] + _verdict_box(report) + [
+             "## Learning curves", "", report.get("story", {}).get("sentence", ""), "",
+             "![learning curves](learning_curves.png)", "",
              "| t [s] | float RMSE [Hz] | fixed RMSE [Hz] |", "|---|---|---|"]
     c = report["curves"]
     step = max(1, len(c["t_s"]) // 10)
@@ -140,12 +147,22 @@ def _markdown(report) -> str:
               f"(RMS weight change learned in float: {w['learned_change_rms_float']:.3g}).", "",
               "![weights](weight_trajectories.png)", ""]
     if report["variables"]:
-        lines += ["## Per-variable error (fixed - float, in LSB of the fixed format)", "",
-                  "| variable | format | LSB | RMSE [LSB] | mean (bias) [LSB] | max abs [LSB] |",
-                  "|---|---|---|---|---|---|"]
+        lines += ["## Per-variable error, in LSB of the fixed format", "",
+                  "*Local* = the chip's value against float arithmetic on the chip's own state "
+                  "at the same step (rounding alone; V and gamma_s use the recorded weights, "
+                  "which are those after the step's update, so theirs includes one update). *Trajectory* = the chip's value against "
+                  "the float run's at the same step (includes the divergence of the two runs). "
+                  "SNR = spread of the signal / RMS error.", "",
+                  "| variable | format | local bias | local noise | local SNR | trajectory bias | "
+                  "trajectory noise | trajectory SNR |", "|---|---|---|---|---|---|---|---|"]
         for name, r in report["variables"].items():
-            lines.append(f"| {name} | {r['format']} | {r['lsb']:.3g} | {r['rmse_lsb']:.3g} | "
-                         f"{r['mean_err_lsb']:.3g} | {r['max_abs_err_lsb']:.3g} |")
+            loc, tra = r.get("local"), r.get("trajectory", {})
+            lb = f"{loc['bias_lsb']:.3g}" if loc else "-"
+            ln = f"{loc['noise_lsb']:.3g}" if loc else "-"
+            ls = _num(loc.get("snr")) if loc else "-"
+            lines.append(f"| {name} | {r['format']} | {lb} | {ln} | {ls} | "
+                         f"{tra.get('bias_lsb', 0):.3g} | {tra.get('noise_lsb', 0):.3g} | "
+                         f"{_num(tra.get('snr'))} |")
         lines += ["", "![error over time](error_over_time.png)", "",
                   "![error histograms](error_histograms.png)", "",
                   "## Overflow, saturation, underflow and headroom", "",
@@ -160,6 +177,17 @@ def _markdown(report) -> str:
                          f"{first} | [{r['float_min']:.3g}, {r['float_max']:.3g}] | "
                          f"[{r['range_lo']:.3g}, {r['range_hi']:.3g}] | {head} |")
         lines += ["", "![range use](range_use.png)", ""]
+    u = report.get("updates")
+    if u:
+        lines += ["## Weight updates", "",
+                  f"At the recorded steps, the chip's update before its final rounding "
+                  f"(P x B from its own state) has median size {_num(u['median_size_lsb'])} weight "
+                  f"LSB; {100 * u['fraction_below_half_lsb']:.1f} % of the {u['n_updates']} updates "
+                  f"and {100 * u['magnitude_share_below_half_lsb']:.1f} % of the update magnitude "
+                  "lie below half an LSB (lost to round-to-nearest, noise under stochastic "
+                  f"rounding). Cosine between chip and float updates: "
+                  f"{_num(u['cosine_fixed_vs_float'])}.", "",
+                  "![update sizes](update_sizes.png)", ""]
     x = report["crosscheck"]
     verdict = ("not run: " + x.get("detail", "")) if x.get("lava_bit_exact") is None else (
         "bit-exact" if x["lava_bit_exact"] else "MISMATCH")
@@ -168,6 +196,50 @@ def _markdown(report) -> str:
               "## Provenance", "", "```", json.dumps(report["provenance"], indent=1),
               json.dumps(report["config"]["tree"], indent=1), "```", ""]
     return "\n".join(lines)
+
+
+def _num(x) -> str:
+    return "-" if x is None else f"{x:.3g}"
+
+
+def _verdict_box(report) -> list[str]:
+    """The report's first lines: yes or no, by how much, the bottleneck and what to change."""
+    v = report.get("verdict")
+    if not v:
+        return []
+    yes = "YES" if v["tracks_float"] else "NO"
+    pct = (f" ({v['excess_pct_of_learned']:+.1f} % of the {v['learned_hz']:.3g} Hz float "
+           "learned)" if v.get("excess_pct_of_learned") is not None else "")
+    lo, hi = v["late_window_s"]
+    return ["## Verdict", "",
+            f"> **Does {report['config']['name']} track float64 within {v['tolerance_hz']:.3g} Hz? "
+            f"{yes}.** Late-window ({lo:g}-{hi:g} s) excess output-rate RMSE "
+            f"{v['excess_hz']:+.3g} Hz +- {v['excess_ci95_hz']:.2g} (95 % CI over trials){pct}.",
+            ">",
+            f"> **Bottleneck: {v['bottleneck']}.** {v['evidence']}.",
+            ">",
+            f"> **What to change:** {v['advice']}.",
+            ">",
+            f"> Rule: {v['rule']}.", ""]
+
+
+def _fig_updates(report, path):
+    u = report["updates"]
+    edges = np.asarray(u["size_hist_edges_lsb"])
+    counts = np.asarray(u["size_hist_counts"])
+    fig, ax = plt.subplots(figsize=(6.5, 3.5))
+    ax.bar(np.arange(len(counts)), counts, color="C0")
+    ax.set_xticks(np.arange(len(counts)), [f"<{e:g}" for e in edges[1:]], rotation=60, fontsize=7)
+    k = int(np.searchsorted(edges[1:], 0.5))
+    ax.axvline(k + 0.5, color="r", ls="--", label="half a weight LSB")
+    ax.set_xlabel("|update| before the final rounding [weight LSB]")
+    ax.set_ylabel("count")
+    ax.set_yscale("log")
+    ax.set_title("Update sizes at the recorded steps")
+    ax.legend(fontsize=8)
+    fig.tight_layout()
+    fig.savefig(path, dpi=100)
+    plt.close(fig)
 
 
 def _kind_text(kind: str) -> str:
@@ -186,7 +258,8 @@ def _html(md: str, folder: Path) -> str:
     out = ["<!doctype html><html><head><meta charset='utf-8'><title>natgrad report</title>",
            "<style>body{font-family:sans-serif;max-width:60em;margin:2em auto}"
            "table{border-collapse:collapse}td,th{border:1px solid #ccc;padding:2px 6px}"
-           "img{max-width:100%}</style></head><body>"]
+           "img{max-width:100%}.verdict{background:#f4f6fa;border-left:4px solid #36c;"
+           "padding:2px 10px}</style></head><body>"]
     in_table = in_code = False
     for line in md.splitlines():
         if line.startswith("```"):
@@ -208,6 +281,9 @@ def _html(md: str, folder: Path) -> str:
         if in_table:
             out.append("</table>")
             in_table = False
+        if line.startswith(">"):
+            out.append(f"<div class='verdict'>{_esc(line.lstrip('>').strip())}</div>")
+            continue
         if line.startswith("!["):
             name = line[line.index("(") + 1:line.index(")")]
             data = base64.b64encode((folder / name).read_bytes()).decode()
@@ -243,6 +319,8 @@ def write_report(report: dict, fl, fx, out: Path) -> None:
             _fig_err_time(report, errs, fl.record_t_s, tmp / "error_over_time.png")
             _fig_err_hist(errs, tmp / "error_histograms.png")
             _fig_range(report, fl, tmp / "range_use.png")
+        if report.get("updates"):
+            _fig_updates(report, tmp / "update_sizes.png")
         md = _markdown(report)
         (tmp / "report.md").write_text(md)
         (tmp / "report.html").write_text(_html(md, tmp))
