@@ -98,7 +98,7 @@ def build_parser() -> argparse.ArgumentParser:
     # Further subcommands live in their own modules; each exposes add_parser(sub), whose
     # handler raises UsageError for bad input.
     import importlib
-    for module in ("natgrad.sweep", "natgrad.deploy", "natgrad.experiments"):
+    for module in ("natgrad.sweep", "natgrad.deploy", "natgrad.experiments", "natgrad.budget"):
         try:
             mod = importlib.import_module(module)
         except ModuleNotFoundError as exc:

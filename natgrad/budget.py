@@ -1,0 +1,286 @@
+"""``natgrad budget``: what each quantizer of a chip config costs on the Fig 3 task.
+
+For every quantizer of the config's kind (weights, traces, the third factors, the sigmoid
+table, rounding and random-number sharing, the epoch, ...) two runs per seed, on the
+spikes of float64's run:
+
+* **on alone**: the quantizer at the chip's setting, every other one wide;
+* **off**: the quantizer wide, every other one at the chip's setting;
+
+plus the plain chip ("all on") and the all-wide config ("all off").  Each run's late-window
+output-rate RMSE excess over float64 (Hz) and its KL ratio to float64 are reported, mean
+and spread over seeds; the table is sorted by the cost of the quantizer alone.  Writes
+``budget.json``, ``budget.md`` and ``budget.png`` (bar chart) into ``--out``.
+
+"Wide" is a setting of the same config kind that removes the quantizer's loss as far as the
+kind allows (more bits with the range kept, round-to-nearest or independent random
+numbers, interpolation), declared per quantizer in :data:`QUANTIZERS`; each wide setting is
+validated by the config loader.
+"""
+from __future__ import annotations
+
+import json
+import shutil
+import tempfile
+import time
+from pathlib import Path
+
+import numpy as np
+
+from emulator import metrics
+from emulator import runner as R
+from emulator.hwconfig import ConfigError, HwConfig
+from emulator.reference import ETA_CODE
+from emulator.task import fig3_task
+
+#: Learning rates of the budget's runs: SPEC §3.1's scaled protocol (x4), as natgrad run.
+ETA_SCALE = 4.0
+
+
+def _widen(cfg: HwConfig, key: str, delta: int) -> dict:
+    """``key.bits`` and ``key.frac`` both + delta (range kept, resolution finer)."""
+    sec = cfg[key]
+    return {f"{key}.bits": sec["bits"] + delta, f"{key}.frac": sec["frac"] + delta}
+
+
+#: Datapath quantizers: name -> (what it is, function cfg -> wide overrides, candidate deltas).
+FIXED_QUANTIZERS = {
+    "weights": ("weight width and hidden accumulator bits",
+                lambda c, d: {**_widen(c, "weights", d), "weights.extra_frac": 16}),
+    "traces": ("presynaptic traces and their decay",
+               lambda c, d: {**_widen(c, "traces", d), "traces.decay_frac": 24,
+                             "traces.rounding": "half_even"}),
+    "usp": ("USP", lambda c, d: _widen(c, "usp", d)),
+    "potential": ("membrane potential V", lambda c, d: _widen(c, "potential", d)),
+    "sigmoid": ("sigmoid table", lambda c, d: {"sigmoid.lut_bits": min(14, c["potential"]["bits"]),
+                                               "sigmoid.interpolate": True, "sigmoid.frac": 28}),
+    "error": ("teacher error", lambda c, d: {"error.frac": 30}),
+    "gamma_s": ("gamma_s table and refresh epoch",
+                lambda c, d: {"gamma_s.bits": 24, "gamma_s.frac": 16, "gamma_s.m_lut_bits": 10,
+                              "gamma_s.v_lut_bits": 10, "gamma_s.epoch_steps": 1}),
+    "bracket": ("bracket", lambda c, d: _widen(c, "bracket", d)),
+    "post": ("post factor (third factor)", lambda c, d: _widen(c, "post", d)),
+    "constants": ("constant mantissas", lambda c, d: {"constants.mant_bits": 20}),
+}
+
+#: Learning-engine quantizers (keys of emulator.hwconfig.LE_SCHEMA).
+LE_QUANTIZERS = {
+    "weights": ("hidden weight bits kept in a tag", lambda c, d: {"mapping.hidden_bits": 6}),
+    "weight rounding RNG": ("one random number per epoch shared by all synapses",
+                            lambda c, d: {"engine.weight_rounding": "per_synapse"}),
+    "trace rounding RNG": ("one random number per step shared by all traces",
+                           lambda c, d: {"engine.trace_rounding": "per_synapse"}),
+    "sigmoid": ("the learning neuron's sigmoid table",
+                lambda c, d: {"neuron.sigma_interpolate": True, "neuron.sigma_node_frac": 4}),
+    "epoch": ("learning epoch length", lambda c, d: {"engine.t_epoch": 1}),
+}
+
+_DELTAS = (12, 10, 8, 6, 4, 2, 1)
+
+
+def quantizers(cfg: HwConfig) -> dict:
+    """``{name: (doc, wide overrides)}`` for the config's kind; each wide setting is the
+    largest of :data:`_DELTAS` the config loader accepts on its own."""
+    table = LE_QUANTIZERS if cfg.is_learning_engine else FIXED_QUANTIZERS
+    out = {}
+    for name, (doc, make) in table.items():
+        for delta in _DELTAS:
+            ov = make(cfg, delta)
+            try:
+                cfg.with_overrides(**ov)
+            except (ConfigError, ValueError):
+                continue
+            out[name] = (doc, ov)
+            break
+    return out
+
+
+def _combine(cfg: HwConfig, parts: list[dict]) -> HwConfig:
+    """The config with several quantizers' wide overrides; where two wide settings do not
+    fit together (64-bit products) the later ones shrink until the loader accepts them."""
+    ov: dict = {}
+    for part in parts:
+        for k, v in part.items():
+            ov[k] = v
+    try:
+        return cfg.with_overrides(**ov)
+    except ConfigError:
+        pass
+    acc: dict = {}
+    for part in parts:
+        trial = dict(acc, **part)
+        try:
+            cfg.with_overrides(**trial)
+            acc = trial
+        except ConfigError:
+            continue
+    return cfg.with_overrides(**acc)
+
+
+def _score(res, fl, task, seed, late_from: int):
+    """Late-window (recorded rows >= late_from) RMSE excess [Hz] and KL ratio vs float."""
+    x_test = metrics.test_set(task, seed)
+
+    def late(r):
+        w = r.record["weights"][late_from:]
+        rm = np.mean([metrics.rate_rmse_hz(wk, task.w_target, x_test, task.params) for wk in w])
+        kl = np.mean([metrics.kl_cost(wk, task.w_target, x_test, task.params) for wk in w])
+        return rm, kl
+    rc, kc = late(res)
+    rf, kf = fl
+    return rc - rf, kc / kf
+
+
+def run_budget(cfg: HwConfig, seconds: float = 100.0, trials: int = 4, seeds: int = 2,
+               progress=None) -> dict:
+    """The budget table of ``cfg`` (see the module docstring)."""
+    if cfg.is_float:
+        raise ValueError(f"{cfg.source}: a float64 config has no quantizers")
+    qs = quantizers(cfg)
+    names = list(qs)
+    wide = _combine(cfg, [ov for _, ov in qs.values()])
+    rows = {"all on (chip)": cfg, "all off (wide)": wide}
+    for n in names:
+        rows[f"{n}: on alone"] = _combine(cfg, [qs[m][1] for m in names if m != n])
+        rows[f"{n}: off"] = _combine(cfg, [qs[n][1]])
+    task0 = fig3_task(n_trials=trials, N=100, seed=0)
+    steps = int(round(seconds / task0.params.dt))
+    every = max(1, steps // 20)
+    late_from = 3 * 20 // 4 - 1                       # last quarter of the 20 records
+    eta = ETA_CODE["approx"] * ETA_SCALE
+    results = {name: {"excess_hz": [], "kl_ratio": []} for name in rows}
+    chip_sha = None
+    total = seeds * (len(rows) + 1)
+    done = 0
+    for s in range(seeds):
+        task = fig3_task(n_trials=trials, N=100, seed=s)
+        fl = R.run("float64", task, steps, s, eta=eta, record=("weights",), record_every=every)
+        x_test = metrics.test_set(task, s)
+        w = fl.record["weights"][late_from:]
+        fl_late = (np.mean([metrics.rate_rmse_hz(wk, task.w_target, x_test, task.params) for wk in w]),
+                   np.mean([metrics.kl_cost(wk, task.w_target, x_test, task.params) for wk in w]))
+        done += 1
+        for name, c in rows.items():
+            res = R.run(c, task, steps, s, eta=eta, record=("weights",), record_every=every)
+            ex, kr = _score(res, fl_late, task, s, late_from)
+            results[name]["excess_hz"].append(float(ex))
+            results[name]["kl_ratio"].append(float(kr))
+            if name == "all on (chip)" and s == 0:
+                chip_sha = _sha(res.w_int)
+            done += 1
+            if progress is not None:
+                progress(done, total, name)
+    table = []
+    for name, r in results.items():
+        ex, kr = np.array(r["excess_hz"]), np.array(r["kl_ratio"])
+        table.append({"row": name, "excess_hz": float(ex.mean()),
+                      "excess_sd_hz": float(ex.std(ddof=1)) if ex.size > 1 else None,
+                      "kl_ratio": float(kr.mean()),
+                      "kl_ratio_sd": float(kr.std(ddof=1)) if kr.size > 1 else None,
+                      "per_seed_excess_hz": r["excess_hz"]})
+    alone = sorted((t for t in table if t["row"].endswith("on alone")),
+                   key=lambda t: -t["excess_hz"])
+    return {"config": cfg.name, "kind": cfg.kind, "seconds": seconds, "trials": trials,
+            "seeds": seeds, "eta_code": eta,
+            "quantizers": {n: {"what": qs[n][0], "wide": qs[n][1]} for n in names},
+            "wide_config": wide.tree, "rows": table,
+            "chip_w_int_sha": chip_sha,   # seed 0's final integer weights of the "all on" row
+            "ranking_on_alone": [t["row"].split(":")[0] for t in alone],
+            "costliest": alone[0]["row"].split(":")[0] if alone else None,
+            "metric": "late-window (last quarter) output-rate RMSE excess over float64 on "
+                      "identical spikes [Hz], and the late KL ratio to float64; mean and sd over seeds"}
+
+
+def _sha(a) -> str:
+    import hashlib
+    return hashlib.sha256(np.ascontiguousarray(a, np.int64).tobytes()).hexdigest()[:16]
+
+
+def _markdown(rep: dict) -> str:
+    lines = [f"# Error budget of {rep['config']} ({rep['kind']})", "",
+             f"Fig 3 task, N = 100, {rep['trials']} trials, {rep['seconds']:g} s at x{ETA_SCALE:g} "
+             f"learning rates, {rep['seeds']} seeds. {rep['metric']}.", "",
+             "| row | excess RMSE [Hz] | sd | KL ratio | sd |", "|---|---|---|---|---|"]
+    order = ["all on (chip)", "all off (wide)"] + [f"{n}: on alone" for n in rep["ranking_on_alone"]]
+    order += [t["row"] for t in rep["rows"] if t["row"] not in order]
+    by = {t["row"]: t for t in rep["rows"]}
+    for name in order:
+        t = by[name]
+        sd = "-" if t["excess_sd_hz"] is None else f"{t['excess_sd_hz']:.3f}"
+        ksd = "-" if t["kl_ratio_sd"] is None else f"{t['kl_ratio_sd']:.3f}"
+        lines.append(f"| {name} | {t['excess_hz']:+.3f} | {sd} | {t['kl_ratio']:.3f} | {ksd} |")
+    lines += ["", f"Costliest quantizer (on alone): **{rep['costliest']}**.", "",
+              "| quantizer | what | wide setting |", "|---|---|---|"]
+    for n, q in rep["quantizers"].items():
+        lines.append(f"| {n} | {q['what']} | `{json.dumps(q['wide'])}` |")
+    return "\n".join(lines) + "\n"
+
+
+def _plot(rep: dict, path: Path) -> None:
+    import matplotlib
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+    names = rep["ranking_on_alone"]
+    by = {t["row"]: t for t in rep["rows"]}
+    on = [by[f"{n}: on alone"]["excess_hz"] for n in names]
+    off = [by[f"{n}: off"]["excess_hz"] for n in names]
+    y = np.arange(len(names))
+    fig, ax = plt.subplots(figsize=(7, 0.45 * len(names) + 1.8))
+    ax.barh(y - 0.2, on, 0.4, label="on alone (rest wide)")
+    ax.barh(y + 0.2, off, 0.4, label="off (rest at the chip)")
+    ax.axvline(by["all on (chip)"]["excess_hz"], color="k", ls="--", label="chip")
+    ax.axvline(by["all off (wide)"]["excess_hz"], color="gray", ls=":", label="all wide")
+    ax.set_yticks(y, names)
+    ax.invert_yaxis()
+    ax.set_xlabel("late-window excess rate RMSE over float64 [Hz]")
+    ax.set_title(f"Error budget: {rep['config']}")
+    ax.legend(fontsize=8)
+    fig.tight_layout()
+    fig.savefig(path, dpi=100)
+    plt.close(fig)
+
+
+def write_budget(rep: dict, out: Path) -> None:
+    out = Path(out)
+    tmp = Path(tempfile.mkdtemp(prefix=".natgrad-", dir=out))
+    try:
+        (tmp / "budget.json").write_text(json.dumps(rep, indent=1))
+        (tmp / "budget.md").write_text(_markdown(rep))
+        _plot(rep, tmp / "budget.png")
+        for f in tmp.iterdir():
+            shutil.move(str(f), out / f.name)
+    finally:
+        shutil.rmtree(tmp, ignore_errors=True)
+
+
+def cmd_budget(args) -> int:
+    from natgrad.cli import UsageError, check_out_dir, load_config
+    cfg = load_config(args.config)
+    if cfg.is_float:
+        raise UsageError(f"--config {args.config}: a float64 config has no quantizers")
+    if args.seconds <= 0:
+        raise UsageError(f"--seconds must be > 0 (got {args.seconds})")
+    out = check_out_dir(Path(args.out))
+    t0 = time.time()
+
+    def progress(done, total, name):
+        print(f"  [{done}/{total}] {name}", flush=True)
+    rep = run_budget(cfg, args.seconds, args.trials, args.seeds, progress)
+    rep["wall_s"] = round(time.time() - t0, 1)
+    write_budget(rep, out)
+    print(_markdown(rep))
+    print(f"  wrote budget.json, budget.md, budget.png to {out} ({rep['wall_s']} s)")
+    return 0
+
+
+def add_parser(sub) -> None:
+    from natgrad.cli import pos_int
+    b = sub.add_parser("budget", help="what each quantizer of a chip config costs (Fig 3 task)")
+    b.add_argument("--config", default="loihi2",
+                   help="chip config: a file, or the name of a bundled one (default: loihi2)")
+    b.add_argument("--seconds", type=float, default=100.0,
+                   help="simulated seconds per run (default 100)")
+    b.add_argument("--trials", type=pos_int("--trials"), default=4, help="trials per seed (default 4)")
+    b.add_argument("--seeds", type=pos_int("--seeds"), default=2, help="seeds (default 2)")
+    b.add_argument("--out", default="natgrad-budget", help="output folder (default natgrad-budget/)")
+    b.set_defaults(func=cmd_budget)
