@@ -25,15 +25,16 @@ from emulator.task import Task
 
 from .common import (Timer, finish, chip_initial, chip_run, config_label, counters_summary, plt, preset, save_fig,
                      steps_of, weight_range)
+from .stats import paired, verdict
 
 FIG7_PRESETS = {
     "small": dict(n_grid=24, w_lo=1.04, w_hi=5.0, T_s=60.0, eta_paper=1e-3, rate=5.0, n_stim=5,
                   n_unstim=5, teacher_rate=20.0, theta=15.0, record_s=1.0,
-                  examples=((1.6, 1.6), (2.5, 2.5), (4.5, 4.5)), config_grid=6),
+                  examples=((1.6, 1.6), (2.5, 2.5), (4.5, 4.5)), config_grid=4, config_seeds=32),
     # the paper's 600 x 600 grid on [0.25, 5] (plotted from index 100, i.e. [1.04, 5])
     "paper": dict(n_grid=600, w_lo=0.25, w_hi=5.0, T_s=60.0, eta_paper=1e-3, rate=5.0, n_stim=5,
                   n_unstim=5, teacher_rate=20.0, theta=15.0, record_s=1.0,
-                  examples=((1.6, 1.6), (2.5, 2.5), (4.5, 4.5)), config_grid=24),
+                  examples=((1.6, 1.6), (2.5, 2.5), (4.5, 4.5)), config_grid=24, config_seeds=32),
 }
 REGIMES = {(1, -1): "O1", (-1, 1): "O2", (-1, -1): "S", (1, 1): "same+"}
 
@@ -191,9 +192,6 @@ def _fig7_config(p, cfg, seed, label):
     task = Task(rates=rates, w_init=w0, teacher_rate=p["teacher_rate"], params=params)
     eta = eta_from_paper(p["eta_paper"], params)
     steps = steps_of(p["T_s"])
-    fl = simulate(task, "approx", eta, steps, seed).W[0]
-    _, _, wf, counters = chip_run(cfg, task, steps, seed, eta)
-    wf = wf[0]
     top = weight_range(cfg, task, eta)
     w0c = chip_initial(cfg, w0[0], task, eta)   # initial weights as stored (saturated)
 
@@ -202,20 +200,45 @@ def _fig7_config(p, cfg, seed, label):
         us = 100.0 * (W[:, p["n_stim"]:].mean(1) / W0[:, p["n_stim"]:].mean(1) - 1.0)
         return st, us
 
-    fst, fus = rel(fl, w0[0])
-    cst, cus = rel(wf, w0c)
+    # float64 and the chip on identical spikes, seed by seed: paired statistics can fail
+    fst, fus, cst, cus, counters = [], [], [], [], {}
+    for s in range(p["config_seeds"]):
+        fl = simulate(task, "approx", eta, steps, seed + s).W[0]
+        _, _, wf, cnt = chip_run(cfg, task, steps, seed + s, eta)
+        a, b = rel(fl, w0[0])
+        c, d = rel(wf[0], w0c)
+        fst.append(a), fus.append(b), cst.append(c), cus.append(d)
+        for var, cc in counters_summary(cnt).items():
+            for k, v in cc.items():
+                counters.setdefault(var, {}).setdefault(k, 0)
+                counters[var][k] += v
+    fst, fus, cst, cus = (np.array(x) for x in (fst, fus, cst, cus))   # (seeds, cells)
     n = p["config_grid"] ** 2
-    sign_agree = (np.sign(fst) == np.sign(cst)) & (np.sign(fus) == np.sign(cus))
-    ex = [{"w_st": float(a), "w_ust": float(b), "float_approx": [float(fst[i]), float(fus[i]), classify(fst[i], fus[i])],
-           f"approx@{label}": [float(cst[i]), float(cus[i]), classify(cst[i], cus[i])]}
-          for i, (a, b) in zip(range(n, M), cells[n:])]
+    pair = paired(np.concatenate([cst, cus], 1), np.concatenate([fst, fus], 1))
+    sat0 = float(np.mean(np.abs(w0[0]) > top))
+    blame = ("weight range: initial weights beyond the chip's format" if sat0 > 0 else
+             "see `natgrad budget --config " + label + "` for the costliest quantizer")
+    targets = [verdict(pair["correlation"], 0.85, "higher", "correlation with float's cells", blame),
+               verdict(pair["rms_mean_difference"], 3.0, "lower", "RMS difference [%-points]", blame),
+               verdict(pair["sign_agreement_resolved"], 0.95, "higher",
+                       "sign agreement on cells resolved in float", blame)]
+    mfs, mfu, mcs, mcu = fst.mean(0), fus.mean(0), cst.mean(0), cus.mean(0)
+    sign_agree = (np.sign(mfs) == np.sign(mcs)) & (np.sign(mfu) == np.sign(mcu))
+    ex = [{"w_st": float(a), "w_ust": float(b),
+           "float_approx": [float(mfs[i]), float(mfu[i]), classify(mfs[i], mfu[i])],
+           f"approx@{label}": [float(mcs[i]), float(mcu[i]), classify(mcs[i], mcu[i])]}
+          for i, (a, b) in zip(range(n, len(cells)), cells[n:])]
     return {"config_grid_w": g, "config_cells": cells,
-            "float_approx_d_stim_pct": fst, "float_approx_d_unstim_pct": fus,
-            "config_d_stim_pct": cst, "config_d_unstim_pct": cus,
-            "effect_config": {"examples": ex, "fraction_cells_same_signs_as_float_approx": float(sign_agree.mean()),
-                              "initial_weight_saturated_fraction": float(np.mean(np.abs(w0[0]) > top)),
+            "float_approx_d_stim_pct": mfs, "float_approx_d_unstim_pct": mfu,
+            "config_d_stim_pct": mcs, "config_d_unstim_pct": mcu,
+            "float_approx_d_stim_pct_per_seed": fst, "float_approx_d_unstim_pct_per_seed": fus,
+            "config_d_stim_pct_per_seed": cst, "config_d_unstim_pct_per_seed": cus,
+            "effect_config": {"examples": ex, "paired": pair, "targets": targets,
+                              "all_targets_pass": all(t["pass"] for t in targets),
+                              "fraction_cells_same_signs_as_float_approx": float(sign_agree.mean()),
+                              "initial_weight_saturated_fraction": sat0,
                               "max_initial_weight": float(np.abs(w0).max())},
-            "counters": counters_summary(counters), "weight_range": top}
+            "counters": counters, "weight_range": top}
 
 
 def _plot_7(r, out):
