@@ -13,6 +13,7 @@ from emulator.params import NeuronParams
 from emulator.reference import coefficients, eta_from_paper
 from emulator.task import Attenuation, Task
 
+from .stats import paired, verdict
 from .common import (Timer, finish, chip_initial, chip_run, config_label, counters_summary, float_rules, plt, preset,
                      save_fig, steps_of, weight_range)
 
@@ -143,11 +144,11 @@ def _plot_4(r, out):
 FIG5_PRESETS = {
     "small": dict(tau_s_ms=(1.0, 3.0, 5.0, 8.0, 15.0, 20.0), tau_rate=10.0,
                   rates=(10.0, 20.0, 30.0, 40.0, 50.0), rate_tau_s_ms=20.0, teacher_rate=80.0,
-                  T_s=5.0, eta_paper=1e-4, w0=0.01, n_seeds=4),
-    # the paper: one run per condition
+                  T_s=5.0, eta_paper=1e-4, w0=0.01, n_seeds=32),
+    # the paper: one run per condition (32 seeds when a chip config is compared)
     "paper": dict(tau_s_ms=(1.0, 3.0, 5.0, 8.0, 15.0, 20.0), tau_rate=10.0,
                   rates=(10.0, 20.0, 30.0, 40.0, 50.0), rate_tau_s_ms=20.0, teacher_rate=80.0,
-                  T_s=5.0, eta_paper=1e-4, w0=0.01, n_seeds=1),
+                  T_s=5.0, eta_paper=1e-4, w0=0.01, n_seeds=1, config_seeds=32),
 }
 
 
@@ -179,7 +180,8 @@ def fig5(scale: str = "small", config=None, seed: int = 0, out=None, **overrides
         task = Task(rates=np.array([r]), w_init=np.full((1, 1, 1), p["w0"] / r),
                     teacher_rate=p["teacher_rate"], params=params)
         ch = {"natural": [], "approx": [], "chip": []}
-        for s in range(p["n_seeds"]):
+        n_seeds = max(p["n_seeds"], p.get("config_seeds", 0)) if label is not None else p["n_seeds"]
+        for s in range(n_seeds):
             res = float_rules(task, {"natural": eta, "approx": eta}, steps, seed + s)
             for k in ("natural", "approx"):
                 ch[k].append(100.0 * (res[k].W[0, 0, 0] / task.w_init[0, 0, 0] - 1.0))
@@ -224,8 +226,17 @@ def fig5(scale: str = "small", config=None, seed: int = 0, out=None, **overrides
     if label is not None:
         lsb = (weight_range(config, task, eta) / (2 ** (config["engine"]["synaptic_bits"] - 1) - 1)
                if config.is_learning_engine else 2.0 ** -config["weights"]["frac"])
+        chip = np.array([rw["config_pct_seeds"] for rw in rows]).T       # (seeds, conditions)
+        ref = np.array([rw["approx_pct_seeds"] for rw in rows]).T
+        pair = paired(chip, ref)
+        blame = (f"weight resolution: the initial weights are {p['w0'] / max(p['rates']):.3g}.."
+                 f"{p['w0'] / min(p['rates'] + (p['tau_rate'],)):.3g} against an LSB of {lsb:.3g}; "
+                 f"see `natgrad budget --config {label}`")
+        tgt = verdict(pair["ratio_per_seed_rms_to_float_sd"], 1.5, "lower",
+                      "paired RMS difference / float's seed-to-seed sd", blame)
         result.update(counters=counters_all, weight_range=weight_range(config, task, eta),
-                      weight_lsb=lsb)
+                      weight_lsb=lsb, effect_config_paired={"paired": pair, "targets": [tgt],
+                                                            "all_targets_pass": tgt["pass"]})
     return finish(result, out, "fig5", _plot_5, timer)
 
 
