@@ -11,6 +11,7 @@ from emulator.reference import ETA_CODE, delta_approx, delta_euclid, delta_natur
 from emulator.spikes import sigma
 from emulator.task import Task, fig3_task
 
+from .stats import ci95, verdict
 from .common import (Timer, finish, angle_deg, chip_run, config_label, counters_summary, curve_metrics,
                      first_below, float_rules, plt, preset, save_fig, steps_of, weight_range)
 
@@ -98,6 +99,33 @@ def fig3f(scale: str = "small", config=None, seed: int = 0, out=None, progress=N
             ceff["kl_late_ratio_to_float_approx"] = ceff["kl_late"][f"approx@{label}"] / fl
         if kle:
             ceff["kl_late_ratio_to_euclid"] = ceff["kl_late"][f"approx@{label}"] / kle
+        # per-trial statistics (trials: independent weights, targets and spikes), paired
+        # with float's approximate rule on the same trial
+        selc = (tr >= lo) & (tr <= hi)
+        chip_late = kl[selc].mean(0) if selc.any() else kl[-1]
+        ratio = chip_late / per_trial_late["approx"] if "approx" in per_trial_late else None
+        thr = p["rmse_threshold_hz"]
+
+        def t_first(rmse, times):          # per trial; None: never below in this run
+            return [first_below(times, rmse[:, k], thr) for k in range(rmse.shape[1])]
+        t_chip = t_first(rm, tr)
+        t_fl = {r: t_first(np.asarray(res[r].rmse).reshape(len(t), -1), t) for r in res}
+        ceff["per_trial"] = {
+            "kl_late_ratio_to_float_approx": ci95(ratio) if ratio is not None else None,
+            "t_rmse_below_s": {f"approx@{label}": ci95(t_chip),
+                               **{r: ci95(v) for r, v in t_fl.items()}},
+            "never_below_threshold": {f"approx@{label}": sum(v is None for v in t_chip),
+                                      **{r: sum(v is None for v in vv) for r, vv in t_fl.items()}},
+            "n_trials": int(rm.shape[1])}
+        te = eff["t_rmse_below_s"].get("euclid")
+        tc = ceff["t_rmse_below_s"][f"approx@{label}"]
+        blame = f"see `natgrad budget --config {label}` and the counters {counters_summary(counters)}"
+        ceff["targets"] = [
+            verdict(ceff.get("kl_late_ratio_to_float_approx"), 1.10, "lower",
+                    "late-KL ratio to float's approximate rule", blame),
+            {"what": "approximate rule on the chip reaches the RMSE threshold before Euclid",
+             "value": tc, "euclid": te, "pass": bool(tc is not None and (te is None or tc < te))}]
+        ceff["all_targets_pass"] = all(t["pass"] for t in ceff["targets"])
         result.update(curves_config=cc, t_config_s=tr, effect_config=ceff,
                       counters=counters_summary(counters),
                       weight_range=weight_range(config, task, etas.get("approx", ETA_CODE["approx"] * p["eta_scale"])),
