@@ -29,29 +29,11 @@ from emulator.reference import ETA_CODE, simulate
 from emulator.task import fig3_task
 from emulator.variables import RECORD_VARIABLE
 from natgrad.formats import variable_format
+from natgrad.progress import Progress
 
 N_AFFERENTS = 100
 #: recorded quantities -> their datapath variable (emulator.variables)
 REPORT_VARS = RECORD_VARIABLE
-
-
-class Progress:
-    """A one-line text progress bar on stderr (only when stderr is a terminal or forced)."""
-
-    def __init__(self, total: int, enabled: bool):
-        self.total, self.enabled, self.t0 = max(total, 1), enabled, time.time()
-
-    def __call__(self, done: int, label: str = "") -> None:
-        if not self.enabled:
-            return
-        frac = min(done / self.total, 1.0)
-        bar = "#" * int(30 * frac)
-        sys.stderr.write(f"\r  [{bar:<30s}] {100 * frac:5.1f}%  {time.time() - self.t0:6.1f} s {label:<24s}")
-        sys.stderr.flush()
-
-    def close(self):
-        if self.enabled:
-            sys.stderr.write("\n")
 
 
 def _lava_crosscheck(cfg: HwConfig, task, seed: int, steps: int) -> dict:
@@ -128,7 +110,7 @@ def run_main_job(cfg: HwConfig, steps: int, seed: int, trials: int = 4, out: Pat
     eval_every = max(1, steps // 40) if steps else 1
     rec_every = eval_every
     x_test = metrics.test_set(task, seed)
-    bar = Progress(3 * steps + 1, progress and sys.stderr.isatty())
+    bar = Progress(3 * steps + 1, progress, prefix="natgrad run")
     print(f"natgrad run: config {cfg.name}, {steps} steps ({steps * task.params.dt:g} s), "
           f"{trials} trials, N = {N_AFFERENTS}, seed {seed}")
 
@@ -139,10 +121,14 @@ def run_main_job(cfg: HwConfig, steps: int, seed: int, trials: int = 4, out: Pat
         rec = R.LE_RECORDABLE
     fx = R.run(cfg, task, steps, seed, record=rec, record_every=rec_every,
                progress=lambda d: bar(steps + d, f"{cfg.name} emulator"))
+    bar(2 * steps, "float64 Euclidean")
     eu = simulate(task, "euclid", ETA_CODE["euclid"], steps, seed, record_every=eval_every,
                   eval_every=eval_every)
-    bar(3 * steps, "Lava cross-check")
-    cross = _lava_crosscheck(cfg, task, seed, min(lava_steps, steps))
+    bar(3 * steps, "float64 Euclidean")
+    n_lava = min(lava_steps, steps)
+    if n_lava and not cfg.is_float:
+        bar.stage(f"Lava cross-check ({n_lava} steps)")
+    cross = _lava_crosscheck(cfg, task, seed, n_lava)
     bar(3 * steps + 1, "done")
     bar.close()
 
@@ -194,7 +180,8 @@ def run_main_job(cfg: HwConfig, steps: int, seed: int, trials: int = 4, out: Pat
     print(f"  Lava cross-check: {_verdict(cross)}")
     if out is not None:
         from natgrad.report import write_report
-        write_report(report, fl, fx, out)
+        bar.stage("writing the report")
+        write_report(report, fl, fx, out)       # atomic: a temp folder, then renames
         print(f"  report written to {out}/report.html, report.md, report.json")
     return report
 
