@@ -212,11 +212,17 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 def main(argv=None) -> int:
+    """Run the command line (``argv`` None: ``sys.argv``, and an interrupted command ends
+    the process at once after its cleanup, skipping exit handlers such as Dask's, which
+    may wait for a cluster that is gone)."""
     interrupt.install()
     try:
         return _main(argv)
     except KeyboardInterrupt:          # SIGINT, or SIGTERM (interrupt.Terminated)
-        return interrupt.finish()
+        code = interrupt.finish()
+        if argv is None:
+            interrupt.hard_exit(code)
+        return code
 
 
 def _main(argv) -> int:

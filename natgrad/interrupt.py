@@ -11,7 +11,7 @@ Child processes do not handle the terminal's SIGINT themselves (the parent stops
 * forked children (Lava's runtime processes) inherit the handler, which ignores SIGINT and
   SIGTERM in any process other than the one that installed it;
 * spawned children (process-pool and Dask workers) are started inside
-  :func:`children_ignore_sigint`, so they inherit a blocked SIGINT.
+  :func:`children_ignore_sigint`, so they inherit a blocked or ignored SIGINT.
 """
 from __future__ import annotations
 
@@ -114,19 +114,35 @@ def finish() -> int:
     return exit_code()
 
 
+def hard_exit(code: int) -> None:
+    """End the process now (stdio flushed, exit handlers skipped: cleanup is done)."""
+    for stream in (sys.stdout, sys.stderr):
+        with contextlib.suppress(Exception):
+            stream.flush()
+    os._exit(code)
+
+
 # ---------------------------------------------------------------------------- child processes
 @contextlib.contextmanager
-def children_ignore_sigint():
-    """Block SIGINT while starting worker processes: they inherit the blocked signal, so a
-    Ctrl-C reaches only this process, which stops them.  A SIGINT that arrives meanwhile
-    stays pending and is delivered on exit from the block."""
+def children_ignore_sigint(from_other_threads: bool = False):
+    """Start worker processes with SIGINT blocked, so that they inherit it blocked: a Ctrl-C
+    reaches only this process, which stops them.  A SIGINT that arrives meanwhile stays
+    pending and is delivered on exit from the block.
+
+    With ``from_other_threads`` (Dask starts its workers from its own threads, which do not
+    share this thread's signal mask) SIGINT is *ignored* process-wide instead, which every
+    child inherits; a SIGINT during the block is then lost, so keep the block short.
+    """
     if threading.current_thread() is not threading.main_thread():
         yield
         return
     old = signal.pthread_sigmask(signal.SIG_BLOCK, {signal.SIGINT})
+    handler = signal.signal(signal.SIGINT, signal.SIG_IGN) if from_other_threads else None
     try:
         yield
     finally:
+        if handler is not None:
+            signal.signal(signal.SIGINT, handler)
         signal.pthread_sigmask(signal.SIG_SETMASK, old)
 
 
