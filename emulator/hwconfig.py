@@ -318,9 +318,14 @@ def load(path_or_name: str | Path) -> HwConfig:
     path = resolve_path(path_or_name)
     where = str(path)
     try:
-        text = path.read_text()
+        raw = path.read_bytes()
     except OSError as exc:
         raise ConfigError(f"{where}: cannot read config ({exc.strerror or exc})") from None
+    try:
+        text = raw.decode("utf-8")      # YAML configs are UTF-8 (ASCII in practice)
+    except UnicodeDecodeError as exc:
+        raise ConfigError(f"{where}: not a UTF-8 text file (byte 0x{raw[exc.start]:02x} at "
+                          f"offset {exc.start}); a config is YAML text") from None
     try:
         tree = yaml.safe_load(text)
     except yaml.YAMLError as exc:

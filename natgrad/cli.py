@@ -211,6 +211,25 @@ def build_parser() -> argparse.ArgumentParser:
     return p
 
 
+def _join_negative_values(argv: list[str]) -> list[str]:
+    """``--opt -10,50`` -> ``--opt=-10,50``: argparse takes a value starting with '-' (other
+    than a plain negative number) for an option and reports a missing argument; joined,
+    the value reaches the option's own check and its message."""
+    out, argv = [], list(argv)
+    i = 0
+    while i < len(argv):
+        a = argv[i]
+        if (a.startswith("--") and "=" not in a and i + 1 < len(argv)
+                and len(argv[i + 1]) > 1 and argv[i + 1][0] == "-"
+                and (argv[i + 1][1].isdigit() or argv[i + 1][1] == ".")):
+            out.append(f"{a}={argv[i + 1]}")
+            i += 2
+            continue
+        out.append(a)
+        i += 1
+    return out
+
+
 def main(argv=None) -> int:
     """Run the command line (``argv`` None: ``sys.argv``, and an interrupted command ends
     the process at once after its cleanup, skipping exit handlers such as Dask's, which
@@ -236,7 +255,7 @@ def _main(argv) -> int:
     for action in parser._subparsers._group_actions:  # sub-parsers share the one-line style
         for sp in action.choices.values():
             sp.error = one_line_error  # type: ignore[method-assign]
-    args = parser.parse_args(argv)
+    args = parser.parse_args(_join_negative_values(sys.argv[1:] if argv is None else argv))
     try:
         code = args.func(args)
     except UsageError as exc:
@@ -250,4 +269,7 @@ def _main(argv) -> int:
 
 
 if __name__ == "__main__":
-    sys.exit(main())
+    # ``python -m natgrad.cli`` runs this file as __main__; use the natgrad.cli module that
+    # the subcommands import, so they raise *its* UsageError.
+    from natgrad.cli import main as _main_of_module
+    sys.exit(_main_of_module())

@@ -81,3 +81,49 @@ class Progress:
             self.stream.flush()
         except (OSError, ValueError):       # stderr closed: progress is optional
             self.enabled = False
+
+
+class Heartbeat:
+    """Progress of work without a known total: the elapsed time and the current activity.
+
+    A daemon thread redraws one line on a terminal (every 0.5 s) or prints a line every
+    ``every_s`` seconds otherwise.  :meth:`status` sets the activity text; :meth:`stage`
+    prints a stage line at once.  Use as a context manager.
+    """
+
+    def __init__(self, prefix: str, enabled: bool = True, every_s: float = EVERY_S, stream=None):
+        import threading
+        self._bar = Progress(1, enabled, prefix, every_s, stream)
+        self._text = ""
+        self._stop = threading.Event()
+        self._thread = threading.Thread(target=self._loop, name="natgrad-progress", daemon=True)
+
+    def __enter__(self):
+        if self._bar.enabled:
+            self._thread.start()
+        return self
+
+    def __exit__(self, *exc):
+        self._stop.set()
+        if self._thread.is_alive():
+            self._thread.join(timeout=1.0)
+        self._bar.close()
+        return False
+
+    def status(self, text: str) -> None:
+        self._text = text
+
+    def stage(self, name: str) -> None:
+        self._bar.stage(name)
+
+    def _loop(self) -> None:
+        b = self._bar
+        period = 0.5 if b.tty else b.every_s
+        while not self._stop.wait(period):
+            elapsed = time.time() - b.t0
+            if b.tty:
+                b._write(f"\r  {elapsed:6.0f} s  {self._text[:60]:<60s}")
+                b._drawn = True
+            else:
+                b._write(f"{b.prefix}: {elapsed:.0f} s" + (f", {self._text}" if self._text else "")
+                         + "\n")
