@@ -331,8 +331,21 @@ def load(path_or_name: str | Path) -> HwConfig:
     except yaml.YAMLError as exc:
         mark = getattr(exc, "problem_mark", None)
         line = f" at line {mark.line + 1}" if mark is not None else ""
-        raise ConfigError(f"{where}: not valid YAML{line}") from None
-    return validate(tree, where)
+        raise ConfigError(_one_line(f"{where}: not valid YAML{line}")) from None
+    except RecursionError:
+        raise ConfigError(_one_line(f"{where}: YAML nested too deeply for a config")) from None
+    try:
+        return validate(tree, where)
+    except ConfigError as exc:
+        # Values are quoted into messages as they are: keep the message one line (a string
+        # value with a newline) and short (a huge list).
+        raise ConfigError(_one_line(str(exc))) from None
+
+
+def _one_line(text: str, limit: int = 400) -> str:
+    text = text.replace("\r", "\\r").replace("\n", "\\n")
+    text = "".join(c if c.isprintable() else repr(c)[1:-1] for c in text)
+    return text if len(text) <= limit else text[:limit - 3] + "..."
 
 
 def bundled_configs() -> list[Path]:

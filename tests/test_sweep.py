@@ -74,10 +74,10 @@ def test_unknown_vary_field_exit_2(capsys):
 
 
 @pytest.mark.parametrize("args, needle", [
-    (["--steps", "-5"], "--steps must be an integer >= 0 (got -5)"),
+    (["--steps", "-5"], "--steps must be an integer >= 1 (got -5)"),
     (["--seeds", "0"], "--seeds must be an integer >= 1"),
     (["--config", "/nonexistent.yaml"], "/nonexistent.yaml: cannot read config"),
-    (["--config", "float64"], "needs a fixed-point config"),
+    (["--config", "float64"], "needs a fixed-point or learning-engine config"),
     (["--vary", "weight_bits=9:7"], "LO must be <= HI"),
     (["--vary", "weight_bits=a:b"], "expected integers"),
     (["--vary", "weight_bits=60:60"], "key 'weights.bits' must be an integer in [2, 48] (got 60)"),
