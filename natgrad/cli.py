@@ -164,8 +164,25 @@ def cmd_check_config(args) -> int:
     return 0
 
 
+def plain(text: str) -> str:
+    """Docstring markup (``code``, *emphasis*) as plain text for the terminal."""
+    import re
+    return re.sub(r"(?<![\w*])\*(\w[^*\n]*?)\*(?![\w*])", r"\1", text.replace("``", ""))
+
+
 class HelpFormatter(argparse.ArgumentDefaultsHelpFormatter):
-    """Help with every option's default (argparse's ``(default: ...)``)."""
+    """Help with the default of every option that has one, and without docstring markup."""
+
+    def _get_help_string(self, action):
+        if action.default is None or action.default is False or action.default is argparse.SUPPRESS:
+            return action.help
+        return super()._get_help_string(action)
+
+    def _format_text(self, text):
+        return super()._format_text(plain(text))
+
+    def _expand_help(self, action):
+        return plain(super()._expand_help(action))
 
 
 def build_parser() -> argparse.ArgumentParser:

@@ -72,6 +72,11 @@ def _set_signal(signum: int) -> None:
     threading.Thread(target=_watchdog, name="natgrad-watchdog", daemon=True).start()
 
 
+def interrupted() -> bool:
+    """True once SIGINT or SIGTERM has reached this process (cleanup under way)."""
+    return _signum is not None
+
+
 def exit_code() -> int:
     """130 after SIGINT (or a KeyboardInterrupt without a signal), 143 after SIGTERM."""
     return 128 + (_signum or signal.SIGINT)

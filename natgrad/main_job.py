@@ -111,6 +111,7 @@ def run_main_job(cfg: HwConfig, steps: int, seed: int, trials: int = 4, out: Pat
     rec_every = eval_every
     x_test = metrics.test_set(task, seed)
     bar = Progress(3 * steps + 1, progress, prefix="natgrad run")
+    bar.stage("float64 reference, integer emulator, Euclidean rule")
     print(f"natgrad run: config {cfg.name}, {steps} steps ({steps * task.params.dt:g} s), "
           f"{trials} trials, N = {N_AFFERENTS}, seed {seed}")
 
@@ -179,9 +180,11 @@ def run_main_job(cfg: HwConfig, steps: int, seed: int, trials: int = 4, out: Pat
         print(f"  weights: saturation {w['saturation']}, updates rounded to zero {w['underflow']}")
     print(f"  Lava cross-check: {_verdict(cross)}")
     if out is not None:
+        from natgrad.progress import Heartbeat
         from natgrad.report import write_report
-        bar.stage("writing the report")
-        write_report(report, fl, fx, out)       # atomic: a temp folder, then renames
+        with Heartbeat("natgrad run", progress) as hb:
+            hb.stage("writing the report")
+            write_report(report, fl, fx, out)   # atomic: a temp folder, then renames
         print(f"  report written to {out}/report.html, report.md, report.json")
     return report
 

@@ -452,15 +452,13 @@ def _nonneg_float(name):
     return parse
 
 
-def _progress_printer(enabled: bool):
+def _progress_printer(enabled: bool, total: int):
     """Progress of the runs: a bar on a terminal, a line every 10 s otherwise."""
     from natgrad.progress import Progress
-    bar = None
+    bar = Progress(total, enabled, prefix="natgrad sweep")
+    bar(0, "runs")
 
     def show(done, total):
-        nonlocal bar
-        if bar is None:
-            bar = Progress(total, enabled, prefix="natgrad sweep")
         bar(done, "runs")
         if done >= total:
             bar.close()
@@ -539,7 +537,7 @@ def cmd_sweep(args) -> int:
               f"({args.steps * 0.0005:g} s), executor {args.executor}")
         rep = run_sweep(base, varies, args.seeds, args.steps, args.trials, args.tolerance,
                         args.executor, args.scheduler, args.workers,
-                        _progress_printer(not args.quiet))
+                        _progress_printer(not args.quiet, args.seeds * (n_points + 1)))
         if not args.quiet:
             print("natgrad sweep: writing sweep.json and plots", file=sys.stderr)
         _print_summary(rep, varies)

@@ -88,7 +88,7 @@ def cmd_experiment(args) -> int:
     tmp = Path(tempfile.mkdtemp(prefix=".natgrad-experiment-", dir=out))
     try:
         with Heartbeat(f"natgrad experiment {args.name}", enabled=not args.quiet) as hb:
-            hb.stage(f"{args.name}, scale {args.scale}, config {cfg.name if cfg else 'float64'}")
+            hb.stage(f"scale {args.scale}, config {cfg.name if cfg else 'float64'}")
             common.set_status(hb.status, hb.stage)
             try:
                 res = run_experiment(args.name, scale=args.scale, config=cfg, seed=args.seed,
