@@ -15,9 +15,10 @@ from natgrad import interrupt
 
 #: Seeds of the counter RNG are 64-bit words (fixedpoint.rng masks them to 64 bits).
 SEED_MAX = 2**64 - 1
-#: Typical emulator throughput on one core (trial-steps per second, float reference, the
-#: integer emulator and the Euclidean rule together), for the run-time estimate.
-RUN_TRIAL_STEPS_PER_S = 1.5e5
+#: Emulator throughput on one core (trial-steps per second for the float reference, the
+#: integer emulator and the Euclidean rule together), for the run-time estimate: measured
+#: 1e5 with 4 trials, 2e4 with 400 (a shared 2-core machine); the lower, conservative.
+RUN_TRIAL_STEPS_PER_S = 2.0e4
 #: Estimated run times beyond this are refused (no one waits for them; shorten --steps).
 MAX_RUN_S = 7 * 24 * 3600.0
 

@@ -32,6 +32,15 @@ from natgrad.formats import variable_format
 from natgrad.progress import Progress
 
 N_AFFERENTS = 100
+#: Trial-steps per emulator chunk.  The integer kernels hold the GIL while a chunk runs,
+#: so a Ctrl-C is handled only between chunks: about a second of work at most.  (The
+#: chunk size changes no bit of the results.)
+CHUNK_TRIAL_STEPS = 100_000
+
+
+def chunk_steps(trials: int) -> int:
+    """Time steps per emulator chunk for ``trials`` trials (see CHUNK_TRIAL_STEPS)."""
+    return max(50, min(4000, CHUNK_TRIAL_STEPS // max(1, int(trials))))
 #: recorded quantities -> their datapath variable (emulator.variables)
 REPORT_VARS = RECORD_VARIABLE
 
@@ -116,11 +125,12 @@ def run_main_job(cfg: HwConfig, steps: int, seed: int, trials: int = 4, out: Pat
           f"{trials} trials, N = {N_AFFERENTS}, seed {seed}")
 
     rec = tuple(REPORT_VARS)
-    fl = R.run("float64", task, steps, seed, record=rec, record_every=rec_every,
+    chunk = chunk_steps(trials)
+    fl = R.run("float64", task, steps, seed, record=rec, record_every=rec_every, chunk_steps=chunk,
                progress=lambda d: bar(d, "float64 approx"))
     if cfg.is_learning_engine:        # the engine model records the weights only
         rec = R.LE_RECORDABLE
-    fx = R.run(cfg, task, steps, seed, record=rec, record_every=rec_every,
+    fx = R.run(cfg, task, steps, seed, record=rec, record_every=rec_every, chunk_steps=chunk,
                progress=lambda d: bar(steps + d, f"{cfg.name} emulator"))
     bar(2 * steps, "float64 Euclidean")
     eu = simulate(task, "euclid", ETA_CODE["euclid"], steps, seed, record_every=eval_every,

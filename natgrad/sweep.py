@@ -160,7 +160,8 @@ def run_point(base_tree: dict | None, source: str, overrides: dict | None, seed:
         cfg = "float64"
     else:
         cfg = validate(base_tree, source).with_overrides(**(overrides or {}))
-    res = R.run(cfg, task, int(steps), int(seed))
+    from natgrad.main_job import chunk_steps
+    res = R.run(cfg, task, int(steps), int(seed), chunk_steps=chunk_steps(trials))
     rmse = metrics.rate_rmse_hz(res.w_final, task.w_target, x_test, task.params).mean(axis=1)
     init = metrics.rate_rmse_hz(task.w_init, task.w_target, x_test, task.params).mean(axis=1)
     counters = res.counters or {}

@@ -182,6 +182,7 @@ def chip_run(cfg, task: Task, steps: int, seed: int, eta: float, record_every: i
     somatic weights (identity parametrization).
     """
     from emulator.runner import run
+    from natgrad.main_job import chunk_steps      # short chunks: Ctrl-C is handled between them
     if not getattr(task.f, "is_identity", False):
         raise ValueError("the integer emulator runs the somatic (identity) parametrization only")
     rec = ("weights",) if record_every else ()
@@ -191,7 +192,8 @@ def chip_run(cfg, task: Task, steps: int, seed: int, eta: float, record_every: i
         if task.n_trials > batch:
             _note(f"{cfg.name} approx: trials {b0}..{tr[-1]} of {task.n_trials}")
         _status(f"{cfg.name} approx: trials {b0}..{tr[-1]} of {task.n_trials}, {steps} steps")
-        res = run(cfg, task, steps, seed, eta=eta, record=rec, record_every=record_every or 0, trials=tr)
+        res = run(cfg, task, steps, seed, eta=eta, record=rec, record_every=record_every or 0,
+                  trials=tr, chunk_steps=chunk_steps(len(tr)))
         finals.append(res.w_final)
         if record_every:
             recs.append(np.concatenate([chip_initial(cfg, task.w_init[tr], task, eta)[None],
