@@ -313,14 +313,24 @@ def resolve_path(path_or_name: str | Path) -> Path:
     return p
 
 
+#: A config is a page of YAML; anything far larger is the wrong file.
+MAX_CONFIG_BYTES = 1 << 20
+
+
 def load(path_or_name: str | Path) -> HwConfig:
     """Load and validate a YAML config file (or a bundled config by name)."""
     path = resolve_path(path_or_name)
     where = str(path)
     try:
-        raw = path.read_bytes()
+        # Only regular files of config size: /dev/zero or a FIFO would never end.
+        if path.exists() and not path.is_dir() and not path.is_file():
+            raise ConfigError(f"{where}: not a regular file")
+        with open(path, "rb") as fh:
+            raw = fh.read(MAX_CONFIG_BYTES + 1)
     except OSError as exc:
         raise ConfigError(f"{where}: cannot read config ({exc.strerror or exc})") from None
+    if len(raw) > MAX_CONFIG_BYTES:
+        raise ConfigError(f"{where}: larger than {MAX_CONFIG_BYTES // 1024} KiB: not a config")
     try:
         text = raw.decode("utf-8")      # YAML configs are UTF-8 (ASCII in practice)
     except UnicodeDecodeError as exc:

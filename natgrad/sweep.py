@@ -43,6 +43,10 @@ DEFAULT_TRIALS = 4
 #: 0.5 Hz tolerance would accept almost any width; 0.1 Hz is ~15 % of what is learned.
 DEFAULT_TOLERANCE_HZ = 0.1
 DEFAULT_WORKERS = 2
+#: Values per --vary range (widths are at most 64 bits; checked before the grid is built).
+MAX_VALUES = 256
+#: Points of the whole grid (each is validated before anything runs).
+MAX_POINTS = 10_000
 
 #: Friendly field names: name -> (width key, key moved by the same amount or None, doc).
 #: With a companion ``frac`` key the format's range (largest representable value) stays
@@ -97,6 +101,9 @@ def parse_vary(text: str, base=None) -> tuple[str, list[int]]:
         raise UsageError(f"--vary {text!r}: STEP must be >= 1 (got {step})")
     if lo > hi:
         raise UsageError(f"--vary {text!r}: LO must be <= HI (got {lo} > {hi})")
+    n = len(range(lo, hi + 1, step))
+    if n > MAX_VALUES:
+        raise UsageError(f"--vary {text!r}: {n} values, at most {MAX_VALUES} per field")
     return field, list(range(lo, hi + 1, step))
 
 
@@ -518,6 +525,10 @@ def cmd_sweep(args) -> int:
         if keys & seen:
             raise UsageError(f"--vary {f}: varies config key {sorted(keys & seen)[0]} twice")
         seen |= keys
+    n_grid = math.prod(len(vals) for _, vals in varies)
+    if n_grid > MAX_POINTS:
+        raise UsageError(f"--vary: {n_grid} grid points, at most {MAX_POINTS} (narrow a range "
+                         "or use LO:HI:STEP)")
     build_grid(base, varies)            # every point validated before anything runs
     if args.executor != "dask" and args.scheduler:
         raise UsageError("--scheduler needs --executor dask")

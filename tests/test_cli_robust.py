@@ -53,6 +53,10 @@ BAD = [
     (["deploy", "--rates=0,0", "--out", "{d}/d3.yaml"], "at least one rate must be > 0"),
     (["deploy", "--out", ""], "--out: empty path"),
     (["experiment", "fig7", "--seed", str(2**64)], "--seed must be an integer in [0, 2**64 - 1]"),
+    (["check-config", "/dev/zero"], "not a regular file"),
+    (["sweep", "--vary", "weight_bits=1:1000000000"], "at most 256 per field"),
+    (["sweep", "--vary", "weight_bits=2:48", "--vary", "trace_bits=2:32", "--vary",
+      "decay_bits=4:24"], "grid points, at most"),
 ]
 
 
@@ -71,9 +75,11 @@ def test_bad_input_one_line_exit_2(args, needle, bad_files, tmp_path):
 
 # --------------------------------------------------------------------------- interrupts
 def _descendants_and_strays(pid, marker):
+    """Descendants of ``pid`` (None: none) and processes whose command line has ``marker``."""
     found = set()
     try:
-        found |= {p.pid for p in psutil.Process(pid).children(recursive=True)}
+        if pid is not None:
+            found |= {p.pid for p in psutil.Process(pid).children(recursive=True)}
     except psutil.Error:
         pass
     for p in psutil.process_iter(["pid", "cmdline"]):
@@ -141,9 +147,9 @@ def _assert_clean(code, dt, err, pids, out, tmp_path, expect=130):
     assert err.strip().splitlines() == [f"natgrad: {'terminated' if expect == 143 else 'interrupted'}"], err
     assert "Traceback" not in err
     deadline = time.time() + 3          # the resource tracker exits once its pipe closes
-    while _alive(pids | _descendants_and_strays(os.getpid(), str(tmp_path))) and time.time() < deadline:
+    while _alive(pids | _descendants_and_strays(None, str(tmp_path))) and time.time() < deadline:
         time.sleep(0.1)
-    assert not _alive(pids | _descendants_and_strays(os.getpid(), str(tmp_path)))
+    assert not _alive(pids | _descendants_and_strays(None, str(tmp_path)))
     assert not out.exists()
 
 
