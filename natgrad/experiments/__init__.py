@@ -73,7 +73,6 @@ def _short(o, depth=0):
 def cmd_experiment(args) -> int:
     import os
     import shutil
-    import sys
     import tempfile
 
     from natgrad.cli import check_out_dir, load_config
