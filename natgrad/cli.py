@@ -12,6 +12,7 @@ import sys
 from pathlib import Path
 
 from natgrad import interrupt
+from natgrad.errors import UsageError  # noqa: F401 - the subcommands import it from here
 
 #: Seeds of the counter RNG are 64-bit words (fixedpoint.rng masks them to 64 bits).
 SEED_MAX = 2**64 - 1
@@ -23,8 +24,6 @@ RUN_TRIAL_STEPS_PER_S = 2.0e4
 MAX_RUN_S = 7 * 24 * 3600.0
 
 
-class UsageError(Exception):
-    """A user-facing error: printed as one line, exit status 2."""
 
 
 def nonneg_int(name):
@@ -287,7 +286,4 @@ def _main(argv) -> int:
 
 
 if __name__ == "__main__":
-    # ``python -m natgrad.cli`` runs this file as __main__; use the natgrad.cli module that
-    # the subcommands import, so they raise *its* UsageError.
-    from natgrad.cli import main as _main_of_module
-    sys.exit(_main_of_module())
+    sys.exit(main())
