@@ -203,6 +203,12 @@ def track_output(path: Path) -> None:
     path = Path(path)
     existed = path.is_dir()
     names = frozenset(os.listdir(path)) if existed else frozenset()
+    if not existed:
+        # mkdir(parents=True) may create parents too: remove from the topmost new one
+        top = path.absolute()
+        while not top.parent.exists() and top.parent != top:
+            top = top.parent
+        path = top
     with _lock:
         _outputs.append((path, existed, names))
 

@@ -184,6 +184,6 @@ def test_sigint_during_local_sweep(tmp_path):
 
 @pytest.mark.timeout(60)
 def test_sigint_during_experiment(tmp_path):
-    out = tmp_path / "exp"
-    res = _interrupt(["experiment", "fig7", "--out", out], "scale small", tmp_path, after_s=2.0)
-    _assert_clean(*res, out, tmp_path)
+    res = _interrupt(["experiment", "fig7"], "scale small", tmp_path, after_s=2.0)
+    # the default --out natgrad-experiments/fig7 is removed with its new parent
+    _assert_clean(*res, tmp_path / "natgrad-experiments", tmp_path)
