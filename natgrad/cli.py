@@ -253,7 +253,10 @@ def main(argv=None) -> int:
     may wait for a cluster that is gone)."""
     interrupt.install()
     try:
-        return _main(argv)
+        code = _main(argv)
+        if argv is None:               # done: a late signal must not kill the exit
+            interrupt.ignore_signals()
+        return code
     except KeyboardInterrupt:          # SIGINT, or SIGTERM (interrupt.Terminated)
         code = interrupt.finish()
         if argv is None:

@@ -55,6 +55,13 @@ def install() -> None:
     signal.signal(signal.SIGTERM, _handler)
 
 
+def ignore_signals() -> None:
+    """The command has finished (its outputs are complete): ignore SIGINT / SIGTERM during
+    interpreter exit, so the exit status stays the command's."""
+    signal.signal(signal.SIGINT, signal.SIG_IGN)
+    signal.signal(signal.SIGTERM, signal.SIG_IGN)
+
+
 def _handler(signum, frame):
     if os.getpid() != _main_pid:
         # A forked child (a Lava runtime process) got the signal sent to the whole process

@@ -156,8 +156,9 @@ def _assert_clean(code, dt, err, pids, out, tmp_path, expect=130):
 @pytest.mark.timeout(60)
 def test_sigint_during_lava_crosscheck(tmp_path):
     out = tmp_path / "rep"
-    res = _interrupt(["run", "--steps", "300", "--trials", "1", "--lava-steps", "20000",
+    res = _interrupt(["run", "--steps", "20000", "--trials", "1", "--lava-steps", "20000",
                       "--out", out], "Lava cross-check", tmp_path, after_s=2.0)
+    assert len(res[3]) >= 3, "the Lava runtime's processes were not running"
     _assert_clean(*res, out, tmp_path)
 
 
@@ -166,9 +167,10 @@ def test_sigterm_during_lava_crosscheck_keeps_existing_out(tmp_path):
     out = tmp_path / "rep"
     out.mkdir()
     (out / "old.txt").write_text("old")
-    code, dt, err, pids = _interrupt(["run", "--steps", "300", "--trials", "1", "--lava-steps",
+    code, dt, err, pids = _interrupt(["run", "--steps", "20000", "--trials", "1", "--lava-steps",
                                       "20000", "--out", out], "Lava cross-check", tmp_path,
                                      after_s=2.0, sig=signal.SIGTERM)
+    assert len(pids) >= 3, "the Lava runtime's processes were not running"
     _assert_clean(code, dt, err, pids, tmp_path / "nothing", tmp_path, expect=143)
     assert sorted(os.listdir(out)) == ["old.txt"] and (out / "old.txt").read_text() == "old"
 
