@@ -91,7 +91,7 @@ def exit_code() -> int:
 
 def _watchdog() -> None:
     time.sleep(DEADLINE_S)
-    if os.environ.get("NATGRAD_DEBUG_HANG"):
+    if os.environ.get("NATGRAD_DEBUG_HANG"):   # every thread's stack: what cleanup waited on
         import faulthandler
         faulthandler.dump_traceback(all_threads=True)
     kill_descendants(grace=0.0)
