@@ -313,21 +313,49 @@ def resolve_path(path_or_name: str | Path) -> Path:
     return p
 
 
+#: A config is a page of YAML; anything far larger is the wrong file.
+MAX_CONFIG_BYTES = 1 << 20
+
+
 def load(path_or_name: str | Path) -> HwConfig:
     """Load and validate a YAML config file (or a bundled config by name)."""
     path = resolve_path(path_or_name)
     where = str(path)
     try:
-        text = path.read_text()
+        # Only regular files of config size: /dev/zero or a FIFO would never end.
+        if path.exists() and not path.is_dir() and not path.is_file():
+            raise ConfigError(f"{where}: not a regular file")
+        with open(path, "rb") as fh:
+            raw = fh.read(MAX_CONFIG_BYTES + 1)
     except OSError as exc:
         raise ConfigError(f"{where}: cannot read config ({exc.strerror or exc})") from None
+    if len(raw) > MAX_CONFIG_BYTES:
+        raise ConfigError(f"{where}: larger than {MAX_CONFIG_BYTES // 1024} KiB: not a config")
+    try:
+        text = raw.decode("utf-8")      # YAML configs are UTF-8 (ASCII in practice)
+    except UnicodeDecodeError as exc:
+        raise ConfigError(f"{where}: not a UTF-8 text file (byte 0x{raw[exc.start]:02x} at "
+                          f"offset {exc.start}); a config is YAML text") from None
     try:
         tree = yaml.safe_load(text)
     except yaml.YAMLError as exc:
         mark = getattr(exc, "problem_mark", None)
         line = f" at line {mark.line + 1}" if mark is not None else ""
-        raise ConfigError(f"{where}: not valid YAML{line}") from None
-    return validate(tree, where)
+        raise ConfigError(_one_line(f"{where}: not valid YAML{line}")) from None
+    except RecursionError:
+        raise ConfigError(_one_line(f"{where}: YAML nested too deeply for a config")) from None
+    try:
+        return validate(tree, where)
+    except ConfigError as exc:
+        # Values are quoted into messages as they are: keep the message one line (a string
+        # value with a newline) and short (a huge list).
+        raise ConfigError(_one_line(str(exc))) from None
+
+
+def _one_line(text: str, limit: int = 400) -> str:
+    text = text.replace("\r", "\\r").replace("\n", "\\n")
+    text = "".join(c if c.isprintable() else repr(c)[1:-1] for c in text)
+    return text if len(text) <= limit else text[:limit - 3] + "..."
 
 
 def bundled_configs() -> list[Path]:

@@ -1,7 +1,9 @@
 """The ``natgrad`` command line.
 
 Bad input (config, argument, output folder) prints one line ``natgrad: error: ...`` and
-exits with status 2; nothing is written.
+exits with status 2; nothing is written.  SIGINT / SIGTERM print one line and exit with
+status 130 / 143 within seconds, after stopping every child process and removing what the
+command had written (see :mod:`natgrad.interrupt`).
 """
 from __future__ import annotations
 
@@ -9,9 +11,19 @@ import argparse
 import sys
 from pathlib import Path
 
+from natgrad import interrupt
+from natgrad.errors import UsageError  # noqa: F401 - the subcommands import it from here
 
-class UsageError(Exception):
-    """A user-facing error: printed as one line, exit status 2."""
+#: Seeds of the counter RNG are 64-bit words (fixedpoint.rng masks them to 64 bits).
+SEED_MAX = 2**64 - 1
+#: Emulator throughput on one core (trial-steps per second for the float reference, the
+#: integer emulator and the Euclidean rule together), for the run-time estimate: measured
+#: 1e5 with 4 trials, 2e4 with 400 (a shared 2-core machine); the lower, conservative.
+RUN_TRIAL_STEPS_PER_S = 2.0e4
+#: Estimated run times beyond this are refused (no one waits for them; shorten --steps).
+MAX_RUN_S = 7 * 24 * 3600.0
+
+
 
 
 def nonneg_int(name):
@@ -38,8 +50,71 @@ def pos_int(name):
     return parse
 
 
+def seed_arg(name="--seed"):
+    """A seed of the counter RNG: an integer in [0, 2**64 - 1]."""
+    def parse(text):
+        try:
+            value = int(text)
+        except ValueError:
+            raise argparse.ArgumentTypeError(f"{name} must be an integer in [0, 2**64 - 1] "
+                                             f"(got {text!r})")
+        if not 0 <= value <= SEED_MAX:
+            raise argparse.ArgumentTypeError(f"{name} must be an integer in [0, 2**64 - 1] "
+                                             f"(got {value})")
+        return value
+    return parse
+
+
+def available_memory() -> int:
+    """Bytes of memory available to a new allocation (MemAvailable of /proc/meminfo)."""
+    try:
+        import psutil
+        return int(psutil.virtual_memory().available)
+    except Exception:  # noqa: BLE001 - fall back to /proc
+        try:
+            with open("/proc/meminfo") as fh:
+                for line in fh:
+                    if line.startswith("MemAvailable:"):
+                        return int(line.split()[1]) * 1024
+        except OSError:
+            pass
+    return 2**63
+
+
+def _gib(n: float) -> str:
+    return f"{n / 2**30:.1f} GiB"
+
+
+def check_fits(what: str, need_bytes: float, est_s: float | None = None) -> None:
+    """Refuse (UsageError) a job whose estimated memory exceeds what is available, or whose
+    estimated run time exceeds :data:`MAX_RUN_S`; nothing has been allocated yet."""
+    have = available_memory()
+    if need_bytes > 0.9 * have:
+        raise UsageError(f"{what} needs about {_gib(need_bytes)} of memory, "
+                         f"{_gib(have)} is available")
+    if est_s is not None and est_s > MAX_RUN_S:
+        raise UsageError(f"{what} would run for about {est_s / 86400:.3g} days "
+                         f"(limit {MAX_RUN_S / 86400:g} days)")
+
+
+def human_time(seconds: float) -> str:
+    if seconds < 120:
+        return f"{seconds:.0f} s"
+    if seconds < 7200:
+        return f"{seconds / 60:.0f} min"
+    return f"{seconds / 3600:.1f} h"
+
+
 def check_out_dir(path: Path) -> Path:
-    """Create ``path`` if needed and make sure it is writable; UsageError otherwise."""
+    """Create ``path`` if needed and make sure it is writable; UsageError otherwise.
+
+    The folder is tracked (:func:`natgrad.interrupt.track_output`): if the command fails or
+    is interrupted, a folder it created is removed, and a pre-existing one loses only what
+    the command added.
+    """
+    if not str(path):
+        raise UsageError("--out: empty path (give a folder name)")
+    interrupt.track_output(path)
     try:
         path.mkdir(parents=True, exist_ok=True)
         probe = path / ".natgrad-write-test"
@@ -58,9 +133,24 @@ def load_config(name):
         raise UsageError(str(exc))
 
 
+def run_preflight(steps: int, trials: int) -> tuple[float, float]:
+    """(bytes, seconds) estimated for ``natgrad run``: measured about 0.2 GiB plus 12 MiB per
+    trial (spike chunks of 4000 steps and the records; independent of the number of
+    steps), and :data:`RUN_TRIAL_STEPS_PER_S`."""
+    from natgrad.main_job import N_AFFERENTS
+    need = 0.25 * 2**30 + trials * N_AFFERENTS * 4000 * 30
+    return need, steps * trials / RUN_TRIAL_STEPS_PER_S
+
+
 def cmd_run(args) -> int:
     from natgrad.main_job import run_main_job
+    if args.out is not None and not args.out:
+        raise UsageError("--out: empty path (give a folder name, or leave --out out for no report)")
     cfg = load_config(args.config)
+    need, est = run_preflight(args.steps, args.trials)
+    check_fits(f"run --steps {args.steps} --trials {args.trials}", need, est)
+    if est > 60:
+        print(f"natgrad run: estimated time about {human_time(est)}", file=sys.stderr)
     out = check_out_dir(Path(args.out)) if args.out else None
     run_main_job(cfg, steps=args.steps, seed=args.seed, trials=args.trials, out=out,
                  lava_steps=args.lava_steps, progress=not args.quiet)
@@ -74,25 +164,54 @@ def cmd_check_config(args) -> int:
     return 0
 
 
+def plain(text: str) -> str:
+    """Docstring markup (``code``, *emphasis*) as plain text for the terminal."""
+    import re
+    return re.sub(r"(?<![\w*])\*(\w[^*\n]*?)\*(?![\w*])", r"\1", text.replace("``", ""))
+
+
+class HelpFormatter(argparse.ArgumentDefaultsHelpFormatter):
+    """Help with the default of every option that has one, and without docstring markup."""
+
+    def _get_help_string(self, action):
+        if action.default is None or action.default is False or action.default is argparse.SUPPRESS:
+            return action.help
+        return super()._get_help_string(action)
+
+    def _format_text(self, text):
+        return super()._format_text(plain(text))
+
+    def _expand_help(self, action):
+        return plain(super()._expand_help(action))
+
+
 def build_parser() -> argparse.ArgumentParser:
-    p = argparse.ArgumentParser(prog="natgrad", description=__doc__.splitlines()[0])
+    p = argparse.ArgumentParser(prog="natgrad", description=__doc__.splitlines()[0],
+                                formatter_class=HelpFormatter)
     sub = p.add_subparsers(dest="command", required=True)
 
-    r = sub.add_parser("run", help="teacher-student task: float reference vs integer emulator")
+    r = sub.add_parser("run", help="teacher-student task: float reference vs integer emulator",
+                       description="Teacher-student task (Fig 3): the float64 reference against "
+                       "the integer emulator of a hardware config, on identical spikes, plus a "
+                       "short Lava cross-check.", formatter_class=HelpFormatter)
     r.add_argument("--config", default="loihi2",
-                   help="hardware config: a file, or the name of a bundled one (default: loihi2)")
-    r.add_argument("--steps", type=nonneg_int("--steps"), default=600_000,
-                   help="time steps of 0.5 ms (default 600000 = 300 s)")
-    r.add_argument("--seed", type=nonneg_int("--seed"), default=0)
-    r.add_argument("--trials", type=pos_int("--trials"), default=4)
+                   help="hardware config: a file, or the name of a bundled one")
+    r.add_argument("--steps", type=pos_int("--steps"), default=600_000,
+                   help="time steps of 0.5 ms (600000 = 300 s of simulated time)")
+    r.add_argument("--seed", type=seed_arg(), default=0,
+                   help="seed of the counter RNG, an integer in [0, 2**64 - 1]")
+    r.add_argument("--trials", type=pos_int("--trials"), default=4,
+                   help="independent teacher-student trials (about 12 MiB of memory each)")
     r.add_argument("--lava-steps", type=nonneg_int("--lava-steps"), default=200,
-                   help="steps of the Lava cross-check (0 skips it)")
-    r.add_argument("--out", default=None, help="report folder (default: no report files)")
-    r.add_argument("--quiet", action="store_true", help="no progress bar")
+                   help="time steps of the Lava cross-check, at most --steps (0 skips it)")
+    r.add_argument("--out", default=None,
+                   help="report folder (not given: no report files)")
+    r.add_argument("--quiet", action="store_true", help="no progress output")
     r.set_defaults(func=cmd_run)
 
-    c = sub.add_parser("check-config", help="validate a config and print its derived formats")
-    c.add_argument("file")
+    c = sub.add_parser("check-config", help="validate a config and print its derived formats",
+                       formatter_class=HelpFormatter)
+    c.add_argument("file", help="config file, or the name of a bundled config")
     c.set_defaults(func=cmd_check_config)
 
     # Further subcommands live in their own modules; each exposes add_parser(sub), whose
@@ -109,11 +228,43 @@ def build_parser() -> argparse.ArgumentParser:
     return p
 
 
-class _Parser(argparse.ArgumentParser):
-    pass
+def _join_negative_values(argv: list[str]) -> list[str]:
+    """``--opt -10,50`` -> ``--opt=-10,50``: argparse takes a value starting with '-' (other
+    than a plain negative number) for an option and reports a missing argument; joined,
+    the value reaches the option's own check and its message."""
+    out, argv = [], list(argv)
+    i = 0
+    while i < len(argv):
+        a = argv[i]
+        if (a.startswith("--") and "=" not in a and i + 1 < len(argv)
+                and len(argv[i + 1]) > 1 and argv[i + 1][0] == "-"
+                and (argv[i + 1][1].isdigit() or argv[i + 1][1] == ".")):
+            out.append(f"{a}={argv[i + 1]}")
+            i += 2
+            continue
+        out.append(a)
+        i += 1
+    return out
 
 
 def main(argv=None) -> int:
+    """Run the command line (``argv`` None: ``sys.argv``, and an interrupted command ends
+    the process at once after its cleanup, skipping exit handlers such as Dask's, which
+    may wait for a cluster that is gone)."""
+    interrupt.install()
+    try:
+        code = _main(argv)
+        if argv is None:               # done: a late signal must not kill the exit
+            interrupt.ignore_signals()
+        return code
+    except KeyboardInterrupt:          # SIGINT, or SIGTERM (interrupt.Terminated)
+        code = interrupt.finish()
+        if argv is None:
+            interrupt.hard_exit(code)
+        return code
+
+
+def _main(argv) -> int:
     parser = build_parser()
 
     def one_line_error(message):
@@ -124,15 +275,17 @@ def main(argv=None) -> int:
     for action in parser._subparsers._group_actions:  # sub-parsers share the one-line style
         for sp in action.choices.values():
             sp.error = one_line_error  # type: ignore[method-assign]
-    args = parser.parse_args(argv)
+    args = parser.parse_args(_join_negative_values(sys.argv[1:] if argv is None else argv))
     try:
-        return args.func(args)
+        code = args.func(args)
     except UsageError as exc:
+        interrupt.discard_outputs()
         one_line_error(str(exc))
-    except KeyboardInterrupt:
-        sys.stderr.write("natgrad: interrupted\n")
-        return 130
-    return 0
+    except BaseException:
+        interrupt.discard_outputs()    # a failed or interrupted command leaves no debris
+        raise
+    interrupt.keep_outputs()
+    return code or 0
 
 
 if __name__ == "__main__":

@@ -28,7 +28,7 @@ from pathlib import Path
 
 import numpy as np
 
-from natgrad.cli import UsageError, load_config, nonneg_int, pos_int
+from natgrad.cli import UsageError, load_config, pos_int
 
 FORMAT_VERSION = "natgrad-deploy/1"
 #: Tables with more entries than this are written compactly (zlib + base64) in auto mode.
@@ -345,17 +345,26 @@ def _parse_rates(text: str | None):
         raise UsageError(f"--rates {text!r}: expected comma-separated rates in Hz, e.g. 10,50") from None
     if not all(math.isfinite(r) and r >= 0 for r in rates):
         raise UsageError(f"--rates {text!r}: each rate must be a finite number >= 0 Hz")
+    if not any(r > 0 for r in rates):
+        raise UsageError(f"--rates {text!r}: at least one rate must be > 0 Hz "
+                         "(with no input spikes there is nothing to learn)")
     return rates
 
 
 def cmd_deploy(args) -> int:
     cfg = load_config(args.config)
-    if cfg.is_float:
-        raise UsageError(f"--config {args.config}: deploy needs a fixed-point config (kind: fixed)")
+    if not cfg.is_fixed:
+        raise UsageError(f"--config {args.config}: deploy needs a datapath config (kind: fixed, "
+                         f"e.g. loihi2_ideal), not kind {cfg.kind}")
     rates = _parse_rates(args.rates)
     if len(rates) > args.afferents:
         raise UsageError(f"--rates: {len(rates)} groups for --afferents {args.afferents} "
                          "(need at most one group per afferent)")
+    if args.afferents % len(rates):
+        raise UsageError(f"--afferents {args.afferents}: not divisible into {len(rates)} "
+                         "equal-size groups of --rates")
+    if not str(args.out):
+        raise UsageError("--out: empty path (give a file name such as deploy.yaml)")
     out = Path(args.out)
     if out.is_dir():
         raise UsageError(f"--out {out}: is a folder (give a file name such as deploy.yaml)")
@@ -388,19 +397,23 @@ def cmd_deploy(args) -> int:
 
 
 def add_parser(sub) -> None:
+    from natgrad.cli import HelpFormatter, seed_arg
+
     p = sub.add_parser("deploy", help="write the chip integers of a config (discretize step) to YAML",
-                       description=__doc__.splitlines()[0])
-    p.add_argument("--config", default="loihi2",
-                   help="hardware config: a file, or the name of a bundled one (default: loihi2)")
-    p.add_argument("--out", default="deploy.yaml", help="output YAML file (default deploy.yaml)")
-    p.add_argument("--rates", default=None, metavar="R1,R2,...",
-                   help="input rates in Hz of equal-size afferent groups (default 10,50: Fig 3); "
+                       description=__doc__.splitlines()[0], formatter_class=HelpFormatter)
+    p.add_argument("--config", default="loihi2_ideal",
+                   help="hardware config of kind fixed: a file, or the name of a bundled one")
+    p.add_argument("--out", default="deploy.yaml", help="output YAML file")
+    p.add_argument("--rates", default="10,50", metavar="R1,R2,...",
+                   help="input rates in Hz (each >= 0, at least one > 0) of equal-size afferent "
+                        "groups (10,50: Fig 3); --afferents must be a multiple of their number; "
                         "give N values for one rate per afferent")
     p.add_argument("--afferents", type=pos_int("--afferents"), default=100,
-                   help="number of afferents N (default 100)")
-    p.add_argument("--seed", type=nonneg_int("--seed"), default=0,
-                   help="seed of the initial weights (trial 0 of the Fig 3 task; default 0)")
+                   help="number of afferents N")
+    p.add_argument("--seed", type=seed_arg(), default=0,
+                   help="seed of the initial weights (trial 0 of the Fig 3 task), an integer in "
+                        "[0, 2**64 - 1]")
     p.add_argument("--lut-format", choices=("auto", "list", "compact"), default="auto",
                    help=f"gamma_s table as a list, compact (zlib+base64), or auto: list up to "
-                        f"{LIST_LIMIT} entries (default)")
+                        f"{LIST_LIMIT} entries")
     p.set_defaults(func=cmd_deploy)

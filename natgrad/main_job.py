@@ -15,7 +15,6 @@ import html
 import json
 import math
 import platform
-import sys
 import time
 from pathlib import Path
 
@@ -28,29 +27,20 @@ from emulator.reference import ETA_CODE, simulate
 from emulator.task import fig3_task
 from emulator.variables import RECORD_VARIABLE
 from natgrad.formats import variable_format
+from natgrad.progress import Progress
 
 N_AFFERENTS = 100
+#: Trial-steps per emulator chunk.  The integer kernels hold the GIL while a chunk runs,
+#: so a Ctrl-C is handled only between chunks: about a second of work at most.  (The
+#: chunk size changes no bit of the results.)
+CHUNK_TRIAL_STEPS = 100_000
+
+
+def chunk_steps(trials: int) -> int:
+    """Time steps per emulator chunk for ``trials`` trials (see CHUNK_TRIAL_STEPS)."""
+    return max(50, min(4000, CHUNK_TRIAL_STEPS // max(1, int(trials))))
 #: recorded quantities -> their datapath variable (emulator.variables)
 REPORT_VARS = RECORD_VARIABLE
-
-
-class Progress:
-    """A one-line text progress bar on stderr (only when stderr is a terminal or forced)."""
-
-    def __init__(self, total: int, enabled: bool):
-        self.total, self.enabled, self.t0 = max(total, 1), enabled, time.time()
-
-    def __call__(self, done: int, label: str = "") -> None:
-        if not self.enabled:
-            return
-        frac = min(done / self.total, 1.0)
-        bar = "#" * int(30 * frac)
-        sys.stderr.write(f"\r  [{bar:<30s}] {100 * frac:5.1f}%  {time.time() - self.t0:6.1f} s {label:<24s}")
-        sys.stderr.flush()
-
-    def close(self):
-        if self.enabled:
-            sys.stderr.write("\n")
 
 
 def _lava_crosscheck(cfg: HwConfig, task, seed: int, steps: int, eta: float | None = None) -> dict:
@@ -194,23 +184,29 @@ def run_main_job(cfg: HwConfig, steps: int, seed: int, trials: int = 4, out: Pat
     rec_every = eval_every
     x_test = metrics.test_set(task, seed)
     eta = ETA_CODE["approx"] * ETA_SCALE
-    bar = Progress(3 * steps + 1, progress and sys.stderr.isatty())
+    bar = Progress(3 * steps + 1, progress, prefix="natgrad run")
+    bar.stage("float64 reference, chip config, Euclidean rule")
     print(f"natgrad run: config {cfg.name} ({cfg.kind}), {steps} steps "
           f"({steps * task.params.dt:g} s), {trials} trials, N = {N_AFFERENTS}, seed {seed}, "
           f"learning rates x{ETA_SCALE:g} (SPEC §3.1 scaled protocol)")
 
     rec = tuple(REPORT_VARS)
+    chunk = chunk_steps(trials)
     fl = R.run("float64", task, steps, seed, eta=eta, record=rec, record_every=rec_every,
-               progress=lambda d: bar(d, "float64 approx"))
+               chunk_steps=chunk, progress=lambda d: bar(d, "float64 approx"))
     if cfg.is_learning_engine:        # the engine model records the weights only
         rec = R.LE_RECORDABLE
     fx = R.run(cfg, task, steps, seed, eta=eta, record=rec, record_every=rec_every,
-               progress=lambda d: bar(steps + d, f"{cfg.name} emulator"))
+               chunk_steps=chunk, progress=lambda d: bar(steps + d, f"{cfg.name} emulator"))
+    bar(2 * steps, "float64 Euclidean")
     eu = simulate(task, "euclid", ETA_CODE["euclid"] * ETA_SCALE, steps, seed,
                   record_every=eval_every, eval_every=eval_every)
-    bar(3 * steps, "Lava cross-check")
-    cross = _lava_crosscheck(cfg, task, seed, min(lava_steps, steps), eta)
-    bar(3 * steps + 1, "writing the report")
+    bar(3 * steps, "float64 Euclidean")
+    n_lava = min(lava_steps, steps)
+    if n_lava and not cfg.is_float:
+        bar.stage(f"Lava cross-check ({n_lava} steps)")
+    cross = _lava_crosscheck(cfg, task, seed, n_lava, eta)
+    bar(3 * steps + 1, "done")
     bar.close()
 
     def curve(w_rec):                 # (points, trials)
@@ -287,8 +283,11 @@ def run_main_job(cfg: HwConfig, steps: int, seed: int, trials: int = 4, out: Pat
         print(f"  bottleneck: {v['bottleneck']}: {v['evidence']}\n  advice: {v['advice']}")
     print(f"  Lava cross-check: {_verdict(cross)}")
     if out is not None:
+        from natgrad.progress import Heartbeat
         from natgrad.report import write_report
-        write_report(report, fl, fx, out)
+        with Heartbeat("natgrad run", progress) as hb:
+            hb.stage("writing the report")
+            write_report(report, fl, fx, out)   # atomic: a temp folder, then renames
         print(f"  report written to {out}/report.html, report.md, report.json")
     return report
 

@@ -17,6 +17,7 @@ it and every larger value, with the other varied fields at their maximum (:func:
 from __future__ import annotations
 
 import argparse
+import contextlib
 import functools
 import json
 import math
@@ -31,7 +32,9 @@ import numpy as np
 
 from emulator.variables import SWEEP_FIELDS
 
-from natgrad.cli import UsageError, load_config, nonneg_int, pos_int, check_out_dir
+from natgrad import interrupt
+from natgrad.cli import (HelpFormatter, UsageError, check_fits, check_out_dir, human_time,
+                         load_config, pos_int)
 
 N_AFFERENTS = 100
 DEFAULT_STEPS = 20_000          # 10 s of simulated time
@@ -40,6 +43,10 @@ DEFAULT_TRIALS = 4
 #: 0.5 Hz tolerance would accept almost any width; 0.1 Hz is ~15 % of what is learned.
 DEFAULT_TOLERANCE_HZ = 0.1
 DEFAULT_WORKERS = 2
+#: Values per --vary range (widths are at most 64 bits; checked before the grid is built).
+MAX_VALUES = 256
+#: Points of the whole grid (each is validated before anything runs).
+MAX_POINTS = 10_000
 
 #: Friendly field names: name -> (width key, key moved by the same amount or None, doc).
 #: With a companion ``frac`` key the format's range (largest representable value) stays
@@ -94,6 +101,9 @@ def parse_vary(text: str, base=None) -> tuple[str, list[int]]:
         raise UsageError(f"--vary {text!r}: STEP must be >= 1 (got {step})")
     if lo > hi:
         raise UsageError(f"--vary {text!r}: LO must be <= HI (got {lo} > {hi})")
+    n = len(range(lo, hi + 1, step))
+    if n > MAX_VALUES:
+        raise UsageError(f"--vary {text!r}: {n} values, at most {MAX_VALUES} per field")
     return field, list(range(lo, hi + 1, step))
 
 
@@ -157,7 +167,8 @@ def run_point(base_tree: dict | None, source: str, overrides: dict | None, seed:
         cfg = "float64"
     else:
         cfg = validate(base_tree, source).with_overrides(**(overrides or {}))
-    res = R.run(cfg, task, int(steps), int(seed))
+    from natgrad.main_job import chunk_steps
+    res = R.run(cfg, task, int(steps), int(seed), chunk_steps=chunk_steps(trials))
     rmse = metrics.rate_rmse_hz(res.w_final, task.w_target, x_test, task.params).mean(axis=1)
     init = metrics.rate_rmse_hz(task.w_init, task.w_target, x_test, task.params).mean(axis=1)
     counters = res.counters or {}
@@ -193,12 +204,25 @@ def execute(tasks: list[tuple], executor: str = "local", scheduler: str | None =
         # spawn: fresh interpreters.  fork is not safe once the parent has run numba code
         # that started an OpenMP runtime ("fork() called from a process already using GNU
         # OpenMP"), or a Dask client's threads.
-        with ProcessPoolExecutor(max_workers=n,
-                                 mp_context=multiprocessing.get_context("spawn")) as pool:
-            futures = [pool.submit(run_point, *t) for t in tasks]
+        pool = ProcessPoolExecutor(max_workers=n, mp_context=multiprocessing.get_context("spawn"),
+                                   initializer=interrupt.ignore_sigint)
+        try:
+            with interrupt.children_ignore_sigint():   # workers start at the first submit
+                futures = [pool.submit(run_point, *t) for t in tasks]
             for _ in as_completed(futures):
                 tick()
             return [f.result() for f in futures]
+        except BaseException:
+            # Interrupted or failed: do not wait for the running tasks, stop the workers.
+            workers_ = list(getattr(pool, "_processes", {}).values())
+            pool.shutdown(wait=False, cancel_futures=True)
+            for proc in workers_:
+                proc.terminate()
+            for proc in workers_:
+                proc.join(timeout=2.0)
+            raise
+        finally:
+            pool.shutdown(wait=True)
     if executor == "dask":
         return _execute_dask(tasks, scheduler, workers, tick)
     raise UsageError(f"--executor must be one of local, dask, serial (got {executor!r})")
@@ -215,18 +239,30 @@ def _execute_dask(tasks, scheduler, workers, tick) -> list[dict]:
         except (OSError, TimeoutError, ValueError) as exc:
             raise UsageError(f"--scheduler {scheduler}: cannot connect ({exc})") from None
     else:
-        cluster = LocalCluster(n_workers=workers, threads_per_worker=1, processes=True,
-                               dashboard_address=None, silence_logs=logging.ERROR)
-        client = Client(cluster)
+        # Workers and nannies start with SIGINT blocked: a Ctrl-C reaches only this process,
+        # which closes the cluster (no worker tracebacks).
+        with interrupt.children_ignore_sigint(from_other_threads=True):
+            cluster = LocalCluster(n_workers=workers, threads_per_worker=1, processes=True,
+                                   dashboard_address=None, silence_logs=logging.CRITICAL)
+            client = Client(cluster)
+            client.wait_for_workers(workers, timeout=60)
+    futures, wait_s = [], 10
     try:
         futures = client.map(run_point, *zip(*tasks), pure=False)
         for _ in as_completed(futures):
             tick()
         return client.gather(futures)
+    except BaseException:
+        wait_s = 1                      # interrupted: the watchdog allows a few seconds
+        with contextlib.suppress(Exception):
+            client.cancel(futures)
+        raise
     finally:
-        client.close()
+        with contextlib.suppress(Exception):
+            client.close(timeout=wait_s)
         if cluster is not None:
-            cluster.close()
+            with contextlib.suppress(Exception):
+                cluster.close(timeout=wait_s)
 
 
 # --------------------------------------------------------------------------- analysis
@@ -424,16 +460,38 @@ def _nonneg_float(name):
     return parse
 
 
-def _progress_printer(enabled: bool):
-    t0 = time.time()
+def _progress_printer(enabled: bool, total: int):
+    """Progress of the runs: a bar on a terminal, a line every 10 s otherwise."""
+    from natgrad.progress import Progress
+    bar = Progress(total, enabled, prefix="natgrad sweep")
+    bar(0, "runs")
 
     def show(done, total):
-        if enabled:
-            sys.stderr.write(f"\r  {done}/{total} runs  {time.time() - t0:6.1f} s")
-            if done == total:
-                sys.stderr.write("\n")
-            sys.stderr.flush()
+        bar(done, "runs")
+        if done >= total:
+            bar.close()
     return show
+
+
+def preflight(n_points: int, seeds: int, steps: int, trials: int, workers: int,
+              executor: str) -> float:
+    """Refuse (UsageError) a sweep that cannot fit in memory or would run for more than a
+    week; returns the estimated wall time in seconds.
+
+    Memory: the parent keeps every task and result (final weights and a few numbers,
+    about 2 KiB + 8 bytes per weight); each worker needs about 0.25 GiB plus 12 MiB per
+    trial (see :func:`natgrad.cli.run_preflight`).
+    """
+    from natgrad.cli import RUN_TRIAL_STEPS_PER_S, run_preflight
+    n_tasks = seeds * (n_points + 1)
+    per_worker, _ = run_preflight(steps, trials)
+    n_workers = 1 if executor == "serial" else min(workers, n_tasks)
+    need = n_tasks * (2048 + 8 * trials * N_AFFERENTS) + n_workers * per_worker
+    # one emulator run per task (the float reference is of the same cost)
+    est = n_tasks * steps * trials / (3 * RUN_TRIAL_STEPS_PER_S) / max(1, n_workers)
+    check_fits(f"sweep of {n_tasks} runs ({n_points + 1} configs x {seeds} seeds, "
+               f"{trials} trials, {n_workers} workers)", need, est)
+    return est
 
 
 def _print_summary(rep: dict, varies) -> None:
@@ -467,21 +525,33 @@ def cmd_sweep(args) -> int:
         if keys & seen:
             raise UsageError(f"--vary {f}: varies config key {sorted(keys & seen)[0]} twice")
         seen |= keys
+    n_grid = math.prod(len(vals) for _, vals in varies)
+    if n_grid > MAX_POINTS:
+        raise UsageError(f"--vary: {n_grid} grid points, at most {MAX_POINTS} (narrow a range "
+                         "or use LO:HI:STEP)")
     build_grid(base, varies)            # every point validated before anything runs
     if args.executor != "dask" and args.scheduler:
         raise UsageError("--scheduler needs --executor dask")
+    n_points = len(build_grid(base, varies))
+    est = preflight(n_points, args.seeds, args.steps, args.trials, args.workers, args.executor)
+    if not str(args.out):
+        raise UsageError("--out: empty path (give a folder name)")
     out = Path(args.out)
     existed = out.exists()
     check_out_dir(out)
     tmp = Path(tempfile.mkdtemp(prefix=".natgrad-sweep-", dir=out))
     try:
-        n_points = len(build_grid(base, varies))
+        if not args.quiet:
+            print(f"natgrad sweep: {args.seeds * (n_points + 1)} runs on executor "
+                  f"{args.executor}, estimated time about {human_time(est)}", file=sys.stderr)
         print(f"natgrad sweep: base {base.name}, {n_points} configs x {args.seeds} seeds "
               f"({args.trials} trials each, N = {N_AFFERENTS}), {args.steps} steps "
               f"({args.steps * 0.0005:g} s), executor {args.executor}")
         rep = run_sweep(base, varies, args.seeds, args.steps, args.trials, args.tolerance,
                         args.executor, args.scheduler, args.workers,
-                        _progress_printer(not args.quiet and sys.stderr.isatty()))
+                        _progress_printer(not args.quiet, args.seeds * (n_points + 1)))
+        if not args.quiet:
+            print("natgrad sweep: writing sweep.json and plots", file=sys.stderr)
         _print_summary(rep, varies)
         (tmp / "sweep.json").write_text(json.dumps(rep, indent=1) + "\n")
         names = ["sweep.json"] + write_plots(rep, varies, args.tolerance, base.name, tmp)
@@ -500,27 +570,26 @@ def cmd_sweep(args) -> int:
 
 def add_parser(sub) -> None:
     s = sub.add_parser("sweep", help="final accuracy against bit widths over configs x seeds",
-                       description=__doc__.splitlines()[0])
+                       description=__doc__.splitlines()[0], formatter_class=HelpFormatter)
     s.add_argument("--config", default="fxp16",
-                   help="base hardware config: a file, or the name of a bundled one (default: fxp16)")
+                   help="base hardware config: a file, or the name of a bundled one")
     s.add_argument("--vary", action="append", required=True, metavar="FIELD=LO:HI[:STEP]",
-                   help="inclusive integer range of a field; repeat for a grid. Fields: "
+                   help="inclusive integer range of a field, in bits; repeat for a grid. Fields: "
                         + ", ".join(FRIENDLY) + ", or any integer config key (e.g. potential.bits)")
     s.add_argument("--seeds", type=pos_int("--seeds"), default=4,
-                   help="number of seeds 0..S-1 (default 4)")
-    s.add_argument("--steps", type=nonneg_int("--steps"), default=DEFAULT_STEPS,
-                   help=f"time steps of 0.5 ms per run (default {DEFAULT_STEPS} = 10 s)")
+                   help="number of seeds: 0..S-1")
+    s.add_argument("--steps", type=pos_int("--steps"), default=DEFAULT_STEPS,
+                   help=f"time steps of 0.5 ms per run ({DEFAULT_STEPS} = 10 s of simulated time)")
     s.add_argument("--trials", type=pos_int("--trials"), default=DEFAULT_TRIALS,
-                   help=f"teacher-student trials per seed (default {DEFAULT_TRIALS})")
+                   help="teacher-student trials per seed")
     s.add_argument("--tolerance", type=_nonneg_float("--tolerance"), default=DEFAULT_TOLERANCE_HZ,
-                   help="allowed |mean final rate-RMSE excess over float64|, Hz "
-                        f"(default {DEFAULT_TOLERANCE_HZ})")
+                   help="allowed |mean final rate-RMSE excess over float64|, in Hz")
     s.add_argument("--executor", choices=("local", "dask", "serial"), default="local",
-                   help="local process pool (default), a Dask cluster, or serial in-process")
+                   help="local process pool, a Dask cluster, or serial in-process")
     s.add_argument("--scheduler", default=None,
-                   help="Dask scheduler address (default with --executor dask: a LocalCluster)")
+                   help="Dask scheduler address (not given, with --executor dask: a LocalCluster)")
     s.add_argument("--workers", type=pos_int("--workers"), default=DEFAULT_WORKERS,
-                   help=f"processes of the local pool / LocalCluster (default {DEFAULT_WORKERS})")
-    s.add_argument("--out", default="natgrad-sweep", help="output folder (default natgrad-sweep/)")
-    s.add_argument("--quiet", action="store_true", help="no progress line")
+                   help="processes of the local pool / LocalCluster")
+    s.add_argument("--out", default="natgrad-sweep", help="output folder")
+    s.add_argument("--quiet", action="store_true", help="no progress output")
     s.set_defaults(func=cmd_sweep)

@@ -16,7 +16,7 @@ def _run(args, capsys):
 
 
 @pytest.mark.parametrize("args, needle", [
-    (["run", "--steps", "-5"], "--steps must be an integer >= 0 (got -5)"),
+    (["run", "--steps", "-5"], "--steps must be an integer >= 1 (got -5)"),
     (["run", "--trials", "0"], "--trials must be an integer >= 1"),
     (["run", "--config", "/nonexistent.yaml"], "/nonexistent.yaml: cannot read config"),
     (["check-config", "/nonexistent.yaml"], "cannot read config"),

@@ -164,7 +164,7 @@ def test_cli_experiment_writes_png_and_json(tmp_path, capsys):
     (["experiment", "fig99"], "invalid choice"),
     (["experiment", "fig4", "--config", "/nonexistent.yaml"], "cannot read config"),
     (["experiment", "fig4", "--scale", "huge"], "invalid choice"),
-    (["experiment", "fig4", "--seed", "-1"], "--seed must be an integer >= 0"),
+    (["experiment", "fig4", "--seed", "-1"], "--seed must be an integer in [0, 2**64 - 1]"),
 ])
 def test_cli_experiment_bad_input(args, needle, tmp_path, capsys):
     out = tmp_path / "never"

@@ -74,7 +74,7 @@ def test_unknown_vary_field_exit_2(capsys):
 
 
 @pytest.mark.parametrize("args, needle", [
-    (["--steps", "-5"], "--steps must be an integer >= 0 (got -5)"),
+    (["--steps", "-5"], "--steps must be an integer >= 1 (got -5)"),
     (["--seeds", "0"], "--seeds must be an integer >= 1"),
     (["--config", "/nonexistent.yaml"], "/nonexistent.yaml: cannot read config"),
     (["--config", "float64"], "needs a fixed-point or learning-engine config"),

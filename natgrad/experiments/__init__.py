@@ -71,31 +71,55 @@ def _short(o, depth=0):
 
 
 def cmd_experiment(args) -> int:
-    from natgrad.cli import load_config, check_out_dir
+    import os
+    import shutil
+    import tempfile
+
+    from natgrad.cli import check_out_dir, load_config
+    from natgrad.progress import Heartbeat
+
+    from . import common
 
     cfg = load_config(args.config) if args.config is not None else None
-    out = Path(args.out) if args.out else Path("natgrad-experiments") / args.name
+    out = Path(args.out) if args.out is not None else Path("natgrad-experiments") / args.name
     out = check_out_dir(out)
-    res = run_experiment(args.name, scale=args.scale, config=cfg, seed=args.seed, out=out)
+    # Write into a hidden folder first: an interrupted run leaves no partial file in ``out``.
+    tmp = Path(tempfile.mkdtemp(prefix=".natgrad-experiment-", dir=out))
+    try:
+        with Heartbeat(f"natgrad experiment {args.name}", enabled=not args.quiet) as hb:
+            hb.stage(f"scale {args.scale}, config {cfg.name if cfg else 'float64'}")
+            common.set_status(hb.status, hb.stage)
+            try:
+                res = run_experiment(args.name, scale=args.scale, config=cfg, seed=args.seed,
+                                     out=tmp)
+            finally:
+                common.set_status(None, None)
+        for name in sorted(os.listdir(tmp)):
+            os.replace(tmp / name, out / name)
+    finally:
+        shutil.rmtree(tmp, ignore_errors=True)
     print(_summary(res))
     print(f"  wrote {', '.join(res['figures'] + [args.name + '.json'])} to {out}")
     return 0
 
 
 def add_parser(sub) -> None:
-    from natgrad.cli import nonneg_int
+    from natgrad.cli import HelpFormatter, seed_arg
 
     e = sub.add_parser("experiment", help="reproduce a figure of the paper (PNG + JSON)",
+                       formatter_class=HelpFormatter,
                        description="Reproduce a figure of the paper: " +
                        "; ".join(f"{k}: {v[1]}" for k, v in EXPERIMENTS.items()))
     e.add_argument("name", choices=list(EXPERIMENTS), metavar="NAME",
                    help="one of " + ", ".join(EXPERIMENTS))
     e.add_argument("--config", default=None,
-                   help="hardware config file or bundled name (e.g. loihi2): the approximate-rule parts "
-                        "also run on its integer emulator (default: float64 reference only)")
+                   help="hardware config file or bundled name (e.g. loihi2): the approximate-rule "
+                        "parts also run on its integer emulator (not given: float64 reference only)")
     e.add_argument("--scale", choices=("small", "paper"), default="small",
-                   help="small: minutes on 2 cores (default); paper: the paper's trial counts and "
+                   help="small: minutes on 2 cores; paper: the paper's trial counts and "
                         "durations (hours)")
-    e.add_argument("--out", default=None, help="output folder (default natgrad-experiments/NAME)")
-    e.add_argument("--seed", type=nonneg_int("--seed"), default=0)
+    e.add_argument("--out", default=None, help="output folder (not given: natgrad-experiments/NAME)")
+    e.add_argument("--seed", type=seed_arg(), default=0,
+                   help="seed of the counter RNG, an integer in [0, 2**64 - 1]")
+    e.add_argument("--quiet", action="store_true", help="no progress output")
     e.set_defaults(func=cmd_experiment)

@@ -40,8 +40,29 @@ def steps_of(seconds: float, dt: float = 0.0005) -> int:
     return int(round(seconds / dt))
 
 
+#: Receive the current activity, and the start of a non-simulation stage, as text
+#: (``natgrad experiment`` shows them as progress); None: batch notes go to stderr.
+STATUS = None
+STAGE = None
+
+
+def set_status(status=None, stage=None) -> None:
+    """Route progress text to ``status(text)`` and stage names to ``stage(text)``."""
+    global STATUS, STAGE
+    STATUS, STAGE = status, stage
+
+
+def _status(msg: str) -> None:
+    if STATUS is not None:
+        STATUS(msg)
+
+
 def _note(msg: str) -> None:
-    """Progress line on stderr (only printed for multi-batch runs, i.e. ``--scale paper``)."""
+    """Progress of a multi-batch run (``--scale paper``): to the status callback if set,
+    else a line on stderr."""
+    if STATUS is not None:
+        STATUS(msg)
+        return
     import sys
     sys.stderr.write(f"[{time.strftime('%H:%M:%S')}] {msg}\n")
     sys.stderr.flush()
@@ -118,6 +139,7 @@ def float_rules(task: Task, etas: dict, steps: int, seed: int, eval_every: int |
                 t += n
             if b > 0:
                 events(b)
+            _status(f"float64 {'/'.join(etas)}: trials {b0}..{tr[-1]} of {K}, step {b} of {steps}")
             if progress is not None:
                 progress(b0, b)
         for r in etas:
@@ -160,6 +182,7 @@ def chip_run(cfg, task: Task, steps: int, seed: int, eta: float, record_every: i
     somatic weights (identity parametrization).
     """
     from emulator.runner import run
+    from natgrad.main_job import chunk_steps      # short chunks: Ctrl-C is handled between them
     if not getattr(task.f, "is_identity", False):
         raise ValueError("the integer emulator runs the somatic (identity) parametrization only")
     rec = ("weights",) if record_every else ()
@@ -168,7 +191,9 @@ def chip_run(cfg, task: Task, steps: int, seed: int, eta: float, record_every: i
         tr = np.arange(b0, min(task.n_trials, b0 + batch))
         if task.n_trials > batch:
             _note(f"{cfg.name} approx: trials {b0}..{tr[-1]} of {task.n_trials}")
-        res = run(cfg, task, steps, seed, eta=eta, record=rec, record_every=record_every or 0, trials=tr)
+        _status(f"{cfg.name} approx: trials {b0}..{tr[-1]} of {task.n_trials}, {steps} steps")
+        res = run(cfg, task, steps, seed, eta=eta, record=rec, record_every=record_every or 0,
+                  trials=tr, chunk_steps=chunk_steps(len(tr)))
         finals.append(res.w_final)
         if record_every:
             recs.append(np.concatenate([chip_initial(cfg, task.w_init[tr], task, eta)[None],
@@ -296,6 +321,8 @@ def finish(result: dict, out: Path | None, name: str, plot, timer) -> dict:
     """Close an experiment: wall time, its figures (``plot(result, out)``), ``NAME.json``."""
     result["wall_s"] = timer()
     result["figures"] = []
+    if STAGE is not None:
+        STAGE("writing figures and JSON")
     plot(result, out)
     write_json(result, out, name)
     return result
