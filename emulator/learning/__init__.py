@@ -48,9 +48,11 @@ from .constants import (ACC_HI, ACC_LO, ACC_SHIFT, F_A, F_D, F_E, F_G, F_H, F_P,
                         G_BITS, G_CAP, GAMMA_EVERY, H_TAU_SHIFT, MANT_BITS, NEURON_COUNTERS,
                         SIG_NODE_FRAC, SIG_SPAN, SR_SEED, STREAM_EVENT, STREAM_VQ, TRACE_MAX,
                         V_BITS, W_ACC_U, W_HI, W_LO, W_S_MANT, W_SYN, W_TRACE, WIDTH, Y_EVENT,
-                        Y_OFFSET, Y_TAU)
+                        Y_OFFSET, Y_TAU, D_OFFSET, DEFAULT_ENGINE, DEFAULT_MAPPING,
+                        DEFAULT_NEURON, EngineSpec, MappingSpec, NeuronSpec)
 from .rule_design import (Design, Product, auto_c_ev, default_w_frac, design, design_for_task,
-                     mis_scaled, product_bound, quantize_weights, rule_string)
+                          lava_incompatibilities, mis_scaled, product_bound, quantize_weights,
+                          rule_string, var_width)
 from .lava_replica import (LavaRandoms, SynapseState, apply_products, lava_trace_seed,
                            synapse_init, synapse_step)
 from .neuron import NeuronState, neuron_counters, neuron_init, neuron_step, sigma_lookup
@@ -62,10 +64,14 @@ __all__ = [
     "W_LO", "W_HI", "TRACE_MAX", "Y_TAU", "Y_EVENT", "Y_OFFSET", "SR_SEED",
     "F_A", "F_D", "F_V", "V_BITS", "F_S", "SIG_SPAN", "SIG_NODE_FRAC", "F_E", "F_H",
     "H_TAU_SHIFT", "GAMMA_EVERY", "F_G", "G_BITS", "F_P", "MANT_BITS", "STREAM_EVENT",
-    "STREAM_VQ", "G_CAP", "NEURON_COUNTERS",
+    "STREAM_VQ", "G_CAP", "NEURON_COUNTERS", "D_OFFSET",
+    # config records
+    "EngineSpec", "NeuronSpec", "MappingSpec", "DEFAULT_ENGINE", "DEFAULT_NEURON",
+    "DEFAULT_MAPPING",
     # design
     "Product", "rule_string", "product_bound", "Design", "default_w_frac", "auto_c_ev",
-    "design", "design_for_task", "mis_scaled", "quantize_weights",
+    "design", "design_for_task", "mis_scaled", "quantize_weights", "var_width",
+    "lava_incompatibilities",
     # neuron
     "NeuronState", "neuron_init", "sigma_lookup", "neuron_step", "neuron_counters",
     # LearningDense replica
