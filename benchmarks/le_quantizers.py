@@ -79,7 +79,7 @@ def main():
         keep = r.record_t_s >= a.late
         r_le = rmse_curve(r.record_w[keep], task, x_test).mean()
         print(f"{name:>18s}: late RMSE {r_le:.4f} Hz, ratio {r_le / r_fl:.3f}, "
-              f"counters {r.counters}, {time.perf_counter() - t0:.0f} s", flush=True)
+              f"counters {r.counters} {r.synapse_counters}, {time.perf_counter() - t0:.0f} s", flush=True)
 
 
 if __name__ == "__main__":
