@@ -24,16 +24,23 @@ from emulator.task import fig3_task
 
 VARIANTS = {
     "default": {},
-    "h2": {"mapping": {"hidden_bits": 2}},
-    "h4": {"mapping": {"hidden_bits": 4}},
-    "h6": {"mapping": {"hidden_bits": 6}},
+    # hidden bits, carry every epoch (Lava-exact; flush_log2 None)
+    **{f"h{h}": {"mapping": {"hidden_bits": h}} for h in range(1, 7)},
+    # hidden bits, whole tag flushed every 2**k epochs (Lava-exact; k <= 9)
+    "h4_flush6": {"mapping": {"hidden_bits": 4, "flush_log2": 6}},
+    "h2_flush9": {"mapping": {"hidden_bits": 2, "flush_log2": 9}},
+    # emulator-only idealizations
     "w_per_synapse": {"engine": {"weight_rounding": "per_synapse"}},
+    "t_per_synapse": {"engine": {"trace_rounding": "per_synapse"}},
     "wt_per_synapse": {"engine": {"weight_rounding": "per_synapse",
                                   "trace_rounding": "per_synapse"}},
+    "h5_t_per_synapse": {"mapping": {"hidden_bits": 5},
+                         "engine": {"trace_rounding": "per_synapse"}},
+    # epochs, neuron
     "t_epoch2": {"engine": {"t_epoch": 2}},
+    "t_epoch4": {"engine": {"t_epoch": 4}},
+    "h5_t_epoch2": {"mapping": {"hidden_bits": 5}, "engine": {"t_epoch": 2}},
     "no_sigma_interp": {"neuron": {"sigma_interpolate": False}},
-    "h4_w_per_synapse": {"mapping": {"hidden_bits": 4},
-                         "engine": {"weight_rounding": "per_synapse"}},
 }
 
 

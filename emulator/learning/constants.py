@@ -133,8 +133,11 @@ class MappingSpec:
     tag_step : 16 (exact homosynaptic products) or 1, or 'auto'
     hidden_bits : low-order update bits kept below the weight LSB in a synaptic tag and
         flushed into the weight periodically (0: none, as the bare engine)
-    flush_log2 : with hidden_bits > 0, the tag is flushed into the weight every
-        2**flush_log2 learning epochs (Lava's ``u<k>`` dependency, k = flush_log2)
+    flush_log2 : with hidden_bits > 0, how the tag reaches the weight.  None (default):
+        a carry every epoch: w gets the whole LSBs of d exactly and d keeps the rest
+        (error diffusion; needs h in 1..6; the neuron sends a constant y2 = 2**j whose
+        product's floor shift does the division; w gets ceil((d - 128) / 2**h)).  An int k in 0..9: the whole tag is
+        flushed every 2**k epochs (Lava's ``u<k>`` dependency; every event then rides on y0)
     """
 
     w_frac: int | str = "auto"
@@ -143,7 +146,7 @@ class MappingSpec:
     v_range_mv: float = 30.0
     tag_step: int | str = "auto"
     hidden_bits: int = 0
-    flush_log2: int = 6
+    flush_log2: int | None = None
 
 
 DEFAULT_ENGINE = EngineSpec()

@@ -30,7 +30,7 @@ _KC_NAMES = (
     "F_H", "H_TAU_SHIFT", "GAMMA_EVERY", "F_G", "G_BITS", "F_P", "Y_EVENT", "Y_OFFSET",
     # engine (EngineSpec) and the rule layout
     "TRACE_BITS", "SYN_BITS", "ACC_BITS", "ACC_SHIFT", "T_EPOCH", "W_PER_SYN", "T_PER_SYN",
-    "ALL_Y0", "U_K", "N_DW")
+    "ALL_Y0", "U_K", "N_DW", "Y2_CONST")
 for _i, _n in enumerate(_KC_NAMES):
     globals()[f"KC_{_n}"] = _i
 N_KC = len(_KC_NAMES)
@@ -68,7 +68,7 @@ def pack(d: Design, products):
         ACC_SHIFT=e.acc_shift, T_EPOCH=e.t_epoch,
         W_PER_SYN=int(e.weight_rounding == "per_synapse"),
         T_PER_SYN=int(e.trace_rounding == "per_synapse"), ALL_Y0=int(bool(d.all_y0)),
-        U_K=ks.pop() if ks else 0, N_DW=len(products))
+        U_K=ks.pop() if ks else 0, N_DW=len(products), Y2_CONST=d.y2_const)
     kc = np.array([vals[n] for n in _KC_NAMES], np.int64)
     ptab = np.zeros((len(allp), 8), np.int64)    # dep (1 = y0), mant, exp, shift, nf, vars
     pconst = np.zeros((len(allp), 3), np.int64)
@@ -100,9 +100,11 @@ def _unit_i(word):
 @njit(cache=True)
 def _apply(ptab, pconst, q0, q1, acc, vy0, vu, bapm, u, trace_bits, syn_bits, acc_bits,
            acc_shift):
-    """Products ``q0 .. q1 - 1`` added to ``acc`` (Lava's fixed-point applier, one synapse)."""
+    """Products ``q0 .. q1 - 1`` added to ``acc`` (Lava's fixed-point applier, one synapse);
+    returns (acc, 1 if a clip changed it else 0)."""
     lo = -(np.int64(1) << acc_bits) - 1
     hi = (np.int64(1) << acc_bits) - 1
+    sat = 0
     for q in range(q0, q1):
         if ptab[q, 0] == 1:
             if bapm == 0:
@@ -119,8 +121,11 @@ def _apply(ptab, pconst, q0, q1, acc, vy0, vu, bapm, u, trace_bits, syn_bits, ac
             cur *= saturate(vals[var] + pconst[q, f], -(np.int64(1) << wd),
                             (np.int64(1) << wd) - 1)
         cur = ((cur * ptab[q, 1]) >> ptab[q, 3]) << (ptab[q, 2] + acc_shift)
-        acc = saturate(acc + saturate(cur, lo, hi), lo, hi)
-    return acc
+        new = saturate(acc + saturate(cur, lo, hi), lo, hi)
+        if new != acc + cur:
+            sat = 1
+        acc = new
+    return acc, sat
 
 
 @njit(cache=True)
@@ -244,7 +249,7 @@ def run_chunk(kc, lut, ptab, pconst, tags, dec_x, dec_y, X, Y, rx, ry, rw, k0, s
                     pend[b, m, 1] -= 1
                 bap[m] = bp
                 y1v[m] = ye if go_n else 0
-                y2v[m] = ye if go_p else 0
+                y2v[m] = (ye if go_p else 0) if all_y0 else kc[KC_Y2_CONST]
                 low = np.int64(random_bits_from_prefix(pv, idx) & vqmask)
                 vq = (v * kc[KC_VQ_MANT] + low) >> vqsh
                 if vq < -yo or vq > yo - 1:
@@ -343,8 +348,8 @@ def run_chunk(kc, lut, ptab, pconst, tags, dec_x, dec_y, X, Y, rx, ry, rw, k0, s
                     vy0[7] = dv
                     vu[7] = dv
                     sidx = (trials[b] << 32) | (m * N + i)
-                    acc = _apply(ptab, pconst, 0, n_dw, w << acc_shift, vy0, vu, bapm, u,
-                                 trace_bits, syn_bits, acc_bits, acc_shift)
+                    acc, sat = _apply(ptab, pconst, 0, n_dw, w << acc_shift, vy0, vu, bapm, u,
+                                      trace_bits, syn_bits, acc_bits, acc_shift)
                     qq = acc >> acc_shift
                     rem = acc & acc_mask
                     if w_per_syn:
@@ -358,8 +363,9 @@ def run_chunk(kc, lut, ptab, pconst, tags, dec_x, dec_y, X, Y, rx, ry, rw, k0, s
                         scounts[1] += 1
                         qq = saturate(qq, -wtop, wtop - 1)
                     if P > n_dw:
-                        accd = _apply(ptab, pconst, n_dw, P, dv << acc_shift, vy0, vu, bapm, u,
-                                      trace_bits, syn_bits, acc_bits, acc_shift)
+                        accd, satd = _apply(ptab, pconst, n_dw, P, dv << acc_shift, vy0, vu,
+                                            bapm, u, trace_bits, syn_bits, acc_bits, acc_shift)
+                        sat |= satd
                         if accd < 0:
                             scounts[0] += 1
                             accd = 0
@@ -377,6 +383,7 @@ def run_chunk(kc, lut, ptab, pconst, tags, dec_x, dec_y, X, Y, rx, ry, rw, k0, s
                             qd = 2 * wtop - 1
                         dtag[b, m, i] = qd
                     W[b, m, i] = qq
+                    scounts[2] += sat
             for i in range(N):
                 tx[b, i] = 0
             for m in range(M):

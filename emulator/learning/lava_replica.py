@@ -83,12 +83,13 @@ class SynapseState:
     ty: np.ndarray = None    #: (B, M) within-epoch step of the last bap (0: none)
     yr: np.ndarray = None    #: (B, 3, M) last received y1, y2, y3
     dtag: np.ndarray = None  #: (B, M, N) tag_2 (hidden bits, d = 128 + residual)
-    #: (2,) tag_2 saturations (d would leave [0, 255]), weight saturations ([-256, 255])
+    #: (3,) tag_2 saturations (d would leave [0, 255]), weight saturations ([-256, 255]),
+    #: accumulator saturations (synapse-epochs whose w or d accumulator clipped)
     counts: np.ndarray = None
 
 
 #: names of :attr:`SynapseState.counts`
-SYNAPSE_COUNTERS = ("tag_saturation", "weight_saturation")
+SYNAPSE_COUNTERS = ("tag_saturation", "weight_saturation", "acc_saturation")
 
 
 def synapse_init(w_int: np.ndarray) -> SynapseState:
@@ -131,14 +132,15 @@ def _clip(x, lo, hi):
 
 
 def apply_products(products, acc, w, tags, x1, x2, y0, yv, *, d=None, u: int = 1,
-                   x_u=None, y_u=None) -> np.ndarray:
+                   x_u=None, y_u=None, sat=None) -> np.ndarray:
     """Add every product to the accumulator ``acc`` (B, M, N), Lava's fixed-point applier.
 
     x1, x2: (B, 1, N) or (B, M, N) traces and yv: dict name -> (B, M, 1) y traces as seen by
     the y0 products (at the bap's step); ``x_u = (x1, x2)``, ``y_u`` the same for the u
     products (at the epoch's end; default: the same arrays).  y0: (B, M, 1) bap;
     ``u``: the u<k> dependency this epoch (0 / 1); ``d``: tag_2 (B, M, N).  Widths and
-    the accumulator come from each product's ``engine``.
+    the accumulator come from each product's ``engine``.  ``sat``: a bool array like
+    ``acc``, or-ed with "a clip changed this accumulator" (Lava clips silently).
     """
     vy0 = {"x1": x1, "x2": x2, "w": w, "t": tags, "d": d, **yv}
     vu = dict(vy0)
@@ -157,7 +159,10 @@ def apply_products(products, acc, w, tags, x1, x2, y0, yv, *, d=None, u: int = 1
             width = var_width(e, var)
             cur = cur * _clip(vals[var] + const, -(2 ** width), 2 ** width - 1)
         cur = ((cur * p.mant) >> p.shift) << (p.exp + e.acc_shift)
-        acc = _clip(acc + _clip(cur, lo, hi), lo, hi)
+        new = _clip(acc + _clip(cur, lo, hi), lo, hi)
+        if sat is not None:
+            sat |= new != acc + cur
+        acc = new
     return acc
 
 
@@ -238,8 +243,9 @@ def synapse_step(d: Design, syn: SynapseState, x_spk: np.ndarray, bap, y1, y2, y
     u = int(((k + 1) // te) % (2 ** ku) == 0)
     y0 = np.asarray(bap, np.int64)[:, :, None] if te == 1 else (syn.ty > 0)[:, :, None]
     args = dict(d=syn.dtag, u=u, x_u=(xh[-1][:, 0:1, :], xh[-1][:, 1:2, :]), y_u=yu)
+    sat = np.zeros(syn.w.shape, bool)
     acc = apply_products(products, syn.w << e.acc_shift, syn.w, tags_bmn, x_y0[:, :, 0, :],
-                         x_y0[:, :, 1, :], y0, yv, **args)
+                         x_y0[:, :, 1, :], y0, yv, sat=sat, **args)
     per_w = e.weight_rounding == "per_synapse"
     idx = (trials[:, None, None] << 32) | (np.arange(m)[:, None] * n + np.arange(n))
     words = rng.random_bits(seed, STREAM_W_ROUND, k, idx) if per_w else None
@@ -249,13 +255,14 @@ def synapse_step(d: Design, syn: SynapseState, x_spk: np.ndarray, bap, y1, y2, y
     w_new = np.clip(w, -top, top - 1)
     if d.dd_products:
         acc_d = apply_products(d.dd_products, syn.dtag << e.acc_shift, syn.w, tags_bmn,
-                               x_y0[:, :, 0, :], x_y0[:, :, 1, :], y0, yv, **args)
+                               x_y0[:, :, 0, :], x_y0[:, :, 1, :], y0, yv, sat=sat, **args)
         syn.counts[0] += int(np.count_nonzero(acc_d < 0))
         acc_d = np.maximum(acc_d, 0)                   # tag_2 is unsigned in Lava
         words = rng.random_bits(seed, STREAM_D_ROUND, k, idx) if per_w else None
         dn = _round_acc(acc_d, e.acc_shift, rw, words)
         syn.counts[0] += int(np.count_nonzero(dn > 2 * top - 1))
         syn.dtag = np.clip(dn, 0, 2 * top - 1)
+    syn.counts[2] += int(np.count_nonzero(sat))
     syn.w = w_new
     syn.tx[:] = 0
     syn.ty[:] = 0

@@ -173,7 +173,8 @@ def send_events(d: Design, st: NeuronState, pos, neg, k: int):
     per epoch and sign:
 
     * default encoding: a positive event is the bap, sent at once unless one was already
-      sent this epoch; a negative one is ``y1 = y_event`` on the epoch's last step;
+      sent this epoch; a negative one is ``y1 = y_event`` on the epoch's last step; y2 is
+      the constant ``d.y2_const`` (the hidden-bits carry's divisor, else 0);
     * ``d.all_y0`` (hidden bits): any pending event sends the bap (once per epoch) and the
       epoch's last step carries ``y2 = y_event`` (positive) and / or ``y1 = y_event``.
 
@@ -202,7 +203,7 @@ def send_events(d: Design, st: NeuronState, pos, neg, k: int):
     st.sent |= bap
     go_n = (st.pend[..., 1] > 0) & last
     st.pend[..., 1] -= go_n
-    return bap, np.where(go_n, ye, 0).astype(np.int64), np.zeros(bap.shape, np.int64)
+    return bap, np.where(go_n, ye, 0).astype(np.int64), np.full(bap.shape, d.y2_const, np.int64)
 
 
 def neuron_counters(st: NeuronState) -> dict:

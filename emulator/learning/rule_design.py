@@ -168,6 +168,7 @@ class Design:
     #: dependency free for the flush (Lava allows one u<k> per rule set)
     all_y0: bool = False
     y_event: int = 64         #: y1 (y2) of one event: 2**(trace_bits - 1)
+    y2_const: int = 0         #: y2 sent every step (hidden-bits carry divisor), 0: none
     y_offset: int = 64        #: y3 = y_offset + Vq
     info: dict = dataclasses.field(default_factory=dict, compare=False)
     choices: dict = dataclasses.field(default_factory=dict, compare=False)
@@ -375,11 +376,33 @@ def design(params: NeuronParams, rates, eta: float, w_frac: int | None = None, *
                  "hetero-"),
         )
 
+    y2_const = 0
     if h == 0:
         products, dd_products, all_y0 = terms(1.0, "y0", None, "u0"), (), False
+    elif mp.flush_log2 is None:
+        # hidden bits, carry: d accumulates the update in units of 2**-h LSB; every epoch
+        # a product u0 (d - c) y2^f, floor-shifted right by s = 7 f - 2 with the constant
+        # y2 = 2**j (h = s - f j), divides by 2**h.  The applier multiplies by the (signed)
+        # mantissa before the floor, so d's -1 * (d - 128) gives -ceil((d - 128) / 2**h);
+        # w's +1 * (d - 128 + 2**h - 1) gives +ceil((d - 128) / 2**h): whole LSBs to w (no
+        # rounding), exactly as many taken from d (d - 128 ends in (-2**h, 0])
+        f = 1 if h <= 5 else 2
+        j2 = mk(1, 0, "u0", (("d", 0),) + (("y2", 0),) * f).shift - h
+        if j2 % f or j2 < 0 or j2 // f >= e.trace_bits:
+            raise ValueError(f"hidden_bits {h} has no carry encoding (use 1..6 or flush_log2)")
+        y2_const = 2 ** (j2 // f)
+        y2s = (("y2", 0),) * f
+        carry_w = (("d", -(D_OFFSET + 1 - 2 ** h)),) + y2s
+        products = (mk(1, 0, "u0", carry_w),)                 # w += ceil((d - 128) / 2**h)
+        dd_products = terms(2.0 ** h, "y0", None, "u0") + (
+            mk(-1, h, "u0", (("d", -D_OFFSET),) + y2s),)      # d -= 2**h ceil(...)
+        all_y0 = False
     else:
-        # hidden bits: the update goes to d in units of 2**-h LSB; every event rides on y0
-        # (sign on y2 / y1) so that the one u<k> of the rule set is the flush's
+        # hidden bits, periodic flush: the update goes to d in units of 2**-h LSB; every
+        # event rides on y0 (sign on y2 / y1) so that the one u<k> of the rule set is the
+        # flush's.  Lava reads one digit of k (learning_rule.py: int(uk_list[0][1])).
+        if not 0 <= int(mp.flush_log2) <= 9:
+            raise ValueError(f"flush_log2 must lie in [0, 9] (got {mp.flush_log2})")
         uk = f"u{int(mp.flush_log2)}"
         flush_w = mk(1, -h, uk, (("d", -D_OFFSET),))          # w += (d - 128) 2**-h, exact
         flush_d = mk(-1, 0, uk, (("d", -D_OFFSET),))          # d -= d - 128
@@ -428,7 +451,8 @@ def design(params: NeuronParams, rates, eta: float, w_frac: int | None = None, *
                   phidt_mant=phidt_mant, phidt_shift=phidt_shift, a_mant=a_mant,
                   a_shift=a_shift, k_mant=k_mant, k_shift=k_shift, vq_mant=vq_mant,
                   vq_shift=vq_shift, engine=e, neuron=nf, mapping=mp, dd_products=dd_products,
-                  all_y0=all_y0, y_event=y_event, y_offset=y_offset, info=info,
+                  all_y0=all_y0, y_event=y_event, y_offset=y_offset, y2_const=y2_const,
+                  info=info,
                   choices=choices)
 
 
