@@ -50,6 +50,16 @@ def test_spec_records_default_to_the_default_design():
 
 def test_hidden_bits_rule_strings():
     task = fig3_task(n_trials=1, N=32, seed=0)
+    # carry (default): w += ceil((d - 128) / 2**h) via the floor shift of (d - c) * y2 with
+    # y2 = 2**(5 - h) sent constantly; d -= 2**h times the same (mantissa -1 before floor)
+    for h, rule, y2 in ((5, "1*2^0*u0*(d-97)*y2", 1), (3, "1*2^0*u0*(d-121)*y2", 4),
+                        (6, "1*2^0*u0*(d-65)*y2*y2", 8)):
+        d = LE.design_for_task(task, ETA_CODE_SCALED["approx"],
+                               mapping=LE.MappingSpec(hidden_bits=h))
+        assert d.rule == rule and d.y2_const == y2 and not d.all_y0
+        assert d.rule_dd.endswith(f"- 1*2^{h}*u0*(d-128)*y2" + ("*y2" if h == 6 else ""))
+        # both carries divide by 2**h: the product's floor shift minus log2 of y2**f
+        assert d.products[0].shift - round(np.log2(y2)) * (2 if h == 6 else 1) == h
     d = LE.design_for_task(task, ETA_CODE_SCALED["approx"],
                            mapping=LE.MappingSpec(hidden_bits=3, flush_log2=4))
     assert d.rule == "1*2^-3*u4*(d-128)" and d.all_y0 and d.u_exponent == 4
@@ -71,6 +81,9 @@ CASES = {
                                              trace_rounding="per_synapse")),
     "per_synapse_hidden": dict(engine=LE.EngineSpec(weight_rounding="per_synapse", t_epoch=2),
                                mapping=LE.MappingSpec(hidden_bits=5, flush_log2=2)),
+    "carry5": dict(mapping=LE.MappingSpec(hidden_bits=5)),
+    "carry3_t2_per_trace": dict(mapping=LE.MappingSpec(hidden_bits=3),
+                                engine=LE.EngineSpec(t_epoch=2, trace_rounding="per_synapse")),
     "nearest_sigma_node": dict(neuron=LE.NeuronSpec(sigma_interpolate=False, prob_frac=20)),
 }
 
@@ -166,3 +179,30 @@ def test_lava_equals_emulator_with_hidden_bits(task):
     emu, res = _lava_equals_emulator(task, d)
     assert emu.synapse_counters["tag_saturation"] > 0
     assert not np.all(res["tag_2"] == LE.D_OFFSET)
+
+
+@pytest.mark.timeout(180)
+def test_lava_equals_emulator_with_hidden_bits_carry(task):
+    """h = 3 hidden bits carried into w every epoch (y2 = 4 sent constantly); Lava's
+    decay quirk on y2 and saturating accumulators included."""
+    d = _design(task, mapping=LE.MappingSpec(hidden_bits=3))
+    emu, res = _lava_equals_emulator(task, d)
+    assert not np.all(res["tag_2"] == LE.D_OFFSET)
+
+
+def test_carry_conserves_the_update():
+    """Without saturation the carry loses nothing: w * 2**h + (d - 128) after the run equals
+    the same sum for the initial state plus the updates learnt into d (numpy, 1 epoch)."""
+    task = fig3_task(n_trials=1, N=32, seed=0)
+    d = LE.design_for_task(task, ETA_CODE_SCALED["approx"], mapping=LE.MappingSpec(hidden_bits=4))
+    from emulator.learning.lava_replica import synapse_init, synapse_step
+    g = np.random.default_rng(0)
+    syn = synapse_init(LE.quantize_weights(d, task.w_init[:1]))
+    syn.dtag[:] = g.integers(60, 200, syn.dtag.shape)
+    tags = np.broadcast_to(d.tags, syn.w.shape)
+    before = syn.w * 16 + syn.dtag - 128
+    z = np.zeros((1, 1), np.int64)
+    synapse_step(d, syn, np.zeros((1, 32), np.int64), z, z, np.full((1, 1), d.y2_const),
+                 np.full((1, 1), 64), np.array([0.5]), np.array([0.5]), 0.5, tags)
+    np.testing.assert_array_equal(syn.w * 16 + syn.dtag - 128, before)   # no event: moved only
+    assert np.all((syn.dtag - 128 > -16) & (syn.dtag - 128 <= 0))
