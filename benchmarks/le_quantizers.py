@@ -1,6 +1,7 @@
 """Which quantizer of the learning engine holds it back (issue 11; not a test).
 
-    python benchmarks/le_quantizers.py [--seconds 400] [--late 200] [--variants default,h2,...]
+    PYTHONPATH=. python benchmarks/le_quantizers.py [--seconds 400] [--late 200]
+        [--seed 0] [--variants default,h2,...]
 
 Fig 3 task (N = 100, 4 trials, seed 0), eta = ETA_CODE['approx'] (5.5e-4); the float64
 approximate rule and each learning-engine variant run on the same spikes; weights recorded
@@ -86,7 +87,8 @@ def main():
         keep = r.record_t_s >= a.late
         r_le = rmse_curve(r.record_w[keep], task, x_test).mean()
         print(f"{name:>18s}: late RMSE {r_le:.4f} Hz, ratio {r_le / r_fl:.3f}, "
-              f"counters {r.counters} {r.synapse_counters}, {time.perf_counter() - t0:.0f} s", flush=True)
+              f"counters {r.counters} {r.synapse_counters}, {time.perf_counter() - t0:.0f} s",
+              flush=True)
 
 
 if __name__ == "__main__":

@@ -32,7 +32,9 @@ The per-afferent ``c_eps / r_i`` rides on the static tag ``t`` (``tag_1``).
 
 Modules (split the way Lava splits ``lava/magma/core/learning/``)
 ----------------------------------------------------------------
-* :mod:`.constants`    -- engine widths and the neuron's formats (Lava: ``constants.py``)
+* :mod:`.constants`    -- engine widths and the neuron's formats (Lava: ``constants.py``),
+  and the records :class:`EngineSpec`, :class:`NeuronSpec`, :class:`MappingSpec` that a
+  :class:`Design` carries: the arithmetic reads only ``d.engine`` / ``d.neuron``
 * :mod:`.rule_design`       -- :class:`Product`, :func:`rule_string`, :class:`Design`,
   :func:`design`, :func:`design_for_task` (Lava: ``product.py``, ``learning_rule.py``)
 * :mod:`.neuron`       -- the learning neuron's integer step, numpy
@@ -53,8 +55,8 @@ from .constants import (ACC_HI, ACC_LO, ACC_SHIFT, F_A, F_D, F_E, F_G, F_H, F_P,
 from .rule_design import (Design, Product, auto_c_ev, default_w_frac, design, design_for_task,
                           lava_incompatibilities, mis_scaled, product_bound, quantize_weights,
                           rule_string, var_width)
-from .lava_replica import (LavaRandoms, SynapseState, apply_products, lava_trace_seed,
-                           synapse_init, synapse_step)
+from .lava_replica import (SYNAPSE_COUNTERS, LavaRandoms, SynapseState, apply_products,
+                           lava_trace_seed, synapse_init, synapse_step)
 from .neuron import NeuronState, neuron_counters, neuron_init, neuron_step, sigma_lookup
 from .driver import LEResult, run
 
@@ -76,6 +78,7 @@ __all__ = [
     "NeuronState", "neuron_init", "sigma_lookup", "neuron_step", "neuron_counters",
     # LearningDense replica
     "lava_trace_seed", "LavaRandoms", "SynapseState", "synapse_init", "apply_products",
+    "SYNAPSE_COUNTERS",
     "synapse_step",
     # run
     "LEResult", "run",

@@ -136,8 +136,8 @@ class MappingSpec:
     flush_log2 : with hidden_bits > 0, how the tag reaches the weight.  None (default):
         a carry every epoch: w gets the whole LSBs of d exactly and d keeps the rest
         (error diffusion; needs h in 1..6; the neuron sends a constant y2 = 2**j whose
-        product's floor shift does the division; w gets ceil((d - 128) / 2**h)).  An int k in 0..9: the whole tag is
-        flushed every 2**k epochs (Lava's ``u<k>`` dependency; every event then rides on y0)
+        product's floor shift does the division; w gets ceil((d - 128) / 2**h)).  An int
+        k in 0..9: the whole tag is flushed every 2**k epochs (Lava's ``u<k>`` dependency; every event then rides on y0)
     """
 
     w_frac: int | str = "auto"
