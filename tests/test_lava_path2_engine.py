@@ -84,6 +84,7 @@ CASES = {
     "carry5": dict(mapping=LE.MappingSpec(hidden_bits=5)),
     "carry3_t2_per_trace": dict(mapping=LE.MappingSpec(hidden_bits=3),
                                 engine=LE.EngineSpec(t_epoch=2, trace_rounding="per_synapse")),
+    "wider_engine": dict(engine=LE.EngineSpec(trace_bits=8, synaptic_bits=10)),
     "nearest_sigma_node": dict(neuron=LE.NeuronSpec(sigma_interpolate=False, prob_frac=20)),
 }
 
