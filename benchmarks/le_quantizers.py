@@ -35,6 +35,8 @@ VARIANTS = {
     "t_per_synapse": {"engine": {"trace_rounding": "per_synapse"}},
     "wt_per_synapse": {"engine": {"weight_rounding": "per_synapse",
                                   "trace_rounding": "per_synapse"}},
+    "h3_t_per_synapse": {"mapping": {"hidden_bits": 3},
+                         "engine": {"trace_rounding": "per_synapse"}},
     "h5_t_per_synapse": {"mapping": {"hidden_bits": 5},
                          "engine": {"trace_rounding": "per_synapse"}},
     # epochs, neuron
