@@ -43,6 +43,8 @@ VARIANTS = {
     "t_epoch2": {"engine": {"t_epoch": 2}},
     "t_epoch4": {"engine": {"t_epoch": 4}},
     "h5_t_epoch2": {"mapping": {"hidden_bits": 5}, "engine": {"t_epoch": 2}},
+    # smaller events (c_ev 64 instead of 128: E_q >= eta * 2), more of them
+    "h3_gcap2": {"mapping": {"hidden_bits": 3}, "neuron": {"g_cap": 2.0}},
     "no_sigma_interp": {"neuron": {"sigma_interpolate": False}},
 }
 
