@@ -45,6 +45,9 @@ VARIANTS = {
     "h5_t_epoch2": {"mapping": {"hidden_bits": 5}, "engine": {"t_epoch": 2}},
     # smaller events (c_ev 64 instead of 128: E_q >= eta * 2), more of them
     "h3_gcap2": {"mapping": {"hidden_bits": 3}, "neuron": {"g_cap": 2.0}},
+    # events below the bare engine's smallest (c_ev 64): only with hidden bits
+    "h3_cev32": {"mapping": {"hidden_bits": 3, "c_ev": 32}},
+    "h3_cev16": {"mapping": {"hidden_bits": 3, "c_ev": 16}},
     "no_sigma_interp": {"neuron": {"sigma_interpolate": False}},
 }
 
