@@ -51,10 +51,11 @@ from emulator.task import Task
 from fixedpoint import rng
 
 __all__ = ["NatGradLENeuron", "PyNatGradLENeuronFixed", "learning_rule", "build_network",
-           "run_lava_le", "NEURON_VARS"]
+           "run_lava_le", "check_lava_design", "NEURON_VARS"]
 
 #: Vars of the neuron read after a run (integers).
-NEURON_VARS = ("a_m", "a_s", "hbar", "gamma", "v", "sigma", "err", "p", "counts", "events")
+NEURON_VARS = ("a_m", "a_s", "hbar", "gamma", "v", "sigma", "err", "p", "counts", "events",
+               "pend", "sent")
 
 
 class NatGradLENeuron(LearningNeuronProcess, AbstractProcess):
@@ -90,6 +91,8 @@ class NatGradLENeuron(LearningNeuronProcess, AbstractProcess):
         self.p = Var(shape=(m,), init=0)
         self.counts = Var(shape=(len(LE.NEURON_COUNTERS),), init=0)
         self.events = Var(shape=(m, 2), init=0)
+        self.pend = Var(shape=(m, 2), init=0)
+        self.sent = Var(shape=(m,), init=0)
 
 
 @implements(proc=NatGradLENeuron, protocol=LoihiProtocol)
@@ -110,6 +113,8 @@ class PyNatGradLENeuronFixed(LearningNeuronModelFixed):
     p: np.ndarray = LavaPyType(np.ndarray, np.int64, precision=25)
     counts: np.ndarray = LavaPyType(np.ndarray, np.int64, precision=48)
     events: np.ndarray = LavaPyType(np.ndarray, np.int64, precision=48)
+    pend: np.ndarray = LavaPyType(np.ndarray, np.int64, precision=48)
+    sent: np.ndarray = LavaPyType(np.ndarray, np.int64, precision=1)
 
     def __init__(self, proc_params):
         super().__init__(proc_params)
@@ -126,13 +131,15 @@ class PyNatGradLENeuronFixed(LearningNeuronModelFixed):
         st = LE.NeuronState(a_m=i64(self.a_m), a_s=i64(self.a_s), hbar=i64(self.hbar),
                             gamma=i64(self.gamma), v=i64(self.v), sigma=i64(self.sigma),
                             err=i64(self.err), p=i64(self.p),
-                            counts=np.asarray(self.counts, np.int64).copy())
+                            counts=np.asarray(self.counts, np.int64).copy(),
+                            pend=i64(self.pend).copy(), sent=i64(self.sent).copy())
         bap, y1, y2, y3 = LE.neuron_step(self._d, st, a, y, k, self._seed, self._index)
         self.a_m, self.a_s, self.hbar, self.gamma = st.a_m[0], st.a_s[0], st.hbar[0], st.gamma[0]
         self.v, self.sigma, self.err, self.p = st.v[0], st.sigma[0], st.err[0], st.p[0]
         self.counts = st.counts
+        self.pend, self.sent = st.pend[0], st.sent[0]
         ev = np.asarray(self.events, np.int64).copy()
-        ev[:, 0] += bap[0]
+        ev[:, 0] += (y2[0] > 0) if self._d.all_y0 else bap[0]
         ev[:, 1] += y1[0] > 0
         self.events = ev
         self.y1, self.y2, self.y3 = (y1[0].astype(np.int32), y2[0].astype(np.int32),
@@ -143,12 +150,24 @@ class PyNatGradLENeuronFixed(LearningNeuronModelFixed):
         self.s_out_y3.send(self.y3)
 
 
+def check_lava_design(d: LE.Design) -> None:
+    """Raise ValueError when ``d`` asks for an engine Lava 0.10 does not have (other widths,
+    per-synapse roundings, another weight-rounding seed): those are emulator-only."""
+    bad = LE.lava_incompatibilities(d)
+    if bad:
+        raise ValueError("Lava 0.10's LearningDense cannot run this design (emulator-only "
+                         "engine settings): " + "; ".join(bad))
+
+
 def learning_rule(d: LE.Design, seed: int, trial: int = 0, products=None) -> Loihi3FLearningRule:
-    """The Loihi3FLearningRule of the design (``products`` overrides the rule's products)."""
+    """The Loihi3FLearningRule of the design (``products`` overrides the dw products):
+    ``dw`` (and ``dd`` with hidden bits), impulses, taus, ``t_epoch`` from ``d.engine``."""
+    check_lava_design(d)
     prods = d.products if products is None else tuple(products)
+    kw = {"dd": d.rule_dd} if d.dd_products else {}
     return Loihi3FLearningRule(dw=LE.rule_string(prods), x1_impulse=d.k_x, x1_tau=d.x1_tau,
-                               x2_impulse=d.k_x, x2_tau=d.x2_tau, t_epoch=1,
-                               rng_seed=LE.lava_trace_seed(seed, trial))
+                               x2_impulse=d.k_x, x2_tau=d.x2_tau, t_epoch=d.engine.t_epoch,
+                               rng_seed=LE.lava_trace_seed(seed, trial), **kw)
 
 
 def build_network(d: LE.Design, task: Task, steps: int, seed: int, trial: int = 0, *,
@@ -172,8 +191,9 @@ def build_network(d: LE.Design, task: Task, steps: int, seed: int, trial: int = 
     w0 = LE.quantize_weights(d, task.w_init[trial])                      # (M, N), even
     lr = learning_rule(d, seed, trial, products)
     tags = np.broadcast_to(d.tags[None, :], w0.shape).astype(np.int64).copy()
+    kw = {"tag_2": np.full(w0.shape, LE.D_OFFSET, np.int64)} if d.dd_products else {}
     dense = LearningDense(weights=w0, tag_1=tags, learning_rule=lr, weight_exp=d.weight_exp,
-                          name=f"le_dense_trial{trial}")
+                          name=f"le_dense_trial{trial}", **kw)
     neuron = NatGradLENeuron(design=d, learning_rule=lr, w_init_int=w0, seed=seed, trial=trial,
                              name=f"le_neuron_trial{trial}")
     source_x = RingBuffer(data=np.ascontiguousarray(X.T, dtype=np.int32))
@@ -212,6 +232,7 @@ def run_lava_le(d: LE.Design, task: Task, steps: int, seed: int, trial: int = 0,
         t2 = time.perf_counter()
         w = dense.weights.get()
         x1, x2 = dense.x1.get(), dense.x2.get()
+        tag_2 = dense.tag_2.get()
         nv = {name: getattr(neuron, name).get() for name in NEURON_VARS}
         t3 = time.perf_counter()
         timing = {"setup": t1 - t0, "run": t2 - t1, "read": t3 - t2}
@@ -222,6 +243,7 @@ def run_lava_le(d: LE.Design, task: Task, steps: int, seed: int, trial: int = 0,
     return {"w_int": w_int, "w": w_int * d.lsb_w,
             "x1": np.rint(np.asarray(x1, np.float64)).astype(np.int64),
             "x2": np.rint(np.asarray(x2, np.float64)).astype(np.int64),
+            "tag_2": np.rint(np.asarray(tag_2, np.float64)).astype(np.int64),
             "neuron": nv, "counters": dict(zip(LE.NEURON_COUNTERS, nv["counts"].tolist())),
             "rule": LE.rule_string(d.products if products is None else products),
             "teacher_spikes": Y.astype(np.int64), "steps": int(steps), "seed": int(seed),

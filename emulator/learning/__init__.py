@@ -32,7 +32,9 @@ The per-afferent ``c_eps / r_i`` rides on the static tag ``t`` (``tag_1``).
 
 Modules (split the way Lava splits ``lava/magma/core/learning/``)
 ----------------------------------------------------------------
-* :mod:`.constants`    -- engine widths and the neuron's formats (Lava: ``constants.py``)
+* :mod:`.constants`    -- engine widths and the neuron's formats (Lava: ``constants.py``),
+  and the records :class:`EngineSpec`, :class:`NeuronSpec`, :class:`MappingSpec` that a
+  :class:`Design` carries: the arithmetic reads only ``d.engine`` / ``d.neuron``
 * :mod:`.rule_design`       -- :class:`Product`, :func:`rule_string`, :class:`Design`,
   :func:`design`, :func:`design_for_task` (Lava: ``product.py``, ``learning_rule.py``)
 * :mod:`.neuron`       -- the learning neuron's integer step, numpy
@@ -48,11 +50,13 @@ from .constants import (ACC_HI, ACC_LO, ACC_SHIFT, F_A, F_D, F_E, F_G, F_H, F_P,
                         G_BITS, G_CAP, GAMMA_EVERY, H_TAU_SHIFT, MANT_BITS, NEURON_COUNTERS,
                         SIG_NODE_FRAC, SIG_SPAN, SR_SEED, STREAM_EVENT, STREAM_VQ, TRACE_MAX,
                         V_BITS, W_ACC_U, W_HI, W_LO, W_S_MANT, W_SYN, W_TRACE, WIDTH, Y_EVENT,
-                        Y_OFFSET, Y_TAU)
+                        Y_OFFSET, Y_TAU, D_OFFSET, DEFAULT_ENGINE, DEFAULT_MAPPING,
+                        DEFAULT_NEURON, EngineSpec, MappingSpec, NeuronSpec)
 from .rule_design import (Design, Product, auto_c_ev, default_w_frac, design, design_for_task,
-                     mis_scaled, product_bound, quantize_weights, rule_string)
-from .lava_replica import (LavaRandoms, SynapseState, apply_products, lava_trace_seed,
-                           synapse_init, synapse_step)
+                          lava_incompatibilities, mis_scaled, product_bound, quantize_weights,
+                          rule_string, var_width)
+from .lava_replica import (SYNAPSE_COUNTERS, LavaRandoms, SynapseState, apply_products,
+                           lava_trace_seed, synapse_init, synapse_step)
 from .neuron import NeuronState, neuron_counters, neuron_init, neuron_step, sigma_lookup
 from .driver import LEResult, run
 from .config import design_for_config, specs
@@ -64,14 +68,19 @@ __all__ = [
     "W_LO", "W_HI", "TRACE_MAX", "Y_TAU", "Y_EVENT", "Y_OFFSET", "SR_SEED",
     "F_A", "F_D", "F_V", "V_BITS", "F_S", "SIG_SPAN", "SIG_NODE_FRAC", "F_E", "F_H",
     "H_TAU_SHIFT", "GAMMA_EVERY", "F_G", "G_BITS", "F_P", "MANT_BITS", "STREAM_EVENT",
-    "STREAM_VQ", "G_CAP", "NEURON_COUNTERS",
+    "STREAM_VQ", "G_CAP", "NEURON_COUNTERS", "D_OFFSET",
+    # config records
+    "EngineSpec", "NeuronSpec", "MappingSpec", "DEFAULT_ENGINE", "DEFAULT_NEURON",
+    "DEFAULT_MAPPING",
     # design
     "Product", "rule_string", "product_bound", "Design", "default_w_frac", "auto_c_ev",
-    "design", "design_for_task", "mis_scaled", "quantize_weights",
+    "design", "design_for_task", "mis_scaled", "quantize_weights", "var_width",
+    "lava_incompatibilities",
     # neuron
     "NeuronState", "neuron_init", "sigma_lookup", "neuron_step", "neuron_counters",
     # LearningDense replica
     "lava_trace_seed", "LavaRandoms", "SynapseState", "synapse_init", "apply_products",
+    "SYNAPSE_COUNTERS",
     "synapse_step",
     # run
     "LEResult", "run",

@@ -42,6 +42,12 @@ F_P = 24         #: event probability U0.24
 MANT_BITS = 16   #: mantissa width of the neuron's constants
 STREAM_EVENT = 32  #: counter-RNG stream of the event draws
 STREAM_VQ = 33     #: counter-RNG stream of the stochastic rounding of Vq
+# streams of the emulator-only per-synapse roundings (EngineSpec.*_rounding = 'per_synapse')
+STREAM_W_ROUND = 34  #: weight (accumulator -> weight grid), index trial << 32 | m N + i
+STREAM_D_ROUND = 35  #: hidden-bits tag d, same index
+STREAM_X_ROUND = 36  #: x-trace decay, index trial << 32 | j N + i (j = 0: x1, 1: x2)
+STREAM_Y_ROUND = 37  #: y-trace decay, index trial << 32 | j M + m (j = 0, 1, 2: y1..y3)
+D_OFFSET = 128       #: hidden-bits tag d = 128 + residual (Lava keeps tag_2 in [0, 255])
 G_CAP = 4.0        #: gamma_s (1 - sigma) |e| at which the event probability reaches 1
 
 # neuron counters (in this order in NeuronState.counts)
@@ -63,7 +69,7 @@ class EngineSpec:
     Attributes
     ----------
     trace_bits : width of the traces x1, x2, y1, y2, y3 and of the third factors (W_TRACE)
-    synaptic_bits : width of w, d, t incl. sign (W_WEIGHTS_S + 1)
+    synaptic_bits : width of w, d, t incl. sign (W_WEIGHTS_S = 9)
     scale_mant_bits : mantissa width of a product's scale (W_S_MANT)
     accumulator_bits : magnitude bits of the update accumulator (W_ACCUMULATOR_U)
     acc_shift : accumulator = w << acc_shift (bits kept below the weight LSB during an epoch)
@@ -127,6 +133,11 @@ class MappingSpec:
     tag_step : 16 (exact homosynaptic products) or 1, or 'auto'
     hidden_bits : low-order update bits kept below the weight LSB in a synaptic tag and
         flushed into the weight periodically (0: none, as the bare engine)
+    flush_log2 : with hidden_bits > 0, how the tag reaches the weight.  None (default):
+        a carry every epoch: w gets the whole LSBs of d exactly and d keeps the rest
+        (error diffusion; needs h in 1..6; the neuron sends a constant y2 = 2**j whose
+        product's floor shift does the division; w gets ceil((d - 128) / 2**h)).  An int
+        k in 0..9: the whole tag is flushed every 2**k epochs (Lava's ``u<k>`` dependency; every event then rides on y0)
     """
 
     w_frac: int | str = "auto"
@@ -135,6 +146,7 @@ class MappingSpec:
     v_range_mv: float = 30.0
     tag_step: int | str = "auto"
     hidden_bits: int = 0
+    flush_log2: int | None = None
 
 
 DEFAULT_ENGINE = EngineSpec()

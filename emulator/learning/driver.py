@@ -16,10 +16,10 @@ from emulator.spikes import SpikeSource
 from emulator.task import Task
 from fixedpoint import rng
 
-from .constants import Y_TAU
 from .rule_design import Design, design_for_task, quantize_weights
 from .kernel import pack, run_chunk
-from .lava_replica import LavaRandoms, lava_trace_seed, synapse_init, synapse_step
+from .lava_replica import (SYNAPSE_COUNTERS, LavaRandoms, lava_trace_seed, synapse_init,
+                           synapse_step)
 from .neuron import NeuronState, neuron_counters, neuron_init, neuron_step
 
 
@@ -35,8 +35,11 @@ class LEResult:
     counters: dict
     record_w: np.ndarray        #: (n_rec, B, M, N) float weights every record_every steps
     record_t_s: np.ndarray
-    events: np.ndarray          #: (B, M, 2) positive / negative events over the run
+    events: np.ndarray          #: (B, M, 2) positive / negative events sent over the run
     teacher_spikes: np.ndarray  #: (B, M)
+    #: engine-side counters (:data:`SYNAPSE_COUNTERS`): tag_2 and weight saturations
+    synapse_counters: dict = dataclasses.field(default_factory=dict)
+    d_tag: np.ndarray | None = None  #: (B, M, N) final tag_2 (hidden bits), else None
 
 
 def run(task: Task, steps: int, seed: int, d: Design | None = None, *, eta: float | None = None,
@@ -48,6 +51,8 @@ def run(task: Task, steps: int, seed: int, d: Design | None = None, *, eta: floa
     :func:`synapse_step`) are bit-identical.  Trial ``t`` uses the Lava rng_seed
     :func:`lava_trace_seed` ``(seed, t)``, so it reproduces a Lava run of that trial.
     ``products`` replaces the design's rule (e.g. a deliberately mis-scaled one).
+    Every width, format, epoch length and rounding mode comes from ``d.engine`` /
+    ``d.neuron``.
     """
     if backend not in ("numba", "numpy"):
         raise ValueError(f"backend must be 'numba' or 'numpy' (got {backend!r})")
@@ -63,7 +68,8 @@ def run(task: Task, steps: int, seed: int, d: Design | None = None, *, eta: floa
     b, m, n = syn.w.shape
     index = rng.trial_unit_index(trials, np.arange(m))
     tags = np.broadcast_to(d.tags[None, None, :], (b, m, n))
-    rnd = LavaRandoms([lava_trace_seed(seed, t) for t in trials])
+    rnd = LavaRandoms([lava_trace_seed(seed, t) for t in trials], d.engine.sr_seed)
+    te = d.engine.t_epoch
     src = SpikeSource(task, seed, trials)
     n_rec = steps // record_every if record_every else 0
     rec_int = np.zeros((n_rec, b, m, n), np.int64)
@@ -73,26 +79,28 @@ def run(task: Task, steps: int, seed: int, d: Design | None = None, *, eta: floa
     if backend == "numba":
         kc, ptab, pconst = pack(d, products)
         dec_x = np.exp(-1 / np.array([[d.x1_tau], [d.x2_tau]]))[:, 0]
-        dec_y = float(np.exp(-1 / np.array([[Y_TAU]]))[0, 0])
+        dec_y = float(np.exp(-1 / np.array([[d.engine.y_tau]]))[0, 0])
         tr = np.asarray(trials, np.int64)
     done = 0
     while done < steps:
         nn = min(chunk_steps, steps - done)
         X, Y = src.next(nn)
         teach += Y.sum(axis=0, dtype=np.int64)
-        rx, ry, rw = rnd.next(nn)
+        rx, ry, rw = rnd.next(nn, done, te)
         if backend == "numba":
             row = run_chunk(kc, d.sigma_lut, ptab, pconst, d.tags, dec_x, dec_y, X, Y, rx, ry,
                             rw, done, int(seed), tr, syn.w, syn.x, syn.a_buff, neu.a_m, neu.a_s,
                             neu.hbar, neu.gamma, neu.v, neu.sigma, neu.err, neu.p, neu.counts,
-                            events, record_every, rec_int, row)
+                            events, record_every, rec_int, row, neu.pend, neu.sent, syn.tx,
+                            syn.ty, syn.yr, syn.dtag, syn.counts)
         else:
             for t in range(nn):
                 k = done + t
                 bap, y1, y2, y3 = neuron_step(d, neu, syn.a_buff, Y[t], k, seed, index)
-                events[:, :, 0] += bap
+                events[:, :, 0] += y2 > 0 if d.all_y0 else bap
                 events[:, :, 1] += y1 > 0
-                synapse_step(d, syn, X[t], bap, y1, y2, y3, rx[t], ry[t], rw[t], tags, products)
+                synapse_step(d, syn, X[t], bap, y1, y2, y3, rx[t], ry[t], rw[t], tags, products,
+                             k=k, seed=int(seed), trials=trials)
                 if record_every and (k + 1) % record_every == 0:
                     rec_int[row] = syn.w
                     row += 1
@@ -101,4 +109,6 @@ def run(task: Task, steps: int, seed: int, d: Design | None = None, *, eta: floa
                     w_final=syn.w * d.lsb_w, x_traces=syn.x.copy(), neuron=neu,
                     counters=neuron_counters(neu), record_w=rec_int[:row] * d.lsb_w,
                     record_t_s=np.arange(1, row + 1) * record_every * task.params.dt,
-                    events=events, teacher_spikes=teach)
+                    events=events, teacher_spikes=teach,
+                    synapse_counters=dict(zip(SYNAPSE_COUNTERS, syn.counts.tolist())),
+                    d_tag=syn.dtag.copy() if d.dd_products else None)

@@ -16,9 +16,7 @@ import numpy as np
 from fixedpoint import rng
 from fixedpoint.rounding import shift_right
 
-from .constants import (F_A, F_D, F_E, F_G, F_H, F_P, F_S, F_V, G_BITS, GAMMA_EVERY,
-                        H_TAU_SHIFT, NEURON_COUNTERS, SIG_NODE_FRAC, SIG_SPAN, STREAM_EVENT,
-                        STREAM_VQ, V_BITS, Y_EVENT, Y_OFFSET)
+from .constants import NEURON_COUNTERS, STREAM_EVENT, STREAM_VQ
 from .rule_design import Design
 
 
@@ -46,14 +44,19 @@ class NeuronState:
     err: np.ndarray      #: last e, S.16
     p: np.ndarray        #: last event probability, U0.24
     counts: np.ndarray   #: (len(NEURON_COUNTERS),)
+    #: (B, M, 2) events drawn but not yet sent (positive, negative): with t_epoch > 1 the
+    #: engine sees one bap and the last y per epoch, so extra events wait for the next epoch
+    pend: np.ndarray = None
+    sent: np.ndarray = None   #: (B, M) a bap was sent in the current epoch (0/1)
 
 
 def _gamma_from_hbar(d: Design, hbar: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     """gamma_s = 1 / (phi_max beta^2 hbar) in U8.16 (floor), saturated; and the sat mask."""
+    nf = d.neuron
     hbar = np.asarray(hbar, np.int64)
     den = hbar * d.a_mant
-    top = 2 ** G_BITS - 1
-    num = 1 << (F_G + F_H + d.a_shift)
+    top = 2 ** nf.gamma_bits - 1
+    num = 1 << (nf.gamma_frac + nf.hbar_frac + d.a_shift)
     with np.errstate(divide="ignore"):
         g = np.where(den > 0, num // np.maximum(den, 1), top + 1)
     sat = g > top
@@ -73,22 +76,29 @@ def neuron_init(d: Design, w_init_int: np.ndarray) -> NeuronState:
     mu = w @ d.rates
     var = (w * w) @ d.rates / d.params.c_eps
     i1 = gauss_moments(mu, var, d.params)[0]                      # E[h], h = A s (1-s)^2
-    hbar = np.floor(i1 / (d.params.phi_max * d.params.beta ** 2) * 2 ** F_H + 0.5)
+    hbar = np.floor(i1 / (d.params.phi_max * d.params.beta ** 2) * 2 ** d.neuron.hbar_frac + 0.5)
     hbar = hbar.astype(np.int64)
     z = lambda: np.zeros((b, m), np.int64)  # noqa: E731
     st = NeuronState(a_m=z(), a_s=z(), hbar=hbar, gamma=z(), v=z(), sigma=z(), err=z(), p=z(),
-                     counts=np.zeros(len(NEURON_COUNTERS), np.int64))
+                     counts=np.zeros(len(NEURON_COUNTERS), np.int64),
+                     pend=np.zeros((b, m, 2), np.int64), sent=z())
     st.gamma = _gamma_from_hbar(d, hbar)[0]
     return st
 
 
 def sigma_lookup(d: Design, v: np.ndarray) -> np.ndarray:
-    """sigma(V) U0.16 from V S16.8 mV: 0.25-mV nodes over [-64, 64) mV, linear interpolation."""
-    sub = F_V - SIG_NODE_FRAC
-    pos = np.clip(np.asarray(v, np.int64) + (SIG_SPAN << F_V), 0, (2 * SIG_SPAN << F_V) - 1)
+    """sigma(V) U0.16 from V S16.8 mV: nodes every 2**-sigma_node_frac mV over
+    [-sigma_span_mv, sigma_span_mv), linear interpolation (``sigma_interpolate``) or the
+    nearest node (round half up)."""
+    nf = d.neuron
+    sub = nf.v_frac - nf.sigma_node_frac
+    span = nf.sigma_span_mv << nf.v_frac
+    pos = np.clip(np.asarray(v, np.int64) + span, 0, 2 * span - 1)
+    lut = d.sigma_lut
+    if not nf.sigma_interpolate:
+        return lut[_hu(pos, sub)]
     j = pos >> sub
     t = pos - (j << sub)
-    lut = d.sigma_lut
     return lut[j] + _hu((lut[j + 1] - lut[j]) * t, sub)
 
 
@@ -99,55 +109,101 @@ def neuron_step(d: Design, st: NeuronState, a_in: np.ndarray, y: np.ndarray, k: 
     ``a_in`` (B, M): LearningDense's a_out this step = sum_i W_i X_i of the previous step
     (weight units).  ``y`` (B, M): teacher spikes of step k.  ``index`` (B, M): counter-RNG
     index ``trial << 32 | neuron``.  Every right shift rounds half up (values stay far
-    below 2**62) except Vq's, which rounds stochastically.
+    below 2**62) except Vq's, which rounds stochastically.  Formats: ``d.neuron``.
     """
+    nf = d.neuron
+    fa, fd, fv, fs, fe, fh, fg, fp = (nf.filter_frac, nf.decay_frac, nf.v_frac, nf.sigma_frac,
+                                      nf.error_frac, nf.hbar_frac, nf.gamma_frac, nf.prob_frac)
     a_in = np.asarray(a_in, np.int64)
     y = np.asarray(y, np.int64)
     # 1. current filters: A = sum_i W_i a_i(k-1); x_i(k) = scale (d_m a_m(k-1) - d_s a_s(k-1))
     #    because a spike in bin k adds equally to both traces, so V(k) needs no bin-k input.
-    st.a_m = _hu(st.a_m * d.dm, F_D) + (a_in << F_A)
-    st.a_s = _hu(st.a_s * d.ds, F_D) + (a_in << F_A)
-    diff = _hu(st.a_m * d.dm - st.a_s * d.ds, F_D)                              # F_A
-    v = _hu(diff * d.vk_mant, F_A + d.vk_shift - F_V)
-    vtop = 2 ** (V_BITS - 1)
+    st.a_m = _hu(st.a_m * d.dm, fd) + (a_in << fa)
+    st.a_s = _hu(st.a_s * d.ds, fd) + (a_in << fa)
+    diff = _hu(st.a_m * d.dm - st.a_s * d.ds, fd)                               # F_A
+    v = _hu(diff * d.vk_mant, fa + d.vk_shift - fv)
+    vtop = 2 ** (nf.v_bits - 1)
     sat = (v < -vtop) | (v > vtop - 1)
     if sat.any():
         st.counts[0] += int(np.count_nonzero(sat))
         v = np.clip(v, -vtop, vtop - 1)
     # 2. sigma, error
     s = sigma_lookup(d, v)
-    s1 = (1 << F_S) - s
-    e = (y << F_E) - _hu(s * d.phidt_mant, F_S + d.phidt_shift - F_E)
+    s1 = (1 << fs) - s
+    e = (y << fe) - _hu(s * d.phidt_mant, fs + d.phidt_shift - fe)
     # 3. gamma_s from the running mean of sigma (1 - sigma)^2
-    h = _hu(_hu(s * s1, F_S) * s1, F_S)                                          # U0.16
-    st.hbar = st.hbar + _hu((h << (F_H - F_S)) - st.hbar, H_TAU_SHIFT)
-    if k % GAMMA_EVERY == 0:
+    h = _hu(_hu(s * s1, fs) * s1, fs)                                            # U0.16
+    st.hbar = st.hbar + _hu((h << (fh - fs)) - st.hbar, nf.hbar_tau_shift)
+    if k % nf.gamma_every == 0:
         st.gamma, gsat = _gamma_from_hbar(d, st.hbar)
         st.counts[3] += int(np.count_nonzero(gsat))
     # 4. event probability p = eta gamma_s (1 - sigma) |e| / E_q, U0.24
-    g1 = _hu(st.gamma * s1, F_G + F_S - F_P)                                     # U.24
-    g2 = _hu(g1 * np.abs(e), F_E)                                                # U.24
+    g1 = _hu(st.gamma * s1, fg + fs - fp)                                        # U.24
+    g2 = _hu(g1 * np.abs(e), fe)                                                 # U.24
     p = _hu(g2 * d.k_mant, d.k_shift)
-    one = 1 << F_P
+    one = 1 << fp
     over = p > one
     if over.any():
         st.counts[1] += int(np.count_nonzero(over))
         p = np.minimum(p, one)
-    r = (rng.random_bits(seed, STREAM_EVENT, k, index) >> np.uint64(64 - F_P)).astype(np.int64)
+    r = (rng.random_bits(seed, STREAM_EVENT, k, index) >> np.uint64(64 - fp)).astype(np.int64)
     event = r < p
-    bap = (event & (e > 0)).astype(np.int64)
-    y1 = np.where(event & (e < 0), Y_EVENT, 0).astype(np.int64)
+    bap, y1, y2 = send_events(d, st, event & (e > 0), event & (e < 0), k)
     # 5. V for the heterosynaptic term, stochastically rounded to v_lsb
-    sh = F_V + d.vq_shift
+    sh = fv + d.vq_shift
     low = (rng.random_bits(seed, STREAM_VQ, k, index) & np.uint64((1 << sh) - 1)).astype(np.int64)
     vq = (v * d.vq_mant + low) >> sh
-    vsat = (vq < -Y_OFFSET) | (vq > Y_OFFSET - 1)
+    yo = d.y_offset
+    vsat = (vq < -yo) | (vq > yo - 1)
     if vsat.any():
         st.counts[2] += int(np.count_nonzero(vsat))
-        vq = np.clip(vq, -Y_OFFSET, Y_OFFSET - 1)
-    y3 = vq + Y_OFFSET
+        vq = np.clip(vq, -yo, yo - 1)
+    y3 = vq + yo
     st.v, st.sigma, st.err, st.p = v, s, e, p
-    return bap, y1, np.zeros_like(y1), y3
+    return bap, y1, y2, y3
+
+
+def send_events(d: Design, st: NeuronState, pos, neg, k: int):
+    """What the neuron sends at step ``k`` for this step's events ``pos``, ``neg`` (B, M):
+    (bap, y1, y2) as int64 (B, M).
+
+    LearningDense sees, per epoch of ``t_epoch`` steps, whether a bap came (y0, with the
+    x traces taken at the last bap's step) and only the y values received on the epoch's
+    last step (``(k + 1) % t_epoch == 0``).  So events wait in ``st.pend`` and go out one
+    per epoch and sign:
+
+    * default encoding: a positive event is the bap, sent at once unless one was already
+      sent this epoch; a negative one is ``y1 = y_event`` on the epoch's last step; y2 is
+      the constant ``d.y2_const`` (the hidden-bits carry's divisor, else 0);
+    * ``d.all_y0`` (hidden bits): any pending event sends the bap (once per epoch) and the
+      epoch's last step carries ``y2 = y_event`` (positive) and / or ``y1 = y_event``.
+
+    With ``t_epoch = 1`` every event is sent in the step it is drawn.
+    """
+    te = d.engine.t_epoch
+    st.pend[..., 0] += pos
+    st.pend[..., 1] += neg
+    if k % te == 0:
+        st.sent[...] = 0
+    last = (k + 1) % te == 0
+    ye = d.y_event
+    if d.all_y0:
+        bap = ((st.pend[..., 0] + st.pend[..., 1] > 0) & (st.sent == 0)).astype(np.int64)
+        st.sent |= bap
+        if last:
+            go_p = (st.sent > 0) & (st.pend[..., 0] > 0)
+            go_n = (st.sent > 0) & (st.pend[..., 1] > 0)
+        else:
+            go_p = go_n = np.zeros(bap.shape, bool)
+        st.pend[..., 0] -= go_p
+        st.pend[..., 1] -= go_n
+        return bap, np.where(go_n, ye, 0).astype(np.int64), np.where(go_p, ye, 0).astype(np.int64)
+    bap = ((st.pend[..., 0] > 0) & (st.sent == 0)).astype(np.int64)
+    st.pend[..., 0] -= bap
+    st.sent |= bap
+    go_n = (st.pend[..., 1] > 0) & last
+    st.pend[..., 1] -= go_n
+    return bap, np.where(go_n, ye, 0).astype(np.int64), np.full(bap.shape, d.y2_const, np.int64)
 
 
 def neuron_counters(st: NeuronState) -> dict:
