@@ -38,21 +38,30 @@ def main():
     ap.add_argument("--seconds", type=float, default=2000.0)
     ap.add_argument("--late", type=float, default=1000.0)
     ap.add_argument("--seed", type=int, default=0)
+    ap.add_argument("--set", action="append", default=[], metavar="KEY=VALUE",
+                    help="config override, e.g. mapping.hidden_bits=3 (repeatable)")
     a = ap.parse_args()
+    from emulator.hwconfig import load
+    import yaml
+    cfg = load(a.config)
+    if a.set:
+        cfg = cfg.with_overrides(**{k: yaml.safe_load(v) for k, v in
+                                    (kv.split("=", 1) for kv in a.set)})
     task = fig3_task(n_trials=a.trials, N=100, seed=a.seed)
     steps = int(round(a.seconds / task.params.dt))
     every = int(round(10.0 / task.params.dt))
     out = {}
-    for cfg in ("float64", a.config):
+    for cfg_ in ("float64", cfg):
         t0 = time.perf_counter()
-        res = emulator.run(cfg, task, steps, a.seed, record=("weights",), record_every=every,
+        res = emulator.run(cfg_, task, steps, a.seed, record=("weights",), record_every=every,
                            chunk_steps=20000)
         per_trial, final = late_rmse(res, task, a.seed, a.late)
-        out[cfg] = per_trial
-        print(f"{cfg:>14s}: late RMSE {per_trial.mean():.3f} Hz (trials {np.round(per_trial, 3)}), "
+        name = cfg_ if isinstance(cfg_, str) else cfg_.name + "".join(f" {x}" for x in a.set)
+        out["float64" if cfg_ == "float64" else "chip"] = per_trial
+        print(f"{name:>14s}: late RMSE {per_trial.mean():.3f} Hz (trials {np.round(per_trial, 3)}), "
               f"final {final:.3f} Hz, {time.perf_counter() - t0:.0f} s")
-    ratio = out[a.config] / out["float64"]
-    print(f"ratio {a.config} / float64: {out[a.config].mean() / out['float64'].mean():.3f} "
+    ratio = out["chip"] / out["float64"]
+    print(f"ratio chip / float64: {out['chip'].mean() / out['float64'].mean():.3f} "
           f"(per trial {np.round(ratio, 3)}, sd {ratio.std(ddof=1) if ratio.size > 1 else 0:.3f})")
 
 

@@ -39,6 +39,7 @@ class Field:
     choices: tuple | None = None
     doc: str = ""
     auto: bool = False          #: the string 'auto' is also allowed (chosen per task)
+    nullable: bool = False      #: null (None) is also allowed
 
     def allowed(self) -> str:
         if self.choices is not None:
@@ -47,7 +48,8 @@ class Field:
             name = {int: "an integer", float: "a number", str: "a string",
                     bool: "a boolean"}[self.kind]
             text = f"{name} in [{self.lo}, {self.hi}]" if self.lo is not None else name
-        return text + " or 'auto'" if self.auto else text
+        text = text + " or 'auto'" if self.auto else text
+        return text + " or null" if self.nullable else text
 
 
 def _rounding(doc):
@@ -161,9 +163,10 @@ LE_SCHEMA: dict[str, Any] = {
         "w_frac": Field(int, 0, 40, auto=True, doc="weight LSB 2**-w_frac (LearningDense weight exponent); auto: the task's weights use at least 6 of the 8 mantissa bits with headroom"),
         "k_x": Field(int, 1, 127, doc="presynaptic trace impulse per spike"),
         "c_ev": Field(int, 64, 2**20, auto=True, doc="accumulator units of one event's constant term (64 m 2**j)"),
-        "v_range_mv": Field(float, 1.0, 128.0, doc="|V| range that y3 = 64 + Vq covers (mV)"),
+        "v_range_mv": Field(float, 1.0, 128.0, auto=True, doc="|V| range that y3 = 64 + Vq covers (mV); auto: |m| + 4 sd of V at the task's weights"),
         "tag_step": Field(int, 1, 16, auto=True, doc="tag quantum: 16 makes the homosynaptic products exact"),
-        "hidden_bits": Field(int, 0, 8, doc="update bits kept below the weight LSB in a synaptic tag and flushed into the weight periodically"),
+        "hidden_bits": Field(int, 0, 6, doc="update bits kept below the weight LSB in synaptic tag 2 (d) and carried into the weight"),
+        "flush_log2": Field(int, 0, 9, nullable=True, doc="null: the tag's whole LSBs are carried into the weight every epoch; k: the whole tag is flushed every 2**k epochs (Lava's u<k>)"),
     },
 }
 
@@ -176,6 +179,8 @@ def _fmt_value(v) -> str:
 
 def _check(value, spec: Field, where: str, key: str):
     if spec.auto and value == "auto":
+        return value
+    if spec.nullable and value is None:
         return value
     kind_ok = isinstance(value, spec.kind) and not (spec.kind in (int, float) and isinstance(value, bool))
     if spec.kind is float and isinstance(value, int) and not isinstance(value, bool):

@@ -189,23 +189,39 @@ def build_network(d: LE.Design, task: Task, steps: int, seed: int, trial: int = 
     X, Y = SpikeSource(task, seed, np.array([trial])).next(steps)
     X, Y = X[:, 0, :], Y[:, 0, :]
     w0 = LE.quantize_weights(d, task.w_init[trial])                      # (M, N), even
+    dense, neuron = plastic_pair(d, w0, seed, trial, products)
+    source_x, source_y = spike_sources(dense, neuron, X, Y)
+    return dense, neuron, source_x, source_y, X, Y
+
+
+def plastic_pair(d: LE.Design, w0: np.ndarray, seed: int, trial: int = 0, products=None):
+    """The LearningDense (rule string, weights ``w0`` (M, N) integers, tags, weight exponent)
+    and the learning neuron of one trial, with the neuron's third-factor ports connected to
+    the dense's.  Input spikes go to ``dense.s_in``, teacher spikes to ``neuron.y_in``."""
     lr = learning_rule(d, seed, trial, products)
+    w0 = np.asarray(w0, np.int64)
     tags = np.broadcast_to(d.tags[None, :], w0.shape).astype(np.int64).copy()
     kw = {"tag_2": np.full(w0.shape, LE.D_OFFSET, np.int64)} if d.dd_products else {}
     dense = LearningDense(weights=w0, tag_1=tags, learning_rule=lr, weight_exp=d.weight_exp,
                           name=f"le_dense_trial{trial}", **kw)
     neuron = NatGradLENeuron(design=d, learning_rule=lr, w_init_int=w0, seed=seed, trial=trial,
                              name=f"le_neuron_trial{trial}")
-    source_x = RingBuffer(data=np.ascontiguousarray(X.T, dtype=np.int32))
-    source_y = RingBuffer(data=np.ascontiguousarray(Y.T, dtype=np.int32))
-    source_x.s_out.connect(dense.s_in)
     dense.a_out.connect(neuron.a_in)
-    source_y.s_out.connect(neuron.y_in)
     neuron.s_out_bap.connect(dense.s_in_bap)
     neuron.s_out_y1.connect(dense.s_in_y1)
     neuron.s_out_y2.connect(dense.s_in_y2)
     neuron.s_out_y3.connect(dense.s_in_y3)
-    return dense, neuron, source_x, source_y, X, Y
+    return dense, neuron
+
+
+def spike_sources(dense, neuron, X: np.ndarray, Y: np.ndarray):
+    """RingBuffers playing input spikes X (steps, N) into ``dense`` and teacher spikes
+    Y (steps, M) into ``neuron`` (Lava time step t plays column t - 1)."""
+    source_x = RingBuffer(data=np.ascontiguousarray(np.asarray(X).T, dtype=np.int32))
+    source_y = RingBuffer(data=np.ascontiguousarray(np.asarray(Y).T, dtype=np.int32))
+    source_x.s_out.connect(dense.s_in)
+    source_y.s_out.connect(neuron.y_in)
+    return source_x, source_y
 
 
 def run_lava_le(d: LE.Design, task: Task, steps: int, seed: int, trial: int = 0, *,

@@ -300,8 +300,13 @@ def load_deployment(path) -> tuple:
 
 def dump_yaml(rec: dict) -> str:
     import yaml
-    head = (f"# {FORMAT_VERSION}: chip integers of natgrad config '{rec['config']['name']}'\n"
-            "# written by `natgrad deploy` from emulator.discretize.discretize()\n")
+    if rec.get("format", FORMAT_VERSION) == FORMAT_VERSION:
+        head = (f"# {FORMAT_VERSION}: chip integers of natgrad config '{rec['config']['name']}'\n"
+                "# written by `natgrad deploy` from emulator.discretize.discretize()\n")
+    else:
+        head = (f"# {rec['format']}: Loihi 2 learning-engine deployment of natgrad config "
+                f"'{rec['config']['name']}'\n# written by `natgrad deploy` from "
+                "emulator.learning.design_for_config(); design.json and network.json beside it\n")
 
     class Dumper(yaml.SafeDumper):
         def ignore_aliases(self, data):          # no &id001 anchors: every block stands alone
@@ -353,9 +358,9 @@ def _parse_rates(text: str | None):
 
 def cmd_deploy(args) -> int:
     cfg = load_config(args.config)
-    if not cfg.is_fixed:
-        raise UsageError(f"--config {args.config}: deploy needs a datapath config (kind: fixed, "
-                         f"e.g. loihi2_ideal), not kind {cfg.kind}")
+    if cfg.is_float:
+        raise UsageError(f"--config {args.config}: deploy needs a chip config (kind fixed or "
+                         "learning_engine), not kind float64")
     rates = _parse_rates(args.rates)
     if len(rates) > args.afferents:
         raise UsageError(f"--rates: {len(rates)} groups for --afferents {args.afferents} "
@@ -363,6 +368,10 @@ def cmd_deploy(args) -> int:
     if args.afferents % len(rates):
         raise UsageError(f"--afferents {args.afferents}: not divisible into {len(rates)} "
                          "equal-size groups of --rates")
+    if cfg.is_learning_engine:
+        return _deploy_learning_engine(cfg, args, rates)
+    if args.out is None:
+        args.out = "deploy.yaml"
     if not str(args.out):
         raise UsageError("--out: empty path (give a file name such as deploy.yaml)")
     out = Path(args.out)
@@ -396,14 +405,95 @@ def cmd_deploy(args) -> int:
     return 0
 
 
+def learning_engine_record(cfg, d, w0: np.ndarray, seed: int, trial: int, task) -> dict:
+    """The human-readable summary (``deploy.yaml``) of a learning-engine deployment."""
+    from emulator import learning
+    return {
+        "format": learning.deployment.FORMAT,
+        "config": {"name": cfg.name, "source": str(cfg.source), "kind": cfg.kind, "tree": cfg.tree},
+        "model": {"rule": "approximate natural gradient (Kreutzer et al. 2022, Eq 114) on Loihi 2's "
+                          "learning engine (docs/learning_engine.md)",
+                  "N": int(task.N), "M": int(task.M), "rates_hz": task.rates.tolist(),
+                  "eta_code": float(d.eta), "seed": int(seed), "trial": int(trial)},
+        "learning_dense": {"weight_exp": int(d.weight_exp), "weight_lsb": float(d.lsb_w),
+                           "weights": np.asarray(w0).tolist(), "tag_1": d.tags.tolist(),
+                           "tag_2_init": int(learning.D_OFFSET) if d.dd_products else None},
+        "learning_rule": {"dw": d.rule, "dd": d.rule_dd if d.dd_products else None,
+                          "x1_impulse": int(d.k_x), "x1_tau": int(d.x1_tau),
+                          "x2_impulse": int(d.k_x), "x2_tau": int(d.x2_tau),
+                          "t_epoch": int(d.engine.t_epoch),
+                          "rng_seed": int(learning.lava_trace_seed(seed, trial))},
+        "third_factors": {"bap": "positive event", "y1": f"negative event ({d.y_event})",
+                          "y2": "hidden-bits divisor constant" if d.dd_products else "unused (0)",
+                          "y3": f"{d.y_offset} + Vq, Vq = V / {d.v_lsb:.6g} mV"},
+        "choices": {k: {"value": v[0], "why": v[1]} for k, v in d.choices.items()},
+        "files": {"design.json": "every field of the Design (read by "
+                                 "lava_procs.deployment.build_from_deployment)",
+                  "network.json": "seed, trial and the initial integer weights"},
+        "lava": "lava_procs.deployment.build_from_deployment(DIR) -> (LearningDense, learning "
+                "neuron); run_deployment(DIR, X, Y) runs them under Loihi2SimCfg",
+    }
+
+
+def _deploy_learning_engine(cfg, args, rates) -> int:
+    """Write the deployment folder of a learning-engine config (atomically: a temporary
+    sibling folder renamed into place)."""
+    import shutil
+    import tempfile
+    from emulator import learning
+    from emulator.reference import ETA_CODE
+    from emulator.task import fig3_task
+    out = Path(args.out if args.out is not None else "natgrad-deploy")
+    if not str(args.out if args.out is not None else "x"):
+        raise UsageError("--out: empty path (give a folder such as natgrad-deploy)")
+    if out.exists() and (not out.is_dir() or any(out.iterdir())):
+        raise UsageError(f"--out {out}: exists and is not an empty folder (a learning-engine "
+                         "deployment is a folder)")
+    parent = out.parent if str(out.parent) else Path(".")
+    if not parent.is_dir() or not os.access(parent, os.W_OK):
+        raise UsageError(f"--out {out}: cannot write (folder {parent} "
+                         f"{'is not writable' if parent.is_dir() else 'does not exist'})")
+    rate_vec = rates if len(rates) == args.afferents else tuple(rates)
+    task = fig3_task(n_trials=1, N=args.afferents, group_rates=rate_vec, seed=args.seed)
+    try:
+        d = learning.design_for_config(cfg, task, ETA_CODE["approx"])
+    except ValueError as exc:
+        raise UsageError(str(exc)) from None
+    w0 = learning.quantize_weights(d, task.w_init[0])
+    tmp = Path(tempfile.mkdtemp(prefix=".natgrad-deploy-", dir=parent))
+    try:
+        learning.deployment.write_deployment(tmp, d, w0, args.seed, 0)
+        rec = learning_engine_record(cfg, d, w0, args.seed, 0, task)
+        (tmp / "deploy.yaml").write_text(dump_yaml(rec))
+        if out.exists():
+            out.rmdir()
+        tmp.rename(out)
+    finally:
+        shutil.rmtree(tmp, ignore_errors=True)
+    print(f"natgrad deploy: config {cfg.name} (learning engine) -> {out}/ "
+          "(deploy.yaml, design.json, network.json)")
+    print(f"  LearningDense: {task.N} x {task.M} weights, weight_exp {d.weight_exp}, "
+          f"LSB 2^-{d.w_frac}; tags {sorted(set(d.tags.tolist()))}")
+    print(f"  dw = {d.rule}")
+    if d.dd_products:
+        print(f"  dd = {d.rule_dd}")
+    for k, (v, why) in d.choices.items():
+        print(f"  auto {k} = {v}: {why}")
+    print(f"  build it in Lava: lava_procs.deployment.build_from_deployment('{out}')")
+    return 0
+
+
 def add_parser(sub) -> None:
     from natgrad.cli import HelpFormatter, seed_arg
 
     p = sub.add_parser("deploy", help="write the chip integers of a config (discretize step) to YAML",
                        description=__doc__.splitlines()[0], formatter_class=HelpFormatter)
-    p.add_argument("--config", default="loihi2_ideal",
-                   help="hardware config of kind fixed: a file, or the name of a bundled one")
-    p.add_argument("--out", default="deploy.yaml", help="output YAML file")
+    p.add_argument("--config", default="loihi2",
+                   help="chip config (kind learning_engine or fixed): a file, or the name of a "
+                        "bundled one")
+    p.add_argument("--out", default=None,
+                   help="output: a folder for a learning-engine config (default natgrad-deploy), "
+                        "a YAML file for a datapath config (default deploy.yaml)")
     p.add_argument("--rates", default="10,50", metavar="R1,R2,...",
                    help="input rates in Hz (each >= 0, at least one > 0) of equal-size afferent "
                         "groups (10,50: Fig 3); --afferents must be a multiple of their number; "

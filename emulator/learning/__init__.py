@@ -60,6 +60,7 @@ from .lava_replica import (SYNAPSE_COUNTERS, LavaRandoms, SynapseState, apply_pr
 from .neuron import NeuronState, neuron_counters, neuron_init, neuron_step, sigma_lookup
 from .driver import LEResult, run
 from .config import design_for_config, specs
+from . import deployment
 
 __all__ = [
     "design_for_config", "specs",

@@ -7,8 +7,6 @@ fields are chosen per task (nengo-loihi's *discretize*, done here per synapse gr
 """
 from __future__ import annotations
 
-import dataclasses
-
 from emulator.hwconfig import HwConfig
 from emulator.task import Task
 
@@ -27,24 +25,8 @@ def specs(cfg: HwConfig) -> tuple[EngineSpec, NeuronSpec, MappingSpec]:
 
 
 def design_for_config(cfg: HwConfig, task: Task, eta: float) -> Design:
-    """The learning-engine design of ``task`` at learning rate ``eta`` (code units) on ``cfg``."""
+    """The learning-engine design of ``task`` at learning rate ``eta`` (code units) on ``cfg``:
+    'auto' mapping fields chosen for the task, each choice and its reason in
+    ``Design.choices``."""
     engine, neuron, mapping = specs(cfg)
-    kw = {f.name: getattr(mapping, f.name) for f in dataclasses.fields(mapping)}
-    w_frac = kw.pop("w_frac")
-    return design_for_task(task, eta, w_frac=None if w_frac == "auto" else int(w_frac),
-                           engine=engine, neuron=neuron, mapping=mapping) \
-        if _accepts_specs() else _legacy(task, eta, w_frac, kw, engine, neuron)
-
-
-def _accepts_specs() -> bool:
-    import inspect
-    return "engine" in inspect.signature(design_for_task).parameters
-
-
-def _legacy(task, eta, w_frac, kw, engine, neuron):
-    # before the design took spec records: only Lava's engine and the default neuron
-    if engine != EngineSpec() or neuron != NeuronSpec() or kw.get("hidden_bits"):
-        raise ValueError("this build of the learning engine supports Lava's engine, the default "
-                         "neuron and hidden_bits = 0 only")
-    kw.pop("hidden_bits", None)
-    return design_for_task(task, eta, w_frac=None if w_frac == "auto" else int(w_frac), **kw)
+    return design_for_task(task, eta, mapping=mapping, engine=engine, neuron=neuron)

@@ -477,8 +477,32 @@ def design_for_task(task: Task, eta: float, w_frac: int | None = None, *,
         choices["w_frac"] = (wf, f"largest |w| {wmax:.4g} of initial/target weights uses "
                                  f"{wmax * 2.0 ** wf:.0f} of 255 LSB (<= 128: 2x headroom)")
         mp = dataclasses.replace(mp, w_frac=wf)
+    if mp.v_range_mv == "auto":
+        vr, why = auto_v_range(task)
+        choices["v_range_mv"] = (vr, why)
+        mp = dataclasses.replace(mp, v_range_mv=vr)
     return design(task.params, task.rates, eta, mapping=mp, engine=engine, neuron=neuron,
                   choices=choices, **kw)
+
+
+def auto_v_range(task: Task, n_sd: float = 4.0, floor_mv: float = 10.0) -> tuple[float, str]:
+    """|V| range that y3 = 64 + Vq must cover for ``task``: the largest ``|m| + n_sd sqrt(v)``
+    of the membrane potential's Gaussian (SPEC §1.4: m = sum w r, v = sum w^2 r / c_eps) at
+    the initial and the target weights of every trial, rounded up to 1 mV, at least
+    ``floor_mv``.  A wider range makes Vq coarser (64 levels per sign), so the smallest
+    covering one is chosen."""
+    p = task.params
+    worst = 0.0
+    for w in (task.w_init, task.w_target):
+        if w is None:
+            continue
+        ws = task.f.f(np.asarray(w, dtype=np.float64))
+        m = ws @ task.rates
+        v = (ws * ws) @ task.rates / p.c_eps
+        worst = max(worst, float(np.max(np.abs(m) + n_sd * np.sqrt(v))))
+    vr = float(max(floor_mv, math.ceil(worst)))
+    return vr, (f"|m| + {n_sd:g} sd of V at the initial/target weights reaches {worst:.3g} mV; "
+                f"Vq's 64 levels per sign cover +-{vr:g} mV")
 
 
 def mis_scaled(d: Design, index: int, delta: int = 1) -> Design:
