@@ -157,13 +157,13 @@ LE_SCHEMA: dict[str, Any] = {
         "gamma_bits": Field(int, 4, 40, doc="unsigned width of gamma_s"),
         "prob_frac": Field(int, 8, 40, doc="fractional bits of the event probability"),
         "mant_bits": Field(int, 4, 20, doc="mantissa width of the neuron's constants"),
-        "g_cap": Field(float, 0.1, 1000.0, doc="gamma_s (1 - sigma) |e| at which the event probability reaches 1"),
+        "g_cap": Field(float, 0.1, 1000.0, doc="gamma_s (1 - sigma) abs(e) at which the event probability reaches 1"),
     },
     "mapping": {
         "w_frac": Field(int, 0, 40, auto=True, doc="weight LSB 2**-w_frac (LearningDense weight exponent); auto: the task's weights use at least 6 of the 8 mantissa bits with headroom"),
         "k_x": Field(int, 1, 127, doc="presynaptic trace impulse per spike"),
-        "c_ev": Field(int, 64, 2**20, auto=True, doc="accumulator units of one event's constant term (64 m 2**j)"),
-        "v_range_mv": Field(float, 1.0, 128.0, auto=True, doc="|V| range that y3 = 64 + Vq covers (mV); auto: |m| + 4 sd of V at the task's weights"),
+        X
+        "v_range_mv": Field(float, 1.0, 128.0, auto=True, doc="range of abs(V) that y3 = 64 + Vq covers (mV); auto: abs(m) + 4 sd of V at the task's weights"),
         "tag_step": Field(int, 1, 16, auto=True, doc="tag quantum: 16 makes the homosynaptic products exact"),
         "hidden_bits": Field(int, 0, 6, doc="update bits kept below the weight LSB in synaptic tag 2 (d) and carried into the weight"),
         "flush_log2": Field(int, 0, 9, nullable=True, doc="null: the tag's whole LSBs are carried into the weight every epoch; k: the whole tag is flushed every 2**k epochs (Lava's u<k>)"),

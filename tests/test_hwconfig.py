@@ -85,7 +85,18 @@ def test_overrides_are_revalidated():
 
 def test_schema_is_documented():
     text = Path(hwconfig.CONFIG_DIR, "README.md").read_text()
-    for section, spec in hwconfig.SCHEMA.items():
+    for section, spec in list(hwconfig.SCHEMA.items()) + list(hwconfig.LE_SCHEMA.items()):
         keys = [section] if not isinstance(spec, dict) else [f"{section}.{k}" for k in spec]
         for key in keys:
             assert f"`{key}`" in text, key
+
+
+def test_learning_engine_schema_matches_the_spec_records():
+    # every field of the engine/neuron/mapping records is a config key, and nothing else
+    import dataclasses
+    from emulator.learning.constants import EngineSpec, MappingSpec, NeuronSpec
+    for section, cls in (("engine", EngineSpec), ("neuron", NeuronSpec), ("mapping", MappingSpec)):
+        assert set(hwconfig.LE_SCHEMA[section]) == {f.name for f in dataclasses.fields(cls)}, section
+    # and the shipped loihi2 sets the engine to Lava 0.10's values
+    from emulator.learning.constants import DEFAULT_ENGINE
+    assert EngineSpec(**hwconfig.load("loihi2")["engine"]) == DEFAULT_ENGINE
