@@ -162,7 +162,7 @@ LE_SCHEMA: dict[str, Any] = {
     "mapping": {
         "w_frac": Field(int, 0, 40, auto=True, doc="weight LSB 2**-w_frac (LearningDense weight exponent); auto: the task's weights use at least 6 of the 8 mantissa bits with headroom"),
         "k_x": Field(int, 1, 127, doc="presynaptic trace impulse per spike"),
-        X
+        "c_ev": Field(int, 8, 2**20, auto=True, doc="accumulator units of one event's constant term (64 m 2**j; below 64 only with hidden bits)"),
         "v_range_mv": Field(float, 1.0, 128.0, auto=True, doc="range of abs(V) that y3 = 64 + Vq covers (mV); auto: abs(m) + 4 sd of V at the task's weights"),
         "tag_step": Field(int, 1, 16, auto=True, doc="tag quantum: 16 makes the homosynaptic products exact"),
         "hidden_bits": Field(int, 0, 6, doc="update bits kept below the weight LSB in synaptic tag 2 (d) and carried into the weight"),
