@@ -53,6 +53,7 @@ from .constants import (ACC_HI, ACC_LO, ACC_SHIFT, F_A, F_D, F_E, F_G, F_H, F_P,
                         Y_OFFSET, Y_TAU, D_OFFSET, DEFAULT_ENGINE, DEFAULT_MAPPING,
                         DEFAULT_NEURON, EngineSpec, MappingSpec, NeuronSpec)
 from .rule_design import (Design, Product, auto_c_ev, default_w_frac, design, design_for_task,
+                          expected_update,
                           lava_incompatibilities, mis_scaled, product_bound, quantize_weights,
                           rule_string, var_width)
 from .lava_replica import (SYNAPSE_COUNTERS, LavaRandoms, SynapseState, apply_products,
@@ -75,7 +76,7 @@ __all__ = [
     "DEFAULT_MAPPING",
     # design
     "Product", "rule_string", "product_bound", "Design", "default_w_frac", "auto_c_ev",
-    "design", "design_for_task", "mis_scaled", "quantize_weights", "var_width",
+    "design", "design_for_task", "expected_update", "mis_scaled", "quantize_weights", "var_width",
     "lava_incompatibilities",
     # neuron
     "NeuronState", "neuron_init", "sigma_lookup", "neuron_step", "neuron_counters",

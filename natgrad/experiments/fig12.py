@@ -21,6 +21,7 @@ from emulator.reference import (ETA_CODE, delta_approx, delta_euclid, delta_natu
 from emulator.spikes import sigma
 from emulator.task import fig3_task
 
+from .stats import verdict
 from .common import (Timer, finish, angle_deg, chip_run, config_label, counters_summary, curve_metrics,
                      float_rules, plt, preset, save_fig, steps_of, weight_range)
 from .fig3 import RULE_STYLE, _stats, _stats_arrays, lc_effects
@@ -94,9 +95,14 @@ def angles_for_pair(pair, p, seed, cfg=None, batch: int = 10):
     task = fig3_task(n_trials=K, N=N, group_rates=pair, seed=seed, w_scale=p["w_scale"] / N)
     r, params = task.rates, task.params
     wstar = task.w_target[0, 0, :]                                 # fixed target for the pair
-    # the datapath's direction from its stages; the learning engine sends the post factor as
-    # stochastic events, so it has no per-sample direction to compare (its learning curves are)
-    d = discretize(cfg, params, r, 1.0) if cfg is not None and cfg.is_fixed else None
+    # the datapath's direction from its stages; the learning engine's is the expectation of
+    # its stochastic events (emulator.learning.expected_update) on the task's design
+    d = le = None
+    if cfg is not None and cfg.is_fixed:
+        d = discretize(cfg, params, r, 1.0)
+    elif cfg is not None and cfg.is_learning_engine:
+        from emulator import learning
+        le = learning.design_for_config(cfg, task, ETA_CODE["approx"])
     out = {}
     for b0 in range(0, K, batch):
         tr = np.arange(b0, min(K, b0 + batch))
@@ -113,8 +119,12 @@ def angles_for_pair(pair, p, seed, cfg=None, batch: int = 10):
                 "nat_euclid_euclidean": angle_deg(nat, euc),
                 "nat_approx_fisher": fisher_angle_deg(nat, app, Wf, r, params),
                 "nat_euclid_fisher": fisher_angle_deg(nat, euc, Wf, r, params)}
-        if d is not None:
-            chip = chip_approx_direction(d, Wf, Xf, y[:, 0])
+        if d is not None or le is not None:
+            if le is not None:
+                from emulator import learning
+                chip = learning.expected_update(le, Wf, Xf, y[:, 0])
+            else:
+                chip = chip_approx_direction(d, Wf, Xf, y[:, 0])
             part["nat_config_approx_euclidean"] = angle_deg(nat, chip)
             part["nat_config_approx_fisher"] = fisher_angle_deg(nat, chip, Wf, r, params)
         for k, v in part.items():
@@ -153,10 +163,7 @@ def fig12(scale: str = "small", config=None, seed: int = 0, out=None, curves: bo
                s["nat_approx_euclidean"] / s["nat_euclid_euclidean"] for s in summary.values())}
     result = {"experiment": "fig12", "scale": scale, "seed": seed, "params": p, "config": label,
               "angles_per_weight_deg": angles, "weight_info": infos, "effect": eff}
-    if label is not None and not cfg.is_fixed:
-        result["effect_config"] = {"angles": "not formed: the learning engine sends the post "
-                                             "factor as stochastic events (no per-sample direction)"}
-    elif label is not None:
+    if label is not None:
         result["effect_config"] = {
             "mean_angle_nat_to_config_approx_deg": {k: s["nat_config_approx_euclidean"] for k, s in summary.items()},
             "mean_angle_nat_to_config_approx_fisher_deg": {k: s["nat_config_approx_fisher"] for k, s in summary.items()},
@@ -171,6 +178,17 @@ def fig12(scale: str = "small", config=None, seed: int = 0, out=None, curves: bo
             chk[f"{pair[0]:g}/{pair[1]:g}"] = {k: float(np.nanmean(v)) for k, v in a.items()} | {
                 "fraction_weights_beyond_config_range": info["fraction_weights_beyond_config_range"]}
         result["effect_config"][f"in_range_weights_w_scale_{ws:g}"] = chk
+        diffs = [abs(s_["nat_config_approx_euclidean"] - s_["nat_approx_euclidean"])
+                 for s_ in list(summary.values()) + list(chk.values())]
+        ec = result["effect_config"]
+        ec["max_angle_diff_to_float_deg"] = float(max(diffs))
+        ec["direction"] = ("the datapath's stages on each USP sample" if cfg.is_fixed else
+                           "the engine's expected update over its events and stochastic "
+                           "roundings (emulator.learning.expected_update)")
+        ec["targets"] = [verdict(ec["max_angle_diff_to_float_deg"], 2.0, "lower",
+                                 "max |angle(chip, natural) - angle(float approx, natural)| [deg] "
+                                 "at the paper's and at in-range weights",
+                                 f"see `natgrad budget --config {label}`")]
     if curves and p["lc_pairs"]:
         result["learning_curves"] = _curves(p, cfg, seed, label)
     return finish(result, out, "fig12", _plot_12, timer)

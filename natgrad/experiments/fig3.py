@@ -281,8 +281,15 @@ def fig3de(scale: str = "small", config=None, seed: int = 0, out=None, fields: b
     if label is not None:
         Wr, tr, _, counters = chip_run(config, task, steps, seed, p["eta_approx"], record_every=rec)
         cpath = Wr[:, :, 0, :].mean(1)
+        ce = {f"approx@{label}": _path_effects(tr, cpath, p["probe_s"])}
+        fa = eff["paths"].get("approx", {}).get("angle_to_straight_line_deg")
+        ca = ce[f"approx@{label}"]["angle_to_straight_line_deg"]
+        ce["angle_diff_to_float_approx_deg"] = abs(ca - fa) if fa is not None else None
+        ce["targets"] = [verdict(ce["angle_diff_to_float_approx_deg"], 3.0, "lower",
+                                 "|angle of the chip's path - float approx's| to the straight line "
+                                 "[deg]", f"see `natgrad budget --config {label}`")]
         result.update(t_config_s=tr, path_config={f"approx@{label}": cpath},
-                      effect_config={f"approx@{label}": _path_effects(tr, cpath, p["probe_s"])},
+                      effect_config=ce,
                       counters=counters_summary(counters),
                       weight_range=weight_range(config, task, p["eta_approx"]))
     return finish(result, out, "fig3de", _plot_3de, timer)
