@@ -81,6 +81,8 @@ def cmd_experiment(args) -> int:
     from . import common
 
     cfg = load_config(args.config) if args.config is not None else None
+    if args.name == "all":
+        return _cmd_all(args, cfg)
     out = Path(args.out) if args.out is not None else Path("natgrad-experiments") / args.name
     out = check_out_dir(out)
     # Write into a hidden folder first: an interrupted run leaves no partial file in ``out``.
@@ -103,6 +105,53 @@ def cmd_experiment(args) -> int:
     return 0
 
 
+def _cmd_all(args, cfg) -> int:
+    """The six experiments in turn (each into its own subfolder), then the summary."""
+    import os
+    import shutil
+    import tempfile
+    import time
+
+    from natgrad.cli import check_out_dir
+    from natgrad.progress import Heartbeat
+
+    from . import common
+    from .summary import ORDER, write_summary
+    out = check_out_dir(Path(args.out) if args.out is not None else Path("natgrad-experiments") / "all")
+    tmp = Path(tempfile.mkdtemp(prefix=".natgrad-experiment-", dir=out))
+    t0 = time.time()
+    results = {}
+    try:
+        with Heartbeat("natgrad experiment all", enabled=not args.quiet) as hb:
+            for i, name in enumerate(ORDER):
+                hb.stage(f"[{i + 1}/{len(ORDER)}] {name} (scale {args.scale}, config "
+                         f"{cfg.name if cfg else 'float64'})")
+                sub = tmp / name
+                sub.mkdir()
+                common.set_status(hb.status, hb.stage)
+                try:
+                    results[name] = run_experiment(name, scale=args.scale, config=cfg,
+                                                   seed=args.seed, out=sub)
+                finally:
+                    common.set_status(None, None)
+                print(_summary(results[name]), flush=True)
+            hb.stage("writing the summary")
+            label = results[ORDER[0]].get("config")
+            rec = write_summary(tmp, results, label, {"scale": args.scale, "seed": args.seed,
+                                                      "wall_s": round(time.time() - t0, 1)})
+        for name in sorted(os.listdir(tmp)):
+            dst = out / name
+            if dst.is_dir():
+                shutil.rmtree(dst)
+            os.replace(tmp / name, dst)
+    finally:
+        shutil.rmtree(tmp, ignore_errors=True)
+    print((out / "summary.md").read_text())
+    print(f"  wrote summary.md, summary.html, summary.json and one folder per figure to {out} "
+          f"({rec['wall_s']} s)")
+    return 0
+
+
 def add_parser(sub) -> None:
     from natgrad.cli import HelpFormatter, seed_arg
 
@@ -110,8 +159,8 @@ def add_parser(sub) -> None:
                        formatter_class=HelpFormatter,
                        description="Reproduce a figure of the paper: " +
                        "; ".join(f"{k}: {v[1]}" for k, v in EXPERIMENTS.items()))
-    e.add_argument("name", choices=list(EXPERIMENTS), metavar="NAME",
-                   help="one of " + ", ".join(EXPERIMENTS))
+    e.add_argument("name", choices=list(EXPERIMENTS) + ["all"], metavar="NAME",
+                   help="one of " + ", ".join(EXPERIMENTS) + ", or all (the six and a summary page)")
     e.add_argument("--config", default=None,
                    help="hardware config file or bundled name (e.g. loihi2): the approximate-rule "
                         "parts also run on its integer emulator (not given: float64 reference only)")
