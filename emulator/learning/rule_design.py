@@ -226,15 +226,17 @@ def default_w_frac(w_scale: float) -> int:
 
 
 def auto_c_ev(params: NeuronParams, eta: float, w_frac: int,
-              g_cap: float = DEFAULT_NEURON.g_cap) -> int:
-    """Smallest c_ev = 64 * 2**j whose event size E_q >= eta * g_cap.
+              g_cap: float = DEFAULT_NEURON.g_cap, hidden_bits: int = 0) -> int:
+    """Smallest c_ev = 64 * 2**j (j >= -hidden_bits) whose event size E_q >= eta * g_cap.
 
     An event then carries up to ``g_cap`` times eta in units of gamma_s (1 - sigma) |e|: the
     event probability eta gamma_s (1 - sigma) |e| / E_q saturates only where
-    gamma_s (1 - sigma) |e| > g_cap.
+    gamma_s (1 - sigma) |e| > g_cap.  Smaller events mean less event noise; below one
+    weight LSB (64) they need the hidden bits that keep their sub-LSB part.
     """
     need = 128.0 * params.c_eps * params.c_u * eta * g_cap * 2.0 ** w_frac
-    return int(64 * 2 ** max(0, math.ceil(math.log2(need / 64.0) - 1e-12)))
+    j = max(-int(hidden_bits), math.ceil(math.log2(need / 64.0) - 1e-12))
+    return int(round(64 * 2.0 ** j))
 
 
 _MAPPING_KW = ("c_ev", "k_x", "v_range_mv", "tag_step", "hidden_bits", "flush_log2")
@@ -297,8 +299,9 @@ def design(params: NeuronParams, rates, eta: float, w_frac: int | None = None, *
     p = params
     c_ev = mp.c_ev
     if c_ev == "auto":
-        c_ev = auto_c_ev(p, eta, w_frac, nf.g_cap)
-        choices.setdefault("c_ev", (c_ev, f"smallest 64 * 2**j with E_q >= eta * g_cap "
+        c_ev = auto_c_ev(p, eta, w_frac, nf.g_cap, int(mp.hidden_bits))
+        choices.setdefault("c_ev", (c_ev, f"smallest 64 * 2**j (j >= -hidden_bits = "
+                                          f"{-int(mp.hidden_bits)}) with E_q >= eta * g_cap "
                                           f"(g_cap = {nf.g_cap}): events saturate only where "
                                           f"gamma_s (1 - sigma) |e| > {nf.g_cap}"))
     k_x, v_range_mv, tag_step = int(mp.k_x), float(mp.v_range_mv), mp.tag_step
