@@ -181,8 +181,10 @@ def run_point(base_tree: dict | None, source: str, overrides: dict | None, seed:
 
 # --------------------------------------------------------------------------- executors
 def execute(tasks: list[tuple], executor: str = "local", scheduler: str | None = None,
-            workers: int = DEFAULT_WORKERS, progress=None) -> list[dict]:
-    """Run ``run_point(*t)`` for every task; results in task order whatever the executor."""
+            workers: int = DEFAULT_WORKERS, progress=None, fn=None) -> list:
+    """Run ``fn(*t)`` (default :func:`run_point`) for every task; results in task order
+    whatever the executor."""
+    fn = run_point if fn is None else fn
     done = 0
 
     def tick():
@@ -194,7 +196,7 @@ def execute(tasks: list[tuple], executor: str = "local", scheduler: str | None =
     if executor == "serial":
         out = []
         for t in tasks:
-            out.append(run_point(*t))
+            out.append(fn(*t))
             tick()
         return out
     if executor == "local":
@@ -208,7 +210,7 @@ def execute(tasks: list[tuple], executor: str = "local", scheduler: str | None =
                                    initializer=interrupt.ignore_sigint)
         try:
             with interrupt.children_ignore_sigint():   # workers start at the first submit
-                futures = [pool.submit(run_point, *t) for t in tasks]
+                futures = [pool.submit(fn, *t) for t in tasks]
             for _ in as_completed(futures):
                 tick()
             return [f.result() for f in futures]
@@ -224,11 +226,11 @@ def execute(tasks: list[tuple], executor: str = "local", scheduler: str | None =
         finally:
             pool.shutdown(wait=True)
     if executor == "dask":
-        return _execute_dask(tasks, scheduler, workers, tick)
+        return _execute_dask(tasks, scheduler, workers, tick, fn)
     raise UsageError(f"--executor must be one of local, dask, serial (got {executor!r})")
 
 
-def _execute_dask(tasks, scheduler, workers, tick) -> list[dict]:
+def _execute_dask(tasks, scheduler, workers, tick, fn=None) -> list:
     import logging
     from dask.distributed import Client, LocalCluster, as_completed
 
@@ -248,7 +250,7 @@ def _execute_dask(tasks, scheduler, workers, tick) -> list[dict]:
             client.wait_for_workers(workers, timeout=60)
     futures, wait_s = [], 10
     try:
-        futures = client.map(run_point, *zip(*tasks), pure=False)
+        futures = client.map(fn or run_point, *zip(*tasks), pure=False)
         for _ in as_completed(futures):
             tick()
         return client.gather(futures)

@@ -93,7 +93,7 @@ def cmd_experiment(args) -> int:
             common.set_status(hb.status, hb.stage)
             try:
                 res = run_experiment(args.name, scale=args.scale, config=cfg, seed=args.seed,
-                                     out=tmp)
+                                     out=tmp, **_shard_kwargs(args))
             finally:
                 common.set_status(None, None)
         for name in sorted(os.listdir(tmp)):
@@ -103,6 +103,29 @@ def cmd_experiment(args) -> int:
     print(_summary(res))
     print(f"  wrote {', '.join(res['figures'] + [args.name + '.json'])} to {out}")
     return 0
+
+
+def argparse_copy(args, name):
+    import copy
+    a = copy.copy(args)
+    a.name = name
+    return a
+
+
+def _shard_kwargs(args) -> dict:
+    """Sharding options (fig3f only; the other experiments run in one process)."""
+    from natgrad.cli import UsageError
+    given = (args.executor != "serial" or args.shard_trials is not None or args.cache is not None
+             or args.scheduler is not None)
+    if args.name != "fig3f":
+        if given and args.name != "all":
+            raise UsageError(f"--executor/--shard-trials/--cache/--scheduler apply to fig3f only "
+                             f"(got experiment {args.name})")
+        return {}
+    if args.scheduler is not None and args.executor != "dask":
+        raise UsageError("--scheduler needs --executor dask")
+    return {"executor": args.executor, "workers": args.workers, "scheduler": args.scheduler,
+            "shard_trials": args.shard_trials, "cache": args.cache}
 
 
 def _cmd_all(args, cfg) -> int:
@@ -130,8 +153,9 @@ def _cmd_all(args, cfg) -> int:
                 sub.mkdir()
                 common.set_status(hb.status, hb.stage)
                 try:
+                    kw = _shard_kwargs(argparse_copy(args, name))
                     results[name] = run_experiment(name, scale=args.scale, config=cfg,
-                                                   seed=args.seed, out=sub)
+                                                   seed=args.seed, out=sub, **kw)
                 finally:
                     common.set_status(None, None)
                 print(_summary(results[name]), flush=True)
@@ -153,7 +177,7 @@ def _cmd_all(args, cfg) -> int:
 
 
 def add_parser(sub) -> None:
-    from natgrad.cli import HelpFormatter, seed_arg
+    from natgrad.cli import HelpFormatter, pos_int, seed_arg
 
     e = sub.add_parser("experiment", help="reproduce a figure of the paper (PNG + JSON)",
                        formatter_class=HelpFormatter,
@@ -171,4 +195,15 @@ def add_parser(sub) -> None:
     e.add_argument("--seed", type=seed_arg(), default=0,
                    help="seed of the counter RNG, an integer in [0, 2**64 - 1]")
     e.add_argument("--quiet", action="store_true", help="no progress output")
+    e.add_argument("--executor", choices=("serial", "local", "dask"), default="serial",
+                   help="fig3f: where the trial shards run (a local process pool, or Dask)")
+    e.add_argument("--workers", type=pos_int("--workers"), default=2,
+                   help="fig3f: processes of the local pool / Dask LocalCluster")
+    e.add_argument("--scheduler", default=None,
+                   help="fig3f: address of a running Dask scheduler (e.g. from dask-jobqueue)")
+    e.add_argument("--shard-trials", type=pos_int("--shard-trials"), default=None,
+                   help="fig3f: trials per shard (not given: all trials in one shard)")
+    e.add_argument("--cache", default=None,
+                   help="fig3f: folder of finished shards; a rerun with the same arguments "
+                        "resumes from it")
     e.set_defaults(func=cmd_experiment)

@@ -91,13 +91,16 @@ def _nb_args(task: Task, rule: str, eta: float):
 
 def float_rules(task: Task, etas: dict, steps: int, seed: int, eval_every: int | None = None,
                 record_every: int | None = None, batch: int = 64, n_test: int = 50,
-                chunk: int = 2000, progress=None) -> dict:
+                chunk: int = 2000, progress=None, trials=None) -> dict:
     """Run several float64 rules (``etas``: rule -> code-unit learning rate) on *identical*
     spikes, trials in batches of ``batch``.  Same arithmetic and spikes as
     :func:`emulator.reference.simulate` (one compiled Euler loop per rule), but the spikes are
     drawn once for all rules.  Returns rule -> :class:`Curves` (metrics only with ``w_target``).
+    ``trials`` (global ids) restricts the run to those trials (a shard); every trial's
+    numbers are the same whatever the batch or shard it runs in.
     """
-    K = task.n_trials
+    all_trials = np.arange(task.n_trials) if trials is None else np.asarray(trials, np.int64)
+    K = all_trials.size
     ev = np.arange(0, steps + 1, eval_every) if eval_every else np.array([0, steps])
     rec = np.arange(0, steps + 1, record_every) if record_every else np.zeros(0, np.int64)
     ev_set, rec_set = set(ev.tolist()), set(rec.tolist())
@@ -107,9 +110,9 @@ def float_rules(task: Task, etas: dict, steps: int, seed: int, eval_every: int |
     has_target = task.w_target is not None
     nb = -(-K // batch)
     for b0 in range(0, K, batch):
-        tr = np.arange(b0, min(K, b0 + batch))
+        tr = all_trials[b0:b0 + batch]
         if nb > 1:
-            _note(f"float64 {'/'.join(etas)}: trials {b0}..{tr[-1]} of {K}")
+            _note(f"float64 {'/'.join(etas)}: trials {tr[0]}..{tr[-1]} of {K}")
         src = SpikeSource(task, seed, tr)
         Xt = test_set(task, seed, n_test, tr) if has_target else None
         Wt = task.w_target[tr] if has_target else None
@@ -139,7 +142,7 @@ def float_rules(task: Task, etas: dict, steps: int, seed: int, eval_every: int |
                 t += n
             if b > 0:
                 events(b)
-            _status(f"float64 {'/'.join(etas)}: trials {b0}..{tr[-1]} of {K}, step {b} of {steps}")
+            _status(f"float64 {'/'.join(etas)}: trials {tr[0]}..{tr[-1]} of {K}, step {b} of {steps}")
             if progress is not None:
                 progress(b0, b)
         for r in etas:
@@ -172,7 +175,7 @@ def config_label(cfg) -> str | None:
 
 
 def chip_run(cfg, task: Task, steps: int, seed: int, eta: float, record_every: int | None = None,
-             batch: int = 50):
+             batch: int = 50, trials=None):
     """The approximate rule on a chip config (datapath or learning engine) through
     :func:`emulator.run`, trials in
     batches of ``batch`` (the emulator's results do not depend on the split).
@@ -187,11 +190,12 @@ def chip_run(cfg, task: Task, steps: int, seed: int, eta: float, record_every: i
         raise ValueError("the integer emulator runs the somatic (identity) parametrization only")
     rec = ("weights",) if record_every else ()
     recs, finals, counters, t = [], [], {}, None
-    for b0 in range(0, task.n_trials, batch):
-        tr = np.arange(b0, min(task.n_trials, b0 + batch))
-        if task.n_trials > batch:
-            _note(f"{cfg.name} approx: trials {b0}..{tr[-1]} of {task.n_trials}")
-        _status(f"{cfg.name} approx: trials {b0}..{tr[-1]} of {task.n_trials}, {steps} steps")
+    all_trials = np.arange(task.n_trials) if trials is None else np.asarray(trials, np.int64)
+    for b0 in range(0, all_trials.size, batch):
+        tr = all_trials[b0:b0 + batch]
+        if all_trials.size > batch:
+            _note(f"{cfg.name} approx: trials {tr[0]}..{tr[-1]} of {all_trials.size}")
+        _status(f"{cfg.name} approx: trials {tr[0]}..{tr[-1]} of {all_trials.size}, {steps} steps")
         res = run(cfg, task, steps, seed, eta=eta, record=rec, record_every=record_every or 0,
                   trials=tr, chunk_steps=chunk_steps(len(tr)))
         finals.append(res.w_final)
@@ -246,12 +250,15 @@ def weight_range(cfg, task: Task | None = None, eta: float | None = None) -> flo
     return (2 ** (wt["bits"] - 1) - 1) * 2.0 ** -wt["frac"]
 
 
-def curve_metrics(task: Task, Wr: np.ndarray, seed: int, n_test: int = 50):
-    """(rmse, kl, wdist), each (R, K), of recorded weights Wr (R, K, M, N)."""
-    Xt = test_set(task, seed, n_test)
-    rm = np.array([rate_rmse_hz(w, task.w_target, Xt, task.params)[:, 0] for w in Wr])
-    kl = np.array([kl_cost(w, task.w_target, Xt, task.params)[:, 0] for w in Wr])
-    wd = np.array([weight_distance(w, task.w_target)[:, 0] for w in Wr])
+def curve_metrics(task: Task, Wr: np.ndarray, seed: int, n_test: int = 50, trials=None):
+    """(rmse, kl, wdist), each (R, K), of recorded weights Wr (R, K, M, N) of ``trials``
+    (default: all of the task's)."""
+    tr = np.arange(task.n_trials) if trials is None else np.asarray(trials, np.int64)
+    Xt = test_set(task, seed, n_test, tr)
+    Wt = task.w_target[tr]
+    rm = np.array([rate_rmse_hz(w, Wt, Xt, task.params)[:, 0] for w in Wr])
+    kl = np.array([kl_cost(w, Wt, Xt, task.params)[:, 0] for w in Wr])
+    wd = np.array([weight_distance(w, Wt)[:, 0] for w in Wr])
     return rm, kl, wd
 
 

@@ -4,6 +4,8 @@ SPEC §3.1 and §3.3.  Code-unit learning rates (β omitted, see :mod:`emulator.
 """
 from __future__ import annotations
 
+import json
+
 import numpy as np
 
 from emulator.metrics import test_set
@@ -58,16 +60,77 @@ def lc_effects(t, curves: dict, p: dict) -> dict:
     return eff
 
 
-def fig3f(scale: str = "small", config=None, seed: int = 0, out=None, progress=None, **overrides) -> dict:
+def fig3f_shard(p: dict, seed: int, cfg_tree: dict | None, trials) -> dict:
+    """Per-trial learning curves of Fig 3F for the global ``trials`` (one shard): every float
+    rule and, with a config, the approximate rule on it; the same numbers for a trial
+    whatever shard it runs in.  Module-level, JSON-able arguments: a process-pool or Dask
+    worker runs it, and :mod:`natgrad.experiments.shards` caches it."""
+    from emulator.hwconfig import validate
+    cfg = validate(cfg_tree, "<fig3f shard>") if cfg_tree else None
+    trials = np.asarray(trials, np.int64)
+    task = fig3_task(n_trials=p["n_trials"], N=p["N"], group_rates=tuple(p["group_rates"]), seed=seed)
+    etas = {r: ETA_CODE[r] * p["eta_scale"] for r in p["rules"]}
+    steps, ev = steps_of(p["T_s"]), steps_of(p["eval_s"])
+    res = float_rules(task, etas, steps, seed, eval_every=ev, batch=p["batch"], n_test=p["n_test"],
+                      trials=trials)
+    out = {"t_s": res[p["rules"][0]].t_s,
+           "rules": {r: {"rmse": c.rmse, "kl": c.kl, "wdist": c.wdist} for r, c in res.items()}}
+    if cfg is not None:
+        Wr, tr, _, counters = chip_run(cfg, task, steps, seed,
+                                       etas.get("approx", ETA_CODE["approx"] * p["eta_scale"]),
+                                       record_every=ev, trials=trials)
+        rm, kl, wd = curve_metrics(task, Wr, seed, p["n_test"], trials)
+        out["chip"] = {"t_s": tr, "rmse": rm, "kl": kl, "wdist": wd, "counters": counters}
+    return out
+
+
+def _merge_shards(parts: list) -> dict:
+    """Concatenate per-trial arrays of shards (in trial order) and add up the counters."""
+    from types import SimpleNamespace
+    t = parts[0]["t_s"]
+    res = {r: SimpleNamespace(t_s=t, **{k: np.concatenate([pp["rules"][r][k] for pp in parts], 1)
+                                      for k in ("rmse", "kl", "wdist")})
+           for r in parts[0]["rules"]}
+    chip = None
+    if "chip" in parts[0]:
+        counters: dict = {}
+        for pp in parts:
+            for var, c in pp["chip"]["counters"].items():
+                dst = counters.setdefault(var, {"first_step": {}})
+                for k, v in c.items():
+                    if k != "first_step":
+                        dst[k] = dst.get(k, 0) + int(v)
+        chip = {"t_s": parts[0]["chip"]["t_s"], "counters": counters,
+                **{k: np.concatenate([pp["chip"][k] for pp in parts], 1)
+                   for k in ("rmse", "kl", "wdist")}}
+    return {"res": res, "chip": chip}
+
+
+def fig3f(scale: str = "small", config=None, seed: int = 0, out=None, progress=None,
+          executor: str = "serial", workers: int = 2, scheduler: str | None = None,
+          shard_trials: int | None = None, cache=None, **overrides) -> dict:
     """Fig 3F (+ Fig 9A-C): mean learning curves of the Euclidean, natural and approximate rules
-    with the min/max spread across trials; with a fixed-point ``config`` also the approximate rule
-    on that config (same task, same spikes)."""
+    with the min/max spread across trials; with a chip ``config`` also the approximate rule
+    on that config (same task, same spikes).
+
+    The trials run in shards of ``shard_trials`` (default: all in one) on ``executor``
+    (``serial``, ``local`` process pool of ``workers``, or ``dask`` at ``scheduler`` / a
+    LocalCluster), finished shards cached in ``cache`` (a folder: an interrupted run resumes);
+    the numbers do not depend on any of these."""
+    from .shards import run_shards, shard_ranges
     p = preset(FIG3F_PRESETS, scale, overrides)
     timer = Timer()
     task = fig3_task(n_trials=p["n_trials"], N=p["N"], group_rates=p["group_rates"], seed=seed)
     etas = {r: ETA_CODE[r] * p["eta_scale"] for r in p["rules"]}
     steps, ev = steps_of(p["T_s"]), steps_of(p["eval_s"])
-    res = float_rules(task, etas, steps, seed, eval_every=ev, batch=p["batch"], n_test=p["n_test"])
+    label = config_label(config)
+    shards = shard_ranges(p["n_trials"], shard_trials or p["n_trials"])
+    pj = json.loads(json.dumps(p, default=list))          # JSON-able: tuples -> lists
+    parts = run_shards(fig3f_shard, (pj, int(seed), config.tree if label else None), shards,
+                       executor=executor, workers=workers, scheduler=scheduler, cache=cache,
+                       progress=progress)
+    merged = _merge_shards(parts)
+    res = merged["res"]
     t = res[p["rules"][0]].t_s
     curves = {r: _stats(c) for r, c in res.items()}
     per_trial_late = {}
@@ -87,11 +150,9 @@ def fig3f(scale: str = "small", config=None, seed: int = 0, out=None, progress=N
     result = {"experiment": "fig3f", "scale": scale, "seed": seed, "params": p, "eta_code": etas,
               "config": config_label(config), "t_s": t, "curves": curves, "effect": eff,
               "per_trial_kl_late": per_trial_late}
-    label = config_label(config)
     if label is not None:
-        Wr, tr, _, counters = chip_run(config, task, steps, seed, etas.get("approx", ETA_CODE["approx"] * p["eta_scale"]),
-                                       record_every=ev)
-        rm, kl, wd = curve_metrics(task, Wr, seed, p["n_test"])
+        ch = merged["chip"]
+        tr, rm, kl, wd, counters = ch["t_s"], ch["rmse"], ch["kl"], ch["wdist"], ch["counters"]
         cc = {f"approx@{label}": _stats_arrays(rm, kl, wd)}
         ceff = lc_effects(tr, cc, p)
         fl = eff["kl_late"].get("approx")
