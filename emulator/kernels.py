@@ -1,6 +1,12 @@
 """Fused numba backend of the integer datapath: the stages of :mod:`emulator.stages` in their
-numba twins (:mod:`emulator.stages_jit`), inlined into one compiled loop over (steps,
-trials, neurons, afferents).
+numba twins (:mod:`emulator.stages_jit`), inlined into one compiled loop over (trials,
+steps, neurons, afferents).  :func:`run_fused` also draws the spikes inside that loop
+(:func:`emulator.spikes.spikes_step`); :func:`run_chunk` takes them as arrays (Lava, tests).
+``parallel=True`` runs blocks of trials on threads, each calling the same ``nogil`` kernel.
+
+numba's cache checks only the source file of the cached function: after editing an inlined
+twin in another file (``stages_jit``, ``spikes``, ``fixedpoint.jit``) delete the ``*.nbi``
+/ ``*.nbc`` files of ``emulator/__pycache__``.
 
 It must stay bit-identical to the numpy step (``tests/test_emulator_backends.py``,
 ``tests/test_stages.py`` and the golden hashes of ``tests/test_golden.py``).  The state
