@@ -6,13 +6,24 @@
   integer run on the same task (Fig 3F, 4 trials, N = 100, 40000 steps);
 * the integer emulator, numpy backend and compiled (numba, trials in parallel) backend,
   at B = 1, 100 and 1000 trials of the Fig 3F task (N = 100, M = 1);
-* the 1000 -> 500 scenario of the Zenke & Ganguli slides (N = 1000 shared by M = 500).
+* the 1000 -> 500 scenario of the Zenke & Ganguli slides (N = 1000 shared by M = 500);
+* ``--targets``: the issue-13 targets, each as a ratio to the paper loop measured in the same
+  run (interleaved): loihi2_ideal at B = 1000 x N = 100 (>= 2e8 synapse-steps/s), B = 1
+  (>= 1e8) and the float64 reference (>= 1e8), plus CPU time / wall time of the serial and
+  parallel runs (parallel should use every core, serial one).  ``--baseline-src DIR`` runs
+  the same measurements on an older checkout (e.g. ``git archive <commit> | tar -x -C DIR``)
+  in a subprocess, interleaved, for before/after numbers.
 
-    uv run python benchmarks/bench_emulator.py [--config loihi2]
+    uv run python benchmarks/bench_emulator.py [--config loihi2_ideal] [--targets]
+        [--baseline-src DIR] [--repeats 3]
 """
 from __future__ import annotations
 
 import argparse
+import json
+import os
+import subprocess
+import sys
 import time
 
 import numpy as np
@@ -62,10 +73,76 @@ def rate(cfg, b, m, n, steps, backend="numba", parallel=False):
     return syn / total, syn / max(total - spikes, 1e-9)
 
 
+def timed_run(cfg, b, n, steps, **kw):
+    """(synapse-steps/s, CPU time / wall time) of one warm ``emulator.run`` (spikes included)."""
+    task = fig3_task(n_trials=b, N=n, M=1, seed=0)
+    R.run(cfg, task, 2, 0, **kw)                                  # compile and warm caches
+    t0, c0 = time.perf_counter(), time.process_time()
+    R.run(cfg, task, steps, 0, chunk_steps=min(steps, 1000), **kw)
+    wall, cpu = time.perf_counter() - t0, time.process_time() - c0
+    return b * n * steps / wall, cpu / wall
+
+
+#: (label, config, B, steps, run keywords) of the issue-13 targets; N = 100.
+TARGETS = (("datapath B=1000 parallel", "loihi2_ideal", 1000, 1000, {"parallel": True}),
+           ("datapath B=1000 serial", "loihi2_ideal", 1000, 1000, {"parallel": False}),
+           ("datapath B=1", "loihi2_ideal", 1, 40000, {}),
+           ("float64 B=4", "float64", 4, 20000, {}))
+GOALS = {"datapath B=1000 parallel": 2e8, "datapath B=1": 1e8, "float64 B=4": 1e8}
+
+
+def measure_targets() -> dict:
+    """{label: (rate, cpu/wall, rate / paper loop of this process)}, paper loop interleaved."""
+    out = {}
+    for label, cfg, b, steps, kw in TARGETS:
+        if "parallel" in kw and "parallel" not in R.run.__code__.co_varnames:
+            kw = {}
+        base = paper_structure(1000)
+        rate_, ratio = timed_run(cfg, b, 100, steps, **kw)
+        out[label] = (rate_, ratio, rate_ / base)
+    return out
+
+
+def targets(repeats: int, baseline_src: str | None) -> None:
+    here = os.path.dirname(os.path.abspath(__file__))
+    runs = {"new": [], "base": []}
+    for _ in range(repeats):
+        runs["new"].append(measure_targets())
+        if baseline_src:                   # the old checkout, in its own interpreter
+            env = dict(os.environ, PYTHONPATH=baseline_src)
+            code = (f"import sys, json; sys.path.insert(0, {here!r}); import bench_emulator as b;"
+                    "print(json.dumps(b.measure_targets()))")
+            proc = subprocess.run([sys.executable, "-c", code], env=env, cwd="/",
+                                  capture_output=True, text=True, check=True)
+            runs["base"].append(json.loads(proc.stdout.strip().splitlines()[-1]))
+    print("\n| run | synapse-steps/s (median) | target | x paper loop | CPU/wall |"
+          + (" before | x paper loop before | speed-up |" if baseline_src else ""))
+    print("|---|---|---|---|---|" + ("---|---|---|" if baseline_src else ""))
+    for label, *_ in TARGETS:
+        r = np.median([m[label][0] for m in runs["new"]])
+        x = np.median([m[label][2] for m in runs["new"]])
+        cw = np.median([m[label][1] for m in runs["new"]])
+        goal = GOALS.get(label)
+        line = f"| {label} | {r:.3g} | {goal:.0e} |" if goal else f"| {label} | {r:.3g} | |"
+        line += f" {x:.0f} | {cw:.2f} |"
+        if baseline_src:
+            rb = np.median([m[label][0] for m in runs["base"]])
+            xb = np.median([m[label][2] for m in runs["base"]])
+            line += f" {rb:.3g} | {xb:.0f} | {r / rb:.2f} |"
+        print(line)
+
+
 def main():
     ap = argparse.ArgumentParser()
-    ap.add_argument("--config", default="loihi2")
-    cfg = ap.parse_args().config
+    ap.add_argument("--config", default="loihi2_ideal")
+    ap.add_argument("--targets", action="store_true")
+    ap.add_argument("--baseline-src", default=None)
+    ap.add_argument("--repeats", type=int, default=3)
+    args = ap.parse_args()
+    if args.targets:
+        targets(args.repeats, args.baseline_src)
+        return
+    cfg = args.config
     base = paper_structure(2000)
     print(f"baseline (paper structure: 1 trial, Python loop per step, float64): "
           f"{base:.3g} synapse-steps/s")

@@ -1,6 +1,12 @@
 """Fused numba backend of the integer datapath: the stages of :mod:`emulator.stages` in their
-numba twins (:mod:`emulator.stages_jit`), inlined into one compiled loop over (steps,
-trials, neurons, afferents).
+numba twins (:mod:`emulator.stages_jit`), inlined into one compiled loop over (trials,
+steps, neurons, afferents).  :func:`run_fused` also draws the spikes inside that loop
+(:func:`emulator.spikes.spikes_step`); :func:`run_chunk` takes them as arrays (Lava, tests).
+``parallel=True`` runs blocks of trials on threads, each calling the same ``nogil`` kernel.
+
+numba's cache checks only the source file of the cached function: after editing an inlined
+twin in another file (``stages_jit``, ``spikes``, ``fixedpoint.jit``) delete the ``*.nbi``
+/ ``*.nbc`` files of ``emulator/__pycache__``.
 
 It must stay bit-identical to the numpy step (``tests/test_emulator_backends.py``,
 ``tests/test_stages.py`` and the golden hashes of ``tests/test_golden.py``).  The state
@@ -11,9 +17,11 @@ arrays as :class:`KernelRecords`, all derived from :mod:`emulator.variables`.
 from __future__ import annotations
 
 import collections
+import os
+from concurrent.futures import ThreadPoolExecutor
 
 import numpy as np
-from numba import njit, prange
+from numba import njit
 
 from emulator.datapath import (C_BRACKET, C_GAMMA, C_POST, C_TRACE, C_USP, C_V, C_WSAT,
                                C_WUNDER, State)
@@ -21,8 +29,10 @@ from emulator.discretize import Discretized
 from emulator.stages_jit import (bracket_cwv_one, bracket_homo_row, bracket_row, error_one,
                                  gamma_one, output_spike_one, pack, post_factor_one,
                                  potential_one, sigmoid_one, traces_row, update_row, usp_row)
+from emulator.spikes import SpikeSource, spikes_step
 from emulator.variables import RECORD_FIELD, RECORD_SHAPES, RECORDABLE, SITE_INDEX, SITE_STREAMS
 from fixedpoint.jit import stream_prefix
+from fixedpoint.rng import STREAM_INPUT, STREAM_TEACHER
 
 #: The integer state the kernel updates in place (fields of :class:`emulator.datapath.State`).
 KernelState = collections.namedtuple(
@@ -51,14 +61,92 @@ _I_POST = SITE_INDEX["post"]
 _I_W = SITE_INDEX["weights"]
 _I_OUT = SITE_INDEX["student"]
 _N_SITES = len(SITE_STREAMS)
+_STREAM_INPUT = np.uint64(STREAM_INPUT)
+_STREAM_TEACHER = np.uint64(STREAM_TEACHER)
 
 
 @njit(cache=True, inline="always")
 def _add(n, counts, first, which, k):
+    # first step = the minimum over trials (trials run one after the other, each in time)
     if n > 0:
         counts[which] += n
-        if first[which] < 0:
+        if first[which] < 0 or k < first[which]:
             first[which] = k
+
+
+@njit(cache=True, inline="always")
+def _trial_step(k, p, spk, y, b, st, c, tab, homo, w_row, tmp1, tmp2, dw, counts_b, first_b, tb,
+                spike_count):
+    """One step of trial ``b`` of the datapath (stages 1.-11.), in place, from its input spikes
+    ``spk`` (N,) and teacher spikes ``y`` (M,); ``p`` holds the step's stream prefixes of the
+    rounding sites and ``homo``, ``w_row``, ``tmp1``, ``tmp2``, ``dw`` are (N,) scratch rows."""
+    M = st.acc.shape[1]
+    N = st.acc.shape[2]
+    w_extra = c.w_extra
+    am_row = st.a_m[b]
+    as_row = st.a_s[b]
+    x_row = st.x[b]
+    # 1.-2. traces and USP (shared by the M neurons), the bracket's homosynaptic term
+    n_tr = traces_row(am_row, tmp1, c.decay_m, spk, c, p[_I_TRACE], tb, 2)
+    n_tr += traces_row(as_row, tmp1, c.decay_s, spk, c, p[_I_TRACE], tb + 1, 2)
+    _add(n_tr, counts_b, first_b, C_TRACE, k)
+    _add(usp_row(x_row, am_row, as_row, tmp1, c, p[_I_USP], tb), counts_b, first_b, C_USP, k)
+    bracket_homo_row(homo, x_row, tab.homo_mant, tmp2, c, p[_I_HOMO], tb)
+    for j in range(M):
+        acc_row = st.acc[b, j]
+        for i in range(N):
+            w_row[i] = acc_row[i] >> w_extra
+        # 3.-4. V
+        vj, n = potential_one(w_row, x_row, c, p[_I_POT], tb + j)
+        _add(n, counts_b, first_b, C_V, k)
+        st.v[b, j] = vj
+        # 5. gamma_s, every epoch
+        if k % c.gamma_epoch == 0:
+            g, n = gamma_one(w_row, tab.rates_q, tab.gamma_lut, c)
+            st.gamma[b, j] = g
+            _add(n, counts_b, first_b, C_GAMMA, k)
+        # 6.-8. sigma, error, post factor
+        sj = sigmoid_one(vj, tab.sigma_lut, c)
+        st.sigma[b, j] = sj
+        ej = error_one(sj, y[j], c)
+        st.err[b, j] = ej
+        pj, n = post_factor_one(st.gamma[b, j], sj, ej, c, p[_I_POST], tb + j)
+        _add(n, counts_b, first_b, C_POST, k)
+        st.post[b, j] = pj
+        # 9. bracket
+        cwv, n = bracket_cwv_one(vj, c, p[_I_CWV], tb + j)
+        n += bracket_row(tmp1, homo, cwv, w_row, c, p[_I_HET], tb + j * N)
+        _add(n, counts_b, first_b, C_BRACKET, k)
+        # 10. weight update
+        n_under, n_sat = update_row(acc_row, pj, tmp1, tmp2, dw, c, p[_I_W], tb + j * N)
+        _add(n_under, counts_b, first_b, C_WUNDER, k)
+        _add(n_sat, counts_b, first_b, C_WSAT, k)
+        # 11. student spike
+        sp = output_spike_one(sj, c, p[_I_OUT], tb + j)
+        st.spikes[b, j] = sp
+        spike_count[b, j] += sp
+
+
+@njit(cache=True, inline="always")
+def _record_trial(rec, row, b, st, w_extra):
+    """Copy trial ``b``'s recordable state to row ``row`` of the ``rec`` arrays."""
+    for q in range(len(rec.afferent)):
+        rec.afferent[q][row, b] = rec.afferent_src[q][b]
+    for q in range(len(rec.neuron)):
+        rec.neuron[q][row, b] = rec.neuron_src[q][b]
+    for j in range(st.acc.shape[1]):
+        for i in range(st.acc.shape[2]):
+            rec.synapse[row, b, j, i] = st.acc[b, j, i] >> w_extra
+
+
+@njit(cache=True, inline="always")
+def _site_prefixes(seed, streams, k0, T):
+    """(T, sites) per-step keys of the rounding sites' streams."""
+    pref = np.empty((T, _N_SITES), np.uint64)
+    for t in range(T):
+        for q in range(_N_SITES):
+            pref[t, q] = stream_prefix(seed, streams[q], k0 + t)
+    return pref
 
 
 def _chunk_impl(X, Y, k0, seed, st, c, tab, rec, record_every, streams, row0, spike_count):
@@ -67,101 +155,79 @@ def _chunk_impl(X, Y, k0, seed, st, c, tab, rec, record_every, streams, row0, sp
     When ``record_every > 0`` the state after every global step k with
     ``(k + 1) % record_every == 0`` is written to the next row of the ``rec`` arrays,
     starting at row ``row0``; returns the next free row.  ``spike_count`` (B, M)
-    accumulates the student's output spikes.
-
-    Trials are independent, so the trial loop is a ``prange``: compiled with
-    ``parallel=True`` they run on all cores.  Each trial counts its events in its own row
-    of a (B, n_counters) table, reduced at the end (first step = the minimum over trials),
-    so the counters do not depend on the thread schedule.
+    accumulates the student's output spikes.  Trials are independent: :func:`run_chunk`
+    runs blocks of trials on threads (the kernel releases the GIL).
     """
     T, B, N = X.shape
-    M = Y.shape[2]
-    n_ctr = st.counts.shape[0]
-    cnt_all = np.zeros((B, n_ctr), np.int64)
-    fst_all = np.full((B, n_ctr), -1, np.int64)
-    pref = np.empty((T, _N_SITES), np.uint64)      # per-step keys of the sites' streams
-    for t in range(T):
-        for q in range(_N_SITES):
-            pref[t, q] = stream_prefix(seed, streams[q], k0 + t)
-    w_extra = c.w_extra
-    for b in prange(B):
-        homo = np.zeros(N, np.int64)
-        w_row = np.zeros(N, np.int64)
-        tmp1 = np.zeros(N, np.int64)
-        tmp2 = np.zeros(N, np.int64)
-        dw = np.zeros(N, np.int64)
-        counts_b = cnt_all[b]
-        first_b = fst_all[b]
+    pref = _site_prefixes(seed, streams, k0, T)
+    homo = np.zeros(N, np.int64)
+    w_row = np.zeros(N, np.int64)
+    tmp1 = np.zeros(N, np.int64)
+    tmp2 = np.zeros(N, np.int64)
+    dw = np.zeros(N, np.int64)
+    for b in range(B):
         tb = np.int64(st.trials[b]) << 32
-        am_row = st.a_m[b]
-        as_row = st.a_s[b]
-        x_row = st.x[b]
         for t in range(T):
             k = k0 + t
-            p = pref[t]
-            # 1.-2. traces and USP (shared by the M neurons), the bracket's homosynaptic term
-            n_tr = traces_row(am_row, tmp1, c.decay_m, X[t, b], c, p[_I_TRACE], tb, 2)
-            n_tr += traces_row(as_row, tmp1, c.decay_s, X[t, b], c, p[_I_TRACE], tb + 1, 2)
-            _add(n_tr, counts_b, first_b, C_TRACE, k)
-            _add(usp_row(x_row, am_row, as_row, tmp1, c, p[_I_USP], tb), counts_b, first_b,
-                 C_USP, k)
-            bracket_homo_row(homo, x_row, tab.homo_mant, tmp2, c, p[_I_HOMO], tb)
-            for j in range(M):
-                acc_row = st.acc[b, j]
-                for i in range(N):
-                    w_row[i] = acc_row[i] >> w_extra
-                # 3.-4. V
-                vj, n = potential_one(w_row, x_row, c, p[_I_POT], tb + j)
-                _add(n, counts_b, first_b, C_V, k)
-                st.v[b, j] = vj
-                # 5. gamma_s, every epoch
-                if k % c.gamma_epoch == 0:
-                    g, n = gamma_one(w_row, tab.rates_q, tab.gamma_lut, c)
-                    st.gamma[b, j] = g
-                    _add(n, counts_b, first_b, C_GAMMA, k)
-                # 6.-8. sigma, error, post factor
-                sj = sigmoid_one(vj, tab.sigma_lut, c)
-                st.sigma[b, j] = sj
-                ej = error_one(sj, Y[t, b, j], c)
-                st.err[b, j] = ej
-                pj, n = post_factor_one(st.gamma[b, j], sj, ej, c, p[_I_POST], tb + j)
-                _add(n, counts_b, first_b, C_POST, k)
-                st.post[b, j] = pj
-                # 9. bracket
-                cwv, n = bracket_cwv_one(vj, c, p[_I_CWV], tb + j)
-                n += bracket_row(tmp1, homo, cwv, w_row, c, p[_I_HET], tb + j * N)
-                _add(n, counts_b, first_b, C_BRACKET, k)
-                # 10. weight update
-                n_under, n_sat = update_row(acc_row, pj, tmp1, tmp2, dw, c, p[_I_W],
-                                            tb + j * N)
-                _add(n_under, counts_b, first_b, C_WUNDER, k)
-                _add(n_sat, counts_b, first_b, C_WSAT, k)
-                # 11. student spike
-                sp = output_spike_one(sj, c, p[_I_OUT], tb + j)
-                st.spikes[b, j] = sp
-                spike_count[b, j] += sp
+            _trial_step(k, pref[t], X[t, b], Y[t, b], b, st, c, tab, homo, w_row, tmp1, tmp2,
+                        dw, st.counts, st.first, tb, spike_count)
             if record_every > 0 and (k + 1) % record_every == 0:
-                row = row0 + (k + 1) // record_every - k0 // record_every - 1
-                for q in range(len(rec.afferent)):
-                    rec.afferent[q][row, b] = rec.afferent_src[q][b]
-                for q in range(len(rec.neuron)):
-                    rec.neuron[q][row, b] = rec.neuron_src[q][b]
-                for j in range(M):
-                    for i in range(N):
-                        rec.synapse[row, b, j, i] = st.acc[b, j, i] >> w_extra
-    for b in range(B):                          # reduce the per-trial counters
-        for q in range(n_ctr):
-            st.counts[q] += cnt_all[b, q]
-            f = fst_all[b, q]
-            if f >= 0 and (st.first[q] < 0 or f < st.first[q]):
-                st.first[q] = f
+                _record_trial(rec, row0 + (k + 1) // record_every - k0 // record_every - 1, b,
+                              st, c.w_extra)
     if record_every > 0:
         return row0 + (k0 + T) // record_every - k0 // record_every
     return row0
 
 
-run_chunk_kernel = njit(cache=True)(_chunk_impl)
-run_chunk_kernel_parallel = njit(cache=True, parallel=True)(_chunk_impl)
+def _fused_impl(T, k0, sp, seed, st, c, tab, rec, record_every, streams, row0, spike_count,
+                teach_count):
+    """:func:`_chunk_impl` over the next T steps with the spikes drawn inside the loop.
+
+    Per trial and step, :func:`emulator.spikes.spikes_step` draws the input spikes, updates
+    the float64 teacher traces ``sp.am``, ``sp.as_`` (B, N) and draws the teacher spikes, bit
+    for bit as :class:`emulator.spikes.SpikeSource` does; then the datapath step runs on them.
+    No (T, B, N) array exists.  ``teach_count`` (B, M) accumulates the teacher spikes.
+    """
+    B, M, N = st.acc.shape
+    pref = _site_prefixes(seed, streams, k0, T)
+    pref_in = np.empty(T, np.uint64)            # input and teacher stream keys per step
+    pref_teach = np.empty(T, np.uint64)
+    for t in range(T):
+        pref_in[t] = stream_prefix(seed, _STREAM_INPUT, k0 + t)
+        pref_teach[t] = stream_prefix(seed, _STREAM_TEACHER, k0 + t)
+    homo = np.zeros(N, np.int64)
+    w_row = np.zeros(N, np.int64)
+    tmp1 = np.zeros(N, np.int64)
+    tmp2 = np.zeros(N, np.int64)
+    dw = np.zeros(N, np.int64)
+    spk = np.zeros(N, np.uint8)
+    xf = np.zeros(N, np.float64)
+    y = np.zeros(M, np.uint8)
+    for b in range(B):
+        tb = np.int64(st.trials[b]) << 32
+        for t in range(T):
+            k = k0 + t
+            spikes_step(sp, b, tb, pref_in[t], pref_teach[t], spk, xf, y)
+            for j in range(M):
+                teach_count[b, j] += y[j]
+            _trial_step(k, pref[t], spk, y, b, st, c, tab, homo, w_row, tmp1, tmp2, dw,
+                        st.counts, st.first, tb, spike_count)
+            if record_every > 0 and (k + 1) % record_every == 0:
+                _record_trial(rec, row0 + (k + 1) // record_every - k0 // record_every - 1, b,
+                              st, c.w_extra)
+    if record_every > 0:
+        return row0 + (k0 + T) // record_every - k0 // record_every
+    return row0
+
+
+#: The compiled kernels.  One compiled function each: parallel runs call the same code on
+#: blocks of trials from several threads (``nogil``), so serial and parallel bits agree by
+#: construction.  (Before, a ``parallel=True`` twin of the same Python function shared its
+#: numba cache entry with the serial one -- the cache is keyed by module and qualname, not
+#: by compile flags -- and numba's parfor lowering could not compile the prange loop with
+#: the kernel's named tuples at all: ``parallel=True`` ran the serial code.)
+run_chunk_kernel = njit(cache=True, nogil=True)(_chunk_impl)
+run_fused_kernel = njit(cache=True, nogil=True)(_fused_impl)
 
 
 def kernel_state(state: State) -> KernelState:
@@ -196,19 +262,136 @@ def kernel_args(d: Discretized, state: State, seed: int, record_every: int, rec_
             np.array(SITE_STREAMS, np.uint64), np.int64(row), spike_count)
 
 
+def n_threads() -> int:
+    """Threads of a parallel run: ``NUMBA_NUM_THREADS`` if set, else the usable cores."""
+    env = os.environ.get("NUMBA_NUM_THREADS")
+    if env:
+        return max(1, int(env))
+    return len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count()
+
+
+def default_parallel(n_trials: int) -> bool:
+    """``parallel=None`` of :func:`emulator.run`: trials on all cores when there are several
+    trials and this is the main process (pool workers of a sweep already fill the cores)."""
+    import multiprocessing
+    return n_trials > 1 and multiprocessing.parent_process() is None
+
+
+def _blocks(B: int, parallel: bool) -> list:
+    """Contiguous trial ranges, one per thread (one range when serial)."""
+    n = min(B, n_threads()) if parallel else 1
+    return [(i * B // n, (i + 1) * B // n) for i in range(n)]
+
+
+def _block_state(ks: KernelState, b0: int, b1: int) -> KernelState:
+    """Trials b0:b1 of ``ks`` (views, updated in place) with counters of their own."""
+    n_ctr = ks.counts.shape[0]
+    return ks._replace(**{f: getattr(ks, f)[b0:b1] for f in KernelState._fields
+                          if f not in ("counts", "first")},
+                       counts=np.zeros(n_ctr, np.int64), first=np.full(n_ctr, -1, np.int64))
+
+
+def _merge_counters(ks: KernelState, parts) -> None:
+    """Add the blocks' counters into ``ks``; first step = the minimum over blocks."""
+    for p in parts:
+        ks.counts[...] += p.counts
+        hit = (p.first >= 0) & ((ks.first < 0) | (p.first < ks.first))
+        ks.first[hit] = p.first[hit]
+
+
+def _run_blocks(calls) -> list:
+    """Run the zero-argument ``calls`` (each a kernel on one block), on threads if several.
+    The pool lives for one chunk only: no thread outlives the call (Lava forks later)."""
+    if len(calls) == 1:
+        return [calls[0]()]
+    with ThreadPoolExecutor(max_workers=len(calls)) as pool:
+        return list(pool.map(lambda f: f(), calls))
+
+
+def _in_blocks(kernel, lead: tuple, d: Discretized, state: State, seed: int, record_every: int,
+               rec_int: dict, row: int, spike_count: np.ndarray, tail: tuple, slicers: tuple,
+               n_steps: int, parallel: bool) -> int:
+    """Call ``kernel(*lead_block, *kernel_args, *tail_block)`` per block of trials.
+
+    ``slicers`` holds, for every ``lead`` and ``tail`` argument, a function
+    ``(arg, b0, b1) -> block argument``.  Blocks record into chunk-local arrays that are
+    copied into ``rec_int`` afterwards (a trial slice of the record is not contiguous).
+    """
+    args = kernel_args(d, state, seed, record_every, rec_int, row, spike_count)
+    blocks = _blocks(state.acc.shape[0], parallel)
+    if len(blocks) == 1:
+        return int(kernel(*lead, *args, *tail))
+    seed_u, ks, c, tab, _, every, streams, _, _ = args
+    k0 = state.step
+    n_rows = (k0 + n_steps) // record_every - k0 // record_every if record_every > 0 else 0
+    calls, parts, bufs = [], [], []
+    for b0, b1 in blocks:
+        kb = _block_state(ks, b0, b1)
+        buf = {name: np.empty((n_rows, b1 - b0) + a.shape[2:], a.dtype)
+               for name, a in rec_int.items()}
+        st_b = State(**{f: getattr(kb, f) for f in KernelState._fields}, step=k0)
+        rb = kernel_records(st_b, buf)
+        lb = tuple(f(a, b0, b1) for f, a in zip(slicers[:len(lead)], lead))
+        tb = tuple(f(a, b0, b1) for f, a in zip(slicers[len(lead):], tail))
+        calls.append(lambda lb=lb, kb=kb, rb=rb, tb=tb, b0=b0, b1=b1: kernel(
+            *lb, seed_u, kb, c, tab, rb, every, streams, np.int64(0), spike_count[b0:b1], *tb))
+        parts.append(kb)
+        bufs.append(buf)
+    _run_blocks(calls)
+    _merge_counters(ks, parts)
+    for (b0, b1), buf in zip(blocks, bufs):
+        for name, a in buf.items():
+            rec_int[name][row:row + n_rows, b0:b1] = a
+    return row + n_rows
+
+
+def _whole(a, b0, b1):
+    return a
+
+
+def _trial_axis1(a, b0, b1):
+    return np.ascontiguousarray(a[:, b0:b1])
+
+
 def run_chunk(d: Discretized, state: State, X, Y, seed: int, record_every: int, rec_int: dict,
               row: int, spike_count: np.ndarray, parallel: bool = False) -> int:
     """Advance ``state`` over one chunk with the fused kernel; same contract as the numpy
     loop in :func:`emulator.run`.  Returns the next free recording row.
 
-    ``parallel=True`` spreads the trials over numba's threads.  It is opt-in: starting
-    numba's thread pool fixes the process's multiprocessing start method, after which
-    libraries that set it themselves at import (Lava 0.10 does) fail to import.
+    ``parallel=True`` runs blocks of trials on :func:`n_threads` threads (same bits).
     """
     k0 = state.step
-    kernel = run_chunk_kernel_parallel if parallel and X.shape[1] > 1 else run_chunk_kernel
-    row = kernel(
-        np.ascontiguousarray(X, np.uint8), np.ascontiguousarray(Y, np.uint8), np.int64(k0),
-        *kernel_args(d, state, seed, record_every, rec_int, row, spike_count))
+    X = np.ascontiguousarray(X, np.uint8)
+    Y = np.ascontiguousarray(Y, np.uint8)
+    row = _in_blocks(run_chunk_kernel, (X, Y, np.int64(k0)), d, state, seed, record_every,
+                     rec_int, row, spike_count, (), (_trial_axis1, _trial_axis1, _whole),
+                     X.shape[0], parallel)
     state.step = k0 + X.shape[0]
-    return int(row)
+    return row
+
+
+def _spike_block(sp, b0, b1):
+    return sp._replace(fw=sp.fw[b0:b1], am=sp.am[b0:b1], as_=sp.as_[b0:b1])
+
+
+def run_fused(d: Discretized, state: State, src: SpikeSource, n_steps: int, seed: int,
+              record_every: int, rec_int: dict, row: int, spike_count: np.ndarray,
+              teach_count: np.ndarray, parallel: bool = False) -> int:
+    """:func:`run_chunk` over the next ``n_steps`` steps of ``src``, drawing the spikes inside
+    the kernel (no spike arrays); ``src``'s traces and step advance as if ``src.next(n_steps)``
+    had been called, and ``teach_count`` (B, M) accumulates the teacher spikes.  Returns the
+    next free recording row.  ``src`` must use the same seed and trials as ``state``.
+    """
+    k0 = state.step
+    if src.k != k0:
+        raise ValueError(f"spike source at step {src.k}, datapath at step {k0}")
+    if int(src.seed) != int(seed) or not np.array_equal(src.trials, state.trials):
+        raise ValueError("spike source and datapath state differ in seed or trials")
+    lead = (np.int64(n_steps), np.int64(k0), src.kernel_args())
+    row = _in_blocks(run_fused_kernel, lead, d, state, seed, record_every, rec_int, row, spike_count,
+                     (teach_count,), (_whole, _whole, _spike_block,
+                                      lambda a, b0, b1: a[b0:b1]), n_steps, parallel)
+    state.step = k0 + int(n_steps)
+    src.advance(n_steps)
+    return row
+

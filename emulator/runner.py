@@ -63,8 +63,8 @@ def default_eta() -> float:
 
 def run(config, task: Task, steps: int, seed: int, *, eta: float | None = None,
         record: tuple = (), record_every: int = 0, backend: str = "numba",
-        chunk_steps: int = 4000, trials=None, parallel: bool = False,
-        progress: Callable[[int], None] | None = None) -> RunResult:
+        chunk_steps: int = 4000, trials=None, parallel: bool | None = None,
+        fused: bool = True, progress: Callable[[int], None] | None = None) -> RunResult:
     """Run the approximate natural-gradient rule on ``task`` for ``steps`` steps.
 
     Parameters
@@ -78,7 +78,12 @@ def run(config, task: Task, steps: int, seed: int, *, eta: float | None = None,
     backend : ``'numba'`` (fused kernel) or ``'numpy'``; bit-identical
     chunk_steps : steps per time chunk (does not change results)
     trials : global trial ids to run (default: all of the task's trials)
-    parallel : numba backend only: trials on all cores (same bits; see kernels.run_chunk)
+    parallel : numba backend only: trials on all cores (same bits).  Default (None): on when
+        there are several trials and this is not a multiprocessing child (a sweep's workers
+        already fill the cores); blocks of trials on threads, see :func:`emulator.kernels.run_chunk`
+    fused : numba backend only: draw the spikes inside the kernel (same bits, no spike
+        arrays; :func:`emulator.kernels.run_fused`); False feeds the kernel chunks of
+        :class:`SpikeSource` arrays
     progress : called with the number of steps done after every chunk
     """
     cfg = _as_config(config)
@@ -117,10 +122,20 @@ def run(config, task: Task, steps: int, seed: int, *, eta: float | None = None,
     row = 0
     done = 0
     if backend == "numba":
+        from emulator.kernels import default_parallel, run_fused
         from emulator.kernels import run_chunk as kernel_chunk
+        if parallel is None:
+            parallel = default_parallel(B)
     idx = datapath.Indices(trials, M, N)
     while done < steps:
         n = min(chunk_steps, steps - done)
+        if backend == "numba" and fused:
+            row = run_fused(d, state, src, n, seed, record_every, rec_int, row, out_spk,
+                            teach_spk, parallel)
+            done += n
+            if progress is not None:
+                progress(done)
+            continue
         X, Y = src.next(n)
         teach_spk += Y.sum(axis=0, dtype=np.int64)
         if backend == "numba":

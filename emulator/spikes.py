@@ -15,15 +15,22 @@ the trials into batches yields bit-identical spikes.
 """
 from __future__ import annotations
 
+import collections
+
 import numba
 import numpy as np
 from scipy.special import expit
 
 from fixedpoint import rng
+from fixedpoint.jit import random_bits_from_prefix, stream_prefix
 
 from .task import Task
 
-__all__ = ["SpikeSource", "sigma"]
+__all__ = ["SpikeSource", "SpikeKernelArgs", "sigma"]
+
+#: 2**53 as float64: ``rng.bernoulli_threshold`` compares 53-bit draws with floor(p * 2**53).
+_TWO53 = 9007199254740992.0
+_S11 = np.uint64(11)
 
 
 @numba.njit(cache=True, nogil=True)
@@ -45,9 +52,84 @@ def _traces(X, am, as_, dm, ds, scale, x, rows, am_rows, as_rows):
             r += 1
 
 
+@numba.njit(cache=True, inline="always")
+def expit_one(z):
+    """``scipy.special.expit`` of one float64, bit for bit: scipy computes 1 / (1 + exp(-z))
+    with the C library's ``exp``, which is also what numba calls (numpy's own SIMD ``exp``
+    differs in the last bit, so do not vectorize this; ``tests/test_fused_spikes.py``)."""
+    return 1.0 / (1.0 + np.exp(-z))
+
+
+@numba.njit(cache=True, inline="always")
+def threshold_one(p):
+    """``rng.bernoulli_threshold(p)`` of one float64: floor(clip(p, 0, 1) * 2**53) as uint64."""
+    if p < 0.0:
+        p = 0.0
+    elif p > 1.0:
+        p = 1.0
+    return np.uint64(np.floor(p * _TWO53))
+
+
+@numba.njit(cache=True, inline="always")
+def spikes_step(sp, b, tb, p_in, p_teach, spk, xf, y):
+    """One step of one trial of :meth:`SpikeSource.next`, in place, without (T, B, N) arrays.
+
+    ``sp`` is :class:`SpikeKernelArgs`; ``tb = trial << 32``; ``p_in``, ``p_teach`` the
+    step's stream prefixes (``fixedpoint.jit.stream_prefix(seed, STREAM_INPUT/TEACHER, k)``).
+    Writes the input spikes ``spk`` (N,) uint8 and teacher spikes ``y`` (M,) uint8, updates the
+    float64 traces ``sp.am[b]``, ``sp.as_[b]`` exactly as :func:`_traces`, and uses ``xf`` (N,)
+    as scratch for the USPs.  The teacher potential is summed in ascending i from 0.0, as
+    :meth:`SpikeSource.teacher_potential` (that order is part of the bit contract).
+    """
+    n = spk.shape[0]
+    am = sp.am[b]
+    as_ = sp.as_[b]
+    dm = sp.decay_m
+    ds = sp.decay_s
+    scale = sp.usp_scale
+    for i in range(n):
+        s = 1 if (random_bits_from_prefix(p_in, tb | i) >> _S11) < sp.thr_in[i] else 0
+        spk[i] = s
+        xi = float(s)
+        am[i] = dm * am[i] + xi
+        as_[i] = ds * as_[i] + xi
+        xf[i] = (am[i] - as_[i]) * scale
+    for j in range(y.shape[0]):
+        if sp.realizable:
+            fw = sp.fw[b, j]
+            v = 0.0
+            for i in range(n):
+                v += fw[i] * xf[i]
+            prob = sp.phi_max * expit_one(sp.beta * (v - sp.theta)) * sp.dt
+            thr = threshold_one(prob)
+        else:
+            thr = sp.thr_teach[j]
+        y[j] = 1 if (random_bits_from_prefix(p_teach, tb | j) >> _S11) < thr else 0
+
+
+@numba.njit(cache=True)
+def spikes_chunk(sp, trials, seed, k0, X, Y):
+    """X (T, B, N), Y (T, B, M) of steps k0.. by :func:`spikes_step` (tests; the fused
+    datapath kernel calls :func:`spikes_step` itself)."""
+    T, B, N = X.shape
+    xf = np.empty(N)
+    for t in range(T):
+        p_in = stream_prefix(seed, np.uint64(rng.STREAM_INPUT), k0 + t)
+        p_teach = stream_prefix(seed, np.uint64(rng.STREAM_TEACHER), k0 + t)
+        for b in range(B):
+            spikes_step(sp, b, np.int64(trials[b]) << 32, p_in, p_teach, X[t, b], xf, Y[t, b])
+
+
 def sigma(V, params):
     """Normalised transfer function σ(V) = 1/(1+exp(-β(V-θ))) (SPEC §1.2); elementwise, overflow-safe."""
     return expit(params.beta * (np.asarray(V, dtype=np.float64) - params.theta))
+
+
+#: Everything :func:`spikes_step` needs, bound to a SpikeSource's trace arrays (updated in place).
+#: ``realizable`` 1: teacher from ``fw`` (B, M, N) = f(w*); 0: Poisson teacher, ``thr_teach`` (M,).
+SpikeKernelArgs = collections.namedtuple(
+    "SpikeKernelArgs", ("thr_in", "thr_teach", "fw", "am", "as_", "decay_m", "decay_s",
+                        "usp_scale", "beta", "theta", "phi_max", "dt", "realizable"))
 
 
 class SpikeSource:
@@ -129,6 +211,27 @@ class SpikeSource:
         if return_usp:
             return (X, Y, x) + traces
         return (X, Y) + traces
+
+    def kernel_args(self) -> SpikeKernelArgs:
+        """The arguments of :func:`spikes_step` for the current state: compiled loops that draw
+        the spikes themselves (``emulator.kernels.run_fused``) update this source's traces in
+        place and must then call :meth:`advance`."""
+        p, M, B = self.params, self.task.M, self.trials.size
+        if self.task.poisson_teacher:
+            thr_teach = rng.bernoulli_threshold(np.broadcast_to(self.task.teacher_rate * p.dt, (M,)))
+            fw = np.zeros((B, M, 0))
+        else:
+            thr_teach = np.zeros(M, np.uint64)
+            fw = self._fw_target
+        return SpikeKernelArgs(
+            np.ascontiguousarray(rng.bernoulli_threshold(self.task.rates * p.dt)),
+            np.ascontiguousarray(thr_teach, np.uint64), fw, self._am, self._as,
+            float(p.decay_m), float(p.decay_s), float(p.usp_scale), float(p.beta),
+            float(p.theta), float(p.phi_max), float(p.dt), not self.task.poisson_teacher)
+
+    def advance(self, n_steps: int) -> None:
+        """Move the step counter on by ``n_steps`` drawn outside :meth:`next`."""
+        self.k += int(n_steps)
 
     def teacher_potential(self, x: np.ndarray) -> np.ndarray:
         """V* (n, B, M) = Σ_i f(w*_i) x_i with ascending-i accumulation (order fixed, no BLAS)."""
