@@ -90,8 +90,10 @@ def test_compact_table_and_no_rule_for_generic(tmp_path):
     (lambda p: p, "is a folder"),
 ])
 def test_unwritable_out_exit_2(tmp_path, capsys, make_out, needle):
+    # a datapath config writes one YAML file: a folder as --out is refused (a learning-engine
+    # deployment is a folder: tests/test_deployment.py)
     out = make_out(tmp_path)
-    code, cap = _exit(["deploy", "--out", str(out)], capsys)
+    code, cap = _exit(["deploy", "--config", "loihi2_ideal", "--out", str(out)], capsys)
     lines = cap.err.strip().splitlines()
     assert code == 2 and len(lines) == 1 and needle in lines[0] and "Traceback" not in cap.err
     assert [p.name for p in tmp_path.iterdir()] == []
