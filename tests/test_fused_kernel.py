@@ -103,3 +103,46 @@ def test_parallel_default_and_lava_in_one_process():
     proc = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
                           timeout=600)
     assert proc.returncode == 0, proc.stderr[-2000:]
+
+
+def _le_design(t_epoch, hidden, per_synapse, task):
+    from emulator import learning as le
+    cfg = load("loihi2").with_overrides(**{
+        "engine.t_epoch": t_epoch, "mapping.hidden_bits": hidden,
+        "engine.weight_rounding": "per_synapse" if per_synapse else "shared",
+        "engine.trace_rounding": "per_synapse" if per_synapse else "shared"})
+    return le.design_for_config(cfg, task, 40 * 5.5e-4)
+
+
+def _le_assert_same(a, b):
+    np.testing.assert_array_equal(a.w_int, b.w_int)
+    np.testing.assert_array_equal(a.record_w, b.record_w)
+    np.testing.assert_array_equal(a.x_traces, b.x_traces)
+    np.testing.assert_array_equal(a.events, b.events)
+    np.testing.assert_array_equal(a.teacher_spikes, b.teacher_spikes)
+    for f in ("a_m", "a_s", "hbar", "gamma", "v", "sigma", "err", "p", "counts", "pend", "sent"):
+        np.testing.assert_array_equal(getattr(a.neuron, f), getattr(b.neuron, f), err_msg=f)
+    assert a.synapse_counters == b.synapse_counters
+    if a.d_tag is not None:
+        np.testing.assert_array_equal(a.d_tag, b.d_tag)
+
+
+@pytest.mark.parametrize("t_epoch, hidden, per_synapse",
+                         [(1, 3, False), (2, 4, False), (3, 0, True)])
+def test_learning_engine_fused_and_parallel_equal_numpy(t_epoch, hidden, per_synapse):
+    """Issue 13: the learning-engine kernel with spikes drawn inside (serial and on threads,
+    chunks of 1, 7 and 4000 steps) gives the bits of the numpy neuron + LearningDense replica
+    fed by SpikeSource; the state carries over between chunks."""
+    from emulator import learning as le
+    task = fig3_task(n_trials=5, N=N, M=M, seed=4, w_scale=0.3, group_rates=(40.0, 120.0))
+    trials = np.array([4, 0, 2])
+    d = _le_design(t_epoch, hidden, per_synapse, task)
+    steps = 1500
+    ref = le.run(task, steps, 3, d, trials=trials, record_every=37, backend="numpy")
+    assert ref.events.sum() >= 30 and np.any(ref.w_int != le.run(
+        task, 0, 3, d, trials=trials).w_int), "the case must learn"
+    for chunk, fused, parallel in ((1, True, False), (7, True, True), (4000, True, True),
+                                   (7, False, True), (4000, False, False)):
+        got = le.run(task, steps, 3, d, trials=trials, record_every=37, chunk_steps=chunk,
+                     fused=fused, parallel=parallel)
+        _le_assert_same(ref, got)

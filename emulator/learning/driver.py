@@ -12,12 +12,13 @@ import dataclasses
 
 import numpy as np
 
+from emulator.kernels import default_parallel
 from emulator.spikes import SpikeSource
 from emulator.task import Task
 from fixedpoint import rng
 
 from .rule_design import Design, design_for_task, quantize_weights
-from .kernel import pack, run_chunk
+from .kernel import LEKernelState, kernel_const, run_chunk, run_fused
 from .lava_replica import (SYNAPSE_COUNTERS, LavaRandoms, lava_trace_seed, synapse_init,
                            synapse_step)
 from .neuron import NeuronState, neuron_counters, neuron_init, neuron_step
@@ -44,7 +45,8 @@ class LEResult:
 
 def run(task: Task, steps: int, seed: int, d: Design | None = None, *, eta: float | None = None,
         trials=None, record_every: int = 0, chunk_steps: int = 4000, products=None,
-        w_init_int: np.ndarray | None = None, backend: str = "numba") -> LEResult:
+        w_init_int: np.ndarray | None = None, backend: str = "numba", fused: bool = True,
+        parallel: bool | None = None) -> LEResult:
     """Run the learning-engine mode on ``task`` (spikes from :class:`SpikeSource`).
 
     ``backend='numba'`` (fused kernel) and ``'numpy'`` (:func:`neuron_step` and
@@ -52,7 +54,10 @@ def run(task: Task, steps: int, seed: int, d: Design | None = None, *, eta: floa
     :func:`lava_trace_seed` ``(seed, t)``, so it reproduces a Lava run of that trial.
     ``products`` replaces the design's rule (e.g. a deliberately mis-scaled one).
     Every width, format, epoch length and rounding mode comes from ``d.engine`` /
-    ``d.neuron``.
+    ``d.neuron``.  The numba backend draws the spikes inside its loop (``fused=True``;
+    ``False`` takes them from :meth:`SpikeSource.next`, same bits) and runs blocks of trials
+    on threads when ``parallel`` (default: several trials in the main process, as
+    :func:`emulator.kernels.default_parallel`); every choice gives the same bits.
     """
     if backend not in ("numba", "numpy"):
         raise ValueError(f"backend must be 'numba' or 'numpy' (got {backend!r})")
@@ -77,22 +82,27 @@ def run(task: Task, steps: int, seed: int, d: Design | None = None, *, eta: floa
     events = np.zeros((b, m, 2), np.int64)
     teach = np.zeros((b, m), np.int64)
     if backend == "numba":
-        kc, ptab, pconst = pack(d, products)
-        dec_x = np.exp(-1 / np.array([[d.x1_tau], [d.x2_tau]]))[:, 0]
-        dec_y = float(np.exp(-1 / np.array([[d.engine.y_tau]]))[0, 0])
+        c = kernel_const(d, products)
         tr = np.asarray(trials, np.int64)
+        st = LEKernelState(syn.w, syn.x, syn.a_buff, syn.tx, syn.ty, syn.yr, syn.dtag,
+                           syn.counts, neu.a_m, neu.a_s, neu.hbar, neu.gamma, neu.v, neu.sigma,
+                           neu.err, neu.p, neu.counts, neu.pend, neu.sent, events)
+        par = default_parallel(b) if parallel is None else bool(parallel)
     done = 0
     while done < steps:
         nn = min(chunk_steps, steps - done)
+        rx, ry, rw = rnd.next(nn, done, te)
+        if backend == "numba" and fused:
+            row = run_fused(c, st, src.kernel_args(), nn, rx, ry, rw, done, seed, tr,
+                            record_every, rec_int, row, teach, parallel=par)
+            src.advance(nn)
+            done += nn
+            continue
         X, Y = src.next(nn)
         teach += Y.sum(axis=0, dtype=np.int64)
-        rx, ry, rw = rnd.next(nn, done, te)
         if backend == "numba":
-            row = run_chunk(kc, d.sigma_lut, ptab, pconst, d.tags, dec_x, dec_y, X, Y, rx, ry,
-                            rw, done, int(seed), tr, syn.w, syn.x, syn.a_buff, neu.a_m, neu.a_s,
-                            neu.hbar, neu.gamma, neu.v, neu.sigma, neu.err, neu.p, neu.counts,
-                            events, record_every, rec_int, row, neu.pend, neu.sent, syn.tx,
-                            syn.ty, syn.yr, syn.dtag, syn.counts)
+            row = run_chunk(c, st, X, Y, rx, ry, rw, done, seed, tr, record_every, rec_int,
+                            row, parallel=par)
         else:
             for t in range(nn):
                 k = done + t

@@ -9,16 +9,23 @@ packed by :func:`pack` into the constant array ``kc``.  Lava has no counterpart:
 """
 from __future__ import annotations
 
+import collections
+
 import numpy as np
 from numba import njit
 
 from fixedpoint.jit import (HALF_UP, random_bits_from_prefix, saturate, shift_right,
                             stream_prefix)
 
+from emulator.spikes import spikes_step
+from fixedpoint.rng import STREAM_INPUT, STREAM_TEACHER
+
 from .constants import (STREAM_D_ROUND, STREAM_EVENT, STREAM_VQ, STREAM_W_ROUND, STREAM_X_ROUND,
                         STREAM_Y_ROUND)
 from .rule_design import Design, u_exponent
 
+_STREAM_INPUT = np.uint64(STREAM_INPUT)
+_STREAM_TEACHER = np.uint64(STREAM_TEACHER)
 _R0 = np.uint64(0)    #: random word for deterministic rounding modes (ignored)
 _VAR_CODE = {"x1": 0, "x2": 1, "y1": 2, "y2": 3, "y3": 4, "w": 5, "t": 6, "d": 7}
 _KC_NAMES = (
@@ -97,14 +104,69 @@ def _unit_i(word):
     return np.float64(word >> np.uint64(11)) * 2.0 ** -53
 
 
-@njit(cache=True)
-def _apply(ptab, pconst, q0, q1, acc, vy0, vu, bapm, u, trace_bits, syn_bits, acc_bits,
-           acc_shift):
+@njit(cache=True, inline="always")
+def _active(ptab, pconst, vy0, vu, bapm, u, trace_bits, act):
+    """List in ``act`` the products that can be nonzero for this neuron and epoch, and return
+    how many (``act[:n]``; the dw products, below ``KC_N_DW``, come first).  A product is
+    skipped when its dependency is off (no bap for y0, no u tick) or a neuron-side factor
+    (y1, y2, y3) is 0.  Skipping is exact while the accumulator is in range (adding 0 then
+    changes nothing); :func:`_apply` handles the other case."""
+    n = 0
+    for q in range(ptab.shape[0]):
+        if ptab[q, 0] == 1:
+            on = bapm != 0
+            vals = vy0
+        else:
+            on = u != 0
+            vals = vu
+        if on:
+            for f in range(ptab[q, 4]):
+                var = ptab[q, 5 + f]
+                if 2 <= var <= 4 and saturate(vals[var] + pconst[q, f],
+                                              -(np.int64(1) << trace_bits),
+                                              (np.int64(1) << trace_bits) - 1) == 0:
+                    on = False
+        if on:
+            act[n] = q
+            n += 1
+    return n
+
+
+@njit(cache=True, inline="always")
+def _product(ptab, pconst, q, vals, acc, lo, hi, trace_bits, syn_bits, acc_shift):
+    """``acc`` plus product ``q`` of the factor values ``vals``, clipped (Lava's applier);
+    returns (acc, 1 if the clip changed it else 0)."""
+    cur = np.int64(1)
+    for f in range(ptab[q, 4]):
+        var = ptab[q, 5 + f]
+        wd = trace_bits if var <= 4 else syn_bits
+        cur *= saturate(vals[var] + pconst[q, f], -(np.int64(1) << wd), (np.int64(1) << wd) - 1)
+    cur = ((cur * ptab[q, 1]) >> ptab[q, 3]) << (ptab[q, 2] + acc_shift)
+    new = saturate(acc + saturate(cur, lo, hi), lo, hi)
+    return new, 1 if new != acc + cur else 0
+
+
+@njit(cache=True, inline="always")
+def _apply(ptab, pconst, act, a0, a1, q0, q1, acc, vy0, vu, bapm, u, trace_bits, syn_bits,
+           acc_bits, acc_shift):
     """Products ``q0 .. q1 - 1`` added to ``acc`` (Lava's fixed-point applier, one synapse);
-    returns (acc, 1 if a clip changed it else 0)."""
+    returns (acc, 1 if a clip changed it else 0).
+
+    ``act[a0:a1]`` lists those of them that can be nonzero (:func:`_active`); only they are
+    evaluated while ``acc`` is within the accumulator.  A tag accumulator can start outside
+    it (``d << acc_shift`` with ``d`` up to 2**syn_bits - 1): then every product whose
+    dependency is on, zero or not, clips it as in Lava, so all of them run.
+    """
     lo = -(np.int64(1) << acc_bits) - 1
     hi = (np.int64(1) << acc_bits) - 1
     sat = 0
+    if lo <= acc <= hi:
+        for a in range(a0, a1):
+            q = act[a]
+            acc, s = _product(ptab, pconst, q, vy0 if ptab[q, 0] == 1 else vu, acc, lo, hi,
+                              trace_bits, syn_bits, acc_shift)
+            sat |= s
+        return acc, sat
     for q in range(q0, q1):
         if ptab[q, 0] == 1:
             if bapm == 0:
@@ -114,35 +176,41 @@ def _apply(ptab, pconst, q0, q1, acc, vy0, vu, bapm, u, trace_bits, syn_bits, ac
             if u == 0:
                 continue
             vals = vu
-        cur = np.int64(1)
-        for f in range(ptab[q, 4]):
-            var = ptab[q, 5 + f]
-            wd = trace_bits if var <= 4 else syn_bits
-            cur *= saturate(vals[var] + pconst[q, f], -(np.int64(1) << wd),
-                            (np.int64(1) << wd) - 1)
-        cur = ((cur * ptab[q, 1]) >> ptab[q, 3]) << (ptab[q, 2] + acc_shift)
-        new = saturate(acc + saturate(cur, lo, hi), lo, hi)
-        if new != acc + cur:
-            sat = 1
-        acc = new
+        acc, s = _product(ptab, pconst, q, vals, acc, lo, hi, trace_bits, syn_bits, acc_shift)
+        sat |= s
     return acc, sat
 
 
-@njit(cache=True)
-def run_chunk(kc, lut, ptab, pconst, tags, dec_x, dec_y, X, Y, rx, ry, rw, k0, seed, trials,
-              W, xtr, a_buff, a_m, a_s, hbar, gamma, vlast, slast, elast, plast, counts, events,
-              rec_every, rec, row, pend, sent, tx, ty, yr, dtag, scounts):
-    """Steps ``k0 .. k0 + n - 1`` of neuron + LearningDense, in place; returns the next ``row``.
+#: The engine state the kernels update in place: :class:`.lava_replica.SynapseState` (``W``
+#: ... ``scounts``) and :class:`.neuron.NeuronState` (``a_m`` ... ``sent``), in their formats;
+#: ``events`` (B, M, 2) counts the positive / negative events sent.  ``counts`` and
+#: ``scounts`` are totals over the trials (a parallel run gives each block its own).
+LEKernelState = collections.namedtuple(
+    "LEKernelState", ("W", "xtr", "a_buff", "tx", "ty", "yr", "dtag", "scounts", "a_m", "a_s",
+                      "hbar", "gamma", "vlast", "slast", "elast", "plast", "counts", "pend",
+                      "sent", "events"))
+#: The design as the kernels read it: :func:`pack`'s arrays, the sigmoid table, the tags and
+#: ``exp(-1/tau)`` of the x traces (2,) and of the y traces (scalar).
+LEKernelConst = collections.namedtuple(
+    "LEKernelConst", ("kc", "lut", "ptab", "pconst", "tags", "dec_x", "dec_y"))
+#: Per-thread scratch of one trial step; ``act`` (P,) lists the products :func:`_active`.
+LEScratch = collections.namedtuple("LEScratch",
+                                   ("bap", "y1v", "y2v", "y3v", "xh", "yh", "vy0", "vu", "act"))
 
-    ``X``, ``Y`` (n, B, N) / (n, B, M): input and teacher spikes; ``rx``, ``ry`` (n, B) and
-    ``rw`` (n,): Lava's random numbers (:class:`LavaRandoms`); ``dec_x`` (2,), ``dec_y``:
-    ``exp(-1/tau)`` of the x and y traces.  The state arrays are those of
-    :class:`SynapseState` (``W``, ``xtr``, ``a_buff``, ``tx``, ``ty``, ``yr``, ``dtag``,
-    ``scounts``) and :class:`NeuronState` (``a_m`` ... ``counts``, ``pend``, ``sent``), in
-    their formats; ``events`` (B, M, 2) counts positive / negative events sent.
-    Every ``rec_every`` steps (0: never) ``W`` is copied into ``rec[row]``.
+
+@njit(cache=True, inline="always")
+def _le_step(k, b, spk, yt, r_x, r_y, r_w, pe, pv, seed, trial, c, st, sc):
+    """Step ``k`` of trial ``b`` (global id ``trial``): learning neuron, Dense and
+    LearningDense, in place on ``st`` (:class:`LEKernelState`).
+
+    ``spk`` (N,) input and ``yt`` (M,) teacher spikes of this step; ``r_x``, ``r_y``, ``r_w``:
+    Lava's random numbers of this step and trial (:class:`.lava_replica.LavaRandoms`);
+    ``pe``, ``pv``: the step's stream prefixes of the event and Vq draws.  The arithmetic of
+    :func:`.neuron.neuron_step` + :func:`.lava_replica.synapse_step`, element by element.
     """
-    n, B, N = X.shape
+    kc, lut, ptab, pconst, tags, dec_x, dec_y = c
+    W = st.W
+    N = W.shape[2]
     M = W.shape[1]
     P = ptab.shape[0]
     n_dw = kc[KC_N_DW]
@@ -158,14 +226,6 @@ def run_chunk(kc, lut, ptab, pconst, tags, dec_x, dec_y, X, Y, rx, ry, rw, k0, s
     tmax = (np.int64(1) << trace_bits) - 1
     wtop = np.int64(1) << (syn_bits - 1)
     acc_mask = (np.int64(1) << acc_shift) - 1
-    bap = np.zeros(M, np.int64)
-    y1v = np.zeros(M, np.int64)
-    y2v = np.zeros(M, np.int64)
-    y3v = np.zeros(M, np.int64)
-    xh = np.zeros((te + 1, 2, N), np.int64)
-    yh = np.zeros((te + 1, 3, M), np.int64)
-    vy0 = np.zeros(8, np.int64)
-    vu = np.zeros(8, np.int64)
     vtop = np.int64(1) << (kc[KC_V_BITS] - 1)
     one = np.int64(1) << fp
     gtop = (np.int64(1) << kc[KC_G_BITS]) - 1
@@ -175,220 +235,363 @@ def run_chunk(kc, lut, ptab, pconst, tags, dec_x, dec_y, X, Y, rx, ry, rw, k0, s
     interp = kc[KC_SIG_INTERP] == 1
     vqsh = fv + kc[KC_VQ_SH]
     vqmask = (np.uint64(1) << np.uint64(vqsh)) - np.uint64(1)
-    for t in range(n):
-        k = k0 + t
-        pe = stream_prefix(seed, STREAM_EVENT, k)
-        pv = stream_prefix(seed, STREAM_VQ, k)
-        ts = k % te + 1
-        last = (k + 1) % te == 0
-        for b in range(B):
-            # ---- learning neuron
-            for m in range(M):
-                a_in = a_buff[b, m]
-                am = _hu_i(a_m[b, m] * kc[KC_DM], fd) + (a_in << fa)
-                as_ = _hu_i(a_s[b, m] * kc[KC_DS], fd) + (a_in << fa)
-                a_m[b, m] = am
-                a_s[b, m] = as_
-                diff = _hu_i(am * kc[KC_DM] - as_ * kc[KC_DS], fd)
-                v = _hu_i(diff * kc[KC_VK_MANT], fa + kc[KC_VK_SH] - fv)
-                if v < -vtop or v > vtop - 1:
-                    counts[0] += 1
-                    v = saturate(v, -vtop, vtop - 1)
-                pos = saturate(v + span, 0, 2 * span - 1)
-                if interp:
-                    j = pos >> sub
-                    tt = pos - (j << sub)
-                    s = lut[j] + _hu_i((lut[j + 1] - lut[j]) * tt, sub)
-                else:
-                    s = lut[_hu_i(pos, sub)]
-                s1 = (np.int64(1) << fs) - s
-                e = (np.int64(Y[t, b, m]) << fe) - _hu_i(s * kc[KC_PHIDT_MANT],
-                                                          fs + kc[KC_PHIDT_SH] - fe)
-                h = _hu_i(_hu_i(s * s1, fs) * s1, fs)
-                hb = hbar[b, m] + _hu_i((h << (fh - fs)) - hbar[b, m], kc[KC_H_TAU_SHIFT])
-                hbar[b, m] = hb
-                if k % kc[KC_GAMMA_EVERY] == 0:
-                    den = hb * kc[KC_A_MANT]
-                    g = gnum // den if den > 0 else gtop + 1
-                    if g > gtop:
-                        counts[3] += 1
-                        g = gtop
-                    gamma[b, m] = g
-                g1 = _hu_i(gamma[b, m] * s1, fg + fs - fp)
-                g2 = _hu_i(g1 * (e if e >= 0 else -e), fe)
-                p = _hu_i(g2 * kc[KC_K_MANT], kc[KC_K_SH])
-                if p > one:
-                    counts[1] += 1
-                    p = one
-                idx = (trials[b] << 32) | m
-                r = np.int64(random_bits_from_prefix(pe, idx) >> np.uint64(64 - fp))
-                ev = r < p
-                # events -> bap / y1 / y2 (neuron.send_events)
-                if ev and e > 0:
-                    pend[b, m, 0] += 1
-                if ev and e < 0:
-                    pend[b, m, 1] += 1
-                if k % te == 0:
-                    sent[b, m] = 0
-                go_p = False
-                go_n = False
-                if all_y0:
-                    bp = 1 if (pend[b, m, 0] + pend[b, m, 1] > 0 and sent[b, m] == 0) else 0
-                    sent[b, m] |= bp
-                    if last and sent[b, m] > 0:
-                        go_p = pend[b, m, 0] > 0
-                        go_n = pend[b, m, 1] > 0
-                else:
-                    bp = 1 if (pend[b, m, 0] > 0 and sent[b, m] == 0) else 0
-                    pend[b, m, 0] -= bp
-                    sent[b, m] |= bp
-                    go_n = last and pend[b, m, 1] > 0
-                if go_p:
-                    pend[b, m, 0] -= 1
-                if go_n:
-                    pend[b, m, 1] -= 1
-                bap[m] = bp
-                y1v[m] = ye if go_n else 0
-                y2v[m] = (ye if go_p else 0) if all_y0 else kc[KC_Y2_CONST]
-                low = np.int64(random_bits_from_prefix(pv, idx) & vqmask)
-                vq = (v * kc[KC_VQ_MANT] + low) >> vqsh
-                if vq < -yo or vq > yo - 1:
-                    counts[2] += 1
-                    vq = saturate(vq, -yo, yo - 1)
-                y3v[m] = vq + yo
-                vlast[b, m] = v
-                slast[b, m] = s
-                elast[b, m] = e
-                plast[b, m] = p
-                events[b, m, 0] += (1 if go_p else 0) if all_y0 else bp
-                events[b, m, 1] += 1 if go_n else 0
-            # ---- Dense: a_buff for the next step (pre-learning weights)
-            for m in range(M):
-                acc = np.int64(0)
-                for i in range(N):
-                    if X[t, b, i]:
-                        acc += W[b, m, i]
-                a_buff[b, m] = acc << kc[KC_WEXP]
-            # ---- spiking phase of LearningDense: spike times, second-spike impulses, y
-            for i in range(N):
-                if X[t, b, i]:
-                    if tx[b, i] > 0:
-                        for jj in range(2):
-                            xtr[b, jj, i] = saturate(xtr[b, jj, i] + kc[KC_KX], 0, tmax)
-                    tx[b, i] = ts
-            for m in range(M):
-                if bap[m]:
-                    ty[b, m] = ts
-                yr[b, 0, m] = y1v[m]
-                yr[b, 1, m] = y2v[m]
-                yr[b, 2, m] = y3v[m]
-            if not last:
-                continue
-            # ---- learning phase: trace histories through the epoch
-            for i in range(N):
+    bap, y1v, y2v, y3v, xh, yh, vy0, vu, act = sc
+    counts = st.counts
+    pend = st.pend
+    sent = st.sent
+    ts = k % te + 1
+    last = (k + 1) % te == 0
+    tb = trial << 32
+    # ---- learning neuron
+    for m in range(M):
+        a_in = st.a_buff[b, m]
+        am = _hu_i(st.a_m[b, m] * kc[KC_DM], fd) + (a_in << fa)
+        as_ = _hu_i(st.a_s[b, m] * kc[KC_DS], fd) + (a_in << fa)
+        st.a_m[b, m] = am
+        st.a_s[b, m] = as_
+        diff = _hu_i(am * kc[KC_DM] - as_ * kc[KC_DS], fd)
+        v = _hu_i(diff * kc[KC_VK_MANT], fa + kc[KC_VK_SH] - fv)
+        if v < -vtop or v > vtop - 1:
+            counts[0] += 1
+            v = saturate(v, -vtop, vtop - 1)
+        pos = saturate(v + span, 0, 2 * span - 1)
+        if interp:
+            j = pos >> sub
+            tt = pos - (j << sub)
+            s = lut[j] + _hu_i((lut[j + 1] - lut[j]) * tt, sub)
+        else:
+            s = lut[_hu_i(pos, sub)]
+        s1 = (np.int64(1) << fs) - s
+        e = (np.int64(yt[m]) << fe) - _hu_i(s * kc[KC_PHIDT_MANT], fs + kc[KC_PHIDT_SH] - fe)
+        h = _hu_i(_hu_i(s * s1, fs) * s1, fs)
+        hb = st.hbar[b, m] + _hu_i((h << (fh - fs)) - st.hbar[b, m], kc[KC_H_TAU_SHIFT])
+        st.hbar[b, m] = hb
+        if k % kc[KC_GAMMA_EVERY] == 0:
+            den = hb * kc[KC_A_MANT]
+            g = gnum // den if den > 0 else gtop + 1
+            if g > gtop:
+                counts[3] += 1
+                g = gtop
+            st.gamma[b, m] = g
+        g1 = _hu_i(st.gamma[b, m] * s1, fg + fs - fp)
+        g2 = _hu_i(g1 * (e if e >= 0 else -e), fe)
+        p = _hu_i(g2 * kc[KC_K_MANT], kc[KC_K_SH])
+        if p > one:
+            counts[1] += 1
+            p = one
+        idx = tb | m
+        r = np.int64(random_bits_from_prefix(pe, idx) >> np.uint64(64 - fp))
+        ev = r < p
+        # events -> bap / y1 / y2 (neuron.send_events)
+        if ev and e > 0:
+            pend[b, m, 0] += 1
+        if ev and e < 0:
+            pend[b, m, 1] += 1
+        if k % te == 0:
+            sent[b, m] = 0
+        go_p = False
+        go_n = False
+        if all_y0:
+            bp = 1 if (pend[b, m, 0] + pend[b, m, 1] > 0 and sent[b, m] == 0) else 0
+            sent[b, m] |= bp
+            if last and sent[b, m] > 0:
+                go_p = pend[b, m, 0] > 0
+                go_n = pend[b, m, 1] > 0
+        else:
+            bp = 1 if (pend[b, m, 0] > 0 and sent[b, m] == 0) else 0
+            pend[b, m, 0] -= bp
+            sent[b, m] |= bp
+            go_n = last and pend[b, m, 1] > 0
+        if go_p:
+            pend[b, m, 0] -= 1
+        if go_n:
+            pend[b, m, 1] -= 1
+        bap[m] = bp
+        y1v[m] = ye if go_n else 0
+        y2v[m] = (ye if go_p else 0) if all_y0 else kc[KC_Y2_CONST]
+        low = np.int64(random_bits_from_prefix(pv, idx) & vqmask)
+        vq = (v * kc[KC_VQ_MANT] + low) >> vqsh
+        if vq < -yo or vq > yo - 1:
+            counts[2] += 1
+            vq = saturate(vq, -yo, yo - 1)
+        y3v[m] = vq + yo
+        st.vlast[b, m] = v
+        st.slast[b, m] = s
+        st.elast[b, m] = e
+        st.plast[b, m] = p
+        st.events[b, m, 0] += (1 if go_p else 0) if all_y0 else bp
+        st.events[b, m, 1] += 1 if go_n else 0
+    # ---- Dense: a_buff for the next step (pre-learning weights)
+    for m in range(M):
+        acc = np.int64(0)
+        for i in range(N):
+            if spk[i]:
+                acc += W[b, m, i]
+        st.a_buff[b, m] = acc << kc[KC_WEXP]
+    # ---- spiking phase of LearningDense: spike times, second-spike impulses, y
+    xtr = st.xtr
+    tx = st.tx
+    ty = st.ty
+    for i in range(N):
+        if spk[i]:
+            if tx[b, i] > 0:
                 for jj in range(2):
-                    xh[0, jj, i] = xtr[b, jj, i]
-            for m in range(M):
-                for jj in range(3):
-                    yh[0, jj, m] = yr[b, jj, m]
-            for st in range(1, te + 1):
-                kk = k + 1 - te + st - 1
+                    xtr[b, jj, i] = saturate(xtr[b, jj, i] + kc[KC_KX], 0, tmax)
+            tx[b, i] = ts
+    for m in range(M):
+        if bap[m]:
+            ty[b, m] = ts
+        st.yr[b, 0, m] = y1v[m]
+        st.yr[b, 1, m] = y2v[m]
+        st.yr[b, 2, m] = y3v[m]
+    if not last:
+        return
+    # ---- learning phase: trace histories through the epoch
+    for i in range(N):
+        for jj in range(2):
+            xh[0, jj, i] = xtr[b, jj, i]
+    for m in range(M):
+        for jj in range(3):
+            yh[0, jj, m] = st.yr[b, jj, m]
+    for stp in range(1, te + 1):
+        kk = k + 1 - te + stp - 1
+        px = stream_prefix(seed, STREAM_X_ROUND, kk) if t_per_syn else np.uint64(0)
+        py = stream_prefix(seed, STREAM_Y_ROUND, kk) if t_per_syn else np.uint64(0)
+        for i in range(N):
+            for jj in range(2):
                 if t_per_syn:
-                    px = stream_prefix(seed, STREAM_X_ROUND, kk)
-                    py = stream_prefix(seed, STREAM_Y_ROUND, kk)
-                for i in range(N):
-                    for jj in range(2):
-                        if t_per_syn:
-                            r_x = _unit_i(random_bits_from_prefix(px, (trials[b] << 32)
-                                                                  | (jj * N + i)))
-                        else:
-                            r_x = rx[t, b]
-                        val = dec_x[jj] * xh[st - 1, jj, i]
-                        fl = np.floor(val)
-                        nv = np.int64(fl) + (1 if r_x < val - fl else 0)
-                        if tx[b, i] == st:
-                            nv = saturate(nv + kc[KC_KX], 0, tmax)
-                        xh[st, jj, i] = nv
-                for m in range(M):
-                    for jj in range(3):
-                        if t_per_syn:
-                            r_y = _unit_i(random_bits_from_prefix(py, (trials[b] << 32)
-                                                                  | (jj * M + m)))
-                        else:
-                            r_y = ry[t, b]
-                        val = dec_y * yh[st - 1, jj, m]
-                        fl = np.floor(val)
-                        yh[st, jj, m] = np.int64(fl) + (1 if r_y < val - fl else 0)
-            for i in range(N):
-                for jj in range(2):
-                    xtr[b, jj, i] = xh[te, jj, i]
-            u = 1 if ((k + 1) // te) % (np.int64(1) << kc[KC_U_K]) == 0 else 0
-            pw = stream_prefix(seed, STREAM_W_ROUND, k)
-            pd = stream_prefix(seed, STREAM_D_ROUND, k)
+                    rxx = _unit_i(random_bits_from_prefix(px, tb | (jj * N + i)))
+                else:
+                    rxx = r_x
+                val = dec_x[jj] * xh[stp - 1, jj, i]
+                fl = np.floor(val)
+                nv = np.int64(fl) + (1 if rxx < val - fl else 0)
+                if tx[b, i] == stp:
+                    nv = saturate(nv + kc[KC_KX], 0, tmax)
+                xh[stp, jj, i] = nv
+        for m in range(M):
+            for jj in range(3):
+                if t_per_syn:
+                    ryy = _unit_i(random_bits_from_prefix(py, tb | (jj * M + m)))
+                else:
+                    ryy = r_y
+                val = dec_y * yh[stp - 1, jj, m]
+                fl = np.floor(val)
+                yh[stp, jj, m] = np.int64(fl) + (1 if ryy < val - fl else 0)
+    for i in range(N):
+        for jj in range(2):
+            xtr[b, jj, i] = xh[te, jj, i]
+    u = 1 if ((k + 1) // te) % (np.int64(1) << kc[KC_U_K]) == 0 else 0
+    pw = stream_prefix(seed, STREAM_W_ROUND, k)
+    pd = stream_prefix(seed, STREAM_D_ROUND, k)
+    dtag = st.dtag
+    scounts = st.scounts
+    for m in range(M):
+        tym = ty[b, m]
+        bapm = 1 if tym > 0 else 0
+        vy0[2] = yh[tym, 0, m]
+        vy0[3] = yh[tym, 1, m]
+        vy0[4] = yh[tym, 2, m]
+        vu[2] = yh[te, 0, m]
+        vu[3] = yh[te, 1, m]
+        vu[4] = yh[te, 2, m]
+        n_act = _active(ptab, pconst, vy0, vu, bapm, u, trace_bits, act)
+        n_act_dw = 0
+        while n_act_dw < n_act and act[n_act_dw] < n_dw:
+            n_act_dw += 1
+        for i in range(N):
+            w = W[b, m, i]
+            dv = dtag[b, m, i]
+            vy0[0] = xh[tym, 0, i]
+            vy0[1] = xh[tym, 1, i]
+            vu[0] = xh[te, 0, i]
+            vu[1] = xh[te, 1, i]
+            vy0[5] = w
+            vu[5] = w
+            vy0[6] = tags[i]
+            vu[6] = tags[i]
+            vy0[7] = dv
+            vu[7] = dv
+            sidx = tb | (m * N + i)
+            acc, sat = _apply(ptab, pconst, act, 0, n_act_dw, 0, n_dw, w << acc_shift, vy0,
+                              vu, bapm, u, trace_bits, syn_bits, acc_bits, acc_shift)
+            qq = acc >> acc_shift
+            rem = acc & acc_mask
+            if w_per_syn:
+                rb = np.int64(random_bits_from_prefix(pw, sidx) >> np.uint64(64 - acc_shift))
+                if rb < rem:
+                    qq += 1
+            elif r_w < rem / np.float64(np.int64(1) << acc_shift):
+                qq += 1
+            if qq < -wtop or qq > wtop - 1:
+                scounts[1] += 1
+                qq = saturate(qq, -wtop, wtop - 1)
+            if P > n_dw:
+                accd, satd = _apply(ptab, pconst, act, n_act_dw, n_act, n_dw, P,
+                                    dv << acc_shift, vy0, vu, bapm, u, trace_bits, syn_bits,
+                                    acc_bits, acc_shift)
+                sat |= satd
+                if accd < 0:
+                    scounts[0] += 1
+                    accd = 0
+                qd = accd >> acc_shift
+                remd = accd & acc_mask
+                if w_per_syn:
+                    rb = np.int64(random_bits_from_prefix(pd, sidx) >> np.uint64(64 - acc_shift))
+                    if rb < remd:
+                        qd += 1
+                elif r_w < remd / np.float64(np.int64(1) << acc_shift):
+                    qd += 1
+                if qd > 2 * wtop - 1:
+                    scounts[0] += 1
+                    qd = 2 * wtop - 1
+                dtag[b, m, i] = qd
+            W[b, m, i] = qq
+            scounts[2] += sat
+    for i in range(N):
+        tx[b, i] = 0
+    for m in range(M):
+        ty[b, m] = 0
+
+
+@njit(cache=True, inline="always")
+def _event_prefixes(seed, k0, T):
+    pe = np.empty(T, np.uint64)
+    pv = np.empty(T, np.uint64)
+    for t in range(T):
+        pe[t] = stream_prefix(seed, STREAM_EVENT, k0 + t)
+        pv[t] = stream_prefix(seed, STREAM_VQ, k0 + t)
+    return pe, pv
+
+
+def _chunk_impl(c, X, Y, rx, ry, rw, k0, seed, trials, st, rec_every, rec, row0):
+    """Steps ``k0 .. k0 + n - 1`` of neuron + LearningDense on ``st``, in place; returns the
+    next free row of ``rec``.
+
+    ``X``, ``Y`` (n, B, N) / (n, B, M): input and teacher spikes; ``rx``, ``ry`` (n, B) and
+    ``rw`` (n,): Lava's random numbers (:class:`.lava_replica.LavaRandoms`).  After every
+    global step k with ``(k + 1) % rec_every == 0`` (0: never) the trial's ``W`` goes to the
+    next row of ``rec`` (n_rec, B, M, N), starting at ``row0``.  Trials are independent and
+    run one after the other (each in time), so blocks of trials can run on threads.
+    """
+    n, B, N = X.shape
+    M = st.W.shape[1]
+    pe, pv = _event_prefixes(seed, k0, n)
+    sc = LEScratch(np.zeros(M, np.int64), np.zeros(M, np.int64), np.zeros(M, np.int64),
+                   np.zeros(M, np.int64), np.zeros((c.kc[KC_T_EPOCH] + 1, 2, N), np.int64),
+                   np.zeros((c.kc[KC_T_EPOCH] + 1, 3, M), np.int64), np.zeros(8, np.int64),
+                   np.zeros(8, np.int64), np.zeros(c.ptab.shape[0], np.int64))
+    for b in range(B):
+        trial = np.int64(trials[b])
+        for t in range(n):
+            k = k0 + t
+            _le_step(k, b, X[t, b], Y[t, b], rx[t, b], ry[t, b], rw[t], pe[t], pv[t], seed,
+                     trial, c, st, sc)
+            if rec_every > 0 and (k + 1) % rec_every == 0:
+                rec[row0 + (k + 1) // rec_every - k0 // rec_every - 1, b] = st.W[b]
+    if rec_every > 0:
+        return row0 + (k0 + n) // rec_every - k0 // rec_every
+    return row0
+
+
+def _fused_impl(c, sp, T, rx, ry, rw, k0, seed, trials, st, rec_every, rec, row0, teach):
+    """:func:`_chunk_impl` over the next ``T`` steps with the input and teacher spikes drawn
+    inside the loop (:func:`emulator.spikes.spikes_step`, bit for bit as
+    :class:`emulator.spikes.SpikeSource`; ``sp`` its kernel arguments, traces updated in
+    place); no (T, B, N) array exists.  ``teach`` (B, M) accumulates the teacher spikes."""
+    B, M, N = st.W.shape
+    pe, pv = _event_prefixes(seed, k0, T)
+    pin = np.empty(T, np.uint64)
+    pteach = np.empty(T, np.uint64)
+    for t in range(T):
+        pin[t] = stream_prefix(seed, _STREAM_INPUT, k0 + t)
+        pteach[t] = stream_prefix(seed, _STREAM_TEACHER, k0 + t)
+    sc = LEScratch(np.zeros(M, np.int64), np.zeros(M, np.int64), np.zeros(M, np.int64),
+                   np.zeros(M, np.int64), np.zeros((c.kc[KC_T_EPOCH] + 1, 2, N), np.int64),
+                   np.zeros((c.kc[KC_T_EPOCH] + 1, 3, M), np.int64), np.zeros(8, np.int64),
+                   np.zeros(8, np.int64), np.zeros(c.ptab.shape[0], np.int64))
+    spk = np.zeros(N, np.uint8)
+    xf = np.zeros(N, np.float64)
+    y = np.zeros(M, np.uint8)
+    for b in range(B):
+        trial = np.int64(trials[b])
+        for t in range(T):
+            k = k0 + t
+            spikes_step(sp, b, trial << 32, pin[t], pteach[t], spk, xf, y)
             for m in range(M):
-                tym = ty[b, m]
-                bapm = 1 if tym > 0 else 0
-                vy0[2] = yh[tym, 0, m]
-                vy0[3] = yh[tym, 1, m]
-                vy0[4] = yh[tym, 2, m]
-                vu[2] = yh[te, 0, m]
-                vu[3] = yh[te, 1, m]
-                vu[4] = yh[te, 2, m]
-                for i in range(N):
-                    w = W[b, m, i]
-                    dv = dtag[b, m, i]
-                    vy0[0] = xh[tym, 0, i]
-                    vy0[1] = xh[tym, 1, i]
-                    vu[0] = xh[te, 0, i]
-                    vu[1] = xh[te, 1, i]
-                    vy0[5] = w
-                    vu[5] = w
-                    vy0[6] = tags[i]
-                    vu[6] = tags[i]
-                    vy0[7] = dv
-                    vu[7] = dv
-                    sidx = (trials[b] << 32) | (m * N + i)
-                    acc, sat = _apply(ptab, pconst, 0, n_dw, w << acc_shift, vy0, vu, bapm, u,
-                                      trace_bits, syn_bits, acc_bits, acc_shift)
-                    qq = acc >> acc_shift
-                    rem = acc & acc_mask
-                    if w_per_syn:
-                        rb = np.int64(random_bits_from_prefix(pw, sidx)
-                                      >> np.uint64(64 - acc_shift))
-                        if rb < rem:
-                            qq += 1
-                    elif rw[t] < rem / np.float64(np.int64(1) << acc_shift):
-                        qq += 1
-                    if qq < -wtop or qq > wtop - 1:
-                        scounts[1] += 1
-                        qq = saturate(qq, -wtop, wtop - 1)
-                    if P > n_dw:
-                        accd, satd = _apply(ptab, pconst, n_dw, P, dv << acc_shift, vy0, vu,
-                                            bapm, u, trace_bits, syn_bits, acc_bits, acc_shift)
-                        sat |= satd
-                        if accd < 0:
-                            scounts[0] += 1
-                            accd = 0
-                        qd = accd >> acc_shift
-                        remd = accd & acc_mask
-                        if w_per_syn:
-                            rb = np.int64(random_bits_from_prefix(pd, sidx)
-                                          >> np.uint64(64 - acc_shift))
-                            if rb < remd:
-                                qd += 1
-                        elif rw[t] < remd / np.float64(np.int64(1) << acc_shift):
-                            qd += 1
-                        if qd > 2 * wtop - 1:
-                            scounts[0] += 1
-                            qd = 2 * wtop - 1
-                        dtag[b, m, i] = qd
-                    W[b, m, i] = qq
-                    scounts[2] += sat
-            for i in range(N):
-                tx[b, i] = 0
-            for m in range(M):
-                ty[b, m] = 0
-        if rec_every > 0 and (k + 1) % rec_every == 0:
-            rec[row] = W
-            row += 1
-    return row
+                teach[b, m] += y[m]
+            _le_step(k, b, spk, y, rx[t, b], ry[t, b], rw[t], pe[t], pv[t], seed, trial, c,
+                     st, sc)
+            if rec_every > 0 and (k + 1) % rec_every == 0:
+                rec[row0 + (k + 1) // rec_every - k0 // rec_every - 1, b] = st.W[b]
+    if rec_every > 0:
+        return row0 + (k0 + T) // rec_every - k0 // rec_every
+    return row0
+
+
+#: One compiled function each, ``nogil``: a parallel run calls the same code on blocks of
+#: trials from several threads (as :mod:`emulator.kernels`), so serial and parallel bits agree
+#: by construction and share one cache entry legitimately.
+chunk_kernel = njit(cache=True, nogil=True)(_chunk_impl)
+fused_kernel = njit(cache=True, nogil=True)(_fused_impl)
+
+
+def kernel_const(d: Design, products) -> LEKernelConst:
+    kc, ptab, pconst = pack(d, products)
+    dec_x = np.exp(-1 / np.array([[d.x1_tau], [d.x2_tau]]))[:, 0]
+    dec_y = float(np.exp(-1 / np.array([[d.engine.y_tau]]))[0, 0])
+    return LEKernelConst(kc, np.asarray(d.sigma_lut, np.int64), ptab, pconst,
+                         np.asarray(d.tags, np.int64), dec_x, dec_y)
+
+
+def _block(st: LEKernelState, b0: int, b1: int) -> LEKernelState:
+    """Trials b0:b1 of ``st`` (views, updated in place) with counters of their own."""
+    return LEKernelState(**{f: (np.zeros_like(a) if f in ("counts", "scounts") else a[b0:b1])
+                            for f, a in st._asdict().items()})
+
+
+def run_blocks(st: LEKernelState, rec: np.ndarray, row: int, n_steps: int, k0: int,
+               rec_every: int, parallel: bool, call) -> int:
+    """Run ``call(block_state, b0, b1, block_rec)`` on contiguous blocks of trials, on
+    threads when ``parallel``; sums the blocks' counters into ``st`` and copies their records
+    into ``rec`` from ``row``.  Returns the next free row."""
+    from emulator.kernels import _blocks, _run_blocks
+    B = st.W.shape[0]
+    blocks = _blocks(B, parallel)
+    n_rows = (k0 + n_steps) // rec_every - k0 // rec_every if rec_every > 0 else 0
+    if len(blocks) == 1:
+        return int(call(st, 0, B, rec, row))
+    parts = [(_block(st, b0, b1), b0, b1,
+              np.empty((n_rows, b1 - b0) + st.W.shape[1:], np.int64)) for b0, b1 in blocks]
+    _run_blocks([lambda p=p: call(p[0], p[1], p[2], p[3], 0) for p in parts])
+    for sb, b0, b1, rb in parts:
+        st.counts[...] += sb.counts
+        st.scounts[...] += sb.scounts
+        rec[row:row + n_rows, b0:b1] = rb
+    return row + n_rows
+
+
+def run_chunk(c: LEKernelConst, st: LEKernelState, X, Y, rx, ry, rw, k0, seed, trials,
+              rec_every, rec, row, parallel: bool = False) -> int:
+    """:func:`chunk_kernel` on blocks of trials (see :func:`run_blocks`)."""
+    X = np.ascontiguousarray(X, np.uint8)
+    Y = np.ascontiguousarray(Y, np.uint8)
+
+    def call(sb, b0, b1, rb, r0):
+        return chunk_kernel(c, np.ascontiguousarray(X[:, b0:b1]),
+                            np.ascontiguousarray(Y[:, b0:b1]), np.ascontiguousarray(rx[:, b0:b1]),
+                            np.ascontiguousarray(ry[:, b0:b1]), rw, np.int64(k0), np.uint64(seed),
+                            trials[b0:b1], sb, np.int64(rec_every), rb, np.int64(r0))
+    return run_blocks(st, rec, row, X.shape[0], k0, rec_every, parallel, call)
+
+
+def run_fused(c: LEKernelConst, st: LEKernelState, sp, n_steps, rx, ry, rw, k0, seed, trials,
+              rec_every, rec, row, teach, parallel: bool = False) -> int:
+    """:func:`fused_kernel` on blocks of trials; ``sp`` = ``SpikeSource.kernel_args()``."""
+    def call(sb, b0, b1, rb, r0):
+        spb = sp._replace(fw=sp.fw[b0:b1], am=sp.am[b0:b1], as_=sp.as_[b0:b1])
+        return fused_kernel(c, spb, np.int64(n_steps), np.ascontiguousarray(rx[:, b0:b1]),
+                            np.ascontiguousarray(ry[:, b0:b1]), rw, np.int64(k0),
+                            np.uint64(seed), trials[b0:b1], sb, np.int64(rec_every), rb,
+                            np.int64(r0), teach[b0:b1])
+    return run_blocks(st, rec, row, n_steps, k0, rec_every, parallel, call)
