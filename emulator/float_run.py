@@ -11,22 +11,27 @@ from __future__ import annotations
 import numpy as np
 
 from emulator.hwconfig import HwConfig
-from emulator.reference import NEURON_VARS, Rule, run_chunk
+from emulator.reference import NEURON_VARS, Rule, run_chunk, run_fused
 from emulator.result import RunResult
 from emulator.spikes import SpikeSource
 from emulator.task import Task
+from emulator.threads import default_parallel
 
 __all__ = ["run_float"]
 
 
 def run_float(cfg: HwConfig, task: Task, steps: int, seed: int, *, eta: float, record=(),
-              record_every: int = 0, chunk_steps: int = 4000, trials=None, progress=None):
+              record_every: int = 0, chunk_steps: int = 4000, trials=None, progress=None,
+              parallel: bool | None = None):
     """Float64 counterpart of the integer run; same arguments and result type.
 
     ``record[name]`` (n_records, B, ...) holds, for every global step k with
     ``(k + 1) % record_every == 0``: the weights after step k's update, the USP x_k [mV] and
     traces a_m, a_s of step k, and V [mV], sigma, e, gamma_s, post of step k computed at the
     weights before its update (see :meth:`emulator.reference.Rule.step_variables`).
+    The spikes are drawn inside the compiled loop (:func:`emulator.reference.run_fused`)
+    unless the USP or traces are recorded; ``parallel`` runs blocks of trials on threads
+    (default: several trials in the main process).  Every choice gives the same bits.
     Raises ValueError for parametrizations without a compiled form.
     """
     trials = np.arange(task.n_trials) if trials is None else np.asarray(trials, np.int64)
@@ -48,12 +53,22 @@ def run_float(cfg: HwConfig, task: Task, steps: int, seed: int, *, eta: float, r
                for name in ("usp", "trace_m", "trace_s")}
     need_traces = bool(want & {"trace_m", "trace_s"})
     teach_spk = np.zeros((B, M), np.int64)
+    par = default_parallel(B) if parallel is None else bool(parallel)
     done = 0
     while done < steps:
         n = min(chunk_steps, steps - done)
         rows = (np.arange((every - (done + 1) % every) % every, n, every, dtype=np.int64)
                 if every else np.zeros(0, np.int64))
         r0, r1 = (done // every, done // every + rows.size) if every else (0, 0)
+        if not (need_traces or "usp" in want):
+            # spikes drawn inside the compiled loop: no (n, B, N) arrays
+            run_fused(W, src, n, args, every, rec_w[r0:r1] if rec_w.shape[0] else None,
+                      rec_neuron[:, r0:r1] if rec_neuron.shape[1] else None, teach_spk,
+                      parallel=par)
+            done += n
+            if progress is not None:
+                progress(done)
+            continue
         if need_traces:
             _, Y, x, a_m, a_s = src.next(n, return_usp=True, trace_steps=rows)
             for name, a in (("trace_m", a_m), ("trace_s", a_s)):

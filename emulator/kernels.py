@@ -17,8 +17,6 @@ arrays as :class:`KernelRecords`, all derived from :mod:`emulator.variables`.
 from __future__ import annotations
 
 import collections
-import os
-from concurrent.futures import ThreadPoolExecutor
 
 import numpy as np
 from numba import njit
@@ -26,6 +24,7 @@ from numba import njit
 from emulator.datapath import (C_BRACKET, C_GAMMA, C_POST, C_TRACE, C_USP, C_V, C_WSAT,
                                C_WUNDER, State)
 from emulator.discretize import Discretized
+from emulator.threads import default_parallel, n_threads, run_threads, trial_blocks  # noqa: F401
 from emulator.stages_jit import (bracket_cwv_one, bracket_homo_row, bracket_row, error_one,
                                  gamma_one, output_spike_one, pack, post_factor_one,
                                  potential_one, sigmoid_one, traces_row, update_row, usp_row)
@@ -262,27 +261,6 @@ def kernel_args(d: Discretized, state: State, seed: int, record_every: int, rec_
             np.array(SITE_STREAMS, np.uint64), np.int64(row), spike_count)
 
 
-def n_threads() -> int:
-    """Threads of a parallel run: ``NUMBA_NUM_THREADS`` if set, else the usable cores."""
-    env = os.environ.get("NUMBA_NUM_THREADS")
-    if env:
-        return max(1, int(env))
-    return len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count()
-
-
-def default_parallel(n_trials: int) -> bool:
-    """``parallel=None`` of :func:`emulator.run`: trials on all cores when there are several
-    trials and this is the main process (pool workers of a sweep already fill the cores)."""
-    import multiprocessing
-    return n_trials > 1 and multiprocessing.parent_process() is None
-
-
-def _blocks(B: int, parallel: bool) -> list:
-    """Contiguous trial ranges, one per thread (one range when serial)."""
-    n = min(B, n_threads()) if parallel else 1
-    return [(i * B // n, (i + 1) * B // n) for i in range(n)]
-
-
 def _block_state(ks: KernelState, b0: int, b1: int) -> KernelState:
     """Trials b0:b1 of ``ks`` (views, updated in place) with counters of their own."""
     n_ctr = ks.counts.shape[0]
@@ -299,15 +277,6 @@ def _merge_counters(ks: KernelState, parts) -> None:
         ks.first[hit] = p.first[hit]
 
 
-def _run_blocks(calls) -> list:
-    """Run the zero-argument ``calls`` (each a kernel on one block), on threads if several.
-    The pool lives for one chunk only: no thread outlives the call (Lava forks later)."""
-    if len(calls) == 1:
-        return [calls[0]()]
-    with ThreadPoolExecutor(max_workers=len(calls)) as pool:
-        return list(pool.map(lambda f: f(), calls))
-
-
 def _in_blocks(kernel, lead: tuple, d: Discretized, state: State, seed: int, record_every: int,
                rec_int: dict, row: int, spike_count: np.ndarray, tail: tuple, slicers: tuple,
                n_steps: int, parallel: bool) -> int:
@@ -318,7 +287,7 @@ def _in_blocks(kernel, lead: tuple, d: Discretized, state: State, seed: int, rec
     copied into ``rec_int`` afterwards (a trial slice of the record is not contiguous).
     """
     args = kernel_args(d, state, seed, record_every, rec_int, row, spike_count)
-    blocks = _blocks(state.acc.shape[0], parallel)
+    blocks = trial_blocks(state.acc.shape[0], parallel)
     if len(blocks) == 1:
         return int(kernel(*lead, *args, *tail))
     seed_u, ks, c, tab, _, every, streams, _, _ = args
@@ -337,7 +306,7 @@ def _in_blocks(kernel, lead: tuple, d: Discretized, state: State, seed: int, rec
             *lb, seed_u, kb, c, tab, rb, every, streams, np.int64(0), spike_count[b0:b1], *tb))
         parts.append(kb)
         bufs.append(buf)
-    _run_blocks(calls)
+    run_threads(calls)
     _merge_counters(ks, parts)
     for (b0, b1), buf in zip(blocks, bufs):
         for name, a in buf.items():

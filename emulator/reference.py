@@ -39,7 +39,11 @@ from scipy.special import expit
 
 from .metrics import kl_cost, rate_rmse_hz, test_set, weight_distance
 from .params import NeuronParams, check_finite
-from .spikes import SpikeSource
+from fixedpoint.jit import stream_prefix
+from fixedpoint.rng import STREAM_INPUT, STREAM_TEACHER
+
+from .spikes import SpikeSource, spikes_step
+from .threads import run_threads, trial_blocks
 from .task import IDENTITY, Attenuation, Parametrization, Sinh, Task
 
 __all__ = [
@@ -47,7 +51,7 @@ __all__ = [
     "gauss_moments", "coefficients", "natural_gammas",
     "delta_euclid", "delta_natural", "delta_approx", "SimResult", "simulate",
     "Rule", "RULE_CODE", "NEURON_VARS", "moments", "moments_scalar", "sig_pair", "g_matrix",
-    "g_matrix_scalar", "compiled_parametrization", "run_chunk",
+    "g_matrix_scalar", "compiled_parametrization", "run_chunk", "run_fused",
 ]
 
 DEFAULT_PARAMS = NeuronParams()
@@ -370,10 +374,78 @@ def natural_gammas(W, X, r, params: NeuronParams = DEFAULT_PARAMS, f: Parametriz
 
 # =============================================================================== compiled step loop
 RULE_CODE = {"euclid": 0, "natural": 1, "approx": 2}
+_STREAM_INPUT = np.uint64(STREAM_INPUT)
+_STREAM_TEACHER = np.uint64(STREAM_TEACHER)
 
 
 #: Per-neuron variables recorded by :func:`run_chunk`, in the order of its ``rec_neuron`` axis 0.
 NEURON_VARS = ("potential", "sigma", "error", "gamma_s", "post")
+
+
+@numba.njit(cache=True, inline="always")
+def _trial_step(W, k, xk, yk, r, ceps_over_r, q, ceps, beta, theta, phidt, A, c_u, c_w, eta,
+                rule, fkind, alpha, wscale, ws, fp, rec, row, rec_w, rec_neuron):
+    """One Euler step of trial ``k``: USPs ``xk`` (N,) [mV], teacher counts ``yk`` (M,).
+    With ``rec``, the weights after the update go to ``rec_w[row, k]`` and the
+    :data:`NEURON_VARS` at the weights before it to ``rec_neuron[:, row, k]`` (when those
+    arrays are not empty)."""
+    N = xk.shape[0]
+    M = W.shape[1]
+    keep_w = rec_w.shape[0] > 0
+    keep_neuron = rec_neuron.shape[1] > 0
+    S = 0.0
+    for i in range(N):
+        S += xk[i]
+    for j in range(M):
+        V = 0.0
+        mm = 0.0
+        vv = 0.0
+        for i in range(N):
+            w = W[k, j, i]
+            if fkind == 0:
+                ws[i] = w
+                fp[i] = 1.0
+            elif fkind == 1:
+                ws[i] = alpha[i] * w
+                fp[i] = alpha[i]
+            else:
+                ws[i] = wscale * math.sinh(w / wscale)
+                fp[i] = math.cosh(w / wscale)
+            V += ws[i] * xk[i]
+            mm += ws[i] * r[i]
+            vv += ws[i] * ws[i] * r[i]
+        vv /= ceps
+        s, c = sig_pair(beta * (V - theta))
+        err = float(yk[j]) - phidt * s
+        ef = eta * c * err
+        I1 = 1.0
+        gu = 0.0
+        gw = 0.0
+        if rule == 1:
+            I1, c2, c3 = moments_scalar(mm, vv, beta, theta, A, 3)
+            g1, g2, g3, g4 = g_matrix_scalar(I1, c2, c3, mm, vv, q)
+            gu = -ceps * (ceps * S * g1 + V * g3)
+            gw = ceps * S * g2 + V * g4
+        elif rule == 2 or (rec and keep_neuron):
+            I1, _c2, _c3 = moments_scalar(mm, vv, beta, theta, A, 1)
+            gu = ceps * c_u
+            gw = c_w * V
+        if rec and keep_neuron:     # values of step k at the weights before its update
+            rec_neuron[0, row, k, j] = V
+            rec_neuron[1, row, k, j] = s
+            rec_neuron[2, row, k, j] = err
+            rec_neuron[3, row, k, j] = 1.0 / I1
+            rec_neuron[4, row, k, j] = ef / I1
+        if rule == 0:
+            for i in range(N):
+                W[k, j, i] += ef * fp[i] * xk[i]
+        else:
+            ef = ef / I1
+            for i in range(N):
+                W[k, j, i] += ef * (ceps_over_r[i] * xk[i] - gu + gw * ws[i]) / fp[i]
+        if rec and keep_w:
+            for i in range(N):
+                rec_w[row, k, j, i] = W[k, j, i]
 
 
 @numba.njit(cache=True, nogil=True)
@@ -381,68 +453,42 @@ def _chunk_kernel(W, x, y, r, ceps_over_r, q, ceps, beta, theta, phidt, A, c_u, 
                   fkind, alpha, wscale, ws, fp, k0, record_every, rec_w, rec_neuron):
     """Body of :func:`run_chunk` (arguments as there, ``args`` spread out)."""
     n, K, N = x.shape
-    M = W.shape[1]
-    keep_w = rec_w.shape[0] > 0
-    keep_neuron = rec_neuron.shape[1] > 0
-    row = 0
-    for t in range(n):
-        rec = record_every > 0 and (k0 + t + 1) % record_every == 0
-        for k in range(K):
-            S = 0.0
-            for i in range(N):
-                S += x[t, k, i]
+    for k in range(K):
+        for t in range(n):
+            rec = record_every > 0 and (k0 + t + 1) % record_every == 0
+            row = (k0 + t + 1) // record_every - k0 // record_every - 1 if rec else 0
+            _trial_step(W, k, x[t, k], y[t, k], r, ceps_over_r, q, ceps, beta, theta, phidt, A,
+                        c_u, c_w, eta, rule, fkind, alpha, wscale, ws, fp, rec, row, rec_w,
+                        rec_neuron)
+
+
+@numba.njit(cache=True, nogil=True)
+def _fused_kernel(sp, T, trials, seed, r, ceps_over_r, q, ceps, beta, theta, phidt, A, c_u,
+                  c_w, eta, rule, fkind, alpha, wscale, ws, fp, W, k0, record_every, rec_w,
+                  rec_neuron, teach):
+    """:func:`_chunk_kernel` over the next ``T`` steps with the spikes drawn inside the loop
+    (:func:`emulator.spikes.spikes_step`, bit for bit as :class:`emulator.spikes.SpikeSource`:
+    ``sp`` its kernel arguments, whose float64 traces are advanced in place); no (T, B, N)
+    array exists.  ``teach`` (K, M) accumulates the teacher spikes."""
+    K, M, N = W.shape
+    pin = np.empty(T, np.uint64)
+    pteach = np.empty(T, np.uint64)
+    for t in range(T):
+        pin[t] = stream_prefix(seed, _STREAM_INPUT, k0 + t)
+        pteach[t] = stream_prefix(seed, _STREAM_TEACHER, k0 + t)
+    spk = np.zeros(N, np.uint8)
+    xf = np.zeros(N, np.float64)
+    y = np.zeros(M, np.uint8)
+    for k in range(K):
+        tb = np.int64(trials[k]) << 32
+        for t in range(T):
+            spikes_step(sp, k, tb, pin[t], pteach[t], spk, xf, y)
             for j in range(M):
-                V = 0.0
-                mm = 0.0
-                vv = 0.0
-                for i in range(N):
-                    w = W[k, j, i]
-                    if fkind == 0:
-                        ws[i] = w
-                        fp[i] = 1.0
-                    elif fkind == 1:
-                        ws[i] = alpha[i] * w
-                        fp[i] = alpha[i]
-                    else:
-                        ws[i] = wscale * math.sinh(w / wscale)
-                        fp[i] = math.cosh(w / wscale)
-                    V += ws[i] * x[t, k, i]
-                    mm += ws[i] * r[i]
-                    vv += ws[i] * ws[i] * r[i]
-                vv /= ceps
-                s, c = sig_pair(beta * (V - theta))
-                err = y[t, k, j] - phidt * s
-                ef = eta * c * err
-                I1 = 1.0
-                gu = 0.0
-                gw = 0.0
-                if rule == 1:
-                    I1, c2, c3 = moments_scalar(mm, vv, beta, theta, A, 3)
-                    g1, g2, g3, g4 = g_matrix_scalar(I1, c2, c3, mm, vv, q)
-                    gu = -ceps * (ceps * S * g1 + V * g3)
-                    gw = ceps * S * g2 + V * g4
-                elif rule == 2 or (rec and keep_neuron):
-                    I1, _c2, _c3 = moments_scalar(mm, vv, beta, theta, A, 1)
-                    gu = ceps * c_u
-                    gw = c_w * V
-                if rec and keep_neuron:     # values of step k at the weights before its update
-                    rec_neuron[0, row, k, j] = V
-                    rec_neuron[1, row, k, j] = s
-                    rec_neuron[2, row, k, j] = err
-                    rec_neuron[3, row, k, j] = 1.0 / I1
-                    rec_neuron[4, row, k, j] = ef / I1
-                if rule == 0:
-                    for i in range(N):
-                        W[k, j, i] += ef * fp[i] * x[t, k, i]
-                else:
-                    ef = ef / I1
-                    for i in range(N):
-                        W[k, j, i] += ef * (ceps_over_r[i] * x[t, k, i] - gu + gw * ws[i]) / fp[i]
-                if rec and keep_w:
-                    for i in range(N):
-                        rec_w[row, k, j, i] = W[k, j, i]
-        if rec:
-            row += 1
+                teach[k, j] += y[j]
+            rec = record_every > 0 and (k0 + t + 1) % record_every == 0
+            row = (k0 + t + 1) // record_every - k0 // record_every - 1 if rec else 0
+            _trial_step(W, k, xf, y, r, ceps_over_r, q, ceps, beta, theta, phidt, A, c_u, c_w,
+                        eta, rule, fkind, alpha, wscale, ws, fp, rec, row, rec_w, rec_neuron)
 
 
 def run_chunk(W, x, y, args, k0: int = 0, record_every: int = 0, rec_w=None, rec_neuron=None) -> None:
@@ -460,6 +506,11 @@ def run_chunk(W, x, y, args, k0: int = 0, record_every: int = 0, rec_w=None, rec
     n = x.shape[0]
     # the kernel does not bound-check: the row counts must match the recorded steps exactly
     n_rows = (k0 + n) // record_every - k0 // record_every if record_every > 0 else 0
+    rec_w, rec_neuron = _rec_arrays(K, M, N, n_rows, rec_w, rec_neuron)
+    _chunk_kernel(W, x, y, *args, int(k0), int(record_every), rec_w, rec_neuron)
+
+
+def _rec_arrays(K, M, N, n_rows, rec_w, rec_neuron):
     if rec_w is None:
         rec_w = np.empty((0, K, M, N))
     elif rec_w.shape[0] and rec_w.shape != (n_rows, K, M, N):
@@ -469,7 +520,36 @@ def run_chunk(W, x, y, args, k0: int = 0, record_every: int = 0, rec_w=None, rec
     elif rec_neuron.shape[1] and rec_neuron.shape != (len(NEURON_VARS), n_rows, K, M):
         raise ValueError(f"rec_neuron must have shape {(len(NEURON_VARS), n_rows, K, M)} "
                          f"(got {rec_neuron.shape})")
-    _chunk_kernel(W, x, y, *args, int(k0), int(record_every), rec_w, rec_neuron)
+    return rec_w, rec_neuron
+
+
+def run_fused(W, src: SpikeSource, n_steps: int, args, record_every: int = 0, rec_w=None,
+              rec_neuron=None, teach=None, parallel: bool = False) -> None:
+    """:func:`run_chunk` over the next ``n_steps`` steps of ``src``, with the spikes drawn
+    inside the compiled loop (same bits as ``src.next`` + :func:`run_chunk`); ``src``'s traces
+    and step advance as if ``src.next(n_steps)`` had been called.  ``teach`` (K, M) int64
+    accumulates the teacher spikes.  ``parallel=True`` runs blocks of trials on threads
+    (each with its own scratch; trials are independent, so the bits do not change).
+    ``src`` must hold the trials of ``W``, in order."""
+    K, M, N = W.shape
+    k0 = src.k
+    n_rows = (k0 + n_steps) // record_every - k0 // record_every if record_every > 0 else 0
+    rec_w, rec_neuron = _rec_arrays(K, M, N, n_rows, rec_w, rec_neuron)
+    teach = np.zeros((K, M), np.int64) if teach is None else teach
+    sp = src.kernel_args()
+    blocks = trial_blocks(K, parallel)
+    head, scratch = args[:-2], args[-2:]
+
+    def call(b0, b1):
+        spb = sp._replace(fw=sp.fw[b0:b1], am=sp.am[b0:b1], as_=sp.as_[b0:b1])
+        ws = tuple(np.empty_like(a) for a in scratch) if len(blocks) > 1 else scratch
+        _fused_kernel(spb, np.int64(n_steps), src.trials[b0:b1], np.uint64(src.seed), *head, *ws,
+                      W[b0:b1], np.int64(k0), np.int64(record_every),
+                      rec_w[:, b0:b1] if rec_w.shape[0] else rec_w,
+                      rec_neuron[:, :, b0:b1] if rec_neuron.shape[1] else rec_neuron,
+                      teach[b0:b1])
+    run_threads([lambda b=b: call(*b) for b in blocks])
+    src.advance(n_steps)
 
 
 def compiled_parametrization(f, N):

@@ -12,7 +12,7 @@ import dataclasses
 
 import numpy as np
 
-from emulator.kernels import default_parallel
+from emulator.threads import default_parallel
 from emulator.spikes import SpikeSource
 from emulator.task import Task
 from fixedpoint import rng
@@ -57,7 +57,7 @@ def run(task: Task, steps: int, seed: int, d: Design | None = None, *, eta: floa
     ``d.neuron``.  The numba backend draws the spikes inside its loop (``fused=True``;
     ``False`` takes them from :meth:`SpikeSource.next`, same bits) and runs blocks of trials
     on threads when ``parallel`` (default: several trials in the main process, as
-    :func:`emulator.kernels.default_parallel`); every choice gives the same bits.
+    :func:`emulator.threads.default_parallel`); every choice gives the same bits.
     """
     if backend not in ("numba", "numpy"):
         raise ValueError(f"backend must be 'numba' or 'numpy' (got {backend!r})")

@@ -555,15 +555,15 @@ def run_blocks(st: LEKernelState, rec: np.ndarray, row: int, n_steps: int, k0: i
     """Run ``call(block_state, b0, b1, block_rec)`` on contiguous blocks of trials, on
     threads when ``parallel``; sums the blocks' counters into ``st`` and copies their records
     into ``rec`` from ``row``.  Returns the next free row."""
-    from emulator.kernels import _blocks, _run_blocks
+    from emulator.threads import run_threads, trial_blocks
     B = st.W.shape[0]
-    blocks = _blocks(B, parallel)
+    blocks = trial_blocks(B, parallel)
     n_rows = (k0 + n_steps) // rec_every - k0 // rec_every if rec_every > 0 else 0
     if len(blocks) == 1:
         return int(call(st, 0, B, rec, row))
     parts = [(_block(st, b0, b1), b0, b1,
               np.empty((n_rows, b1 - b0) + st.W.shape[1:], np.int64)) for b0, b1 in blocks]
-    _run_blocks([lambda p=p: call(p[0], p[1], p[2], p[3], 0) for p in parts])
+    run_threads([lambda p=p: call(p[0], p[1], p[2], p[3], 0) for p in parts])
     for sb, b0, b1, rb in parts:
         st.counts[...] += sb.counts
         st.scounts[...] += sb.scounts

@@ -16,7 +16,8 @@ from pathlib import Path
 import numpy as np
 
 from emulator.metrics import kl_cost, rate_rmse_hz, test_set, weight_distance
-from emulator.reference import Rule, run_chunk
+from emulator.reference import Rule, run_fused
+from emulator.threads import default_parallel
 from emulator.spikes import SpikeSource
 from emulator.task import Task
 
@@ -94,8 +95,8 @@ def float_rules(task: Task, etas: dict, steps: int, seed: int, eval_every: int |
                 chunk: int = 2000, progress=None, trials=None) -> dict:
     """Run several float64 rules (``etas``: rule -> code-unit learning rate) on *identical*
     spikes, trials in batches of ``batch``.  Same arithmetic and spikes as
-    :func:`emulator.reference.simulate` (one compiled Euler loop per rule), but the spikes are
-    drawn once for all rules.  Returns rule -> :class:`Curves` (metrics only with ``w_target``).
+    :func:`emulator.reference.simulate` (one compiled Euler loop per rule, the spikes drawn
+    inside it, trials of a batch on threads in the main process).  Returns rule -> :class:`Curves` (metrics only with ``w_target``).
     ``trials`` (global ids) restricts the run to those trials (a shard); every trial's
     numbers are the same whatever the batch or shard it runs in.
     """
@@ -113,7 +114,9 @@ def float_rules(task: Task, etas: dict, steps: int, seed: int, eval_every: int |
         tr = all_trials[b0:b0 + batch]
         if nb > 1:
             _note(f"float64 {'/'.join(etas)}: trials {tr[0]}..{tr[-1]} of {K}")
-        src = SpikeSource(task, seed, tr)
+        # one spike source per rule: the fused loop draws the same spikes for each
+        srcs = {r: SpikeSource(task, seed, tr) for r in etas}
+        par = default_parallel(tr.size)
         Xt = test_set(task, seed, n_test, tr) if has_target else None
         Wt = task.w_target[tr] if has_target else None
         W = {r: task.w_init[tr].copy() for r in etas}
@@ -133,10 +136,8 @@ def float_rules(task: Task, etas: dict, steps: int, seed: int, eval_every: int |
         for b in bounds:
             while t < b:
                 n = min(chunk, b - t)
-                _, Y, x = src.next(n, return_usp=True)
-                Yf = Y.astype(np.float64)
                 for r in etas:
-                    run_chunk(W[r], x, Yf, args[r])
+                    run_fused(W[r], srcs[r], n, args[r], parallel=par)
                     if not np.all(np.isfinite(W[r])):
                         raise FloatingPointError(f"{r}: weights became non-finite (eta too large?)")
                 t += n
