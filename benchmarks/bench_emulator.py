@@ -9,8 +9,11 @@
 * the 1000 -> 500 scenario of the Zenke & Ganguli slides (N = 1000 shared by M = 500);
 * ``--targets``: the issue-13 targets, each as a ratio to the paper loop measured in the same
   run (interleaved): loihi2_ideal at B = 1000 x N = 100 (>= 2e8 synapse-steps/s), B = 1
-  (>= 1e8) and the float64 reference (>= 1e8), plus CPU time / wall time of the serial and
-  parallel runs (parallel should use every core, serial one).  ``--baseline-src DIR`` runs
+  (>= 1e8), the learning-engine model ``loihi2`` at B = 1000 (>= 1e8), the float64
+  reference's approximate and Euclidean rules (>= 1e8) and natural rule (>= 2e7), all with
+  spike generation; plus CPU time / wall time of the serial and parallel runs (parallel
+  should use every core, serial one: the check that each variant really has its own thread
+  count).  ``--baseline-src DIR`` runs
   the same measurements on an older checkout (e.g. ``git archive <commit> | tar -x -C DIR``)
   in a subprocess, interleaved, for before/after numbers.
 
@@ -83,12 +86,34 @@ def timed_run(cfg, b, n, steps, **kw):
     return b * n * steps / wall, cpu / wall
 
 
-#: (label, config, B, steps, run keywords) of the issue-13 targets; N = 100.
+def rule_run(rule, b, steps, parallel):
+    """(synapse-steps/s, CPU/wall) of the float64 reference ``rule`` (compiled loop, spikes
+    drawn inside it: :func:`emulator.reference.run_fused`), warm, N = 100."""
+    from emulator.reference import run_fused
+    task = fig3_task(n_trials=b, N=100, seed=0)
+    args = Rule(rule, task.rates, task.params, task.f, R.default_eta()).kernel_args()
+    run_fused(task.w_init.copy(), SpikeSource(task, 0), 2, args, parallel=parallel)  # compile
+    W, src = task.w_init.copy(), SpikeSource(task, 0)
+    t0, c0 = time.perf_counter(), time.process_time()
+    for k in range(0, steps, 4000):
+        run_fused(W, src, min(4000, steps - k), args, parallel=parallel)
+    wall, cpu = time.perf_counter() - t0, time.process_time() - c0
+    return b * 100 * steps / wall, cpu / wall
+
+
+#: (label, config or float rule, B, steps, run keywords) of the issue-13 targets; N = 100.
 TARGETS = (("datapath B=1000 parallel", "loihi2_ideal", 1000, 1000, {"parallel": True}),
            ("datapath B=1000 serial", "loihi2_ideal", 1000, 1000, {"parallel": False}),
            ("datapath B=1", "loihi2_ideal", 1, 40000, {}),
-           ("float64 B=4", "float64", 4, 20000, {}))
-GOALS = {"datapath B=1000 parallel": 2e8, "datapath B=1": 1e8, "float64 B=4": 1e8}
+           ("learning engine B=1000 parallel", "loihi2", 1000, 400, {"parallel": True}),
+           ("learning engine B=1000 serial", "loihi2", 1000, 400, {"parallel": False}),
+           ("float64 approx B=8 parallel", "rule:approx", 8, 40000, {"parallel": True}),
+           ("float64 approx B=8 serial", "rule:approx", 8, 40000, {"parallel": False}),
+           ("float64 Euclid B=8 parallel", "rule:euclid", 8, 40000, {"parallel": True}),
+           ("float64 natural B=8 parallel", "rule:natural", 8, 20000, {"parallel": True}))
+GOALS = {"datapath B=1000 parallel": 2e8, "datapath B=1": 1e8,
+         "learning engine B=1000 parallel": 1e8, "float64 approx B=8 parallel": 1e8,
+         "float64 Euclid B=8 parallel": 1e8, "float64 natural B=8 parallel": 2e7}
 
 
 def measure_targets() -> dict:
@@ -98,7 +123,10 @@ def measure_targets() -> dict:
         if "parallel" in kw and "parallel" not in R.run.__code__.co_varnames:
             kw = {}
         base = paper_structure(1000)
-        rate_, ratio = timed_run(cfg, b, 100, steps, **kw)
+        if cfg.startswith("rule:"):
+            rate_, ratio = rule_run(cfg[5:], b, steps, kw.get("parallel", False))
+        else:
+            rate_, ratio = timed_run(cfg, b, 100, steps, **kw)
         out[label] = (rate_, ratio, rate_ / base)
     return out
 

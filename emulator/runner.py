@@ -78,12 +78,14 @@ def run(config, task: Task, steps: int, seed: int, *, eta: float | None = None,
     backend : ``'numba'`` (fused kernel) or ``'numpy'``; bit-identical
     chunk_steps : steps per time chunk (does not change results)
     trials : global trial ids to run (default: all of the task's trials)
-    parallel : numba backend only: trials on all cores (same bits).  Default (None): on when
-        there are several trials and this is not a multiprocessing child (a sweep's workers
-        already fill the cores); blocks of trials on threads, see :func:`emulator.kernels.run_chunk`
+    parallel : numba backend and float64: trials on all cores (same bits).  Default (None): on
+        when there are several trials and this is not a multiprocessing child (a sweep's
+        workers already fill the cores); blocks of trials on threads
+        (:mod:`emulator.threads`)
     fused : numba backend only: draw the spikes inside the kernel (same bits, no spike
-        arrays; :func:`emulator.kernels.run_fused`); False feeds the kernel chunks of
-        :class:`SpikeSource` arrays
+        arrays; :func:`emulator.kernels.run_fused`, :func:`emulator.learning.kernel.run_fused`);
+        False feeds the kernel chunks of :class:`SpikeSource` arrays (the float64 run always
+        draws them inside unless it records the USP or traces)
     progress : called with the number of steps done after every chunk
     """
     cfg = _as_config(config)
@@ -105,11 +107,12 @@ def run(config, task: Task, steps: int, seed: int, *, eta: float | None = None,
     if cfg.is_float:
         return run_float(cfg, task, steps, seed, eta=eta, record=record,
                          record_every=record_every, chunk_steps=chunk_steps, trials=trials,
-                         progress=progress)
+                         progress=progress, parallel=parallel)
     if cfg.is_learning_engine:
         return run_learning_engine(cfg, task, steps, seed, eta=eta, record=record,
                                    record_every=record_every, backend=backend,
-                                   chunk_steps=chunk_steps, trials=trials, progress=progress)
+                                   chunk_steps=chunk_steps, trials=trials, progress=progress,
+                                   parallel=parallel, fused=fused)
 
     d = discretize(cfg, task.params, task.rates, eta)
     src = SpikeSource(task, seed, trials)
@@ -182,7 +185,8 @@ def le_counters_dict(counters: dict) -> dict:
 
 def run_learning_engine(cfg: HwConfig, task: Task, steps: int, seed: int, *, eta: float,
                         record=(), record_every: int = 0, backend: str = "numba",
-                        chunk_steps: int = 4000, trials=None, progress=None) -> RunResult:
+                        chunk_steps: int = 4000, trials=None, progress=None,
+                        parallel: bool | None = None, fused: bool = True) -> RunResult:
     """:func:`run` on a ``kind: learning_engine`` config: the design of the task on that
     engine (:func:`emulator.learning.design_for_config`) run by the learning-engine model,
     bit-exact with Lava path 2 (``lava_procs.run``).  ``state`` is the engine's own result
@@ -195,7 +199,7 @@ def run_learning_engine(cfg: HwConfig, task: Task, steps: int, seed: int, *, eta
     d = learning.design_for_config(cfg, task, eta)
     res = learning.run(task, steps, seed, d, trials=trials,
                        record_every=record_every if record else 0, chunk_steps=chunk_steps,
-                       backend=backend)
+                       backend=backend, parallel=parallel, fused=fused)
     if progress is not None:
         progress(steps)
     res.design = d
