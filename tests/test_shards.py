@@ -66,3 +66,21 @@ def test_resumed_run_equals_uninterrupted(reference, tmp_path):
     resumed = fig3f(config=cfg, shard_trials=1, cache=cache, **KW)
     assert _numbers(resumed) == reference
     assert len(list(cache.glob("*.pkl"))) == 3
+
+
+def test_learning_engine_and_float_threads_equal_pool_workers():
+    """On ``loihi2`` (learning engine) one shard in this process runs its trials on threads
+    (float rules and engine), the pool's workers run them serially: same numbers."""
+    cfg = load("loihi2")
+    one = fig3f(config=cfg, **KW)
+    two = fig3f(config=cfg, shard_trials=2, executor="local", **KW)
+    assert _numbers(one) == _numbers(two)
+    assert one["effect_config"]["per_trial"]["n_trials"] == 3
+
+
+def test_trials_option_is_fig3f_only(capsys):
+    from natgrad.cli import main
+    with pytest.raises(SystemExit) as exc:
+        main(["experiment", "fig4", "--trials", "3"])
+    assert exc.value.code == 2
+    assert "fig3f only" in capsys.readouterr().err

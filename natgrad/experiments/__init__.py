@@ -116,16 +116,19 @@ def _shard_kwargs(args) -> dict:
     """Sharding options (fig3f only; the other experiments run in one process)."""
     from natgrad.cli import UsageError
     given = (args.executor != "serial" or args.shard_trials is not None or args.cache is not None
-             or args.scheduler is not None)
+             or args.scheduler is not None or args.trials is not None)
     if args.name != "fig3f":
         if given and args.name != "all":
-            raise UsageError(f"--executor/--shard-trials/--cache/--scheduler apply to fig3f only "
-                             f"(got experiment {args.name})")
+            raise UsageError(f"--executor/--shard-trials/--cache/--scheduler/--trials apply to "
+                             f"fig3f only (got experiment {args.name})")
         return {}
     if args.scheduler is not None and args.executor != "dask":
         raise UsageError("--scheduler needs --executor dask")
-    return {"executor": args.executor, "workers": args.workers, "scheduler": args.scheduler,
-            "shard_trials": args.shard_trials, "cache": args.cache}
+    kw = {"executor": args.executor, "workers": args.workers, "scheduler": args.scheduler,
+          "shard_trials": args.shard_trials, "cache": args.cache}
+    if args.trials is not None:
+        kw["n_trials"] = args.trials
+    return kw
 
 
 def _cmd_all(args, cfg) -> int:
@@ -203,6 +206,8 @@ def add_parser(sub) -> None:
                    help="fig3f: address of a running Dask scheduler (e.g. from dask-jobqueue)")
     e.add_argument("--shard-trials", type=pos_int("--shard-trials"), default=None,
                    help="fig3f: trials per shard (not given: all trials in one shard)")
+    e.add_argument("--trials", type=pos_int("--trials"), default=None,
+                   help="fig3f: number of trials (not given: the scale's, 8 small, 1000 paper)")
     e.add_argument("--cache", default=None,
                    help="fig3f: folder of finished shards; a rerun with the same arguments "
                         "resumes from it")
