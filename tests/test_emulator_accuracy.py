@@ -29,8 +29,10 @@ def gamma_bound_rel(d, W, rates, c_eps):
       task) and v by dv = sum_i (2 |w_i| + 2**-STAT_W_FRAC) r_i 2**-STAT_W_FRAC / c_eps; the
       table's first differences D_m, D_v (per node spacing h_m, h_v) turn this into
       D_m dm / h_m + D_v dv / h_v;
-    * bilinear interpolation: (h_m^2/8) max|gamma_mm| + (h_v^2/8) max|gamma_vv| = (max|D2_m|
-      + max|D2_v|) / 8 with the table's second differences D2 on the cell and its neighbours;
+    * bilinear interpolation at cell position (t_m, t_v) in [0, 1)^2:
+      t_m (1 - t_m) h_m^2/2 max|gamma_mm| + t_v (1 - t_v) h_v^2/2 max|gamma_vv| (at most 1/8
+      of h^2 max|gamma''|), with h^2 max|gamma''| the largest second difference D2 of the
+      table on the cell and its neighbours;
     * the entries (half up, 1/2 LSB) and the final half-up rounding (1/2 LSB): 1 LSB;
     * the table position (2**-INTERP_FRAC of a node) and 1/c_eps's mantissa: < 1e-3 of the rest.
 
@@ -42,13 +44,16 @@ def gamma_bound_rel(d, W, rates, c_eps):
     v = (W * W) @ rates / c_eps
     dm = rates.sum() * 2.0 ** -STAT_W_FRAC
     dv = ((2 * np.abs(W) + 2.0 ** -STAT_W_FRAC) @ rates) * 2.0 ** -STAT_W_FRAC / c_eps
-    i = np.clip(np.floor((m - M_LO) / hm).astype(int), 1, G.shape[0] - 3)
-    j = np.clip(np.floor(v / hv).astype(int), 0, G.shape[1] - 3)
+    pm, pv = (m - M_LO) / hm, v / hv
+    i = np.clip(np.floor(pm).astype(int), 1, G.shape[0] - 3)
+    j = np.clip(np.floor(pv).astype(int), 0, G.shape[1] - 3)
+    tm, tv = np.clip(pm - i, 0, 1), np.clip(pv - j, 0, 1)
     out = np.empty(m.shape)
     for idx in np.ndindex(m.shape):
         a, b = i[idx], j[idx]
         sub = G[a - 1:a + 3, max(b - 1, 0):b + 3]
-        d2 = (np.abs(np.diff(sub, 2, axis=0)).max() + np.abs(np.diff(sub, 2, axis=1)).max()) / 8
+        d2 = (tm[idx] * (1 - tm[idx]) * np.abs(np.diff(sub, 2, axis=0)).max()
+              + tv[idx] * (1 - tv[idx]) * np.abs(np.diff(sub, 2, axis=1)).max()) / 2
         d1 = (np.abs(np.diff(sub, 1, axis=0)).max() * dm / hm
               + np.abs(np.diff(sub, 1, axis=1)).max() * dv[idx] / hv)
         out[idx] = (d2 + d1 + 1.0) / sub[1:3, :2].min()
