@@ -87,11 +87,17 @@ def _declare_state_vars(model_cls, dtype) -> None:
 
 
 def numba_available() -> bool:
-    """True when the fused kernel :mod:`emulator.kernels` imports."""
+    """True when the fused kernel :mod:`emulator.kernels` imports; False only when numba
+    itself is not installed.  Any other problem (a broken ``kernels.py``: a syntax or name
+    error, a failing import of one of its own modules) propagates instead of silently
+    selecting the numpy backend or skipping the numba tests."""
     try:
         import emulator.kernels  # noqa: F401
-    except Exception:  # noqa: BLE001 - any import problem means: not available
-        return False
+    except ImportError as exc:
+        missing = getattr(exc, "name", None) or ""
+        if missing == "numba" or missing.startswith("numba."):
+            return False
+        raise
     return True
 
 

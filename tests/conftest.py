@@ -1,0 +1,44 @@
+"""Test-suite guards (issue 15, part 6): numba and Lava are dependencies, so a test must
+never be *skipped* because one of them (or the numba kernel) is missing or broken.
+
+* at session start, a missing ``numba`` or ``lava`` package stops the run with an error;
+* any skip whose reason names numba, Lava or the fused kernel is reported as a failure
+  (for skips at collection time as well as inside tests), so a future
+  ``pytest.importorskip('lava')`` or ``skipif(not numba_available())`` cannot hide a
+  broken install in CI.
+"""
+from __future__ import annotations
+
+import importlib.util
+import re
+
+import pytest
+
+REQUIRED = ("numba", "lava")
+_DEPENDENCY_SKIP = re.compile(r"numba|lava|kernels?\b", re.IGNORECASE)
+
+
+def pytest_sessionstart(session):
+    missing = [m for m in REQUIRED if importlib.util.find_spec(m) is None]
+    if missing:
+        raise pytest.UsageError(f"required test dependencies missing: {', '.join(missing)} "
+                                "(natgrad depends on them; install with `uv sync`)")
+
+
+def _fail_dependency_skip(report):
+    if report.skipped and not hasattr(report, "wasxfail") and _DEPENDENCY_SKIP.search(
+            str(report.longrepr)):
+        report.outcome = "failed"
+        report.longrepr = f"skipped for a missing dependency, which is a failure: {report.longrepr}"
+
+
+@pytest.hookimpl(hookwrapper=True)
+def pytest_runtest_makereport(item, call):
+    outcome = yield
+    _fail_dependency_skip(outcome.get_result())
+
+
+@pytest.hookimpl(hookwrapper=True)
+def pytest_make_collect_report(collector):
+    outcome = yield
+    _fail_dependency_skip(outcome.get_result())
