@@ -1,8 +1,8 @@
 """An independent, scalar, plain-Python-int oracle of the integer datapath (issue 15 item 1).
 
-Written from ``docs/datapath.md`` (sections *Formats*, *Constants*, *Step order*, *How
-gamma_s is obtained on chip*, *Randomness*), not from ``emulator/``: it imports nothing from
-``emulator`` or ``fixedpoint``.  It has its own
+Written from ``docs/datapath.md`` (sections *Formats*, *Step order*, *How gamma_s is obtained
+on chip*, *Randomness* and *Exact integer arithmetic of one step*), not from ``emulator/``: it
+imports nothing from ``emulator`` or ``fixedpoint``.  It has its own
 
 * SplitMix64 counter RNG (``docs/datapath.md`` *Randomness*: ``prefix = mix64(mix64(mix64(seed)
   ^ stream) ^ step)``, word ``mix64(prefix + (index + 1) * GOLDEN)``) and stream table;

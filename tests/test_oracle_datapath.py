@@ -2,8 +2,8 @@
 (issue 15 item 1).
 
 ``tests/oracle_datapath.py`` is a scalar plain-Python-int implementation of one step written
-from ``docs/datapath.md`` (*Formats*, *Constants*, *Step order*, *How gamma_s is obtained on
-chip*, *Randomness*); it shares no code with ``emulator/`` or ``fixedpoint/`` and computes every
+from ``docs/datapath.md`` (*Formats*, *Step order*, *How gamma_s is obtained on chip*,
+*Randomness*, *Exact integer arithmetic of one step*); it shares no code with ``emulator/`` or ``fixedpoint/`` and computes every
 constant (decay factors, mantissas, sigmoid table, and the small gamma_s tables) itself from the
 config YAML and the neuron's float parameters.  Here it runs side by side with the numpy step
 (:func:`emulator.datapath.step`) and the fused numba kernel (:func:`emulator.kernels.run_fused`
