@@ -84,3 +84,24 @@ def test_trials_option_is_fig3f_only(capsys):
         main(["experiment", "fig4", "--trials", "3"])
     assert exc.value.code == 2
     assert "fig3f only" in capsys.readouterr().err
+
+
+def test_cached_only_reports_the_finished_shards(tmp_path):
+    """An unfinished run (2 of 3 one-trial shards cached) reports on those two trials, with
+    the numbers the finished run has for them; nothing is computed."""
+    from natgrad.experiments.fig3 import FIG3F_PRESETS, fig3f_shard
+    cache = tmp_path / "cache"
+    cfg = load("loihi2_ideal")
+    p = json.loads(json.dumps(dict(FIG3F_PRESETS["small"], **KW), default=list))
+    run_shards(fig3f_shard, (p, 0, cfg.tree), shard_ranges(3, 1)[:2], cache=cache)
+    part = fig3f(config=cfg, shard_trials=1, cache=cache, cached_only=True, **KW)
+    assert part["shards"] == {"done": 2, "total": 3, "trials_done": 2}
+    assert len(list(cache.glob("*.pkl"))) == 2            # nothing new was computed
+    full = fig3f(config=cfg, shard_trials=1, cache=cache, **KW)
+    for rule in ("euclid", "natural", "approx"):      # trials 0 and 1, bit for bit
+        np.testing.assert_array_equal(np.asarray(part["per_trial_kl_late"][rule]),
+                                      np.asarray(full["per_trial_kl_late"][rule])[:2])
+    assert part["effect_config"]["per_trial"]["n_trials"] == 2
+    assert full["effect_config"]["per_trial"]["n_trials"] == 3
+    with pytest.raises(ValueError, match="no finished shard"):
+        fig3f(config=cfg, shard_trials=1, cache=tmp_path / "empty", cached_only=True, **KW)

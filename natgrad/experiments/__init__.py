@@ -116,11 +116,11 @@ def _shard_kwargs(args) -> dict:
     """Sharding options (fig3f only; the other experiments run in one process)."""
     from natgrad.cli import UsageError
     given = (args.executor != "serial" or args.shard_trials is not None or args.cache is not None
-             or args.scheduler is not None or args.trials is not None)
+             or args.scheduler is not None or args.trials is not None or args.cached_only)
     if args.name != "fig3f":
         if given and args.name != "all":
-            raise UsageError(f"--executor/--shard-trials/--cache/--scheduler/--trials apply to "
-                             f"fig3f only (got experiment {args.name})")
+            raise UsageError(f"--executor/--shard-trials/--cache/--scheduler/--trials/"
+                             f"--cached-only apply to fig3f only (got experiment {args.name})")
         return {}
     if args.scheduler is not None and args.executor != "dask":
         raise UsageError("--scheduler needs --executor dask")
@@ -128,6 +128,10 @@ def _shard_kwargs(args) -> dict:
           "shard_trials": args.shard_trials, "cache": args.cache}
     if args.trials is not None:
         kw["n_trials"] = args.trials
+    if args.cached_only:
+        if args.cache is None:
+            raise UsageError("--cached-only needs --cache DIR")
+        kw["cached_only"] = True
     return kw
 
 
@@ -208,6 +212,9 @@ def add_parser(sub) -> None:
                    help="fig3f: trials per shard (not given: all trials in one shard)")
     e.add_argument("--trials", type=pos_int("--trials"), default=None,
                    help="fig3f: number of trials (not given: the scale's, 8 small, 1000 paper)")
+    e.add_argument("--cached-only", action="store_true",
+                   help="fig3f: compute nothing, report on the shards already in --cache "
+                        "(an unfinished multi-session run)")
     e.add_argument("--cache", default=None,
                    help="fig3f: folder of finished shards; a rerun with the same arguments "
                         "resumes from it")

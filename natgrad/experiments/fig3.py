@@ -108,7 +108,8 @@ def _merge_shards(parts: list) -> dict:
 
 def fig3f(scale: str = "small", config=None, seed: int = 0, out=None, progress=None,
           executor: str = "serial", workers: int = 2, scheduler: str | None = None,
-          shard_trials: int | None = None, cache=None, **overrides) -> dict:
+          shard_trials: int | None = None, cache=None, cached_only: bool = False,
+          **overrides) -> dict:
     """Fig 3F (+ Fig 9A-C): mean learning curves of the Euclidean, natural and approximate rules
     with the min/max spread across trials; with a chip ``config`` also the approximate rule
     on that config (same task, same spikes).
@@ -116,7 +117,9 @@ def fig3f(scale: str = "small", config=None, seed: int = 0, out=None, progress=N
     The trials run in shards of ``shard_trials`` (default: all in one) on ``executor``
     (``serial``, ``local`` process pool of ``workers``, or ``dask`` at ``scheduler`` / a
     LocalCluster), finished shards cached in ``cache`` (a folder: an interrupted run resumes);
-    the numbers do not depend on any of these."""
+    the numbers do not depend on any of these.  ``cached_only=True`` computes nothing: it
+    reports on the shards already in ``cache`` (an unfinished multi-session run; the result's
+    ``shards`` entry says how many of how many)."""
     from .shards import run_shards, shard_ranges
     p = preset(FIG3F_PRESETS, scale, overrides)
     timer = Timer()
@@ -126,9 +129,17 @@ def fig3f(scale: str = "small", config=None, seed: int = 0, out=None, progress=N
     label = config_label(config)
     shards = shard_ranges(p["n_trials"], shard_trials or p["n_trials"])
     pj = json.loads(json.dumps(p, default=list))          # JSON-able: tuples -> lists
-    parts = run_shards(fig3f_shard, (pj, int(seed), config.tree if label else None), shards,
-                       executor=executor, workers=workers, scheduler=scheduler, cache=cache,
-                       progress=progress)
+    sargs = (pj, int(seed), config.tree if label else None)
+    n_shards = len(shards)
+    if cached_only:
+        from .shards import cached_shards
+        if cache is None:
+            raise ValueError("cached_only needs a cache folder")
+        shards = cached_shards(fig3f_shard, sargs, shards, cache)
+        if not shards:
+            raise ValueError(f"no finished shard of this run in {cache}")
+    parts = run_shards(fig3f_shard, sargs, shards, executor=executor, workers=workers,
+                       scheduler=scheduler, cache=cache, progress=progress)
     merged = _merge_shards(parts)
     res = merged["res"]
     t = res[p["rules"][0]].t_s
@@ -148,6 +159,8 @@ def fig3f(scale: str = "small", config=None, seed: int = 0, out=None, progress=N
         tn, te = eff["t_rmse_below_s"]["natural"], eff["t_rmse_below_s"]["euclid"]
         eff["natural_reaches_rmse_threshold_first"] = tn is not None and (te is None or tn < te)
     result = {"experiment": "fig3f", "scale": scale, "seed": seed, "params": p, "eta_code": etas,
+              "shards": {"done": len(shards), "total": n_shards,
+                         "trials_done": int(sum(len(s) for s in shards))},
               "config": config_label(config), "t_s": t, "curves": curves, "effect": eff,
               "per_trial_kl_late": per_trial_late}
     if label is not None:

@@ -18,7 +18,7 @@ from pathlib import Path
 
 import numpy as np
 
-__all__ = ["shard_ranges", "run_shards", "shard_key"]
+__all__ = ["shard_ranges", "run_shards", "shard_key", "cached_shards"]
 
 
 def shard_ranges(n_trials: int, shard_trials: int) -> list[np.ndarray]:
@@ -60,6 +60,12 @@ def _cached_call(fn, args: tuple, trials, cache: str | None):
             pickle.dump(out, fh)
         os.replace(tmp, path)
     return out
+
+
+def cached_shards(fn, args: tuple, shards: list[np.ndarray], cache: str | Path) -> list:
+    """The shards of ``shards`` whose result is already in ``cache`` (in order)."""
+    name = fn.__module__ + "." + fn.__name__
+    return [s for s in shards if (Path(cache) / f"{shard_key(name, args, np.asarray(s))}.pkl").exists()]
 
 
 def run_shards(fn, args: tuple, shards: list[np.ndarray], executor: str = "serial",
