@@ -28,10 +28,9 @@ from emulator.threads import default_parallel, n_threads, run_threads, trial_blo
 from emulator.stages_jit import (bracket_cwv_one, bracket_homo_row, bracket_row, error_one,
                                  gamma_one, output_spike_one, pack, post_factor_one,
                                  potential_one, sigmoid_one, traces_row, update_row, usp_row)
-from emulator.spikes import SpikeSource, spikes_step
+from emulator.spikes import SpikeSource, spike_prefixes, spikes_step
 from emulator.variables import RECORD_FIELD, RECORD_SHAPES, RECORDABLE, SITE_INDEX, SITE_STREAMS
 from fixedpoint.jit import stream_prefix
-from fixedpoint.rng import STREAM_INPUT, STREAM_TEACHER
 
 #: The integer state the kernel updates in place (fields of :class:`emulator.datapath.State`).
 KernelState = collections.namedtuple(
@@ -60,8 +59,6 @@ _I_POST = SITE_INDEX["post"]
 _I_W = SITE_INDEX["weights"]
 _I_OUT = SITE_INDEX["student"]
 _N_SITES = len(SITE_STREAMS)
-_STREAM_INPUT = np.uint64(STREAM_INPUT)
-_STREAM_TEACHER = np.uint64(STREAM_TEACHER)
 
 
 @njit(cache=True, inline="always")
@@ -189,11 +186,7 @@ def _fused_impl(T, k0, sp, seed, st, c, tab, rec, record_every, streams, row0, s
     """
     B, M, N = st.acc.shape
     pref = _site_prefixes(seed, streams, k0, T)
-    pref_in = np.empty(T, np.uint64)            # input and teacher stream keys per step
-    pref_teach = np.empty(T, np.uint64)
-    for t in range(T):
-        pref_in[t] = stream_prefix(seed, _STREAM_INPUT, k0 + t)
-        pref_teach[t] = stream_prefix(seed, _STREAM_TEACHER, k0 + t)
+    pref_in, pref_teach = spike_prefixes(seed, k0, T)   # input and teacher stream keys
     homo = np.zeros(N, np.int64)
     w_row = np.zeros(N, np.int64)
     tmp1 = np.zeros(N, np.int64)

@@ -39,10 +39,8 @@ from scipy.special import expit
 
 from .metrics import kl_cost, rate_rmse_hz, test_set, weight_distance
 from .params import NeuronParams, check_finite
-from fixedpoint.jit import stream_prefix
-from fixedpoint.rng import STREAM_INPUT, STREAM_TEACHER
 
-from .spikes import SpikeSource, spikes_step
+from .spikes import SpikeSource, spike_prefixes, spikes_step
 from .threads import run_threads, trial_blocks
 from .task import IDENTITY, Attenuation, Parametrization, Sinh, Task
 
@@ -374,8 +372,6 @@ def natural_gammas(W, X, r, params: NeuronParams = DEFAULT_PARAMS, f: Parametriz
 
 # =============================================================================== compiled step loop
 RULE_CODE = {"euclid": 0, "natural": 1, "approx": 2}
-_STREAM_INPUT = np.uint64(STREAM_INPUT)
-_STREAM_TEACHER = np.uint64(STREAM_TEACHER)
 
 
 #: Per-neuron variables recorded by :func:`run_chunk`, in the order of its ``rec_neuron`` axis 0.
@@ -471,11 +467,7 @@ def _fused_kernel(sp, T, trials, seed, r, ceps_over_r, q, ceps, beta, theta, phi
     ``sp`` its kernel arguments, whose float64 traces are advanced in place); no (T, B, N)
     array exists.  ``teach`` (K, M) accumulates the teacher spikes."""
     K, M, N = W.shape
-    pin = np.empty(T, np.uint64)
-    pteach = np.empty(T, np.uint64)
-    for t in range(T):
-        pin[t] = stream_prefix(seed, _STREAM_INPUT, k0 + t)
-        pteach[t] = stream_prefix(seed, _STREAM_TEACHER, k0 + t)
+    pin, pteach = spike_prefixes(seed, k0, T)
     spk = np.zeros(N, np.uint8)
     xf = np.zeros(N, np.float64)
     y = np.zeros(M, np.uint8)

@@ -107,6 +107,18 @@ def spikes_step(sp, b, tb, p_in, p_teach, spk, xf, y):
         y[j] = 1 if (random_bits_from_prefix(p_teach, tb | j) >> _S11) < thr else 0
 
 
+@numba.njit(cache=True, inline="always")
+def spike_prefixes(seed, k0, T):
+    """(T,) stream keys of the input and of the teacher draws of steps k0 .. k0 + T - 1, for
+    :func:`spikes_step` in the compiled loops that draw their own spikes."""
+    p_in = np.empty(T, np.uint64)
+    p_teach = np.empty(T, np.uint64)
+    for t in range(T):
+        p_in[t] = stream_prefix(seed, np.uint64(rng.STREAM_INPUT), k0 + t)
+        p_teach[t] = stream_prefix(seed, np.uint64(rng.STREAM_TEACHER), k0 + t)
+    return p_in, p_teach
+
+
 @numba.njit(cache=True)
 def spikes_chunk(sp, trials, seed, k0, X, Y):
     """X (T, B, N), Y (T, B, M) of steps k0.. by :func:`spikes_step` (tests; the fused

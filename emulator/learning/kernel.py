@@ -17,15 +17,12 @@ from numba import njit
 from fixedpoint.jit import (HALF_UP, random_bits_from_prefix, saturate, shift_right,
                             stream_prefix)
 
-from emulator.spikes import spikes_step
-from fixedpoint.rng import STREAM_INPUT, STREAM_TEACHER
+from emulator.spikes import spike_prefixes, spikes_step
 
 from .constants import (STREAM_D_ROUND, STREAM_EVENT, STREAM_VQ, STREAM_W_ROUND, STREAM_X_ROUND,
                         STREAM_Y_ROUND)
 from .rule_design import Design, u_exponent
 
-_STREAM_INPUT = np.uint64(STREAM_INPUT)
-_STREAM_TEACHER = np.uint64(STREAM_TEACHER)
 _R0 = np.uint64(0)    #: random word for deterministic rounding modes (ignored)
 _VAR_CODE = {"x1": 0, "x2": 1, "y1": 2, "y2": 3, "y3": 4, "w": 5, "t": 6, "d": 7}
 _KC_NAMES = (
@@ -225,7 +222,6 @@ def _le_step(k, b, spk, yt, r_x, r_y, r_w, pe, pv, seed, trial, c, st, sc):
     t_per_syn = kc[KC_T_PER_SYN] == 1
     tmax = (np.int64(1) << trace_bits) - 1
     wtop = np.int64(1) << (syn_bits - 1)
-    acc_mask = (np.int64(1) << acc_shift) - 1
     vtop = np.int64(1) << (kc[KC_V_BITS] - 1)
     one = np.int64(1) << fp
     gtop = (np.int64(1) << kc[KC_G_BITS]) - 1
@@ -415,14 +411,7 @@ def _le_step(k, b, spk, yt, r_x, r_y, r_w, pe, pv, seed, trial, c, st, sc):
             sidx = tb | (m * N + i)
             acc, sat = _apply(ptab, pconst, act, 0, n_act_dw, 0, n_dw, w << acc_shift, vy0,
                               vu, bapm, u, trace_bits, syn_bits, acc_bits, acc_shift)
-            qq = acc >> acc_shift
-            rem = acc & acc_mask
-            if w_per_syn:
-                rb = np.int64(random_bits_from_prefix(pw, sidx) >> np.uint64(64 - acc_shift))
-                if rb < rem:
-                    qq += 1
-            elif r_w < rem / np.float64(np.int64(1) << acc_shift):
-                qq += 1
+            qq = _round_acc(acc, acc_shift, w_per_syn, pw, sidx, r_w)
             if qq < -wtop or qq > wtop - 1:
                 scounts[1] += 1
                 qq = saturate(qq, -wtop, wtop - 1)
@@ -434,14 +423,7 @@ def _le_step(k, b, spk, yt, r_x, r_y, r_w, pe, pv, seed, trial, c, st, sc):
                 if accd < 0:
                     scounts[0] += 1
                     accd = 0
-                qd = accd >> acc_shift
-                remd = accd & acc_mask
-                if w_per_syn:
-                    rb = np.int64(random_bits_from_prefix(pd, sidx) >> np.uint64(64 - acc_shift))
-                    if rb < remd:
-                        qd += 1
-                elif r_w < remd / np.float64(np.int64(1) << acc_shift):
-                    qd += 1
+                qd = _round_acc(accd, acc_shift, w_per_syn, pd, sidx, r_w)
                 if qd > 2 * wtop - 1:
                     scounts[0] += 1
                     qd = 2 * wtop - 1
@@ -452,6 +434,29 @@ def _le_step(k, b, spk, yt, r_x, r_y, r_w, pe, pv, seed, trial, c, st, sc):
         tx[b, i] = 0
     for m in range(M):
         ty[b, m] = 0
+
+
+@njit(cache=True, inline="always")
+def _scratch(c, N, M):
+    te = c.kc[KC_T_EPOCH]
+    return LEScratch(np.zeros(M, np.int64), np.zeros(M, np.int64), np.zeros(M, np.int64),
+                     np.zeros(M, np.int64), np.zeros((te + 1, 2, N), np.int64),
+                     np.zeros((te + 1, 3, M), np.int64), np.zeros(8, np.int64),
+                     np.zeros(8, np.int64), np.zeros(c.ptab.shape[0], np.int64))
+
+
+@njit(cache=True, inline="always")
+def _round_acc(acc, acc_shift, per_synapse, prefix, sidx, r_w):
+    """``acc >> acc_shift`` rounded up with probability ``rem / 2**acc_shift``: a random word
+    of stream ``prefix`` per synapse, or Lava's one shared number ``r_w``."""
+    q = acc >> acc_shift
+    rem = acc & ((np.int64(1) << acc_shift) - 1)
+    if per_synapse:
+        if np.int64(random_bits_from_prefix(prefix, sidx) >> np.uint64(64 - acc_shift)) < rem:
+            q += 1
+    elif r_w < rem / np.float64(np.int64(1) << acc_shift):
+        q += 1
+    return q
 
 
 @njit(cache=True, inline="always")
@@ -477,10 +482,7 @@ def _chunk_impl(c, X, Y, rx, ry, rw, k0, seed, trials, st, rec_every, rec, row0)
     n, B, N = X.shape
     M = st.W.shape[1]
     pe, pv = _event_prefixes(seed, k0, n)
-    sc = LEScratch(np.zeros(M, np.int64), np.zeros(M, np.int64), np.zeros(M, np.int64),
-                   np.zeros(M, np.int64), np.zeros((c.kc[KC_T_EPOCH] + 1, 2, N), np.int64),
-                   np.zeros((c.kc[KC_T_EPOCH] + 1, 3, M), np.int64), np.zeros(8, np.int64),
-                   np.zeros(8, np.int64), np.zeros(c.ptab.shape[0], np.int64))
+    sc = _scratch(c, N, M)
     for b in range(B):
         trial = np.int64(trials[b])
         for t in range(n):
@@ -501,15 +503,8 @@ def _fused_impl(c, sp, T, rx, ry, rw, k0, seed, trials, st, rec_every, rec, row0
     place); no (T, B, N) array exists.  ``teach`` (B, M) accumulates the teacher spikes."""
     B, M, N = st.W.shape
     pe, pv = _event_prefixes(seed, k0, T)
-    pin = np.empty(T, np.uint64)
-    pteach = np.empty(T, np.uint64)
-    for t in range(T):
-        pin[t] = stream_prefix(seed, _STREAM_INPUT, k0 + t)
-        pteach[t] = stream_prefix(seed, _STREAM_TEACHER, k0 + t)
-    sc = LEScratch(np.zeros(M, np.int64), np.zeros(M, np.int64), np.zeros(M, np.int64),
-                   np.zeros(M, np.int64), np.zeros((c.kc[KC_T_EPOCH] + 1, 2, N), np.int64),
-                   np.zeros((c.kc[KC_T_EPOCH] + 1, 3, M), np.int64), np.zeros(8, np.int64),
-                   np.zeros(8, np.int64), np.zeros(c.ptab.shape[0], np.int64))
+    pin, pteach = spike_prefixes(seed, k0, T)
+    sc = _scratch(c, N, M)
     spk = np.zeros(N, np.uint8)
     xf = np.zeros(N, np.float64)
     y = np.zeros(M, np.uint8)
