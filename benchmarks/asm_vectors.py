@@ -3,7 +3,8 @@
 numba cannot show the assembly of code loaded from its cache, so this script compiles into a
 fresh cache folder.  It counts the 512-bit (zmm), 256-bit (ymm) and 128-bit (xmm) register
 operands in the machine code of the three fused kernels (integer datapath, learning engine,
-float reference) as compiled for this CPU.
+float reference) as compiled for this CPU, and of the learning engine's synapse-loop helpers
+(compiled as functions of their own, so not part of the kernel's listing).
 
     uv run python benchmarks/asm_vectors.py
 """
@@ -26,6 +27,9 @@ for cfg in ("loihi2_ideal", "loihi2", "float64"):
     emulator.run(cfg, task, 10, 0, parallel=False)
 for name, fn in (("datapath (emulator.kernels.run_fused_kernel)", kernels.run_fused_kernel),
                  ("learning engine (emulator.learning.kernel.fused_kernel)", lek.fused_kernel),
+                 # the learning phase's synapse loops are functions of their own
+                 ("  its products over the synapses (_add_product)", lek._add_product),
+                 ("  its x-trace decays (_decay_x)", lek._decay_x),
                  ("float reference (emulator.reference._fused_kernel)", reference._fused_kernel)):
     for asm in fn.inspect_asm().values():
         n = {r: len(re.findall(r"%" + r + r"\d+", asm)) for r in ("zmm", "ymm", "xmm")}
