@@ -1,6 +1,7 @@
 """Sharded experiments (issue 13 item 4): Fig 3F's numbers are identical for 1, 2 and 3
 shards, on the serial, local-pool and Dask LocalCluster executors, and a run resumed from
-its shard cache equals an uninterrupted one."""
+its shard cache equals an uninterrupted one.  Fig 12's learning curves (the Fig 3F protocol
+at other rate pairs) run through the same shards."""
 import json
 import pickle
 
@@ -78,12 +79,61 @@ def test_learning_engine_and_float_threads_equal_pool_workers():
     assert one["effect_config"]["per_trial"]["n_trials"] == 3
 
 
-def test_trials_option_is_fig3f_only(capsys):
+def test_trials_option_is_for_the_sharded_experiments_only(capsys):
+    import argparse
+
     from natgrad.cli import main
+    from natgrad.experiments import _shard_kwargs, add_parser
     with pytest.raises(SystemExit) as exc:
         main(["experiment", "fig4", "--trials", "3"])
     assert exc.value.code == 2
-    assert "fig3f only" in capsys.readouterr().err
+    assert "fig3f and fig12 only" in capsys.readouterr().err
+    parser = argparse.ArgumentParser()
+    add_parser(parser.add_subparsers())
+    kw = _shard_kwargs(parser.parse_args(["experiment", "fig12", "--trials", "5",
+                                          "--shard-trials", "2", "--executor", "local"]))
+    assert kw["lc_trials"] == 5 and "n_trials" not in kw
+    assert (kw["shard_trials"], kw["executor"]) == (2, "local")
+    kw = _shard_kwargs(parser.parse_args(["experiment", "fig3f", "--trials", "5"]))
+    assert kw["n_trials"] == 5 and "lc_trials" not in kw
+
+
+#: Fig 12 with the smallest angle part and Fig 3F-sized learning curves at two rate pairs
+KW12 = dict(pairs=((10.0, 10.0),), n_weights=2, n_samples=2, sample_steps=50,
+            lc_pairs=((10.0, 50.0), (20.0, 40.0)), lc_trials=3, lc_T_s=3.0, lc_eval_s=1.0,
+            lc_late_window_s=(2.0, 3.0))
+
+
+def _curves_numbers(res) -> str:
+    lc = {k: {kk: v for kk, v in e.items() if kk != "shards"}
+          for k, e in res["learning_curves"].items()}
+    return json.dumps(jsonable(lc), sort_keys=True)
+
+
+def test_fig12_learning_curves_shard_like_fig3f(tmp_path):
+    """Fig 12's curves: the same numbers unsharded, in one-trial shards on the serial
+    executor and in two-trial shards on the local pool (one cache file per shard and pair);
+    and at the 10/50-Hz pair they are Fig 3F's curves (same protocol, task and seed)."""
+    from natgrad.experiments import fig12
+    cfg = load("loihi2_ideal")
+    whole = fig12(config=cfg, **KW12)
+    assert whole["learning_curves"]["10/50"]["shards"] == {"done": 1, "total": 1,
+                                                           "trials_done": 3}
+    one = fig12(config=cfg, shard_trials=1, cache=tmp_path / "c1", **KW12)
+    two = fig12(config=cfg, shard_trials=2, executor="local", cache=tmp_path / "c2", **KW12)
+    assert _curves_numbers(one) == _curves_numbers(whole) == _curves_numbers(two)
+    assert len(list((tmp_path / "c1").glob("*.pkl"))) == 2 * 3
+    assert len(list((tmp_path / "c2").glob("*.pkl"))) == 2 * 2
+    f3 = fig3f(config=cfg, n_trials=3, T_s=3.0, eval_s=1.0, late_window_s=(2.0, 3.0),
+               batch=50, eta_scale=4.0)
+    c12 = whole["learning_curves"]["10/50"]["curves"]
+    for rule in ("euclid", "natural", "approx"):
+        np.testing.assert_array_equal(c12[rule]["kl_mean"], f3["curves"][rule]["kl_mean"])
+    np.testing.assert_array_equal(c12["approx@loihi2_ideal"]["rmse_mean"],
+                                  f3["curves_config"]["approx@loihi2_ideal"]["rmse_mean"])
+    # a different rate pair is a different task: its curves differ
+    assert not np.array_equal(whole["learning_curves"]["20/40"]["curves"]["approx"]["kl_mean"],
+                              c12["approx"]["kl_mean"])
 
 
 def test_cached_only_reports_the_finished_shards(tmp_path):

@@ -112,22 +112,29 @@ def argparse_copy(args, name):
     return a
 
 
+#: The experiments whose trials run in shards, and the preset entry ``--trials`` sets: the
+#: Fig 3F protocol (1000 trials x 8000 s at paper scale; Fig 12's learning curves run it at
+#: four more rate pairs).  The others are single runs or small grids, minutes on 2 cores.
+SHARDED = {"fig3f": "n_trials", "fig12": "lc_trials"}
+
+
 def _shard_kwargs(args) -> dict:
-    """Sharding options (fig3f only; the other experiments run in one process)."""
+    """Sharding options (fig3f and fig12; the other experiments run in one process)."""
     from natgrad.cli import UsageError
     given = (args.executor != "serial" or args.shard_trials is not None or args.cache is not None
              or args.scheduler is not None or args.trials is not None or args.cached_only)
-    if args.name != "fig3f":
+    if args.name not in SHARDED:
         if given and args.name != "all":
             raise UsageError(f"--executor/--shard-trials/--cache/--scheduler/--trials/"
-                             f"--cached-only apply to fig3f only (got experiment {args.name})")
+                             f"--cached-only apply to {' and '.join(SHARDED)} only "
+                             f"(got experiment {args.name})")
         return {}
     if args.scheduler is not None and args.executor != "dask":
         raise UsageError("--scheduler needs --executor dask")
     kw = {"executor": args.executor, "workers": args.workers, "scheduler": args.scheduler,
           "shard_trials": args.shard_trials, "cache": args.cache}
     if args.trials is not None:
-        kw["n_trials"] = args.trials
+        kw[SHARDED[args.name]] = args.trials
     if args.cached_only:
         if args.cache is None:
             raise UsageError("--cached-only needs --cache DIR")
@@ -203,19 +210,22 @@ def add_parser(sub) -> None:
                    help="seed of the counter RNG, an integer in [0, 2**64 - 1]")
     e.add_argument("--quiet", action="store_true", help="no progress output")
     e.add_argument("--executor", choices=("serial", "local", "dask"), default="serial",
-                   help="fig3f: where the trial shards run (a local process pool, or Dask)")
+                   help="fig3f, fig12: where the trial shards run (a local process pool, or "
+                        "Dask)")
     e.add_argument("--workers", type=pos_int("--workers"), default=2,
-                   help="fig3f: processes of the local pool / Dask LocalCluster")
+                   help="fig3f, fig12: processes of the local pool / Dask LocalCluster")
     e.add_argument("--scheduler", default=None,
-                   help="fig3f: address of a running Dask scheduler (e.g. from dask-jobqueue)")
+                   help="fig3f, fig12: address of a running Dask scheduler (e.g. from "
+                        "dask-jobqueue)")
     e.add_argument("--shard-trials", type=pos_int("--shard-trials"), default=None,
-                   help="fig3f: trials per shard (not given: all trials in one shard)")
+                   help="fig3f, fig12: trials per shard (not given: all trials in one shard)")
     e.add_argument("--trials", type=pos_int("--trials"), default=None,
-                   help="fig3f: number of trials (not given: the scale's, 8 small, 1000 paper)")
+                   help="fig3f, fig12 (its learning curves): number of trials (not given: the "
+                        "scale's; 1000 at paper scale)")
     e.add_argument("--cached-only", action="store_true",
-                   help="fig3f: compute nothing, report on the shards already in --cache "
-                        "(an unfinished multi-session run)")
+                   help="fig3f, fig12: compute nothing, report on the shards already in "
+                        "--cache (an unfinished multi-session run)")
     e.add_argument("--cache", default=None,
-                   help="fig3f: folder of finished shards; a rerun with the same arguments "
-                        "resumes from it")
+                   help="fig3f, fig12: folder of finished shards; a rerun with the same "
+                        "arguments resumes from it")
     e.set_defaults(func=cmd_experiment)

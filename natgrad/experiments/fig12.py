@@ -22,9 +22,9 @@ from emulator.spikes import sigma
 from emulator.task import fig3_task
 
 from .stats import verdict
-from .common import (Timer, finish, angle_deg, chip_run, config_label, counters_summary, curve_metrics,
-                     float_rules, plt, preset, save_fig, steps_of, weight_range)
-from .fig3 import RULE_STYLE, _stats, _stats_arrays, lc_effects
+from .common import (Timer, finish, angle_deg, config_label, counters_summary, plt, preset,
+                     save_fig, weight_range)
+from .fig3 import RULE_STYLE, _stats, _stats_arrays, lc_effects, sharded_curves
 
 FIG12_PRESETS = {
     "small": dict(pairs=((10.0, 10.0), (10.0, 30.0), (10.0, 50.0), (20.0, 20.0), (20.0, 40.0)),
@@ -140,10 +140,18 @@ def angles_for_pair(pair, p, seed, cfg=None, batch: int = 10):
     return {k: np.concatenate(v) for k, v in out.items()}, info
 
 
-def fig12(scale: str = "small", config=None, seed: int = 0, out=None, curves: bool = True, **overrides) -> dict:
+def fig12(scale: str = "small", config=None, seed: int = 0, out=None, curves: bool = True,
+          progress=None, executor: str = "serial", workers: int = 2, scheduler: str | None = None,
+          shard_trials: int | None = None, cache=None, cached_only: bool = False,
+          **overrides) -> dict:
     """Fig 12A-B angle histograms and Fig 12C-F learning curves (see module doc).  With a
     fixed-point ``config``: the approximate direction as that config's datapath forms it (vs the
-    exact natural update), and the approximate rule's learning curves run on the config."""
+    exact natural update), and the approximate rule's learning curves run on the config.
+
+    The learning curves are the Fig 3F protocol at other rates (1000 trials x 8000 s per rate
+    pair at paper scale); their trials run in shards exactly as :func:`.fig3.fig3f`'s
+    (``executor``, ``workers``, ``scheduler``, ``shard_trials``, ``cache``, ``cached_only``:
+    see there), with the same numbers for any sharding."""
     p = preset(FIG12_PRESETS, scale, overrides)
     timer = Timer()
     label = config_label(config)
@@ -190,35 +198,42 @@ def fig12(scale: str = "small", config=None, seed: int = 0, out=None, curves: bo
                                  "at the paper's and at in-range weights",
                                  f"see `natgrad budget --config {label}`")]
     if curves and p["lc_pairs"]:
-        result["learning_curves"] = _curves(p, cfg, seed, label)
+        result["learning_curves"] = _curves(p, cfg, seed, label, dict(
+            executor=executor, workers=workers, scheduler=scheduler, shard_trials=shard_trials,
+            cache=cache, cached_only=cached_only, progress=progress))
     return finish(result, out, "fig12", _plot_12, timer)
 
 
-def _curves(p, cfg, seed, label):
+def _curves(p, cfg, seed, label, shard_kw):
     lp = {"late_window_s": p["lc_late_window_s"], "rmse_threshold_hz": p["rmse_threshold_hz"],
           "kl_threshold": p["kl_threshold"]}
     outc = {}
     for pair in p["lc_pairs"]:
         key = f"{pair[0]:g}/{pair[1]:g}"
-        task = fig3_task(n_trials=p["lc_trials"], N=p["N"], group_rates=pair, seed=seed)
-        etas = {r: ETA_CODE[r] * p["lc_eta_scale"] for r in ("euclid", "natural", "approx")}
-        steps, ev = steps_of(p["lc_T_s"]), steps_of(p["lc_eval_s"])
-        res = float_rules(task, etas, steps, seed, eval_every=ev, batch=50)
+        # the Fig 3F shard at this rate pair (10/50-Hz code rates, 50 test samples)
+        sp = {"n_trials": p["lc_trials"], "N": p["N"], "group_rates": pair,
+              "rules": ("euclid", "natural", "approx"), "eta_scale": p["lc_eta_scale"],
+              "T_s": p["lc_T_s"], "eval_s": p["lc_eval_s"], "batch": 50, "n_test": 50}
+        merged, shard_count = sharded_curves(sp, seed, cfg, **shard_kw)
+        res = merged["res"]
         t = res["natural"].t_s
         cv = {r: _stats(c) for r, c in res.items()}
-        entry = {"t_s": t, "curves": cv}
+        entry = {"t_s": t, "curves": cv, "shards": shard_count}
         if label is not None:
-            Wr, tr, _, counters = chip_run(cfg, task, steps, seed, etas["approx"], record_every=ev)
-            rm, kl, wd = curve_metrics(task, Wr, seed)
-            cv[f"approx@{label}"] = _stats_arrays(rm, kl, wd)
-            entry["counters"] = counters_summary(counters)
+            ch = merged["chip"]
+            cv[f"approx@{label}"] = _stats_arrays(ch["rmse"], ch["kl"], ch["wdist"])
+            entry["counters"] = counters_summary(ch["counters"])
         e = lc_effects(t, cv, lp)
         kle, kln, kla = e["kl_late"]["euclid"], e["kl_late"]["natural"], e["kl_late"]["approx"]
-        e["approx_between_or_better"] = bool(kla <= kle)
-        e["approx_position_0nat_1euc"] = float((kla - kln) / (kle - kln)) if kle != kln else None
+        late = None not in (kle, kln, kla)          # None: the run ends before the late window
+        e["approx_between_or_better"] = bool(kla <= kle) if late else None
+        e["approx_position_0nat_1euc"] = (float((kla - kln) / (kle - kln))
+                                          if late and kle != kln else None)
         if label is not None:
             kc = e["kl_late"][f"approx@{label}"]
-            e["config_approx_position_0nat_1euc"] = float((kc - kln) / (kle - kln)) if kle != kln else None
+            e["config_approx_position_0nat_1euc"] = (float((kc - kln) / (kle - kln))
+                                                     if late and kc is not None and kle != kln
+                                                     else None)
         entry["effect"] = e
         outc[key] = entry
     return outc

@@ -106,6 +106,31 @@ def _merge_shards(parts: list) -> dict:
     return {"res": res, "chip": chip}
 
 
+def sharded_curves(sp: dict, seed: int, config, *, executor: str = "serial", workers: int = 2,
+                   scheduler: str | None = None, shard_trials: int | None = None, cache=None,
+                   cached_only: bool = False, progress=None) -> tuple[dict, dict]:
+    """Per-trial learning curves of the Fig 3F protocol with shard parameters ``sp`` (the
+    keys :func:`fig3f_shard` reads), run in shards of ``shard_trials`` trials on
+    ``executor`` and cached in ``cache``; returns (:func:`_merge_shards` of the shards, the
+    ``{"done", "total", "trials_done"}`` shard count).  ``cached_only``: only the shards
+    already in ``cache``.  Shared by Fig 3F and Fig 12's learning curves."""
+    from .shards import cached_shards, run_shards, shard_ranges
+    shards = shard_ranges(sp["n_trials"], shard_trials or sp["n_trials"])
+    sp = json.loads(json.dumps(sp, default=list))          # JSON-able: tuples -> lists
+    sargs = (sp, int(seed), config.tree if config_label(config) else None)
+    n_shards = len(shards)
+    if cached_only:
+        if cache is None:
+            raise ValueError("cached_only needs a cache folder")
+        shards = cached_shards(fig3f_shard, sargs, shards, cache)
+        if not shards:
+            raise ValueError(f"no finished shard of this run in {cache}")
+    parts = run_shards(fig3f_shard, sargs, shards, executor=executor, workers=workers,
+                       scheduler=scheduler, cache=cache, progress=progress)
+    return _merge_shards(parts), {"done": len(shards), "total": n_shards,
+                                  "trials_done": int(sum(len(s) for s in shards))}
+
+
 def fig3f(scale: str = "small", config=None, seed: int = 0, out=None, progress=None,
           executor: str = "serial", workers: int = 2, scheduler: str | None = None,
           shard_trials: int | None = None, cache=None, cached_only: bool = False,
@@ -120,27 +145,15 @@ def fig3f(scale: str = "small", config=None, seed: int = 0, out=None, progress=N
     the numbers do not depend on any of these.  ``cached_only=True`` computes nothing: it
     reports on the shards already in ``cache`` (an unfinished multi-session run; the result's
     ``shards`` entry says how many of how many)."""
-    from .shards import run_shards, shard_ranges
     p = preset(FIG3F_PRESETS, scale, overrides)
     timer = Timer()
     task = fig3_task(n_trials=p["n_trials"], N=p["N"], group_rates=p["group_rates"], seed=seed)
     etas = {r: ETA_CODE[r] * p["eta_scale"] for r in p["rules"]}
     steps, ev = steps_of(p["T_s"]), steps_of(p["eval_s"])
     label = config_label(config)
-    shards = shard_ranges(p["n_trials"], shard_trials or p["n_trials"])
-    pj = json.loads(json.dumps(p, default=list))          # JSON-able: tuples -> lists
-    sargs = (pj, int(seed), config.tree if label else None)
-    n_shards = len(shards)
-    if cached_only:
-        from .shards import cached_shards
-        if cache is None:
-            raise ValueError("cached_only needs a cache folder")
-        shards = cached_shards(fig3f_shard, sargs, shards, cache)
-        if not shards:
-            raise ValueError(f"no finished shard of this run in {cache}")
-    parts = run_shards(fig3f_shard, sargs, shards, executor=executor, workers=workers,
-                       scheduler=scheduler, cache=cache, progress=progress)
-    merged = _merge_shards(parts)
+    merged, shard_count = sharded_curves(p, seed, config, executor=executor, workers=workers,
+                                         scheduler=scheduler, shard_trials=shard_trials,
+                                         cache=cache, cached_only=cached_only, progress=progress)
     res = merged["res"]
     t = res[p["rules"][0]].t_s
     curves = {r: _stats(c) for r, c in res.items()}
@@ -159,8 +172,7 @@ def fig3f(scale: str = "small", config=None, seed: int = 0, out=None, progress=N
         tn, te = eff["t_rmse_below_s"]["natural"], eff["t_rmse_below_s"]["euclid"]
         eff["natural_reaches_rmse_threshold_first"] = tn is not None and (te is None or tn < te)
     result = {"experiment": "fig3f", "scale": scale, "seed": seed, "params": p, "eta_code": etas,
-              "shards": {"done": len(shards), "total": n_shards,
-                         "trials_done": int(sum(len(s) for s in shards))},
+              "shards": shard_count,
               "config": config_label(config), "t_s": t, "curves": curves, "effect": eff,
               "per_trial_kl_late": per_trial_late}
     if label is not None:
