@@ -155,3 +155,16 @@ def test_cached_only_reports_the_finished_shards(tmp_path):
     assert full["effect_config"]["per_trial"]["n_trials"] == 3
     with pytest.raises(ValueError, match="no finished shard"):
         fig3f(config=cfg, shard_trials=1, cache=tmp_path / "empty", cached_only=True, **KW)
+
+
+@pytest.mark.parametrize("name", ["fig3f", "fig12"])
+def test_cached_only_on_an_empty_cache_is_a_one_line_error(name, tmp_path, capsys):
+    from natgrad.cli import main
+    (tmp_path / "empty").mkdir()
+    with pytest.raises(SystemExit) as exc:
+        main(["experiment", name, "--cached-only", "--cache", str(tmp_path / "empty"),
+              "--out", str(tmp_path / "out"), "--quiet"])
+    assert exc.value.code == 2
+    err = capsys.readouterr().err
+    assert err.count("\n") == 1 and "no finished shard of this run" in err
+    assert not (tmp_path / "out").exists() or not any((tmp_path / "out").iterdir())

@@ -223,8 +223,9 @@ def add_parser(sub) -> None:
                    help="fig3f, fig12 (its learning curves): number of trials (not given: the "
                         "scale's; 1000 at paper scale)")
     e.add_argument("--cached-only", action="store_true",
-                   help="fig3f, fig12: compute nothing, report on the shards already in "
-                        "--cache (an unfinished multi-session run)")
+                   help="fig3f, fig12: run no trial, report on the shards already in "
+                        "--cache (an unfinished multi-session run; fig12 still computes its "
+                        "angle histograms)")
     e.add_argument("--cache", default=None,
                    help="fig3f, fig12: folder of finished shards; a rerun with the same "
                         "arguments resumes from it")

@@ -156,6 +156,12 @@ def fig12(scale: str = "small", config=None, seed: int = 0, out=None, curves: bo
     timer = Timer()
     label = config_label(config)
     cfg = config if label is not None else None
+    # the curves first: a --cached-only report on an empty cache fails before any work
+    lc = None
+    if curves and p["lc_pairs"]:
+        lc = _curves(p, cfg, seed, label, dict(
+            executor=executor, workers=workers, scheduler=scheduler, shard_trials=shard_trials,
+            cache=cache, cached_only=cached_only, progress=progress))
     angles, infos, summary = {}, {}, {}
     for pair in p["pairs"]:
         key = f"{pair[0]:g}/{pair[1]:g}"
@@ -197,10 +203,8 @@ def fig12(scale: str = "small", config=None, seed: int = 0, out=None, curves: bo
                                  "max |angle(chip, natural) - angle(float approx, natural)| [deg] "
                                  "at the paper's and at in-range weights",
                                  f"see `natgrad budget --config {label}`")]
-    if curves and p["lc_pairs"]:
-        result["learning_curves"] = _curves(p, cfg, seed, label, dict(
-            executor=executor, workers=workers, scheduler=scheduler, shard_trials=shard_trials,
-            cache=cache, cached_only=cached_only, progress=progress))
+    if lc is not None:
+        result["learning_curves"] = lc
     return finish(result, out, "fig12", _plot_12, timer)
 
 

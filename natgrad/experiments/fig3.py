@@ -120,11 +120,14 @@ def sharded_curves(sp: dict, seed: int, config, *, executor: str = "serial", wor
     sargs = (sp, int(seed), config.tree if config_label(config) else None)
     n_shards = len(shards)
     if cached_only:
+        from natgrad.errors import InputError
         if cache is None:
-            raise ValueError("cached_only needs a cache folder")
+            raise InputError("cached_only needs a cache folder (--cache DIR)")
         shards = cached_shards(fig3f_shard, sargs, shards, cache)
         if not shards:
-            raise ValueError(f"no finished shard of this run in {cache}")
+            raise InputError(f"no finished shard of this run in {cache} (--cached-only reports "
+                             f"on a run with the same experiment, scale, config, seed and "
+                             f"trials)")
     parts = run_shards(fig3f_shard, sargs, shards, executor=executor, workers=workers,
                        scheduler=scheduler, cache=cache, progress=progress)
     return _merge_shards(parts), {"done": len(shards), "total": n_shards,
