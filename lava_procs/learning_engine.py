@@ -55,7 +55,7 @@ __all__ = ["NatGradLENeuron", "PyNatGradLENeuronFixed", "learning_rule", "build_
 
 #: Vars of the neuron read after a run (integers).
 NEURON_VARS = ("a_m", "a_s", "hbar", "gamma", "v", "sigma", "err", "p", "counts", "events",
-               "pend", "sent")
+               "pend", "sent", "carry")
 
 
 class NatGradLENeuron(LearningNeuronProcess, AbstractProcess):
@@ -93,6 +93,7 @@ class NatGradLENeuron(LearningNeuronProcess, AbstractProcess):
         self.events = Var(shape=(m, 2), init=0)
         self.pend = Var(shape=(m, 2), init=0)
         self.sent = Var(shape=(m,), init=0)
+        self.carry = Var(shape=(m,), init=0)
 
 
 @implements(proc=NatGradLENeuron, protocol=LoihiProtocol)
@@ -110,11 +111,12 @@ class PyNatGradLENeuronFixed(LearningNeuronModelFixed):
     v: np.ndarray = LavaPyType(np.ndarray, np.int64, precision=16)
     sigma: np.ndarray = LavaPyType(np.ndarray, np.int64, precision=17)
     err: np.ndarray = LavaPyType(np.ndarray, np.int64, precision=18)
-    p: np.ndarray = LavaPyType(np.ndarray, np.int64, precision=25)
+    p: np.ndarray = LavaPyType(np.ndarray, np.int64, precision=40)
     counts: np.ndarray = LavaPyType(np.ndarray, np.int64, precision=48)
     events: np.ndarray = LavaPyType(np.ndarray, np.int64, precision=48)
     pend: np.ndarray = LavaPyType(np.ndarray, np.int64, precision=48)
     sent: np.ndarray = LavaPyType(np.ndarray, np.int64, precision=1)
+    carry: np.ndarray = LavaPyType(np.ndarray, np.int64, precision=40)
 
     def __init__(self, proc_params):
         super().__init__(proc_params)
@@ -132,16 +134,14 @@ class PyNatGradLENeuronFixed(LearningNeuronModelFixed):
                             gamma=i64(self.gamma), v=i64(self.v), sigma=i64(self.sigma),
                             err=i64(self.err), p=i64(self.p),
                             counts=np.asarray(self.counts, np.int64).copy(),
-                            pend=i64(self.pend).copy(), sent=i64(self.sent).copy())
+                            pend=i64(self.pend).copy(), sent=i64(self.sent).copy(),
+                            carry=i64(self.carry).copy(), events=i64(self.events).copy())
         bap, y1, y2, y3 = LE.neuron_step(self._d, st, a, y, k, self._seed, self._index)
         self.a_m, self.a_s, self.hbar, self.gamma = st.a_m[0], st.a_s[0], st.hbar[0], st.gamma[0]
         self.v, self.sigma, self.err, self.p = st.v[0], st.sigma[0], st.err[0], st.p[0]
         self.counts = st.counts
-        self.pend, self.sent = st.pend[0], st.sent[0]
-        ev = np.asarray(self.events, np.int64).copy()
-        ev[:, 0] += (y2[0] > 0) if self._d.all_y0 else bap[0]
-        ev[:, 1] += y1[0] > 0
-        self.events = ev
+        self.pend, self.sent, self.carry = st.pend[0], st.sent[0], st.carry[0]
+        self.events = st.events[0]
         self.y1, self.y2, self.y3 = (y1[0].astype(np.int32), y2[0].astype(np.int32),
                                      y3[0].astype(np.int32))
         self.s_out_bap.send(bap[0].astype(bool))

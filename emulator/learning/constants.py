@@ -49,10 +49,17 @@ STREAM_X_ROUND = 36  #: x-trace decay, index trial << 32 | j N + i (j = 0: x1, 1
 STREAM_Y_ROUND = 37  #: y-trace decay, index trial << 32 | j M + m (j = 0, 1, 2: y1..y3)
 D_OFFSET = 128       #: hidden-bits tag d = 128 + residual (Lava keeps tag_2 in [0, 255])
 G_CAP = 4.0        #: gamma_s (1 - sigma) |e| at which the event probability reaches 1
+CARRY_BITS = 40    #: signed width of the neuron's post-factor carry (units 2**-prob_frac)
 
-# neuron counters (in this order in NeuronState.counts)
-NEURON_COUNTERS = ("potential_saturation", "event_saturation", "vq_saturation",
-                   "gamma_saturation")
+# neuron counters (in this order in NeuronState.counts).  ``post_carry``: steps whose post
+# factor exceeded what one step can send (event probability 1, or the top level) and whose
+# excess was carried into the next steps; ``carry_saturation``: the carry register clipped.
+NEURON_COUNTERS = ("potential_saturation", "post_carry", "vq_saturation",
+                   "gamma_saturation", "carry_saturation")
+
+#: Third-factor encodings (``MappingSpec.encoding``) and rules the engine can learn.
+ENCODINGS = ("events", "graded")
+RULES = ("approx", "euclid")
 
 
 # ------------------------------------------------------------------ as config records
@@ -117,6 +124,7 @@ class NeuronSpec:
     prob_frac: int = F_P
     mant_bits: int = MANT_BITS
     g_cap: float = G_CAP
+    carry_bits: int = CARRY_BITS
 
 
 @_dc.dataclass(frozen=True)
@@ -127,10 +135,13 @@ class MappingSpec:
     Attributes
     ----------
     w_frac : weight LSB 2**-w_frac (the LearningDense weight exponent), or 'auto'
-    k_x : trace impulse per spike
-    c_ev : accumulator units of one event's constant term, or 'auto'
-    v_range_mv : |V| range that y3 = 64 + Vq must cover
-    tag_step : 16 (exact homosynaptic products) or 1, or 'auto'
+    k_x : trace impulse per spike, or 'auto' (the largest impulse <= the traces' headroom
+        for which the tags land on exact multiples of the tag quantum)
+    c_ev : accumulator units of one event's constant term ('events'), of one negative
+        level's ('graded'), or 'auto'
+    v_range_mv : |V| range that y3 = 64 + Vq must cover (resolved: the range realized)
+    tag_step : tag quantum (16 'events' / 32 'graded' make the homosynaptic products
+        exact integers) or 1, or 'auto'
     hidden_bits : low-order update bits kept below the weight LSB in a synaptic tag and
         flushed into the weight periodically (0: none, as the bare engine)
     flush_log2 : with hidden_bits > 0, how the tag reaches the weight.  None (default):
@@ -138,15 +149,32 @@ class MappingSpec:
         (error diffusion; needs h in 1..6; the neuron sends a constant y2 = 2**j whose
         product's floor shift does the division; w gets ceil((d - 128) / 2**h)).  An int
         k in 0..9: the whole tag is flushed every 2**k epochs (Lava's ``u<k>`` dependency; every event then rides on y0)
+    encoding : how the post factor P travels to the synapses: 'events' (one event of size
+        E_q with probability |P| / E_q; positive on the bap, negative as y1 = 64),
+        'graded' (a level L in 0..levels per epoch, y1 = y_unit L, the sign on the bap;
+        negative levels are E_n, positive ones unit_ratio E_n), or 'auto' (graded where
+        the engine can represent it)
+    levels : graded: the top level (y_unit * levels must fit the 7-bit trace)
+    unit_ratio : graded: E_p / E_n (the y0 products carry unit_ratio + 1 times the u0
+        ones, which must be m * 2**j)
+    y_unit : graded: y1 per level, or 'auto' (the largest power of two with
+        y_unit * levels < 2**trace_bits)
+    rule : the rule mapped onto the engine: 'approx' (the approximate natural gradient)
+        or 'euclid' (the Euclidean rule, dw = eta (1 - sigma) e x_i)
     """
 
     w_frac: int | str = "auto"
-    k_x: int = 16
+    k_x: int | str = 16
     c_ev: int | str = "auto"
-    v_range_mv: float = 30.0
+    v_range_mv: float | str = 30.0
     tag_step: int | str = "auto"
     hidden_bits: int = 0
     flush_log2: int | None = None
+    encoding: str = "events"
+    levels: int = 3
+    unit_ratio: int = 3
+    y_unit: int | str = "auto"
+    rule: str = "approx"
 
 
 DEFAULT_ENGINE = EngineSpec()

@@ -36,7 +36,7 @@ class LEResult:
     counters: dict
     record_w: np.ndarray        #: (n_rec, B, M, N) float weights every record_every steps
     record_t_s: np.ndarray
-    events: np.ndarray          #: (B, M, 2) positive / negative events sent over the run
+    events: np.ndarray          #: (B, M, 2) positive / negative events (graded: levels) sent
     teacher_spikes: np.ndarray  #: (B, M)
     #: engine-side counters (:data:`SYNAPSE_COUNTERS`): tag_2 and weight saturations
     synapse_counters: dict = dataclasses.field(default_factory=dict)
@@ -79,14 +79,14 @@ def run(task: Task, steps: int, seed: int, d: Design | None = None, *, eta: floa
     n_rec = steps // record_every if record_every else 0
     rec_int = np.zeros((n_rec, b, m, n), np.int64)
     row = 0
-    events = np.zeros((b, m, 2), np.int64)
+    events = neu.events
     teach = np.zeros((b, m), np.int64)
     if backend == "numba":
         c = kernel_const(d, products)
         tr = np.asarray(trials, np.int64)
         st = LEKernelState(syn.w, syn.x, syn.a_buff, syn.tx, syn.ty, syn.yr, syn.dtag,
                            syn.counts, neu.a_m, neu.a_s, neu.hbar, neu.gamma, neu.v, neu.sigma,
-                           neu.err, neu.p, neu.counts, neu.pend, neu.sent, events)
+                           neu.err, neu.p, neu.counts, neu.pend, neu.sent, neu.carry, events)
         par = default_parallel(b) if parallel is None else bool(parallel)
     done = 0
     while done < steps:
@@ -107,8 +107,6 @@ def run(task: Task, steps: int, seed: int, d: Design | None = None, *, eta: floa
             for t in range(nn):
                 k = done + t
                 bap, y1, y2, y3 = neuron_step(d, neu, syn.a_buff, Y[t], k, seed, index)
-                events[:, :, 0] += y2 > 0 if d.all_y0 else bap
-                events[:, :, 1] += y1 > 0
                 synapse_step(d, syn, X[t], bap, y1, y2, y3, rx[t], ry[t], rw[t], tags, products,
                              k=k, seed=int(seed), trials=trials)
                 if record_every and (k + 1) % record_every == 0:

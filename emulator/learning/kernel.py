@@ -40,7 +40,9 @@ _KC_NAMES = (
     "F_H", "H_TAU_SHIFT", "GAMMA_EVERY", "F_G", "G_BITS", "F_P", "Y_EVENT", "Y_OFFSET",
     # engine (EngineSpec) and the rule layout
     "TRACE_BITS", "SYN_BITS", "ACC_BITS", "ACC_SHIFT", "T_EPOCH", "W_PER_SYN", "T_PER_SYN",
-    "ALL_Y0", "U_K", "N_DW", "Y2_CONST")
+    "ALL_Y0", "U_K", "N_DW", "Y2_CONST",
+    # third-factor coding and rule
+    "GRADED", "LEVELS", "UNIT_RATIO", "Y_UNIT", "USE_GAMMA", "CARRY_BITS")
 for _i, _n in enumerate(_KC_NAMES):
     globals()[f"KC_{_n}"] = _i
 N_KC = len(_KC_NAMES)
@@ -78,7 +80,9 @@ def pack(d: Design, products):
         ACC_SHIFT=e.acc_shift, T_EPOCH=e.t_epoch,
         W_PER_SYN=int(e.weight_rounding == "per_synapse"),
         T_PER_SYN=int(e.trace_rounding == "per_synapse"), ALL_Y0=int(bool(d.all_y0)),
-        U_K=ks.pop() if ks else 0, N_DW=len(products), Y2_CONST=d.y2_const)
+        U_K=ks.pop() if ks else 0, N_DW=len(products), Y2_CONST=d.y2_const,
+        GRADED=int(d.encoding == "graded"), LEVELS=d.levels, UNIT_RATIO=d.unit_ratio,
+        Y_UNIT=d.y_unit, USE_GAMMA=int(d.mapped_rule == "approx"), CARRY_BITS=nf.carry_bits)
     kc = np.array([vals[n] for n in _KC_NAMES], np.int64)
     ptab = np.zeros((len(allp), 8), np.int64)    # dep (1 = y0), mant, exp, shift, nf, vars
     pconst = np.zeros((len(allp), 3), np.int64)
@@ -156,21 +160,26 @@ def _apply_all(ptab, pconst, q0, q1, acc, vy0, vu, bapm, u, trace_bits, syn_bits
     fixed-point applier, one synapse); returns (acc, 1 if a clip changed it else 0).
 
     For an accumulator that starts outside its range (a tag accumulator ``d << acc_shift``
-    with ``d`` up to 2**syn_bits - 1): Lava clips it at every product whose dependency is
-    on, so the zero products that :func:`_add_product` skips must run here.
+    with ``d`` up to 2**syn_bits - 1): Lava's applier clips it after every product, zero or
+    not and whatever its dependency, so the products that :func:`_add_product` skips must
+    run here.
     """
     lo = -(np.int64(1) << acc_bits) - 1
     hi = (np.int64(1) << acc_bits) - 1
     sat = 0
     for q in range(q0, q1):
         if ptab[q, 0] == 1:
-            if bapm == 0:
-                continue
+            on = bapm != 0
             vals = vy0
         else:
-            if u == 0:
-                continue
+            on = u != 0
             vals = vu
+        if not on:
+            # the applier still adds this product (as 0) and clips the sum
+            new = saturate(acc, lo, hi)
+            sat |= 1 if new != acc else 0
+            acc = new
+            continue
         acc, s = _product(ptab, pconst, q, vals, acc, lo, hi, trace_bits, syn_bits, acc_shift)
         sat |= s
     return acc, sat
@@ -183,7 +192,7 @@ def _apply_all(ptab, pconst, q0, q1, acc, vy0, vu, bapm, u, trace_bits, syn_bits
 LEKernelState = collections.namedtuple(
     "LEKernelState", ("W", "xtr", "a_buff", "tx", "ty", "yr", "dtag", "scounts", "a_m", "a_s",
                       "hbar", "gamma", "vlast", "slast", "elast", "plast", "counts", "pend",
-                      "sent", "events"))
+                      "sent", "carry", "events"))
 #: The design as the kernels read it: :func:`pack`'s arrays, the sigmoid table, the tags and
 #: ``exp(-1/tau)`` of the x traces (2,) and of the y traces (scalar).
 LEKernelConst = collections.namedtuple(
@@ -230,6 +239,10 @@ def _le_step(k, b, spk, yt, r_x, r_y, r_w, pe, pv, seed, trial, c, st, sc):
     interp = kc[KC_SIG_INTERP] == 1
     vqsh = fv + kc[KC_VQ_SH]
     vqmask = (np.uint64(1) << np.uint64(vqsh)) - np.uint64(1)
+    graded = kc[KC_GRADED] == 1
+    n_levels = kc[KC_LEVELS]
+    use_gamma = kc[KC_USE_GAMMA] == 1
+    ctop = (np.int64(1) << (kc[KC_CARRY_BITS] - 1)) - 1
     bap, y1v, y2v, y3v, xh, yh = sc.bap, sc.y1v, sc.y2v, sc.y3v, sc.xh, sc.yh
     vy0, vu, act = sc.vy0, sc.vu, sc.act
     counts = st.counts
@@ -269,44 +282,82 @@ def _le_step(k, b, spk, yt, r_x, r_y, r_w, pe, pv, seed, trial, c, st, sc):
                 counts[3] += 1
                 g = gtop
             st.gamma[b, m] = g
-        g1 = _hu_i(st.gamma[b, m] * s1, fg + fs - fp)
+        gam = st.gamma[b, m] if use_gamma else np.int64(1) << fg
+        g1 = _hu_i(gam * s1, fg + fs - fp)
         g2 = _hu_i(g1 * (e if e >= 0 else -e), fe)
-        p = _hu_i(g2 * kc[KC_K_MANT], kc[KC_K_SH])
-        if p > one:
-            counts[1] += 1
-            p = one
+        a = _hu_i(g2 * kc[KC_K_MANT], kc[KC_K_SH])
+        amount = (a if e > 0 else -a) + st.carry[b, m]
+        mag = amount if amount >= 0 else -amount
         idx = tb | m
         r = np.int64(random_bits_from_prefix(pe, idx) >> np.uint64(64 - fp))
-        ev = r < p
-        # events -> bap / y1 / y2 (neuron.send_events)
-        if ev and e > 0:
-            pend[b, m, 0] += 1
-        if ev and e < 0:
-            pend[b, m, 1] += 1
-        if k % te == 0:
-            sent[b, m] = 0
-        go_p = False
-        go_n = False
-        if all_y0:
-            bp = 1 if (pend[b, m, 0] + pend[b, m, 1] > 0 and sent[b, m] == 0) else 0
-            sent[b, m] |= bp
-            if last and sent[b, m] > 0:
-                go_p = pend[b, m, 0] > 0
-                go_n = pend[b, m, 1] > 0
+        if graded:
+            # post_levels: a level 0..levels, the excess beyond the top carried
+            if last:
+                ratio = kc[KC_UNIT_RATIO] if amount > 0 else np.int64(1)
+                unit = ratio << fp
+                nlev = mag // unit
+                rem = mag - nlev * unit
+                if nlev >= n_levels:
+                    lev = n_levels
+                    left = mag - n_levels * unit
+                    left = left if amount > 0 else -left
+                else:
+                    lev = nlev + (1 if r * ratio < rem else 0)
+                    left = np.int64(0)
+            else:
+                lev = np.int64(0)
+                left = amount
+            bp = 1 if (lev > 0 and amount > 0) else 0
+            bap[m] = bp
+            y1v[m] = lev * kc[KC_Y_UNIT]
+            y2v[m] = kc[KC_Y2_CONST]
+            st.events[b, m, 0] += lev if bp else 0
+            st.events[b, m, 1] += 0 if bp else lev
+            vmul = lev
+            p = mag
         else:
-            bp = 1 if (pend[b, m, 0] > 0 and sent[b, m] == 0) else 0
-            pend[b, m, 0] -= bp
-            sent[b, m] |= bp
-            go_n = last and pend[b, m, 1] > 0
-        if go_p:
-            pend[b, m, 0] -= 1
-        if go_n:
-            pend[b, m, 1] -= 1
-        bap[m] = bp
-        y1v[m] = ye if go_n else 0
-        y2v[m] = (ye if go_p else 0) if all_y0 else kc[KC_Y2_CONST]
+            over = mag > one
+            ev = over or r < mag
+            left = (amount - one if amount > 0 else amount + one) if over else np.int64(0)
+            p = one if over else mag
+            # events -> bap / y1 / y2 (neuron.send_events)
+            if ev and amount > 0:
+                pend[b, m, 0] += 1
+            if ev and amount < 0:
+                pend[b, m, 1] += 1
+            if k % te == 0:
+                sent[b, m] = 0
+            go_p = False
+            go_n = False
+            if all_y0:
+                bp = 1 if (pend[b, m, 0] + pend[b, m, 1] > 0 and sent[b, m] == 0) else 0
+                sent[b, m] |= bp
+                if last and sent[b, m] > 0:
+                    go_p = pend[b, m, 0] > 0
+                    go_n = pend[b, m, 1] > 0
+            else:
+                bp = 1 if (pend[b, m, 0] > 0 and sent[b, m] == 0) else 0
+                pend[b, m, 0] -= bp
+                sent[b, m] |= bp
+                go_n = last and pend[b, m, 1] > 0
+            if go_p:
+                pend[b, m, 0] -= 1
+            if go_n:
+                pend[b, m, 1] -= 1
+            bap[m] = bp
+            y1v[m] = ye if go_n else 0
+            y2v[m] = (ye if go_p else 0) if all_y0 else kc[KC_Y2_CONST]
+            st.events[b, m, 0] += (1 if go_p else 0) if all_y0 else bp
+            st.events[b, m, 1] += 1 if go_n else 0
+            vmul = np.int64(1)
+        if left != 0:
+            counts[1] += 1
+        if left < -ctop or left > ctop:
+            counts[4] += 1
+            left = saturate(left, -ctop, ctop)
+        st.carry[b, m] = left
         low = np.int64(random_bits_from_prefix(pv, idx) & vqmask)
-        vq = (v * kc[KC_VQ_MANT] + low) >> vqsh
+        vq = (vmul * v * kc[KC_VQ_MANT] + low) >> vqsh
         if vq < -yo or vq > yo - 1:
             counts[2] += 1
             vq = saturate(vq, -yo, yo - 1)
@@ -315,8 +366,6 @@ def _le_step(k, b, spk, yt, r_x, r_y, r_w, pe, pv, seed, trial, c, st, sc):
         st.slast[b, m] = s
         st.elast[b, m] = e
         st.plast[b, m] = p
-        st.events[b, m, 0] += (1 if go_p else 0) if all_y0 else bp
-        st.events[b, m, 1] += 1 if go_n else 0
     # ---- Dense: a_buff for the next step (pre-learning weights)
     for m in range(M):
         acc = np.int64(0)
@@ -332,6 +381,7 @@ def _le_step(k, b, spk, yt, r_x, r_y, r_w, pe, pv, seed, trial, c, st, sc):
         if spk[i]:
             if tx[b, i] > 0:
                 for jj in range(2):
+                    st.scounts[3] += 1 if xtr[b, jj, i] + kc[KC_KX] > tmax else 0
                     xtr[b, jj, i] = saturate(xtr[b, jj, i] + kc[KC_KX], 0, tmax)
             tx[b, i] = ts
     for m in range(M):
@@ -354,8 +404,8 @@ def _le_step(k, b, spk, yt, r_x, r_y, r_w, pe, pv, seed, trial, c, st, sc):
         px = stream_prefix(seed, STREAM_X_ROUND, kk) if t_per_syn else np.uint64(0)
         py = stream_prefix(seed, STREAM_Y_ROUND, kk) if t_per_syn else np.uint64(0)
         for jj in range(2):
-            _decay_x(xh[stp - 1, jj], xh[stp, jj], tx[b], stp, dec_x[jj], r_x, t_per_syn, px,
-                     tb + jj * N, kc[KC_KX], tmax)
+            st.scounts[3] += _decay_x(xh[stp - 1, jj], xh[stp, jj], tx[b], stp, dec_x[jj], r_x,
+                                      t_per_syn, px, tb + jj * N, kc[KC_KX], tmax)
         for m in range(M):
             for jj in range(3):
                 if t_per_syn:
@@ -456,20 +506,23 @@ def _le_step(k, b, spk, yt, r_x, r_y, r_w, pe, pv, seed, trial, c, st, sc):
 def _decay_x(prev, out, txb, stp, dec, r_x, per_syn, px, idx0, kx, tmax):
     """One step of an x trace over the afferents: ``floor(dec x) + (r < frac)`` with Lava's
     shared number ``r_x`` or a word of stream ``px`` per afferent (index ``idx0 + i``), then
-    the impulse ``kx`` where the afferent spiked at epoch step ``stp`` (clipped to ``tmax``)."""
-    if per_syn:
-        for i in range(prev.shape[0]):
-            r = _unit_i(random_bits_from_prefix(px, idx0 + i))
-            val = dec * prev[i]
-            fl = np.floor(val)
-            nv = np.int64(fl) + (1 if r < val - fl else 0)
-            out[i] = min(nv + kx, tmax) if txb[i] == stp else nv
-        return
+    the impulse ``kx`` where the afferent spiked at epoch step ``stp`` (clipped to ``tmax``).
+    Returns how many impulses the clip cut."""
+    n_sat = 0
     for i in range(prev.shape[0]):
+        if per_syn:
+            r = _unit_i(random_bits_from_prefix(px, idx0 + i))
+        else:
+            r = r_x
         val = dec * prev[i]
         fl = np.floor(val)
-        nv = np.int64(fl) + (1 if r_x < val - fl else 0)
-        out[i] = min(nv + kx, tmax) if txb[i] == stp else nv
+        nv = np.int64(fl) + (1 if r < val - fl else 0)
+        if txb[i] == stp:
+            n_sat += 1 if nv + kx > tmax else 0
+            out[i] = min(nv + kx, tmax)
+        else:
+            out[i] = nv
+    return n_sat
 
 
 @njit(cache=True)

@@ -83,13 +83,14 @@ class SynapseState:
     ty: np.ndarray = None    #: (B, M) within-epoch step of the last bap (0: none)
     yr: np.ndarray = None    #: (B, 3, M) last received y1, y2, y3
     dtag: np.ndarray = None  #: (B, M, N) tag_2 (hidden bits, d = 128 + residual)
-    #: (3,) tag_2 saturations (d would leave [0, 255]), weight saturations ([-256, 255]),
-    #: accumulator saturations (synapse-epochs whose w or d accumulator clipped)
+    #: (4,) tag_2 saturations (d would leave [0, 255]), weight saturations ([-256, 255]),
+    #: accumulator saturations (synapse-epochs whose w or d accumulator clipped), trace
+    #: saturations (x1 / x2 impulses cut by the clip to 2**trace_bits - 1)
     counts: np.ndarray = None
 
 
 #: names of :attr:`SynapseState.counts`
-SYNAPSE_COUNTERS = ("tag_saturation", "weight_saturation", "acc_saturation")
+SYNAPSE_COUNTERS = ("tag_saturation", "weight_saturation", "acc_saturation", "trace_saturation")
 
 
 def synapse_init(w_int: np.ndarray) -> SynapseState:
@@ -207,6 +208,7 @@ def synapse_step(d: Design, syn: SynapseState, x_spk: np.ndarray, bap, y1, y2, y
     spk = x_spk.astype(bool)
     multi = (syn.tx > 0) & spk
     if multi.any():                          # a second spike in the epoch: impulse now
+        syn.counts[3] += int(np.count_nonzero(multi[:, None, :] & (syn.x + d.k_x > tmax)))
         syn.x = np.where(multi[:, None, :], np.clip(syn.x + d.k_x, 0, tmax), syn.x)
     syn.tx = np.where(spk, ts, syn.tx)
     syn.ty = np.where(np.asarray(bap).astype(bool), ts, syn.ty)
@@ -229,7 +231,9 @@ def synapse_step(d: Design, syn: SynapseState, x_spk: np.ndarray, bap, y1, y2, y
         else:
             r_x, r_y = rx, ry
         x = _decay(xh[-1], taus_x, r_x)
-        x = np.where((syn.tx == t)[:, None, :], np.clip(x + d.k_x, 0, tmax), x)
+        hit = (syn.tx == t)[:, None, :]
+        syn.counts[3] += int(np.count_nonzero(hit & (x + d.k_x > tmax)))
+        x = np.where(hit, np.clip(x + d.k_x, 0, tmax), x)
         xh.append(x)
         yh.append(_decay(yh[-1], taus_y, r_y))
     xh, yh = np.stack(xh), np.stack(yh)                        # (te+1, B, 2, N), (te+1, B, 3, M)

@@ -42,12 +42,17 @@ class NeuronState:
     v: np.ndarray        #: last V, S16.8 mV
     sigma: np.ndarray    #: last sigma, U0.16
     err: np.ndarray      #: last e, S.16
-    p: np.ndarray        #: last event probability, U0.24
+    p: np.ndarray        #: last |post amount| in units E (event probability), U.24
     counts: np.ndarray   #: (len(NEURON_COUNTERS),)
     #: (B, M, 2) events drawn but not yet sent (positive, negative): with t_epoch > 1 the
     #: engine sees one bap and the last y per epoch, so extra events wait for the next epoch
     pend: np.ndarray = None
     sent: np.ndarray = None   #: (B, M) a bap was sent in the current epoch (0/1)
+    #: (B, M) signed post amount not sent yet, units E 2**-prob_frac: what exceeded one
+    #: step (event probability 1, the top level) and, graded with t_epoch > 1, the epoch so far
+    carry: np.ndarray = None
+    #: (B, M, 2) positive / negative events (graded: levels) sent
+    events: np.ndarray = None
 
 
 def _gamma_from_hbar(d: Design, hbar: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
@@ -81,7 +86,8 @@ def neuron_init(d: Design, w_init_int: np.ndarray) -> NeuronState:
     z = lambda: np.zeros((b, m), np.int64)  # noqa: E731
     st = NeuronState(a_m=z(), a_s=z(), hbar=hbar, gamma=z(), v=z(), sigma=z(), err=z(), p=z(),
                      counts=np.zeros(len(NEURON_COUNTERS), np.int64),
-                     pend=np.zeros((b, m, 2), np.int64), sent=z())
+                     pend=np.zeros((b, m, 2), np.int64), sent=z(), carry=z(),
+                     events=np.zeros((b, m, 2), np.int64))
     st.gamma = _gamma_from_hbar(d, hbar)[0]
     return st
 
@@ -137,22 +143,40 @@ def neuron_step(d: Design, st: NeuronState, a_in: np.ndarray, y: np.ndarray, k: 
     if k % nf.gamma_every == 0:
         st.gamma, gsat = _gamma_from_hbar(d, st.hbar)
         st.counts[3] += int(np.count_nonzero(gsat))
-    # 4. event probability p = eta gamma_s (1 - sigma) |e| / E_q, U0.24
-    g1 = _hu(st.gamma * s1, fg + fs - fp)                                        # U.24
+    # 4. the post factor in units: a = |P| / E (U.prob_frac), E = E_q (events) or E_n
+    #    (graded); P = eta gamma_s (1 - sigma) e (approx) or eta (1 - sigma) e (euclid)
+    gam = st.gamma if d.mapped_rule == "approx" else np.int64(1) << fg
+    g1 = _hu(gam * s1, fg + fs - fp)                                             # U.24
     g2 = _hu(g1 * np.abs(e), fe)                                                 # U.24
-    p = _hu(g2 * d.k_mant, d.k_shift)
-    one = 1 << fp
-    over = p > one
-    if over.any():
-        st.counts[1] += int(np.count_nonzero(over))
-        p = np.minimum(p, one)
+    a = _hu(g2 * d.k_mant, d.k_shift)
+    amount = np.where(e > 0, a, -a) + st.carry          # signed, with last steps' excess
     r = (rng.random_bits(seed, STREAM_EVENT, k, index) >> np.uint64(64 - fp)).astype(np.int64)
-    event = r < p
-    bap, y1, y2 = send_events(d, st, event & (e > 0), event & (e < 0), k)
-    # 5. V for the heterosynaptic term, stochastically rounded to v_lsb
+    if d.encoding == "graded":
+        level, amount_left = post_levels(d, amount, r, emit=(k + 1) % d.engine.t_epoch == 0)
+        pos = (level > 0) & (amount > 0)
+        bap = pos.astype(np.int64)
+        y1 = level * d.y_unit
+        y2 = np.full(bap.shape, d.y2_const, np.int64)
+        st.events[..., 0] += np.where(pos, level, 0)
+        st.events[..., 1] += np.where(level > 0, level, 0) * (1 - bap)
+        vmul = level
+    else:
+        # events: P(event) = |amount| / E_q; beyond 1 the event is sure and the excess waits
+        one = np.int64(1) << fp
+        over = np.abs(amount) > one
+        event = over | (r < np.abs(amount))
+        amount_left = np.where(over, amount - np.sign(amount) * one, 0)
+        bap, y1, y2 = send_events(d, st, event & (amount > 0), event & (amount < 0), k)
+        st.events[..., 0] += (y2 > 0) if d.all_y0 else bap
+        st.events[..., 1] += y1 > 0
+        vmul = np.int64(1)
+    st.counts[1] += int(np.count_nonzero(amount_left))
+    st.carry = _saturate_carry(d, st, amount_left)
+    p = np.abs(amount) if d.encoding == "graded" else np.minimum(np.abs(amount), np.int64(1) << fp)
+    # 5. V (graded: L V) for the heterosynaptic term, stochastically rounded to v_lsb
     sh = fv + d.vq_shift
     low = (rng.random_bits(seed, STREAM_VQ, k, index) & np.uint64((1 << sh) - 1)).astype(np.int64)
-    vq = (v * d.vq_mant + low) >> sh
+    vq = (vmul * v * d.vq_mant + low) >> sh
     yo = d.y_offset
     vsat = (vq < -yo) | (vq > yo - 1)
     if vsat.any():
@@ -161,6 +185,42 @@ def neuron_step(d: Design, st: NeuronState, a_in: np.ndarray, y: np.ndarray, k: 
     y3 = vq + yo
     st.v, st.sigma, st.err, st.p = v, s, e, p
     return bap, y1, y2, y3
+
+
+def post_levels(d: Design, amount, r, emit: bool):
+    """Graded coding: the level L (0..levels) sent for the signed post ``amount`` (units
+    E_n 2**-prob_frac), and the amount left for the next steps.
+
+    A positive amount is counted in units E_p = unit_ratio E_n, a negative one in E_n.
+    Below the top level L is the amount stochastically rounded (up with probability equal
+    to the remainder's fraction of a unit: ``r unit_ratio < rem`` with ``r`` the top
+    prob_frac bits of the step's random word), and nothing is left; at or beyond the top
+    level L = levels and the excess is left (carried: no update is capped).  On steps that
+    do not end an epoch (``emit`` False) nothing is sent and the whole amount is left.
+    """
+    fp = d.neuron.prob_frac
+    amount = np.asarray(amount, np.int64)
+    if not emit:
+        return np.zeros(amount.shape, np.int64), amount
+    unit = np.where(amount > 0, np.int64(d.unit_ratio) << fp, np.int64(1) << fp)
+    mag = np.abs(amount)
+    n = mag // unit
+    rem = mag - n * unit
+    top = n >= d.levels
+    ratio = np.where(amount > 0, d.unit_ratio, 1)
+    level = np.where(top, d.levels, n + (r * ratio < rem))
+    left = np.where(top, np.sign(amount) * (mag - d.levels * unit), 0)
+    return level.astype(np.int64), left.astype(np.int64)
+
+
+def _saturate_carry(d: Design, st: NeuronState, carry):
+    """The carry within its signed ``carry_bits`` word; clips are counted."""
+    top = (np.int64(1) << (d.neuron.carry_bits - 1)) - 1
+    sat = (carry < -top) | (carry > top)
+    if sat.any():
+        st.counts[4] += int(np.count_nonzero(sat))
+        carry = np.clip(carry, -top, top)
+    return carry
 
 
 def send_events(d: Design, st: NeuronState, pos, neg, k: int):

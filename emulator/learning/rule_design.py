@@ -19,8 +19,8 @@ from emulator.discretize import const_mantissa
 from emulator.params import NeuronParams
 from emulator.task import Task
 
-from .constants import (D_OFFSET, DEFAULT_ENGINE, DEFAULT_MAPPING, DEFAULT_NEURON, EngineSpec,
-                        MappingSpec, NeuronSpec)
+from .constants import (D_OFFSET, DEFAULT_ENGINE, DEFAULT_MAPPING, DEFAULT_NEURON, ENCODINGS,
+                        RULES, EngineSpec, MappingSpec, NeuronSpec)
 
 
 def var_width(engine: EngineSpec, var: str) -> int:
@@ -186,6 +186,31 @@ class Design:
         return int(self.mapping.hidden_bits)
 
     @property
+    def encoding(self) -> str:
+        """'events' or 'graded' (how the post factor reaches the synapses)."""
+        return self.mapping.encoding
+
+    @property
+    def levels(self) -> int:
+        """Top level of one step (1 for events)."""
+        return int(self.mapping.levels)
+
+    @property
+    def unit_ratio(self) -> int:
+        """E_p / E_n (1 for events)."""
+        return int(self.mapping.unit_ratio)
+
+    @property
+    def y_unit(self) -> int:
+        """y1 per level (graded) or of one event (64)."""
+        return int(self.mapping.y_unit)
+
+    @property
+    def mapped_rule(self) -> str:
+        """'approx' (the approximate natural gradient) or 'euclid'."""
+        return self.mapping.rule
+
+    @property
     def t_epoch(self) -> int:
         return int(self.engine.t_epoch)
 
@@ -230,16 +255,52 @@ def auto_c_ev(params: NeuronParams, eta: float, w_frac: int,
     """Smallest c_ev = 64 * 2**j (j >= -hidden_bits) whose event size E_q >= eta * g_cap.
 
     An event then carries up to ``g_cap`` times eta in units of gamma_s (1 - sigma) |e|: the
-    event probability eta gamma_s (1 - sigma) |e| / E_q saturates only where
-    gamma_s (1 - sigma) |e| > g_cap.  Smaller events mean less event noise; below one
-    weight LSB (64) they need the hidden bits that keep their sub-LSB part.
+    event probability eta gamma_s (1 - sigma) |e| / E_q reaches 1 only where
+    gamma_s (1 - sigma) |e| > g_cap (the excess is then carried to the next steps).  Smaller
+    events mean less event noise; below one weight LSB (64) they need the hidden bits that
+    keep their sub-LSB part.
     """
     need = 128.0 * params.c_eps * params.c_u * eta * g_cap * 2.0 ** w_frac
     j = max(-int(hidden_bits), math.ceil(math.log2(need / 64.0) - 1e-12))
     return int(round(64 * 2.0 ** j))
 
 
-_MAPPING_KW = ("c_ev", "k_x", "v_range_mv", "tag_step", "hidden_bits", "flush_log2")
+def auto_level_unit(params: NeuronParams, eta: float, w_frac: int, g_cap: float,
+                    hidden_bits: int, levels: int, unit_ratio: int, y_unit: int) -> int:
+    """Graded coding: the smallest c_ev = 2**j (accumulator units of one negative level's
+    constant term) whose top positive level carries ``g_cap`` times eta,
+    ``levels * unit_ratio * E_n >= eta * g_cap`` with ``E_n = c_ev / (128 c_eps c_u 2**w_frac)``,
+    and whose constant product ``u0*y1`` is representable (``c_ev 2**h >= y_unit``)."""
+    need = 128.0 * params.c_eps * params.c_u * eta * g_cap * 2.0 ** w_frac / (levels * unit_ratio)
+    lo = math.log2(y_unit) - hidden_bits
+    j = max(math.ceil(lo - 1e-12), math.ceil(math.log2(need) - 1e-12))
+    return int(2 ** j) if j >= 0 else 2.0 ** j
+
+
+def trace_headroom_kx(params: NeuronParams, rates, trace_bits: int, n_sd: float = 8.0) -> int:
+    """The largest trace impulse K_x whose slow trace stays within ``2**trace_bits - 1`` up to
+    ``mean + n_sd sd`` of the fastest afferent's count trace ``a_m`` (Poisson, SPEC-style
+    Bernoulli bins: mean r dt / (1 - d_m), variance r dt (1 - r dt) / (1 - d_m^2))."""
+    r = float(np.max(rates)) if np.size(rates) else 0.0
+    p = min(1.0, r * params.dt)
+    dm = params.decay_m
+    peak = p / (1 - dm) + n_sd * math.sqrt(max(p * (1 - p), 0.0) / (1 - dm * dm))
+    top = 2 ** trace_bits - 1
+    return int(max(1, min(top, math.floor(top / max(peak, 1.0)))))
+
+
+_MAPPING_KW = ("c_ev", "k_x", "v_range_mv", "tag_step", "hidden_bits", "flush_log2", "encoding",
+               "levels", "unit_ratio", "y_unit", "rule")
+#: smallest trace impulse the 'auto' K_x search tries
+K_X_MIN = 8
+
+
+def _scale_ok(coef: float, shift: int, acc_shift: int) -> bool:
+    try:
+        _scale(coef, shift, "", acc_shift)
+        return True
+    except ValueError:
+        return False
 
 
 def design(params: NeuronParams, rates, eta: float, w_frac: int | None = None, *,
@@ -252,17 +313,20 @@ def design(params: NeuronParams, rates, eta: float, w_frac: int | None = None, *
     ----------
     params : NeuronParams (dt must divide tau_m and tau_s into whole steps)
     rates : (N,) input rates [Hz]
-    eta : learning rate (code units)
+    eta : learning rate (code units) of the mapped rule (``mapping.rule``)
     w_frac : weight LSB 2**-w_frac; overrides ``mapping.w_frac`` (which must then not be
         'auto': only :func:`design_for_task` knows the weights)
     mapping : :class:`MappingSpec` (default :data:`DEFAULT_MAPPING`); its fields can also be
-        given as keywords (``c_ev=``, ``k_x=``, ``v_range_mv=``, ``tag_step=``,
-        ``hidden_bits=``, ``flush_log2=``), which override it.  ``c_ev`` 'auto':
-        :func:`auto_c_ev` (64 * 2**j, the smallest whose events carry up to
-        ``neuron.g_cap`` times eta); ``tag_step`` 'auto': 16 (exact homosynaptic products)
-        when every tag stays within ``max_tag_err`` of T / r_i, else 1.  ``hidden_bits`` h:
-        the update is learnt into tag_2 (``dd``, units 2**-h LSB, offset 128) and flushed
-        into w every 2**flush_log2 epochs (``dw = 2^-h u<k> (d - 128)``)
+        given as keywords (``c_ev=``, ``k_x=``, ``encoding=`` ...), which override it.
+        'auto' fields: ``encoding`` graded where the engine represents it; ``c_ev`` the
+        smallest unit whose largest step carries ``neuron.g_cap`` times eta
+        (:func:`auto_c_ev`, :func:`auto_level_unit`); ``k_x`` the largest impulse within the
+        traces' headroom (:func:`trace_headroom_kx`) whose tags land within
+        ``max_tag_err`` on multiples of the exact tag quantum; ``tag_step`` that quantum
+        (16 events, 32 graded: the homosynaptic products are then exact integers) when the
+        tags stay within ``max_tag_err`` of T / r_i, else 1.  ``hidden_bits`` h: the update
+        is learnt into tag_2 (``dd``, units 2**-h LSB, offset 128) and carried (or flushed)
+        into w.
     engine : :class:`EngineSpec` (default Lava's)
     neuron : :class:`NeuronSpec` (default natgrad's formats)
     choices : filled in by :func:`design_for_task` (why each auto value was chosen)
@@ -286,102 +350,277 @@ def design(params: NeuronParams, rates, eta: float, w_frac: int | None = None, *
         raise ValueError(f"engine.weight_rounding {e.weight_rounding!r}")
     if e.trace_rounding not in ("shared", "per_synapse"):
         raise ValueError(f"engine.trace_rounding {e.trace_rounding!r}")
+    if mp.rule not in RULES:
+        raise ValueError(f"mapping.rule must be one of {', '.join(RULES)} (got {mp.rule!r})")
+    euclid = mp.rule == "euclid"
     h = int(mp.hidden_bits)
     if not 0 <= h <= e.acc_shift:
         raise ValueError(f"hidden_bits must lie in [0, {e.acc_shift}] (got {h}): the flush "
                          "2^-h (d - 128) must be exact in the accumulator")
-    y_event = y_offset = 2 ** (e.trace_bits - 1)
+    half = 2 ** (e.trace_bits - 1)
+    y_event = y_offset = half
     acc_shift = e.acc_shift
+    gain = 2.0 ** h                      # the update is learnt in units of 2**-h LSB
 
     def mk(mant, exp, dep, factors):
         return Product(mant, exp, dep, factors, e)
 
+    # ------------------------------------------------------------------ encoding
+    encoding = mp.encoding
+    graded_ok = mp.flush_log2 is None or h == 0
+    if encoding == "auto":
+        encoding = "graded" if graded_ok else "events"
+        choices.setdefault("encoding", (encoding, (
+            "graded levels: several update sizes per step, the sign on the bap, exact "
+            "homosynaptic floors") if graded_ok else (
+            "events: the periodic flush (flush_log2) takes the u dependency the graded "
+            "coding needs for its negative levels")))
+    if encoding not in ENCODINGS:
+        raise ValueError(f"mapping.encoding must be one of {', '.join(ENCODINGS)} or 'auto' "
+                         f"(got {encoding!r})")
+    if encoding == "graded":
+        if not graded_ok:
+            raise ValueError("mapping.encoding 'graded' needs the carry (flush_log2: null): "
+                             "the flush's u<k> would take the negative levels' u0")
+        levels, ratio = int(mp.levels), int(mp.unit_ratio)
+        if ratio not in (1, 3, 7):
+            raise ValueError(f"mapping.unit_ratio must be 1, 3 or 7 (got {ratio}): the bap's "
+                             "products carry unit_ratio + 1 times the u0 ones, a power of two")
+        y_unit = mp.y_unit
+        if y_unit == "auto":
+            y_unit = 2 ** int(math.floor(math.log2((2 ** e.trace_bits - 1) / max(levels, 1))))
+        y_unit = int(y_unit)
+        if levels < 1 or y_unit < 1 or y_unit * levels > 2 ** e.trace_bits - 1:
+            raise ValueError(f"mapping.y_unit * levels must lie in [1, {2 ** e.trace_bits - 1}] "
+                             f"(y1 is a {e.trace_bits}-bit trace; got {y_unit} * {levels})")
+        if y_unit & (y_unit - 1):
+            raise ValueError(f"mapping.y_unit must be a power of two (got {y_unit})")
+    else:
+        levels, ratio, y_unit = 1, 1, y_event
+    n_units = levels * ratio              # the largest step, in negative units
+
     p = params
-    c_ev = mp.c_ev
-    if c_ev == "auto":
-        c_ev = auto_c_ev(p, eta, w_frac, nf.g_cap, int(mp.hidden_bits))
-        choices.setdefault("c_ev", (c_ev, f"smallest 64 * 2**j (j >= -hidden_bits = "
-                                          f"{-int(mp.hidden_bits)}) with E_q >= eta * g_cap "
-                                          f"(g_cap = {nf.g_cap}): events saturate only where "
-                                          f"gamma_s (1 - sigma) |e| > {nf.g_cap}"))
-    k_x, v_range_mv, tag_step = int(mp.k_x), float(mp.v_range_mv), mp.tag_step
+    lsb = 2.0 ** -w_frac
+    c, cu, cw, scale = p.c_eps, p.c_u, p.c_w, p.usp_scale
+    if not euclid and (cw <= 0 or cu <= 0):
+        raise ValueError("c_u and c_w must be > 0 for this mapping")
     x1_tau, x2_tau = p.tau_m / p.dt, p.tau_s / p.dt
     if abs(x1_tau - round(x1_tau)) > 1e-9 or abs(x2_tau - round(x2_tau)) > 1e-9:
         raise ValueError("tau_m / dt and tau_s / dt must be whole numbers of steps")
     x1_tau, x2_tau = int(round(x1_tau)), int(round(x2_tau))
-    lsb = 2.0 ** -w_frac
-    c, cu, cw, scale = p.c_eps, p.c_u, p.c_w, p.usp_scale
-    if cw <= 0 or cu <= 0:
-        raise ValueError("c_u and c_w must be > 0 for this mapping")
-    e_q = c_ev * lsb / (128.0 * c * cu)
+    acc_per_w = 128.0 * 2.0 ** w_frac * 2.0 ** (acc_shift - 7)   # accumulator units per weight
 
-    # homosynaptic: per positive event, synapse i gets c_ev * scale (x1 - x2) / (k_x r_i c_u)
-    # accumulator units; y0*t*x1 gives floor(t x1 m / 32) * 2**(e+7) ~ t x1 m q / 32.
-    r_pos = rates[rates > 0]
-    sh_pos = mk(1, 0, "y0", (("t", 0), ("x1", 0))).shift           # 5
-    t_num = c_ev * scale / (k_x * cu)           # = t_i * (acc per t x1) * r_i
+    # The products of one negative unit (the u0 side) and of the bap (the y0 side), as the
+    # factors of each term; 'y' marks where the level / event value y1 (or y2) enters.
+    if encoding == "graded":
+        neg_y, pos_y, pos_mult = ("y1", 0), ("y1", 0), float(ratio + 1)
+        neg_div, pos_div = float(y_unit), float(y_unit)
+    else:
+        neg_y, pos_y, pos_mult = ("y1", 0), None, 1.0
+        neg_div, pos_div = float(y_event), 1.0
+    if h and mp.flush_log2 is not None:           # flush: every event rides on y0
+        pos_y, pos_div = ("y2", 0), float(y_event)
+    pos_dep, neg_dep = "y0", ("y0" if (h and mp.flush_log2 is not None) else "u0")
+
+    def fac(base, y):
+        return tuple(base) + ((y,) if y is not None else ())
+
+    def shift_of(dep, factors):
+        return mk(1, 0, dep, factors).shift
+
+    # ------------------------------------------------------------------ the unit (c_ev)
+    k_x_cap = trace_headroom_kx(p, rates, e.trace_bits)
+    c_ev = mp.c_ev
+    if euclid:
+        # c_ev = accumulator units of one unit's update per trace count (x1 - x2 = 1)
+        k_for_unit = k_x_cap if mp.k_x == "auto" else int(mp.k_x)
+        mins = [2.0 ** (acc_shift - 7 - shift_of(neg_dep, fac((("x1", 0),), neg_y))) * neg_div / gain,
+                2.0 ** (acc_shift - 7 - shift_of(pos_dep, fac((("x1", 0),), pos_y))) * pos_div
+                / (gain * pos_mult)]
+        if c_ev == "auto":
+            need = eta * scale * acc_per_w / (k_for_unit * n_units)   # n_units E >= eta
+            c_ev = 2.0 ** math.ceil(math.log2(max(need, max(mins))) - 1e-12)
+            choices.setdefault("c_ev", (c_ev, (
+                f"smallest 2**j accumulator units per trace count whose largest step "
+                f"({n_units} units) carries eta (1 - sigma) |e| up to 1 (its largest value)")))
+    elif c_ev == "auto":
+        if encoding == "graded":
+            c_ev = auto_level_unit(p, eta, w_frac, nf.g_cap, h, levels, ratio, y_unit)
+            choices.setdefault("c_ev", (c_ev, (
+                f"smallest 2**j (>= y_unit / 2**h = {y_unit / gain:g}) with {levels} levels of "
+                f"{ratio} E_n >= eta * g_cap (g_cap = {nf.g_cap}): the level saturates, and "
+                f"carries, only where gamma_s (1 - sigma) |e| > {nf.g_cap}")))
+        else:
+            c_ev = auto_c_ev(p, eta, w_frac, nf.g_cap, h)
+            choices.setdefault("c_ev", (c_ev, f"smallest 64 * 2**j (j >= -hidden_bits = "
+                                              f"{-h}) with E_q >= eta * g_cap "
+                                              f"(g_cap = {nf.g_cap}): events saturate, and "
+                                              f"carry, only where gamma_s (1 - sigma) |e| > "
+                                              f"{nf.g_cap}"))
+    c_ev = float(c_ev)
+    if euclid:
+        k_x = k_for_unit
+        if mp.k_x == "auto":
+            choices.setdefault("k_x", (k_x, f"the largest impulse whose slow trace stays below "
+                                            f"{2 ** e.trace_bits} up to mean + 8 sd of the "
+                                            f"fastest afferent ({float(np.max(rates)):g} Hz)"))
+        e_unit = c_ev * k_x / (scale * acc_per_w)          # E: update per unit per x_i
+    else:
+        e_unit = c_ev / (acc_per_w * c * cu)               # E_q / E_n
+
+    # ------------------------------------------------------------------ homosynaptic: tags
     tmax = 2 ** (e.synaptic_bits - 1) - 1       # 255
-    # hc = accumulator units per unit of t*x1 = m q / 2**sh_pos for the y0 product (q >= 1).
-    # A power of two (mantissa 4) with tags that are multiples of 16 makes both homosynaptic
-    # products exact integers (t x1 / 8 and t x1 / 16 before their left shifts); that is
-    # used when every tag stays within max_tag_err of T / r_i.  Otherwise the finest
-    # m * 2**j keeps the largest tag T / r_min within 255 (tag_step 1, floor losses).
-    def tags_for(hc, step):
+    r_pos = rates[rates > 0]
+    homo_neg = fac((("t", 0), ("x1", 0)), neg_y)
+    homo_pos = fac((("t", 0), ("x1", 0)), pos_y)
+    if euclid:
+        homo_neg, homo_pos = fac((("x1", 0),), neg_y), fac((("x1", 0),), pos_y)
+    # per homosynaptic product: (shift, multiplier of hc in the product's coefficient)
+    homo_forms = [(shift_of(neg_dep, homo_neg), gain / neg_div),
+                  (shift_of(pos_dep, homo_pos), gain * pos_mult / pos_div)]
+    # with mantissa 4 the product (4 t x y) >> s is exact iff t y is a multiple of 2**s / 4
+    q_exact = max(int(2 ** max(s - 2, 0) // math.gcd(int(2 ** max(s - 2, 0)), int(div)))
+                  for (s, _), div in zip(homo_forms, (neg_div if neg_y else 1.0,
+                                                      pos_div if pos_y else 1.0)))
+    hc_min = max(2.0 ** (acc_shift - 7 - s) / mult for s, mult in homo_forms)
+
+    def tags_for(k, hc, step):
+        t_num = c_ev * scale / (k * cu)          # = t_i * hc * r_i (per unit)
         raw = np.where(rates > 0, t_num / hc / np.where(rates > 0, rates, 1.0), 0.0)
-        return raw, (step * np.round(raw / step)).astype(np.int64)
+        return t_num, raw, (step * np.round(raw / step)).astype(np.int64)
 
-    need = max(1.0, t_num / (tmax * r_pos.min()) * 2.0 ** sh_pos) if r_pos.size else 1.0
-    hc = 2.0 ** math.ceil(math.log2(need) - 1e-12) / 2.0 ** sh_pos
-    raw, tags = tags_for(hc, 16)
-    rel = np.abs(tags / np.where(raw > 0, raw, 1.0) - 1.0) * (raw > 0)
-    if tag_step == "auto":
-        ok = bool(np.all((tags > 0) | (raw == 0)) and rel.max(initial=0) <= max_tag_err)
-        tag_step = 16 if ok else 1
-        choices.setdefault("tag_step", (tag_step, (
-            f"multiples of 16 stay within {rel.max(initial=0):.4f} <= {max_tag_err} of "
-            "T / r_i: homosynaptic products exact") if ok else (
-            f"multiples of 16 would miss T / r_i by {rel.max(initial=0):.4f} > {max_tag_err}")))
-    if tag_step != 16:
-        hc = _representable_at_least(need) / 2.0 ** sh_pos
-        raw, tags = tags_for(hc, tag_step)
-    big_t = t_num / hc                           # T: t_i = T / r_i
-    if tags.max(initial=0) > tmax:
-        raise ValueError(f"tags exceed {tmax}")
+    def hc_pow2(k):
+        """The smallest power-of-two hc (>= hc_min) whose largest tag is <= 255."""
+        t_num = c_ev * scale / (k * cu)
+        need = t_num / (tmax * r_pos.min()) if r_pos.size else hc_min
+        return 2.0 ** math.ceil(math.log2(max(need, hc_min)) - 1e-12)
 
-    # heterosynaptic: per event, acc = c_ev lsb c_w V W / (c c_u); y0*(y3-64)*w gives
-    # floor(Vq W m / 32) * 2**(e+7); V = Vq * v_lsb.
-    sh_het = mk(1, 0, "y0", (("y3", -y_offset), ("w", 0))).shift     # 5
-    het_unit = c_ev * lsb * cw / (c * cu)        # acc per (mV * W)
-    min_coef = 2.0 ** (acc_shift - 7 - sh_het)    # smallest coefficient: m = 1, exp = -7
-    coef_het = max(min_coef, _representable_at_least(
-        het_unit * v_range_mv / y_offset * 2.0 ** sh_het) / 2.0 ** sh_het)
-    v_lsb = coef_het / het_unit
+    def rel_err(raw, tags):
+        return float(np.max(np.abs(tags / np.where(raw > 0, raw, 1.0) - 1.0) * (raw > 0),
+                            initial=0.0))
 
+    if euclid:
+        tags = np.zeros(rates.shape, np.int64)
+        hc, big_t, raw, tag_step = c_ev, 0.0, np.zeros(rates.shape), 1
+    else:
+        tag_step = mp.tag_step
+        k_cands = (range(k_x_cap, K_X_MIN - 1, -1) if mp.k_x == "auto" else [int(mp.k_x)])
+        found = None
+        if tag_step in ("auto", q_exact):
+            for k in k_cands:
+                # exact products need the mantissa 4 at an exponent >= -7: hc >= 4 hc_min
+                hc = max(hc_pow2(k), 4 * hc_min)
+                _, raw, tags = tags_for(k, hc, q_exact)
+                ok = (bool(np.all((tags > 0) | (raw == 0))) and tags.max(initial=0) <= tmax
+                      and rel_err(raw, tags) <= max_tag_err)
+                if ok:
+                    found = (k, hc, q_exact)
+                    break
+        if found is not None:
+            k_x, hc, tag_step = found
+            _, raw, tags = tags_for(k_x, hc, tag_step)
+            if mp.tag_step == "auto":
+                choices.setdefault("tag_step", (tag_step, (
+                    f"multiples of {tag_step} stay within {rel_err(raw, tags):.4f} <= "
+                    f"{max_tag_err} of T / r_i: homosynaptic products exact")))
+            if mp.k_x == "auto":
+                choices.setdefault("k_x", (k_x, (
+                    f"the largest impulse <= {k_x_cap} (the slow trace's headroom up to mean + "
+                    f"8 sd at {float(np.max(rates)):g} Hz) whose tags are multiples of "
+                    f"{tag_step} within {max_tag_err}")))
+        else:
+            k_x = k_x_cap if mp.k_x == "auto" else int(mp.k_x)
+            if mp.tag_step == "auto":
+                tag_step = 1
+                hc0 = hc_pow2(k_x)
+                _, raw0, tags0 = tags_for(k_x, hc0, q_exact)
+                choices.setdefault("tag_step", (1, (
+                    f"no impulse in [{K_X_MIN}, {k_x_cap}] puts every tag within {max_tag_err} "
+                    f"of a multiple of {q_exact} (K_x = {k_x}: off by "
+                    f"{rel_err(raw0, tags0):.4f}): unquantized tags, the homosynaptic floors "
+                    "lose up to one quantum")))
+            if mp.k_x == "auto":
+                choices.setdefault("k_x", (k_x, "the traces' headroom (no exact tag grid)"))
+            tag_step = int(tag_step)
+            t_num = c_ev * scale / (k_x * cu)
+            need = t_num / (tmax * r_pos.min()) if r_pos.size else hc_min
+            hc = hc_min * _representable_at_least(max(need, hc_min) / hc_min)
+            _, raw, tags = tags_for(k_x, hc, tag_step)
+        big_t = c_ev * scale / (k_x * cu) / hc            # T: t_i = T / r_i
+        if tags.max(initial=0) > tmax:
+            raise ValueError(f"tags exceed {tmax}: the afferents' rate ratio "
+                             f"{float(r_pos.max() / r_pos.min()):.3g} is beyond what "
+                             f"{e.synaptic_bits}-bit tags hold")
+
+    # ------------------------------------------------------------------ heterosynaptic
+    het_neg = fac((), neg_y) + (("y3", -y_offset), ("w", 0))
+    het_pos = fac((), pos_y) + (("y3", -y_offset), ("w", 0))
+    if encoding == "graded":            # y3 carries L V: no level factor in these products
+        het_neg = het_pos = (("y3", -y_offset), ("w", 0))
+    het_forms = [(shift_of(neg_dep, het_neg),
+                  gain / (neg_div if encoding == "events" or neg_dep == "y0" else 1.0)),
+                 (shift_of(pos_dep, het_pos),
+                  gain * pos_mult / (pos_div if pos_y is not None and encoding == "events"
+                                     else 1.0))]
+    v_range_req = float(mp.v_range_mv)
+    if euclid:
+        coef_het, v_lsb, het_unit = 0.0, 1.0, 0.0
+        v_real = v_range_req
+    else:
+        het_unit = c_ev * lsb * cw / (c * cu) * acc_per_w / (128.0 * 2.0 ** w_frac)  # acc/(mV W)
+        het_min = max(2.0 ** (acc_shift - 7 - s) / mult for s, mult in het_forms)
+        target = het_unit * levels * v_range_req / y_offset
+        coef_het = het_min * _representable_at_least(max(target, het_min) / het_min)
+        v_lsb = coef_het / het_unit
+        v_real = y_offset * v_lsb / levels
+        if v_real > v_range_req * (1 + 1e-9):
+            choices["v_range_mv"] = (v_real, (
+                f"asked for +-{v_range_req:g} mV; the finest heterosynaptic scale the engine "
+                f"allows at this unit (m = 1, 2**-7) gives v_lsb {v_lsb:.3g} mV: Vq's "
+                f"{y_offset} steps per sign cover +-{v_real:.3g} mV"
+                + (f" at the top level {levels}" if levels > 1 else "")))
+        elif "v_range_mv" in choices:
+            vr, why = choices["v_range_mv"]
+            choices["v_range_mv"] = (v_real, why + f" (realized +-{v_real:.4g} mV, v_lsb "
+                                                   f"{v_lsb:.3g} mV)")
+
+    # ------------------------------------------------------------------ the products
     def prod(coef, dep, factors, sign, what):
         pr = mk(1, 0, dep, factors)
         m, ex = _scale(coef, pr.shift, what, acc_shift)
         return mk(sign * m, ex, dep, factors)
 
-    def terms(gain, pos_dep, pos_y, neg_dep):
-        """The 8 products; coefficients times ``gain``; positive events gated by
-        ``pos_dep`` (times factor ``pos_y`` if any), negative ones by ``neg_dep`` * y1."""
-        py = () if pos_y is None else ((pos_y, 0),)
-        g_pos = gain if pos_y is None else gain / y_event
-        return (
-            prod(hc * g_pos, pos_dep, (("t", 0), ("x1", 0)) + py, +1, "homo+ x1"),
-            prod(hc * g_pos, pos_dep, (("t", 0), ("x2", 0)) + py, -1, "homo+ x2"),
-            prod(c_ev * g_pos, pos_dep, py, -1, "const+"),
-            prod(coef_het * g_pos, pos_dep, py + (("y3", -y_offset), ("w", 0)), +1, "hetero+"),
-            prod(hc * gain / y_event, neg_dep, (("t", 0), ("x1", 0), ("y1", 0)), -1, "homo- x1"),
-            prod(hc * gain / y_event, neg_dep, (("t", 0), ("x2", 0), ("y1", 0)), +1, "homo- x2"),
-            prod(c_ev * gain / y_event, neg_dep, (("y1", 0),), +1, "const-"),
-            prod(coef_het * gain / y_event, neg_dep, (("y1", 0), ("y3", -y_offset), ("w", 0)), -1,
-                 "hetero-"),
+    def terms(g):
+        """The products of the update, coefficients times ``g`` (2**h in the tag)."""
+        if euclid:
+            pos = (prod(hc * g * pos_mult / pos_div, pos_dep, homo_pos, +1, "homo+ x1"),
+                   prod(hc * g * pos_mult / pos_div, pos_dep,
+                        fac((("x2", 0),), pos_y), -1, "homo+ x2"))
+            neg = (prod(hc * g / neg_div, neg_dep, homo_neg, -1, "homo- x1"),
+                   prod(hc * g / neg_div, neg_dep, fac((("x2", 0),), neg_y), +1, "homo- x2"))
+            return pos + neg
+        hdiv_pos = pos_mult / (pos_div if encoding == "events" or pos_y is None else 1.0)
+        pos = (
+            prod(hc * g * pos_mult / pos_div, pos_dep, homo_pos, +1, "homo+ x1"),
+            prod(hc * g * pos_mult / pos_div, pos_dep, fac((("t", 0), ("x2", 0)), pos_y), -1,
+                 "homo+ x2"),
+            prod(c_ev * g * pos_mult / pos_div, pos_dep, fac((), pos_y), -1, "const+"),
+            prod(coef_het * g * (pos_mult if encoding == "graded" else hdiv_pos), pos_dep,
+                 het_pos, +1, "hetero+"),
         )
+        neg = (
+            prod(hc * g / neg_div, neg_dep, homo_neg, -1, "homo- x1"),
+            prod(hc * g / neg_div, neg_dep, fac((("t", 0), ("x2", 0)), neg_y), +1, "homo- x2"),
+            prod(c_ev * g / neg_div, neg_dep, fac((), neg_y), +1, "const-"),
+            prod(coef_het * g / (1.0 if encoding == "graded" else neg_div), neg_dep, het_neg,
+                 -1, "hetero-"),
+        )
+        return pos + neg
 
     y2_const = 0
+    all_y0 = False
     if h == 0:
-        products, dd_products, all_y0 = terms(1.0, "y0", None, "u0"), (), False
+        products, dd_products = terms(1.0), ()
     elif mp.flush_log2 is None:
         # hidden bits, carry: d accumulates the update in units of 2**-h LSB; every epoch
         # a product u0 (d - c) y2^f, floor-shifted right by s = 7 f - 2 with the constant
@@ -397,9 +636,8 @@ def design(params: NeuronParams, rates, eta: float, w_frac: int | None = None, *
         y2s = (("y2", 0),) * f
         carry_w = (("d", -(D_OFFSET + 1 - 2 ** h)),) + y2s
         products = (mk(1, 0, "u0", carry_w),)                 # w += ceil((d - 128) / 2**h)
-        dd_products = terms(2.0 ** h, "y0", None, "u0") + (
+        dd_products = terms(gain) + (
             mk(-1, h, "u0", (("d", -D_OFFSET),) + y2s),)      # d -= 2**h ceil(...)
-        all_y0 = False
     else:
         # hidden bits, periodic flush: the update goes to d in units of 2**-h LSB; every
         # event rides on y0 (sign on y2 / y1) so that the one u<k> of the rule set is the
@@ -410,13 +648,13 @@ def design(params: NeuronParams, rates, eta: float, w_frac: int | None = None, *
         flush_w = mk(1, -h, uk, (("d", -D_OFFSET),))          # w += (d - 128) 2**-h, exact
         flush_d = mk(-1, 0, uk, (("d", -D_OFFSET),))          # d -= d - 128
         products = (flush_w,)
-        dd_products = terms(2.0 ** h, "y0", "y2", "y0") + (flush_d,)
+        dd_products = terms(gain) + (flush_d,)
         all_y0 = True
     for pr in products + dd_products:
         if product_bound(pr) >= 2 ** 31:
             raise ValueError(f"product {pr.render()} can overflow int32")
 
-    # neuron integers
+    # ------------------------------------------------------------------ neuron integers
     dm = int(round(p.decay_m * 2 ** nf.decay_frac))
     ds = int(round(p.decay_s * 2 ** nf.decay_frac))
     vk_mant, vk_shift = const_mantissa(scale * lsb, nf.mant_bits)
@@ -426,30 +664,41 @@ def design(params: NeuronParams, rates, eta: float, w_frac: int | None = None, *
     sigma_lut = np.floor(sig * 2 ** nf.sigma_frac + 0.5).astype(np.int64)
     phidt_mant, phidt_shift = const_mantissa(p.phi_max * p.dt, nf.mant_bits)
     a_mant, a_shift = const_mantissa(p.phi_max * p.beta ** 2, nf.mant_bits)
-    k_mant, k_shift = const_mantissa(eta / e_q, nf.mant_bits)
+    k_mant, k_shift = const_mantissa(eta / e_unit, nf.mant_bits)
     vq_mant, vq_shift = const_mantissa(1.0 / v_lsb, nf.mant_bits)
 
-    homo_ideal = np.where(rates > 0, t_num / np.where(rates > 0, rates, 1.0), 0.0)
-    homo_real = tags * hc
+    if euclid:
+        homo_rel = 0.0
+    else:
+        homo_ideal = np.where(rates > 0, c_ev * scale / (k_x * cu)
+                              / np.where(rates > 0, rates, 1.0), 0.0)
+        homo_rel = float(np.max(np.abs(tags * hc / np.where(homo_ideal > 0, homo_ideal, 1) - 1)
+                                * (homo_ideal > 0)))
     info = {
-        "E_q": e_q, "event_prob_per_unit_post": 1.0 / e_q, "T": big_t,
+        "E_q": e_unit, "event_prob_per_unit_post": 1.0 / e_unit, "T": big_t,
         "tags_exact": raw.tolist(),
-        "homo_rel_err": float(np.max(np.abs(homo_real / np.where(homo_ideal > 0, homo_ideal, 1)
-                                            - 1) * (homo_ideal > 0))),
+        "homo_rel_err": homo_rel,
         "acc_per_t_x1": hc, "hetero_coef": coef_het, "v_lsb_mv": v_lsb,
-        "v_range_mv": y_offset * v_lsb,
-        "eta/E_q": {"float": eta / e_q, "realised": k_mant * 2.0 ** -k_shift},
+        "v_range_mv": v_real,
+        "eta/E_q": {"float": eta / e_unit, "realised": k_mant * 2.0 ** -k_shift},
         "1/v_lsb": {"float": 1 / v_lsb, "realised": vq_mant * 2.0 ** -vq_shift},
         "usp_scale*lsb": {"float": scale * lsb, "realised": vk_mant * 2.0 ** -vk_shift},
         "decay_m": {"float": p.decay_m, "realised": dm / 2 ** nf.decay_frac},
         "decay_s": {"float": p.decay_s, "realised": ds / 2 ** nf.decay_frac},
         "phi_max_dt": {"float": p.phi_max * p.dt, "realised": phidt_mant * 2.0 ** -phidt_shift},
         "phi_max_beta2": {"float": p.phi_max * p.beta ** 2, "realised": a_mant * 2.0 ** -a_shift},
+        "encoding": encoding, "rule": mp.rule,
     }
-    mp = dataclasses.replace(mp, w_frac=w_frac, c_ev=int(c_ev), tag_step=int(tag_step))
-    return Design(params=p, rates=rates, eta=float(eta), w_frac=w_frac, c_ev=int(c_ev),
-                  k_x=k_x, x1_tau=x1_tau, x2_tau=x2_tau, tags=tags, tag_step=int(tag_step),
-                  tag_scale=big_t, e_q=e_q, v_lsb=v_lsb, products=products, weight_exp=0,
+    if encoding == "graded":
+        info.update({"E_n": e_unit, "E_p": e_unit * ratio, "levels": levels,
+                     "top_step": e_unit * n_units, "y_unit": y_unit})
+    c_ev_out = int(c_ev) if float(c_ev).is_integer() else float(c_ev)
+    mp = dataclasses.replace(mp, w_frac=w_frac, c_ev=c_ev_out, tag_step=int(tag_step),
+                             k_x=int(k_x), v_range_mv=float(v_real), encoding=encoding,
+                             levels=levels, unit_ratio=ratio, y_unit=int(y_unit))
+    return Design(params=p, rates=rates, eta=float(eta), w_frac=w_frac, c_ev=c_ev_out,
+                  k_x=int(k_x), x1_tau=x1_tau, x2_tau=x2_tau, tags=tags, tag_step=int(tag_step),
+                  tag_scale=big_t, e_q=e_unit, v_lsb=v_lsb, products=products, weight_exp=0,
                   dm=dm, ds=ds, vk_mant=vk_mant, vk_shift=vk_shift, sigma_lut=sigma_lut,
                   phidt_mant=phidt_mant, phidt_shift=phidt_shift, a_mant=a_mant,
                   a_shift=a_shift, k_mant=k_mant, k_shift=k_shift, vq_mant=vq_mant,
