@@ -173,6 +173,7 @@ LE_SCHEMA: dict[str, Any] = {
         "unit_ratio": Field(int, choices=(1, 3, 7), doc="graded: positive level / negative level (the bap's products carry unit_ratio + 1 times the u0 ones)"),
         "y_unit": Field(int, 1, 127, auto=True, doc="graded: y1 per level, a power of two; auto: the largest with y_unit * levels <= 127"),
         "rule": Field(str, choices=("approx", "euclid"), doc="rule mapped onto the engine: the approximate natural gradient or the Euclidean rule"),
+        "tag_offset": Field(int, 1, 254, auto=True, doc="hidden bits: tag_2 = tag_offset + residual (tag_2 is 0..255); auto: 128 for events, 2**(h+1) for graded (one LSB of room below for negative steps, the rest above for the larger bap steps)"),
     },
 }
 

@@ -201,7 +201,7 @@ def plastic_pair(d: LE.Design, w0: np.ndarray, seed: int, trial: int = 0, produc
     lr = learning_rule(d, seed, trial, products)
     w0 = np.asarray(w0, np.int64)
     tags = np.broadcast_to(d.tags[None, :], w0.shape).astype(np.int64).copy()
-    kw = {"tag_2": np.full(w0.shape, LE.D_OFFSET, np.int64)} if d.dd_products else {}
+    kw = {"tag_2": np.full(w0.shape, d.d_offset, np.int64)} if d.dd_products else {}
     dense = LearningDense(weights=w0, tag_1=tags, learning_rule=lr, weight_exp=d.weight_exp,
                           name=f"le_dense_trial{trial}", **kw)
     neuron = NatGradLENeuron(design=d, learning_rule=lr, w_init_int=w0, seed=seed, trial=trial,

@@ -417,7 +417,7 @@ def learning_engine_record(cfg, d, w0: np.ndarray, seed: int, trial: int, task) 
                   "eta_code": float(d.eta), "seed": int(seed), "trial": int(trial)},
         "learning_dense": {"weight_exp": int(d.weight_exp), "weight_lsb": float(d.lsb_w),
                            "weights": np.asarray(w0).tolist(), "tag_1": d.tags.tolist(),
-                           "tag_2_init": int(learning.D_OFFSET) if d.dd_products else None},
+                           "tag_2_init": int(d.d_offset) if d.dd_products else None},
         "learning_rule": {"dw": d.rule, "dd": d.rule_dd if d.dd_products else None,
                           "x1_impulse": int(d.k_x), "x1_tau": int(d.x1_tau),
                           "x2_impulse": int(d.k_x), "x2_tau": int(d.x2_tau),

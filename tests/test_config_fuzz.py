@@ -52,8 +52,10 @@ def _wrong_type(field: Field, rng):
 
 
 def _out_of_range(field: Field, rng):
-    if field.choices is not None:
+    if field.choices is not None and isinstance(field.choices[0], str):
         return rng.choice(["bogus", field.choices[0].upper() + "x", " " + field.choices[0], ""])
+    if field.choices is not None:            # integer choices: another integer
+        return rng.choice([v for v in range(-3, 12) if v not in field.choices])
     if field.lo is None:
         return None
     step = 1 if field.kind is int else 0.5

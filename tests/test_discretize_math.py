@@ -195,11 +195,13 @@ def le_task():
     return fig3_task(n_trials=2, N=32, seed=0)
 
 
+@pytest.mark.parametrize("config", ["loihi2", "loihi2_events"])
 @pytest.mark.parametrize("eta", [ETA_CODE["approx"], 2.2e-3, 5e-2])
-def test_learning_engine_design_integers(le_task, eta):
-    """The loihi2 (kind learning_engine) design's integers against their closed forms
-    (docs/learning_engine.md, "The constants, derived" and "The learning neuron")."""
-    cfg = load("loihi2")
+def test_learning_engine_design_integers(le_task, eta, config):
+    """The learning-engine designs' integers against their closed forms
+    (docs/learning_engine.md, "The constants, derived" and "The learning neuron"), for the
+    graded coding (``loihi2``) and the event coding (``loihi2_events``)."""
+    cfg = load(config)
     d = learning.design_for_config(cfg, le_task, eta)
     p, nf, mp = d.params, d.neuron, d.mapping
     mb = nf.mant_bits
@@ -209,14 +211,43 @@ def test_learning_engine_design_integers(le_task, eta):
     wmax = max(np.abs(le_task.w_init).max(), np.abs(le_task.w_target).max())
     assert d.w_frac == math.floor(math.log2(128.0 / wmax))
     L = 2.0 ** -d.w_frac
-    # event constant: smallest 64 * 2**j (j >= -h) with E_q = c_ev L / (128 c c_u) >= eta g_cap
     h = cfg["mapping"]["hidden_bits"]
-    j = -h
-    while 64 * 2.0 ** j * L / (128 * ce * p.c_u) < eta * nf.g_cap * (1 - 1e-12):
-        j += 1
-    assert d.c_ev == round(64 * 2.0 ** j)
+    if config == "loihi2_events":
+        # event constant: smallest 64 * 2**j (j >= -h) with E_q = c_ev L / (128 c c_u) >= eta g_cap
+        j = -h
+        while 64 * 2.0 ** j * L / (128 * ce * p.c_u) < eta * nf.g_cap * (1 - 1e-12):
+            j += 1
+        assert d.encoding == "events" and d.c_ev == round(64 * 2.0 ** j)
+        levels = 1
+    else:
+        # level constant: smallest 2**j with c_ev 2**h >= y_unit (u0*y1 representable) and
+        # the top positive step levels * unit_ratio * E_n >= eta g_cap
+        assert d.encoding == "graded" and (d.levels, d.unit_ratio, d.y_unit) == (3, 3, 32)
+        j = math.ceil(math.log2(32) - h)
+        while (3 * 3 * 2.0 ** j * L / (128 * ce * p.c_u)) < eta * nf.g_cap * (1 - 1e-12):
+            j += 1
+        assert d.c_ev == 2.0 ** j
+        levels = 3
     e_q = d.c_ev * L / (128 * ce * p.c_u)
     assert abs(d.e_q / e_q - 1) < 1e-12
+    # the V step: y3 - 64 carries (graded: L) V / v_lsb, and the recorded range is the
+    # realized one, 64 steps per sign at the top level ...
+    assert abs(mp.v_range_mv - 64 * d.v_lsb / levels) < 1e-9 * mp.v_range_mv
+    assert abs(d.info["v_range_mv"] - mp.v_range_mv) < 1e-12
+    # ... each heterosynaptic product's coefficient is +-(its multiple) 2**h het_unit v_lsb
+    het_unit = d.c_ev * L * p.c_w / (ce * p.c_u)          # accumulator units per (mV W)
+    het = [q for q in d.dd_products if any(v == "y3" for v, _ in q.factors)]
+    assert len(het) == 2
+    mults = sorted(abs(q.coef) * (64 if any(v == "y1" for v, _ in q.factors) else 1)
+                   / (2 ** h * het_unit * d.v_lsb) for q in het)
+    assert np.allclose(mults, [1, 1] if levels == 1 else [1, 4]), mults
+    # ... it covers the asked-for range, and it is the finest the engine allows: within the
+    # m * 2**j grid of scales (a step of at most 2x), or the smallest het product sits at
+    # Lava's smallest scale (mantissa 1, exponent -7)
+    asked = learning.rule_design.auto_v_range(le_task)[0]
+    assert mp.v_range_mv >= asked * (1 - 1e-9)
+    assert (mp.v_range_mv < 2 * asked
+            or min((abs(q.mant), q.exp) for q in het) == (1, -7)), (mp.v_range_mv, het)
     # time constants in steps, decays of the neuron's filters
     assert (d.x1_tau, d.x2_tau) == (round(p.tau_m / p.dt), round(p.tau_s / p.dt))
     check_scale(f"LE eta={eta:g} d_m", math.exp(-p.dt / p.tau_m), d.dm, nf.decay_frac)

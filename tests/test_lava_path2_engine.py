@@ -38,8 +38,16 @@ def test_spec_records_default_to_the_default_design():
                            neuron=LE.NeuronSpec())
     assert a.rule == b.rule and np.array_equal(a.tags, b.tags) and a.k_mant == b.k_mant
     assert a.engine == LE.DEFAULT_ENGINE and a.neuron == LE.DEFAULT_NEURON
-    assert a.mapping == LE.MappingSpec(w_frac=12, c_ev=a.c_ev, tag_step=16)   # resolved
-    assert set(a.choices) == {"w_frac", "c_ev", "tag_step"}
+    # resolved: the events coding's levels, and the V range realized (+-31.6 mV: the
+    # asked-for 30 mV rounded up to the engine's scale grid)
+    assert a.mapping == LE.MappingSpec(w_frac=12, c_ev=a.c_ev, tag_step=16, levels=1,
+                                       unit_ratio=1, y_unit=64,
+                                       v_range_mv=64 * a.v_lsb)
+    assert abs(a.mapping.v_range_mv - 31.6) < 0.05
+    # the asked-for 30 mV needs a scale below Lava's smallest (m = 1, 2**-7): a real limit,
+    # so the design says so among its choices
+    assert set(a.choices) == {"w_frac", "c_ev", "tag_step", "v_range_mv"}
+    assert "2**-7" in a.choices["v_range_mv"][1]
     assert a.choices["w_frac"][0] == 12 and "127 of 255 LSB" in a.choices["w_frac"][1]
     # fixed values are not 'chosen'
     c = LE.design_for_task(task, eta, mapping=LE.MappingSpec(w_frac=11, c_ev=256, tag_step=1))
@@ -86,12 +94,31 @@ CASES = {
                                 engine=LE.EngineSpec(t_epoch=2, trace_rounding="per_synapse")),
     "wider_engine": dict(engine=LE.EngineSpec(trace_bits=8, synaptic_bits=10)),
     "nearest_sigma_node": dict(neuron=LE.NeuronSpec(sigma_interpolate=False, prob_frac=20)),
+    # graded third factors: the shipped shape, with epochs (levels accumulate in the carry
+    # and go out on the epoch's last step), ideal roundings, no hidden bits, the Euclidean
+    # rule, a narrow carry register that saturates
+    "graded_h4": dict(mapping=LE.MappingSpec(hidden_bits=4, encoding="graded", k_x="auto")),
+    "graded_t3": dict(mapping=LE.MappingSpec(hidden_bits=4, encoding="graded"),
+                      engine=LE.EngineSpec(t_epoch=3)),
+    "graded_per_synapse": dict(mapping=LE.MappingSpec(hidden_bits=5, encoding="graded"),
+                               engine=LE.EngineSpec(weight_rounding="per_synapse",
+                                                    trace_rounding="per_synapse")),
+    "graded_h0_ratio1": dict(mapping=LE.MappingSpec(encoding="graded", unit_ratio=1)),
+    "graded_euclid": dict(mapping=LE.MappingSpec(hidden_bits=4, encoding="graded",
+                                                 rule="euclid", c_ev="auto")),
+    "graded_carry_saturates": dict(mapping=LE.MappingSpec(hidden_bits=4, encoding="graded",
+                                                          levels=1),
+                                   neuron=LE.NeuronSpec(carry_bits=26)),
 }
 
 
 @pytest.mark.parametrize("name", list(CASES))
 def test_numba_kernel_equals_numpy_steps(task, name):
-    d = _design(task, **CASES[name])
+    spec = CASES[name]
+    if spec.get("mapping") is not None and spec["mapping"].rule == "euclid":
+        d = LE.design_for_task(task, 2e-5, **spec)
+    else:
+        d = _design(task, **spec)
     a = LE.run(task, 700, 2, d, trials=[0, 3], record_every=100, backend="numpy")
     b = LE.run(task, 700, 2, d, trials=[0, 3], record_every=100, backend="numba",
                chunk_steps=333)
@@ -102,8 +129,11 @@ def test_numba_kernel_equals_numpy_steps(task, name):
     assert a.synapse_counters == b.synapse_counters
     if d.dd_products:
         np.testing.assert_array_equal(a.d_tag, b.d_tag)
-    for f in ("a_m", "a_s", "hbar", "gamma", "v", "sigma", "err", "p", "counts", "pend", "sent"):
+    for f in ("a_m", "a_s", "hbar", "gamma", "v", "sigma", "err", "p", "counts", "pend", "sent",
+              "carry"):
         np.testing.assert_array_equal(getattr(a.neuron, f), getattr(b.neuron, f), err_msg=f)
+    if name == "graded_carry_saturates":
+        assert a.counters["carry_saturation"] > 0
     assert a.events.sum() > 10 and np.abs(a.w_int - LE.quantize_weights(
         d, task.w_init[[0, 3]])).max() > 3                 # the run exercises learning
 

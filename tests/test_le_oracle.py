@@ -108,7 +108,8 @@ class Oracle:
         # truncates the lowest bit"
         self.w = [[[(int(w0[b][m][i]) >> 1) << 1 for i in range(N)] for m in range(M)]
                   for b in range(B)]
-        self.dtag = [[[128] * N for _ in range(M)] for _ in range(B)]   # tag_2 = 128 + residual
+        # tag_2 = the host's offset + residual (doc: "Hidden precision bits")
+        self.dtag = [[[d.d_offset] * N for _ in range(M)] for _ in range(B)]
         self.x = [[[0] * N for _ in range(2)] for _ in range(B)]         # x1, x2
         self.a_buff = [[0] * M for _ in range(B)]
         self.yr = [[[0] * M for _ in range(3)] for _ in range(B)]
@@ -117,11 +118,12 @@ class Oracle:
         self.gamma = [[self._gamma(self.hbar[b][m])[0] for m in range(M)] for b in range(B)]
         z = lambda: [[0] * M for _ in range(B)]  # noqa: E731
         self.a_m, self.a_s, self.v, self.sigma, self.err, self.p = z(), z(), z(), z(), z(), z()
-        self.sent = z()
+        self.sent, self.carry = z(), z()
         self.events = [[[0, 0] for _ in range(M)] for _ in range(B)]
-        self.ncount = {"potential_saturation": 0, "event_saturation": 0, "vq_saturation": 0,
-                       "gamma_saturation": 0}
-        self.scount = {"tag_saturation": 0, "weight_saturation": 0, "acc_saturation": 0}
+        self.ncount = {"potential_saturation": 0, "post_carry": 0, "vq_saturation": 0,
+                       "gamma_saturation": 0, "carry_saturation": 0}
+        self.scount = {"tag_saturation": 0, "weight_saturation": 0, "acc_saturation": 0,
+                       "trace_saturation": 0}
         # Lava's generators (doc table "Random numbers"): one draw in each constructor
         self.gx = [np.random.default_rng(lava_seed(seed, t)) for t in self.trials]
         self.gy = [np.random.default_rng(lava_seed(seed, t) + 2) for t in self.trials]
@@ -182,25 +184,57 @@ class Oracle:
             g, sat = self._gamma(hb)
             self.gamma[b][m] = g
             self.ncount["gamma_saturation"] += int(sat)
-        # 6. event probability, capped at 1 (counted), and the draw
+        # 6. the post amount in units of the step unit, plus what earlier steps left
+        #    (the carry); P = eta gamma_s (1 - sigma) e, or eta (1 - sigma) e for euclid
         fp = nf.prob_frac
-        g1 = hu(self.gamma[b][m] * s1, nf.gamma_frac + fs - fp)
+        gam = self.gamma[b][m] if d.mapping.rule == "approx" else 1 << nf.gamma_frac
+        g1 = hu(gam * s1, nf.gamma_frac + fs - fp)
         g2 = hu(g1 * abs(e), fe)
-        p = hu(g2 * d.k_mant, d.k_shift)
-        if p > 1 << fp:
-            self.ncount["event_saturation"] += 1
-            p = 1 << fp
+        a = hu(g2 * d.k_mant, d.k_shift)
+        amount = (a if e > 0 else -a) + self.carry[b][m]
         idx = (self.trials[b] << 32) | m
-        event = (word(self.seed, 32, k, idx) >> (64 - fp)) < p
-        bap = int(event and e > 0)
-        y1 = self.y_event if (event and e < 0) else 0
+        r = word(self.seed, 32, k, idx) >> (64 - fp)
+        one = 1 << fp
+        if d.mapping.encoding == "graded":
+            # a level 0..levels: positive amounts in units unit_ratio << fp, negative in
+            # 1 << fp; below the top level rounded up with probability rem / unit (the top
+            # fp bits r of the word: r * ratio < rem); at the top the excess is left
+            ratio = d.mapping.unit_ratio if amount > 0 else 1
+            unit = ratio * one
+            n, rem = divmod(abs(amount), unit)
+            if n >= d.mapping.levels:
+                level, left = d.mapping.levels, abs(amount) - d.mapping.levels * unit
+            else:
+                level, left = n + int(r * ratio < rem), 0
+            left = left if amount > 0 else -left
+            bap = int(amount > 0 and level > 0)
+            y1 = d.mapping.y_unit * level
+            self.events[b][m][0 if bap else 1] += level
+            p = abs(amount)
+            vmul = level if d.mapped_rule == "approx" else 0   # euclid: y3 = 64
+        else:
+            # an event with probability |amount|; beyond 1 it is sure and the excess left
+            if abs(amount) > one:
+                event, left = True, amount - one if amount > 0 else amount + one
+            else:
+                event, left = r < abs(amount), 0
+            p = min(abs(amount), one)
+            bap = int(event and amount > 0)
+            y1 = self.y_event if (event and amount < 0) else 0
+            self.events[b][m][0] += bap
+            self.events[b][m][1] += int(y1 > 0)
+            vmul = 1 if d.mapped_rule == "approx" else 0
+        self.ncount["post_carry"] += int(left != 0)
+        ctop = 2 ** (nf.carry_bits - 1) - 1
+        if not -ctop <= left <= ctop:
+            self.ncount["carry_saturation"] += 1
+            left = clip(left, -ctop, ctop)
+        self.carry[b][m] = left
         y2 = d.y2_const
-        self.sent[b][m] = bap
-        self.events[b][m][0] += bap
-        self.events[b][m][1] += int(y1 > 0)
-        # 7. Vq = V / v_lsb, stochastically rounded with the low bits of stream 33
+        self.sent[b][m] = bap if d.mapping.encoding == "events" else 0
+        # 7. Vq = (level) V / v_lsb, stochastically rounded with the low bits of stream 33
         sh = fv + d.vq_shift
-        vq = (v * d.vq_mant + (word(self.seed, 33, k, idx) & ((1 << sh) - 1))) >> sh
+        vq = (vmul * v * d.vq_mant + (word(self.seed, 33, k, idx) & ((1 << sh) - 1))) >> sh
         if not -self.y_offset <= vq <= self.y_offset - 1:
             self.ncount["vq_saturation"] += 1
             vq = clip(vq, -self.y_offset, self.y_offset - 1)
@@ -272,6 +306,7 @@ class Oracle:
                 for i in range(N):
                     x = self._decay(self.x[b][j][i], dec[j], rx[b])
                     if X[b][i]:
+                        self.scount["trace_saturation"] += int(x + d.k_x > tmax)
                         x = min(x + d.k_x, tmax)
                     self.x[b][j][i] = x
             for m in range(M):
@@ -326,18 +361,25 @@ def _task(w_scale=0.25):
                      params=NeuronParams(theta=2.0), teacher_rate=200.0)
 
 
-@pytest.fixture(scope="module")
-def setup():
+#: The shipped graded design, the event coding, and the Euclidean rule on graded levels.
+DESIGNS = {"loihi2": {}, "loihi2_events": {},
+           "loihi2_euclid": {"mapping.rule": "euclid"}}
+
+
+@pytest.fixture(scope="module", params=list(DESIGNS))
+def setup(request):
     task = _task()
-    d = learning.design_for_config(load("loihi2"), task, 5e-2)
-    return task, d
+    name = request.param
+    cfg = load(name.replace("_euclid", "")).with_overrides(**DESIGNS[name])
+    eta = 5e-2 if cfg["mapping"]["rule"] == "approx" else 2e-3
+    return task, learning.design_for_config(cfg, task, eta), cfg, eta
 
 
 def _emulator_numpy(task, d, steps, seed, trials):
     """driver.run's numpy loop, one step at a time (yields (k, neuron, synapse, events))."""
     trials = np.asarray(trials, np.int64)
     w0 = learning.quantize_weights(d, task.w_init[trials])
-    syn = lava_replica.synapse_init(w0)
+    syn = lava_replica.synapse_init(w0, d.d_offset)
     neu = learning.neuron_init(d, syn.w)
     b, m, n = syn.w.shape
     index = rng.trial_unit_index(trials, np.arange(m))
@@ -346,18 +388,16 @@ def _emulator_numpy(task, d, steps, seed, trials):
                                    d.engine.sr_seed)
     X, Y = SpikeSource(task, seed, trials).next(steps)
     rx, ry, rw = rnd.next(steps, 0, d.engine.t_epoch)
-    events = np.zeros((b, m, 2), np.int64)
+    events = neu.events
     yield -1, neu, syn, events
     for k in range(steps):
         bap, y1, y2, y3 = learning.neuron_step(d, neu, syn.a_buff, Y[k], k, seed, index)
-        events[:, :, 0] += bap
-        events[:, :, 1] += y1 > 0
         learning.synapse_step(d, syn, X[k], bap, y1, y2, y3, rx[k], ry[k], rw[k], tags,
                               k=k, seed=seed, trials=trials)
         yield k, neu, syn, events
 
 
-NEURON_FIELDS = ("a_m", "a_s", "hbar", "gamma", "v", "sigma", "err", "p")
+NEURON_FIELDS = ("a_m", "a_s", "hbar", "gamma", "v", "sigma", "err", "p", "carry")
 
 
 def _compare(o: Oracle, neu, syn, events, where):
@@ -376,17 +416,24 @@ def _compare(o: Oracle, neu, syn, events, where):
 
 
 # ============================================================================ tests
-def test_design_is_the_loihi2_carry_design(setup):
-    """The case exercises what the config ships: hidden bits 3 with the carry, y2 = 4."""
-    _, d = setup
-    assert d.hidden_bits == 3 and d.mapping.flush_log2 is None and d.y2_const == 4
-    assert len(parse_rule(d.rule)) == 1 and len(parse_rule(d.rule_dd)) == 9
+def test_design_is_the_shipped_carry_design(setup):
+    """The cases exercise what the configs ship: hidden bits carried into w every epoch
+    (4 with y2 = 2 graded, 3 with y2 = 4 events), graded levels 0..3 of 32 on y1."""
+    d = setup[1]
+    if d.encoding == "graded":
+        assert d.hidden_bits == 4 and d.y2_const == 2
+        assert (d.levels, d.unit_ratio, d.y_unit) == (3, 3, 32)
+    else:
+        assert d.hidden_bits == 3 and d.y2_const == 4
+    assert d.mapping.flush_log2 is None
+    n_dd = 5 if d.mapped_rule == "euclid" else 9
+    assert len(parse_rule(d.rule)) == 1 and len(parse_rule(d.rule_dd)) == n_dd
     # the oracle's own sigma table is the design's, node for node
     assert sigma_nodes(d.params, d.neuron) == d.sigma_lut.tolist()
 
 
 def test_oracle_equals_numpy_steps_every_step(setup):
-    task, d = setup
+    task, d = setup[:2]
     gen = _emulator_numpy(task, d, STEPS, SEED, TRIALS)
     _, neu, syn, events = next(gen)
     o = Oracle(d, SEED, TRIALS, learning.quantize_weights(d, task.w_init[list(TRIALS)]).tolist(),
@@ -397,19 +444,22 @@ def test_oracle_equals_numpy_steps_every_step(setup):
     for k, neu, syn, events in gen:
         o.step(k, X[k], Y[k])
         _compare(o, neu, syn, events, f"step {k}")
-    # the case is not idle: both event kinds, saturated event probabilities, weight and
-    # tag changes, a gamma_s refresh with a changed value
+    # the case is not idle: both signs, steps beyond the top (carried), weight and tag
+    # changes
     ev = np.array(o.events)
-    assert ev[..., 0].sum() >= 30 and ev[..., 1].sum() >= 6, ev          # measured 39, 8
-    assert o.ncount["event_saturation"] >= 10                             # 19
-    assert np.abs(np.array(o.w) - w0).sum() >= 300                       # 591 LSB moved
-    assert (np.array(o.dtag) != d0).sum() >= 20                           # 27 of 32 tags
+    # measured (positive, negative, carries, LSB moved, tags changed): graded 144, 31, 18,
+    # 720, 29; events 47, 8, 26, 654, 27; euclid 117, 5, 0, 1884, 8 (its largest step
+    # carries eta (1 - sigma) |e| <= eta: it never carries)
+    assert ev[..., 0].sum() >= 30 and ev[..., 1].sum() >= 4, ev
+    assert o.ncount["post_carry"] >= 10 or d.mapped_rule == "euclid"
+    assert np.abs(np.array(o.w) - w0).sum() >= 300
+    assert (np.array(o.dtag) != d0).sum() >= 5
 
 
 def test_oracle_equals_numba_backend_every_step(setup):
     """The fused kernel, run for every step count 1..STEPS from scratch, ends in the
     oracle's state (weights, tag_2, traces, every neuron Var, counters, events)."""
-    task, d = setup
+    task, d = setup[:2]
     r0 = learning.run(task, 1, SEED, d, trials=TRIALS, backend="numba")
     o = Oracle(d, SEED, TRIALS, learning.quantize_weights(d, task.w_init[list(TRIALS)]).tolist(),
                learning.neuron_init(d, lava_replica.synapse_init(
@@ -439,11 +489,13 @@ def _constructed(d, g, B, M, N):
     a_m = np.where(big, g.integers(-2 ** 20, 2 ** 20, (B, M)), g.integers(-2 ** 15, 2 ** 15, (B, M)))
     a_s = np.where(big, g.integers(-2 ** 20, 2 ** 20, (B, M)), a_m + g.integers(-2 ** 13, 2 ** 13, (B, M)))
     hbar = g.choice([0, 1, 2 ** 10, 2 ** 20, 2 ** 24, 2 ** 26], (B, M)) + g.integers(0, 4, (B, M))
+    ctop = 2 ** (d.neuron.carry_bits - 1) - 1
+    carry = g.choice([0, 0, 1, -1, 2 ** 25, -(2 ** 25), 5 * 2 ** 24, ctop - 3, -ctop + 3], (B, M))
     gamma = g.choice([0, 2 ** 14, 2 ** 16, 2 ** 20, 2 ** 24 - 1], (B, M))
     w = g.choice([-256, -255, -200, -1, 0, 1, 100, 254, 255], (B, M, N))
     dtag = g.choice([0, 1, 2, 60, 121, 128, 135, 200, 254, 255], (B, M, N))
     x = g.choice([0, 1, 16, 100, 120, 126, 127], (B, 2, N))
-    return dict(a_m=a_m, a_s=a_s, hbar=hbar, gamma=gamma, w=w, dtag=dtag, x=x,
+    return dict(a_m=a_m, a_s=a_s, hbar=hbar, gamma=gamma, w=w, dtag=dtag, x=x, carry=carry,
                 a_buff=g.integers(-600, 600, (B, M)))
 
 
@@ -452,7 +504,7 @@ def test_oracle_equals_numpy_on_constructed_states(setup):
     on two designs (the main case's, whose Vq range +-158 mV exceeds V's +-128 mV, and that
     of the same task with weights 4x smaller, Vq range +-64 mV): every saturation the doc
     names is hit (both rails where there are two) and every field equals the oracle's."""
-    d_small = learning.design_for_config(load("loihi2"), _task(None), 5e-2)
+    d_small = learning.design_for_config(setup[2], _task(None), setup[3])
     g = np.random.default_rng(2024)
     B, M, N = 16, 2, 8
     trials = np.arange(B) * 5 + 1
@@ -470,23 +522,23 @@ def test_oracle_equals_numpy_on_constructed_states(setup):
         z = np.zeros((B, M), np.int64)
         neu = learning.NeuronState(a_m=c["a_m"].copy(), a_s=c["a_s"].copy(), hbar=c["hbar"].copy(),
                                    gamma=c["gamma"].copy(), v=z.copy(), sigma=z.copy(),
-                                   err=z.copy(), p=z.copy(), counts=np.zeros(4, np.int64),
-                                   pend=np.zeros((B, M, 2), np.int64), sent=z.copy())
+                                   err=z.copy(), p=z.copy(), counts=np.zeros(5, np.int64),
+                                   pend=np.zeros((B, M, 2), np.int64), sent=z.copy(),
+                                   carry=c["carry"].copy(), events=np.zeros((B, M, 2), np.int64))
         syn = lava_replica.SynapseState(
             w=c["w"].copy(), x=c["x"].copy(), a_buff=c["a_buff"].copy(),
             tx=np.zeros((B, N), np.int64), ty=np.zeros((B, M), np.int64),
             yr=np.zeros((B, 3, M), np.int64), dtag=c["dtag"].copy(),
-            counts=np.zeros(3, np.int64))
+            counts=np.zeros(4, np.int64))
         o = Oracle(d, SEED, trials, c["w"].tolist(), c["hbar"].tolist())
         o.w = c["w"].tolist()                        # no even-rounding: a mid-run state
-        for f in ("a_m", "a_s", "gamma", "dtag", "x", "a_buff"):
+        for f in ("a_m", "a_s", "gamma", "dtag", "x", "a_buff", "carry"):
             setattr(o, f, c[f].tolist())
         bap, y1, y2, y3 = learning.neuron_step(d, neu, syn.a_buff, Y, k, SEED, index)
         learning.synapse_step(d, syn, X, bap, y1, y2, y3, rand[0], rand[1], rand[2], tags,
                               k=k, seed=SEED, trials=trials)
         o.step(k, X, Y, rand)
-        events = np.stack([bap, (y1 > 0).astype(np.int64)], axis=-1)
-        _compare(o, neu, syn, events, f"constructed state {r}, k = {k}")
+        _compare(o, neu, syn, neu.events, f"constructed state {r}, k = {k}")
         for key, v in list(o.ncount.items()) + list(o.scount.items()):
             totals[key] = totals.get(key, 0) + v
         rails["v+"] += int(np.sum(neu.v == 2 ** 15 - 1))
@@ -497,7 +549,11 @@ def test_oracle_equals_numpy_on_constructed_states(setup):
         rails["d255"] += int(np.sum(syn.dtag == 255))
         rails["vq+"] += int(np.sum(syn.yr[:, 2] == 127))
         rails["vq-"] += int(np.sum(syn.yr[:, 2] == 0))
-    # measured: potential 675, event 327, vq 325, gamma 449, tag 1434, weight 1029, acc 4588
+    if d.mapped_rule == "euclid":
+        # no heterosynaptic term: y3 stays at 64; the top step exceeds the largest post
+        # factor, so a carry in range only drains and never saturates
+        assert totals.pop("vq_saturation") == 0 and rails.pop("vq+") == rails.pop("vq-") == 0
+        assert totals.pop("carry_saturation") == 0
     assert all(v > 0 for v in totals.values()), totals
     assert all(v > 0 for v in rails.values()), rails
 
@@ -525,7 +581,7 @@ def test_host_initial_hbar_and_gamma(setup):
     """The host's initial hbar (and so gamma_s) equals an independent quadrature to 1 LSB of
     U0.28 (the reference integrates to ~1e-12 relative, i.e. < 1e-4 LSB: the LSB is for
     rounding ties only)."""
-    task, d = setup
+    task, d = setup[:2]
     w = lava_replica.synapse_init(learning.quantize_weights(d, task.w_init)).w
     neu = learning.neuron_init(d, w)
     ours = host_hbar(d, w)

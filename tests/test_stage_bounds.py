@@ -353,7 +353,7 @@ def test_learning_neuron_error_and_event_probability(le):
     gamma = st.gamma.copy()
     y = g.integers(0, 2, (B, M))
     idx = (np.arange(B)[:, None] << 32) | np.arange(M)
-    learning.neuron_step(le, st, np.zeros((B, M), np.int64), y, 5, SEED, idx)  # k % 64 != 0
+    bap, y1, _, _ = learning.neuron_step(le, st, np.zeros((B, M), np.int64), y, 5, SEED, idx)
     fs, fe, fp = nf.sigma_frac, nf.error_frac, nf.prob_frac
     s_r = st.sigma * 2.0 ** -fs
     e_exact = (y - P.phi_max * P.dt * s_r) * 2.0 ** fe
@@ -364,7 +364,20 @@ def test_learning_neuron_error_and_event_probability(le):
     k = le.eta / le.e_q
     k_q = le.k_mant * 2.0 ** -le.k_shift
     g_r = gamma * 2.0 ** -nf.gamma_frac
-    p_exact = np.minimum(k * g_r * (1 - s_r) * np.abs(e_r) * 2.0 ** fp, 2.0 ** fp)
+    p_exact = k * g_r * (1 - s_r) * np.abs(e_r) * 2.0 ** fp
+    if le.encoding == "events":                # an event probability: capped at 1
+        p_exact = np.minimum(p_exact, 2.0 ** fp)
     bp = 2.0 ** fp * abs(k_q - k) * g_r * (1 - s_r) * np.abs(e_r) + k_q * (np.abs(e_r) + 1) / 2 + 0.5
     assert np.all(np.abs(st.p - p_exact) <= bp + 1e-6), np.abs(st.p - p_exact).max()
     assert np.any((st.p > 0) & (st.p < 1 << fp))
+    if le.encoding == "graded":
+        # the level sent plus the carry is the amount, to within one unit (the stochastic
+        # rounding); a carry is left only at the top level, with the amount's sign
+        unit = np.where(e_r > 0, le.unit_ratio, 1) * 2.0 ** fp
+        lev = y1 // le.y_unit
+        sent = lev * unit + np.abs(st.carry)
+        assert np.all(np.abs(sent - st.p) < unit), np.abs(sent - st.p).max()
+        assert np.all((st.carry == 0) | (lev == le.levels))
+        assert np.all(np.sign(st.carry) * np.sign(e_r) >= 0)
+        assert np.any(st.carry != 0) and np.any((lev > 0) & (lev < le.levels))
+        assert np.array_equal(bap, ((e_r > 0) & (lev > 0)).astype(np.int64))

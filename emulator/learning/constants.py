@@ -47,7 +47,7 @@ STREAM_W_ROUND = 34  #: weight (accumulator -> weight grid), index trial << 32 |
 STREAM_D_ROUND = 35  #: hidden-bits tag d, same index
 STREAM_X_ROUND = 36  #: x-trace decay, index trial << 32 | j N + i (j = 0: x1, 1: x2)
 STREAM_Y_ROUND = 37  #: y-trace decay, index trial << 32 | j M + m (j = 0, 1, 2: y1..y3)
-D_OFFSET = 128       #: hidden-bits tag d = 128 + residual (Lava keeps tag_2 in [0, 255])
+D_OFFSET = 128       #: hidden-bits tag d = D + residual, the events coding's D (tag_2 in [0, 255])
 G_CAP = 4.0        #: gamma_s (1 - sigma) |e| at which the event probability reaches 1
 CARRY_BITS = 40    #: signed width of the neuron's post-factor carry (units 2**-prob_frac)
 
@@ -161,6 +161,10 @@ class MappingSpec:
         y_unit * levels < 2**trace_bits)
     rule : the rule mapped onto the engine: 'approx' (the approximate natural gradient)
         or 'euclid' (the Euclidean rule, dw = eta (1 - sigma) e x_i)
+    tag_offset : with hidden bits, tag_2 = tag_offset + residual (tag_2 is unsigned, 0..255):
+        the room left below and above for one epoch's update; 'auto': 128 (events, both
+        signs alike) or 2**(h + 1) (graded: one LSB below the residual for the negative
+        steps, the rest for the bap's steps, unit_ratio times larger)
     """
 
     w_frac: int | str = "auto"
@@ -175,6 +179,7 @@ class MappingSpec:
     unit_ratio: int = 3
     y_unit: int | str = "auto"
     rule: str = "approx"
+    tag_offset: int | str = "auto"
 
 
 DEFAULT_ENGINE = EngineSpec()

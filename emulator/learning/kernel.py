@@ -350,7 +350,9 @@ def _le_step(k, b, spk, yt, r_x, r_y, r_w, pe, pv, seed, trial, c, st, sc):
             st.events[b, m, 0] += (1 if go_p else 0) if all_y0 else bp
             st.events[b, m, 1] += 1 if go_n else 0
             vmul = np.int64(1)
-        if left != 0:
+        if not use_gamma:
+            vmul = np.int64(0)       # euclid: no heterosynaptic term, y3 stays at 64
+        if left != 0 and (last or not graded):
             counts[1] += 1
         if left < -ctop or left > ctop:
             counts[4] += 1

@@ -82,7 +82,7 @@ class SynapseState:
     tx: np.ndarray = None    #: (B, N) within-epoch step of the last pre spike (0: none)
     ty: np.ndarray = None    #: (B, M) within-epoch step of the last bap (0: none)
     yr: np.ndarray = None    #: (B, 3, M) last received y1, y2, y3
-    dtag: np.ndarray = None  #: (B, M, N) tag_2 (hidden bits, d = 128 + residual)
+    dtag: np.ndarray = None  #: (B, M, N) tag_2 (hidden bits, d = d_offset + residual)
     #: (4,) tag_2 saturations (d would leave [0, 255]), weight saturations ([-256, 255]),
     #: accumulator saturations (synapse-epochs whose w or d accumulator clipped), trace
     #: saturations (x1 / x2 impulses cut by the clip to 2**trace_bits - 1)
@@ -93,14 +93,16 @@ class SynapseState:
 SYNAPSE_COUNTERS = ("tag_saturation", "weight_saturation", "acc_saturation", "trace_saturation")
 
 
-def synapse_init(w_int: np.ndarray) -> SynapseState:
+def synapse_init(w_int: np.ndarray, d_offset: int = D_OFFSET) -> SynapseState:
+    """LearningDense's state for weights (B, M, N): the lowest weight bit truncated (sign
+    mode MIXED, first run_spk), traces 0, tag_2 at ``d_offset`` (the design's)."""
     w = np.asarray(w_int, np.int64)
     w = (w >> 1) << 1                        # truncate_weights at the first run_spk
     b, m, n = w.shape
     return SynapseState(w=w, x=np.zeros((b, 2, n), np.int64), a_buff=np.zeros((b, m), np.int64),
                         tx=np.zeros((b, n), np.int64), ty=np.zeros((b, m), np.int64),
                         yr=np.zeros((b, 3, m), np.int64),
-                        dtag=np.full((b, m, n), D_OFFSET, np.int64),
+                        dtag=np.full((b, m, n), int(d_offset), np.int64),
                         counts=np.zeros(len(SYNAPSE_COUNTERS), np.int64))
 
 

@@ -170,9 +170,12 @@ def neuron_step(d: Design, st: NeuronState, a_in: np.ndarray, y: np.ndarray, k: 
         st.events[..., 0] += (y2 > 0) if d.all_y0 else bap
         st.events[..., 1] += y1 > 0
         vmul = np.int64(1)
-    st.counts[1] += int(np.count_nonzero(amount_left))
+    if (k + 1) % d.engine.t_epoch == 0 or d.encoding == "events":
+        st.counts[1] += int(np.count_nonzero(amount_left))     # excess beyond one step
     st.carry = _saturate_carry(d, st, amount_left)
     p = np.abs(amount) if d.encoding == "graded" else np.minimum(np.abs(amount), np.int64(1) << fp)
+    if d.mapped_rule != "approx":
+        vmul = np.int64(0)           # no heterosynaptic term: y3 stays at its offset
     # 5. V (graded: L V) for the heterosynaptic term, stochastically rounded to v_lsb
     sh = fv + d.vq_shift
     low = (rng.random_bits(seed, STREAM_VQ, k, index) & np.uint64((1 << sh) - 1)).astype(np.int64)

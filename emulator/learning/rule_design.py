@@ -206,6 +206,11 @@ class Design:
         return int(self.mapping.y_unit)
 
     @property
+    def d_offset(self) -> int:
+        """tag_2's offset: tag_2 = d_offset + residual (hidden bits)."""
+        return int(self.mapping.tag_offset)
+
+    @property
     def mapped_rule(self) -> str:
         """'approx' (the approximate natural gradient) or 'euclid'."""
         return self.mapping.rule
@@ -290,9 +295,33 @@ def trace_headroom_kx(params: NeuronParams, rates, trace_bits: int, n_sd: float 
 
 
 _MAPPING_KW = ("c_ev", "k_x", "v_range_mv", "tag_step", "hidden_bits", "flush_log2", "encoding",
-               "levels", "unit_ratio", "y_unit", "rule")
+               "levels", "unit_ratio", "y_unit", "rule", "tag_offset")
 #: smallest trace impulse the 'auto' K_x search tries
 K_X_MIN = 8
+
+
+def _graded_order(pos, neg, ratio: int, euclid: bool, _=None) -> tuple:
+    """The graded rule's products in the order Lava's applier should add them.
+
+    ``pos`` are the bap's products (homosynaptic x1, x2 at the u0 products' size, then the
+    constant and heterosynaptic ones), ``neg`` the u0 products.  Lava clips the 16-bit
+    accumulator after every product, in the string's order, and each product on its own.
+    A bap step needs (ratio + 1) t x (x1 - x2) against the u0 pair's t x (x1 - x2); one
+    product that large exceeds the accumulator where the net update does not.  So the
+    bap's homosynaptic term is ratio + 1 copies of the u0 size, ordered
+
+        (-x2, +x1) * ratio, -x2, [u0: +x2, -x1], +x1
+
+    In units of one copy, a bap step's partial sums are k (x1 - x2), k x1 - (k+1) x2,
+    ratio (x1 - x2) - x1 ..., all between -x2 and the net update ratio (x1 - x2) (since
+    0 <= x2 <= x1); without a bap only the u0 pair runs (+x2, then x2 - x1).
+    """
+    x1p, x2p, rest_p = pos[0], pos[1], pos[2:]
+    x1n, x2n, rest_n = neg[0], neg[1], neg[2:]
+    homo = (x2p, x1p) * ratio + (x2p, x2n, x1n, x1p)
+    if euclid:
+        return homo
+    return homo + (rest_p[0], rest_n[0], rest_p[1], rest_n[1])
 
 
 def _scale_ok(coef: float, shift: int, acc_shift: int) -> bool:
@@ -573,7 +602,8 @@ def design(params: NeuronParams, rates, eta: float, w_frac: int | None = None, *
         coef_het = het_min * _representable_at_least(max(target, het_min) / het_min)
         v_lsb = coef_het / het_unit
         v_real = y_offset * v_lsb / levels
-        if v_real > v_range_req * (1 + 1e-9):
+        if target < het_min:
+            # a real limit, not the m * 2**j grid's rounding: say so next to the choice
             choices["v_range_mv"] = (v_real, (
                 f"asked for +-{v_range_req:g} mV; the finest heterosynaptic scale the engine "
                 f"allows at this unit (m = 1, 2**-7) gives v_lsb {v_lsb:.3g} mV: Vq's "
@@ -593,16 +623,18 @@ def design(params: NeuronParams, rates, eta: float, w_frac: int | None = None, *
     def terms(g):
         """The products of the update, coefficients times ``g`` (2**h in the tag)."""
         if euclid:
-            pos = (prod(hc * g * pos_mult / pos_div, pos_dep, homo_pos, +1, "homo+ x1"),
-                   prod(hc * g * pos_mult / pos_div, pos_dep,
+            hmul = 1.0 if encoding == "graded" else pos_mult
+            pos = (prod(hc * g * hmul / pos_div, pos_dep, homo_pos, +1, "homo+ x1"),
+                   prod(hc * g * hmul / pos_div, pos_dep,
                         fac((("x2", 0),), pos_y), -1, "homo+ x2"))
             neg = (prod(hc * g / neg_div, neg_dep, homo_neg, -1, "homo- x1"),
                    prod(hc * g / neg_div, neg_dep, fac((("x2", 0),), neg_y), +1, "homo- x2"))
             return pos + neg
         hdiv_pos = pos_mult / (pos_div if encoding == "events" or pos_y is None else 1.0)
+        hmul = 1.0 if encoding == "graded" else pos_mult   # graded: ratio + 1 unit copies
         pos = (
-            prod(hc * g * pos_mult / pos_div, pos_dep, homo_pos, +1, "homo+ x1"),
-            prod(hc * g * pos_mult / pos_div, pos_dep, fac((("t", 0), ("x2", 0)), pos_y), -1,
+            prod(hc * g * hmul / pos_div, pos_dep, homo_pos, +1, "homo+ x1"),
+            prod(hc * g * hmul / pos_div, pos_dep, fac((("t", 0), ("x2", 0)), pos_y), -1,
                  "homo+ x2"),
             prod(c_ev * g * pos_mult / pos_div, pos_dep, fac((), pos_y), -1, "const+"),
             prod(coef_het * g * (pos_mult if encoding == "graded" else hdiv_pos), pos_dep,
@@ -615,8 +647,23 @@ def design(params: NeuronParams, rates, eta: float, w_frac: int | None = None, *
             prod(coef_het * g / (1.0 if encoding == "graded" else neg_div), neg_dep, het_neg,
                  -1, "hetero-"),
         )
+        if encoding == "graded":
+            return _graded_order(pos, neg, ratio, euclid, lambda pr: pr)
         return pos + neg
 
+    d_off = mp.tag_offset
+    if d_off == "auto":
+        d_off = D_OFFSET if encoding == "events" else 2 ** (h + 1)
+        if h and encoding == "graded":
+            choices.setdefault("tag_offset", (d_off, (
+                f"tag_2 = {d_off} + residual in (-2**h, 0]: one LSB below the residual for "
+                f"the negative steps, {255 - d_off} units (of 2**-{h} LSB) above for the bap's "
+                f"steps, {ratio} times larger")))
+    d_off = int(d_off)
+    if h and not 2 ** h <= d_off <= 2 ** e.synaptic_bits - 1 - 2 ** h:
+        raise ValueError(f"mapping.tag_offset must lie in [{2 ** h}, "
+                         f"{2 ** e.synaptic_bits - 1 - 2 ** h}] with {h} hidden bits "
+                         f"(got {d_off}): the residual needs 2**h units below it")
     y2_const = 0
     all_y0 = False
     if h == 0:
@@ -634,10 +681,10 @@ def design(params: NeuronParams, rates, eta: float, w_frac: int | None = None, *
             raise ValueError(f"hidden_bits {h} has no carry encoding (use 1..6 or flush_log2)")
         y2_const = 2 ** (j2 // f)
         y2s = (("y2", 0),) * f
-        carry_w = (("d", -(D_OFFSET + 1 - 2 ** h)),) + y2s
-        products = (mk(1, 0, "u0", carry_w),)                 # w += ceil((d - 128) / 2**h)
+        carry_w = (("d", -(d_off + 1 - 2 ** h)),) + y2s
+        products = (mk(1, 0, "u0", carry_w),)                 # w += ceil((d - D) / 2**h)
         dd_products = terms(gain) + (
-            mk(-1, h, "u0", (("d", -D_OFFSET),) + y2s),)      # d -= 2**h ceil(...)
+            mk(-1, h, "u0", (("d", -d_off),) + y2s),)         # d -= 2**h ceil(...)
     else:
         # hidden bits, periodic flush: the update goes to d in units of 2**-h LSB; every
         # event rides on y0 (sign on y2 / y1) so that the one u<k> of the rule set is the
@@ -645,8 +692,8 @@ def design(params: NeuronParams, rates, eta: float, w_frac: int | None = None, *
         if not 0 <= int(mp.flush_log2) <= 9:
             raise ValueError(f"flush_log2 must lie in [0, 9] (got {mp.flush_log2})")
         uk = f"u{int(mp.flush_log2)}"
-        flush_w = mk(1, -h, uk, (("d", -D_OFFSET),))          # w += (d - 128) 2**-h, exact
-        flush_d = mk(-1, 0, uk, (("d", -D_OFFSET),))          # d -= d - 128
+        flush_w = mk(1, -h, uk, (("d", -d_off),))             # w += (d - D) 2**-h, exact
+        flush_d = mk(-1, 0, uk, (("d", -d_off),))             # d -= d - D
         products = (flush_w,)
         dd_products = terms(gain) + (flush_d,)
         all_y0 = True
@@ -695,7 +742,8 @@ def design(params: NeuronParams, rates, eta: float, w_frac: int | None = None, *
     c_ev_out = int(c_ev) if float(c_ev).is_integer() else float(c_ev)
     mp = dataclasses.replace(mp, w_frac=w_frac, c_ev=c_ev_out, tag_step=int(tag_step),
                              k_x=int(k_x), v_range_mv=float(v_real), encoding=encoding,
-                             levels=levels, unit_ratio=ratio, y_unit=int(y_unit))
+                             levels=levels, unit_ratio=ratio, y_unit=int(y_unit),
+                             tag_offset=d_off)
     return Design(params=p, rates=rates, eta=float(eta), w_frac=w_frac, c_ev=c_ev_out,
                   k_x=int(k_x), x1_tau=x1_tau, x2_tau=x2_tau, tags=tags, tag_step=int(tag_step),
                   tag_scale=big_t, e_q=e_unit, v_lsb=v_lsb, products=products, weight_exp=0,
