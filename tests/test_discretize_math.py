@@ -284,3 +284,48 @@ def test_learning_engine_decays_for_any_time_constant(le_task):
             assert q == rnd(x), (tau, q, x)
             n_high += x % 1 >= 0.5
     assert n_high >= 4
+
+
+@pytest.mark.parametrize("rule", ["approx", "euclid"])
+@pytest.mark.parametrize("config", ["loihi2", "loihi2_events"])
+def test_one_step_of_the_rule_equals_its_closed_form(le_task, config, rule):
+    """The rule strings, evaluated by the engine's applier on constructed factors (V = 0,
+    so the heterosynaptic products vanish and every other floor is exact), give the update
+    the coding promises, in accumulator units of tag_2 (2**h per weight accumulator unit):
+
+    * a negative step of L units (y1 = y_unit L, no bap):  -L g (hc t (x1 - x2) - c_ev)
+      (approx) or -L g c_ev (x1 - x2) (euclid);
+    * a positive step (the bap; graded: the same y1 = y_unit L; events: one event): the same
+      magnitude times unit_ratio (graded) or 1 (events), with the opposite sign.
+    """
+    from emulator.learning.lava_replica import apply_products
+    cfg = load(config).with_overrides(**{"mapping.rule": rule})
+    d = learning.design_for_config(cfg, le_task, ETA_CODE["approx"] if rule == "approx"
+                                   else ETA_CODE["euclid"])
+    g = 2 ** d.hidden_bits
+    hc = d.info["acc_per_t_x1"]
+    rng_ = np.random.default_rng(5)
+    N = d.n_afferents
+    x1 = rng_.integers(0, 100, N)
+    x2 = np.minimum(x1, rng_.integers(0, 100, N))
+    w = rng_.integers(-100, 100, N)
+    acc0 = np.full(N, d.d_offset << d.engine.acc_shift)
+    pos_prod = [p for p in d.dd_products if not (p.factors and p.factors[0][0] == "d")]
+    levels = range(1, d.levels + 1) if d.encoding == "graded" else [1]
+    for L in levels:
+        y1 = d.y_unit * L
+        unit = (hc * d.tags * (x1 - x2) - d.c_ev) if rule == "approx" else d.c_ev * (x1 - x2)
+        want_neg = -L * g * unit
+        want_pos = -want_neg * (d.unit_ratio if d.encoding == "graded" else 1)
+        for bap, want in ((0, want_neg), (1, want_pos)):
+            if d.encoding == "events":
+                yv = {"y1": np.full((1, 1, 1), 0 if bap else 64), "y2": np.zeros((1, 1, 1)),
+                      "y3": np.full((1, 1, 1), 64)}
+            else:
+                yv = {"y1": np.full((1, 1, 1), y1), "y2": np.zeros((1, 1, 1)),
+                      "y3": np.full((1, 1, 1), 64)}
+            acc = apply_products(pos_prod, acc0[None, None].copy(), w[None, None],
+                                 d.tags[None, None], x1[None, None], x2[None, None],
+                                 np.full((1, 1, 1), bap), yv, d=acc0[None, None] >> 7, u=1)
+            np.testing.assert_array_equal(acc[0, 0] - acc0, np.asarray(want, np.int64),
+                                          err_msg=f"{config} {rule} L={L} bap={bap}")

@@ -183,12 +183,14 @@ def test_lava_equals_emulator_bit_for_bit(bit_case):
     assert res["counters"] == emu.counters
 
 
-#: Graded designs run bit for bit under Lava: the shipped loihi2 config, and one more (the
-#: Euclidean rule, positive levels 7 E_n, 3 hidden bits, 2-step epochs).
+#: Graded designs run bit for bit under Lava: the shipped loihi2 config, one more with
+#: positive levels 7 E_n, 3 hidden bits, tag_2 offset 100 and 2-step epochs (levels gather
+#: in the carry and go out on the epoch's last step), and the Euclidean rule.
 GRADED = {
     "loihi2": {},
-    "euclid_ratio7_h3_t2": {"mapping.rule": "euclid", "mapping.unit_ratio": 7,
-                            "mapping.hidden_bits": 3, "engine.t_epoch": 2},
+    "ratio7_h3_offset100_t2": {"mapping.unit_ratio": 7, "mapping.hidden_bits": 3,
+                               "mapping.tag_offset": 100, "engine.t_epoch": 2},
+    "euclid": {"mapping.rule": "euclid"},
 }
 
 
@@ -202,13 +204,14 @@ def test_lava_equals_emulator_on_graded_designs(name):
     from lava_procs.learning_engine import run_lava_le
     task = fig3_task(n_trials=4, N=20, M=2, seed=3)
     cfg = load("loihi2").with_overrides(**GRADED[name])
-    eta = BIT_ETA if cfg["mapping"]["rule"] == "approx" else 2e-5
+    eta = BIT_ETA if cfg["mapping"]["rule"] == "approx" else 6e-5
     d = LE.design_for_config(cfg, task, eta)
     assert d.encoding == "graded"
     emu = LE.run(task, BIT_STEPS, BIT_SEED, d, trials=[BIT_TRIAL])
     res = run_lava_le(d, task, BIT_STEPS, BIT_SEED, trial=BIT_TRIAL)
     assert emu.events[0, :, 0].sum() >= 20 and emu.events[0, :, 1].sum() >= 10, emu.events
-    assert emu.counters["post_carry"] > 0
+    # carries: the euclid design's top step exceeds its largest post factor, never
+    assert emu.counters["post_carry"] > 0 or name == "euclid"
     w0 = LE.quantize_weights(d, task.w_init[BIT_TRIAL])
     assert np.abs(emu.w_int[0] - w0).max() >= 10
     np.testing.assert_array_equal(res["w_int"], emu.w_int[0])

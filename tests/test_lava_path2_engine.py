@@ -42,7 +42,7 @@ def test_spec_records_default_to_the_default_design():
     # asked-for 30 mV rounded up to the engine's scale grid)
     assert a.mapping == LE.MappingSpec(w_frac=12, c_ev=a.c_ev, tag_step=16, levels=1,
                                        unit_ratio=1, y_unit=64,
-                                       v_range_mv=64 * a.v_lsb)
+                                       v_range_mv=64 * a.v_lsb, tag_offset=128)
     assert abs(a.mapping.v_range_mv - 31.6) < 0.05
     # the asked-for 30 mV needs a scale below Lava's smallest (m = 1, 2**-7): a real limit,
     # so the design says so among its choices
@@ -237,3 +237,20 @@ def test_carry_conserves_the_update():
                  np.full((1, 1), 64), np.array([0.5]), np.array([0.5]), 0.5, tags)
     np.testing.assert_array_equal(syn.w * 16 + syn.dtag - 128, before)   # no event: moved only
     assert np.all((syn.dtag - 128 > -16) & (syn.dtag - 128 <= 0))
+
+
+@pytest.mark.parametrize("config", ["loihi2", "loihi2_events"])
+def test_a_trial_that_ran_away_under_a_one_sided_cap_no_longer_does(config):
+    """Trial 1 of the Fig 3 task (N = 100, seed 0, eta_A = 5.5e-4) ran away when a positive
+    update beyond the top event was dropped while the negative part was not: V drifted
+    down and gamma_s with it (measured with that code: gamma_s 18.0 at 400 s, 188 at 800 s,
+    V -14.5 mV).  With the excess carried into the next steps, both codings keep gamma_s
+    where the float rule has it (6.2 / 6.1 at 400 s) while carrying hundreds of times."""
+    from emulator.hwconfig import load
+    task = fig3_task(n_trials=2, N=100, seed=0)
+    d = LE.design_for_config(load(config), task, 5.5e-4)
+    r = LE.run(task, 800_000, 0, d, trials=[1])
+    gamma = r.neuron.gamma[0, 0] * 2.0 ** -d.neuron.gamma_frac
+    assert gamma < 10.0, gamma
+    assert r.counters["gamma_saturation"] == 0
+    assert r.counters["post_carry"] > 500, r.counters           # the carry was at work

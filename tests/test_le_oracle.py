@@ -327,9 +327,9 @@ class Oracle:
                             self.scount["tag_saturation"] += 1
                             acc_d = 0
                         dn = self._round(acc_d, e.acc_shift, rw)
-                        if dn > 2 * top - 1:
+                        if dn > top - 1:               # ... and 8 bits wide: [0, 255]
                             self.scount["tag_saturation"] += 1
-                            dn = 2 * top - 1
+                            dn = top - 1
                         self.dtag[b][m][i] = dn
                     self.scount["acc_saturation"] += int(c1 or c2)
                     self.w[b][m][i] = wn
@@ -418,15 +418,17 @@ def _compare(o: Oracle, neu, syn, events, where):
 # ============================================================================ tests
 def test_design_is_the_shipped_carry_design(setup):
     """The cases exercise what the configs ship: hidden bits carried into w every epoch
-    (4 with y2 = 2 graded, 3 with y2 = 4 events), graded levels 0..3 of 32 on y1."""
+    (5 with y2 = 1 and tag_2 offset 64 graded, 3 with y2 = 4 and offset 128 events),
+    graded levels 0..3 of 32 on y1, the bap's homosynaptic products as 4 unit copies."""
     d = setup[1]
     if d.encoding == "graded":
-        assert d.hidden_bits == 4 and d.y2_const == 2
+        assert d.hidden_bits == 5 and d.y2_const == 1 and d.d_offset == 64
         assert (d.levels, d.unit_ratio, d.y_unit) == (3, 3, 32)
     else:
-        assert d.hidden_bits == 3 and d.y2_const == 4
+        assert d.hidden_bits == 3 and d.y2_const == 4 and d.d_offset == 128
     assert d.mapping.flush_log2 is None
-    n_dd = 5 if d.mapped_rule == "euclid" else 9
+    # graded: 2 x 4 bap copies + 2 u0 (+ constant and heterosynaptic pairs) + the carry
+    n_dd = {"events": 9, "graded": 15}[d.encoding] - (4 if d.mapped_rule == "euclid" else 0)
     assert len(parse_rule(d.rule)) == 1 and len(parse_rule(d.rule_dd)) == n_dd
     # the oracle's own sigma table is the design's, node for node
     assert sigma_nodes(d.params, d.neuron) == d.sigma_lut.tolist()

@@ -492,8 +492,8 @@ def _le_step(k, b, spk, yt, r_x, r_y, r_w, pe, pv, seed, trial, c, st, sc):
                 ad = accd[i]
                 n_dsat += 1 if ad < 0 else 0
                 qd = _round_acc(max(ad, np.int64(0)), acc_shift, w_per_syn, pd, base + i, thr)
-                n_dsat += 1 if qd > 2 * wtop - 1 else 0
-                drow[i] = min(qd, 2 * wtop - 1)
+                n_dsat += 1 if qd > wtop - 1 else 0
+                drow[i] = min(qd, wtop - 1)          # tag_2: unsigned 8 bits (Lava W_TAG_2_U)
                 n_sat += satd[i] & (1 - satw[i])
         scounts[0] += n_dsat
         scounts[1] += n_wsat

@@ -266,8 +266,8 @@ def synapse_step(d: Design, syn: SynapseState, x_spk: np.ndarray, bap, y1, y2, y
         acc_d = np.maximum(acc_d, 0)                   # tag_2 is unsigned in Lava
         words = rng.random_bits(seed, STREAM_D_ROUND, k, idx) if per_w else None
         dn = _round_acc(acc_d, e.acc_shift, rw, words)
-        syn.counts[0] += int(np.count_nonzero(dn > 2 * top - 1))
-        syn.dtag = np.clip(dn, 0, 2 * top - 1)
+        syn.counts[0] += int(np.count_nonzero(dn > top - 1))
+        syn.dtag = np.clip(dn, 0, top - 1)             # unsigned 8 bits (W_TAG_2_U)
     syn.counts[2] += int(np.count_nonzero(sat))
     syn.w = w_new
     syn.tx[:] = 0

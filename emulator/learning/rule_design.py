@@ -300,7 +300,7 @@ _MAPPING_KW = ("c_ev", "k_x", "v_range_mv", "tag_step", "hidden_bits", "flush_lo
 K_X_MIN = 8
 
 
-def _graded_order(pos, neg, ratio: int, euclid: bool, _=None) -> tuple:
+def _graded_order(pos, neg, ratio: int, euclid: bool) -> tuple:
     """The graded rule's products in the order Lava's applier should add them.
 
     ``pos`` are the bap's products (homosynaptic x1, x2 at the u0 products' size, then the
@@ -629,6 +629,8 @@ def design(params: NeuronParams, rates, eta: float, w_frac: int | None = None, *
                         fac((("x2", 0),), pos_y), -1, "homo+ x2"))
             neg = (prod(hc * g / neg_div, neg_dep, homo_neg, -1, "homo- x1"),
                    prod(hc * g / neg_div, neg_dep, fac((("x2", 0),), neg_y), +1, "homo- x2"))
+            if encoding == "graded":
+                return _graded_order(pos, neg, ratio, euclid)
             return pos + neg
         hdiv_pos = pos_mult / (pos_div if encoding == "events" or pos_y is None else 1.0)
         hmul = 1.0 if encoding == "graded" else pos_mult   # graded: ratio + 1 unit copies
@@ -648,7 +650,7 @@ def design(params: NeuronParams, rates, eta: float, w_frac: int | None = None, *
                  -1, "hetero-"),
         )
         if encoding == "graded":
-            return _graded_order(pos, neg, ratio, euclid, lambda pr: pr)
+            return _graded_order(pos, neg, ratio, euclid)
         return pos + neg
 
     d_off = mp.tag_offset

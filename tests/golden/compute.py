@@ -25,10 +25,18 @@ CASES = (
     ("fxp16_N33_M2_B1", "fxp16", 33, 2, 1, 2500, 3, (5.0, 30.0)),
 )
 
-#: Learning-engine mode (Lava path 2's emulator) on the Fig 3 task.
+#: Learning-engine mode (Lava path 2's emulator) on the Fig 3 task: (case name, N, M,
+#: trials, steps, seed, config or None for the default spec records, config overrides).
+#: Re-recorded for issue 25 (graded third factors, the carry, tag_2's 8-bit range): the two
+#: default-record cases keep their weights, traces and events bit for bit, only their
+#: counters' names changed; the config cases are new.
 LE_CASES = (
-    ("learning_engine_fig3", 100, 1, 2, 2000, 7),
-    ("learning_engine_N9_M2", 9, 2, 2, 1500, 4),
+    ("learning_engine_fig3", 100, 1, 2, 2000, 7, None, {}),
+    ("learning_engine_N9_M2", 9, 2, 2, 1500, 4, None, {}),
+    ("loihi2_graded_fig3", 100, 1, 2, 3000, 7, "loihi2", {}),
+    ("loihi2_graded_N9_M2", 9, 2, 2, 2500, 4, "loihi2", {}),
+    ("loihi2_events_fig3", 100, 1, 2, 3000, 7, "loihi2_events", {}),
+    ("loihi2_euclid_N20_M2", 20, 2, 2, 2500, 3, "loihi2", {"mapping.rule": "euclid"}),
 )
 
 
@@ -61,24 +69,36 @@ def datapath_hash(config, N, M, trials, steps, seed, rates, backend="numba", chu
                    extra={"counters": r.counters, "v_frac": v_frac})
 
 
-def learning_engine_hash(N, M, trials, steps, seed, backend="numba"):
+def learning_engine_hash(N, M, trials, steps, seed, config=None, overrides=None,
+                         backend="numba"):
     from emulator import learning as le
     from emulator.task import fig3_task
     task = fig3_task(n_trials=trials, N=N, M=M, seed=seed)
-    r = le.run(task, steps, seed, record_every=101, backend=backend)
+    d = None
+    if config is not None:
+        from emulator.hwconfig import load
+        from emulator.reference import ETA_CODE
+        cfg = load(config).with_overrides(**(overrides or {}))
+        d = le.design_for_config(cfg, task, ETA_CODE[cfg["mapping"]["rule"]] * 20)
+    r = le.run(task, steps, seed, d, record_every=101, backend=backend)
     n = r.neuron
-    return _digest(r.w_int, r.x_traces, r.events, r.teacher_spikes, n.v, n.gamma, n.p,
-                   np.rint(r.record_w / (r.w_final.flat[np.flatnonzero(r.w_int)[0]]
-                                         / r.w_int.flat[np.flatnonzero(r.w_int)[0]])),
-                   extra={"counters": {k: int(v) for k, v in r.counters.items()}})
+    extra = {"counters": {k: int(v) for k, v in r.counters.items()}}
+    arrays = [r.w_int, r.x_traces, r.events, r.teacher_spikes, n.v, n.gamma, n.p,
+              np.rint(r.record_w / (r.w_final.flat[np.flatnonzero(r.w_int)[0]]
+                                    / r.w_int.flat[np.flatnonzero(r.w_int)[0]]))]
+    if config is not None:           # the new cases also pin tag_2, the carry, the engine
+        arrays += [r.d_tag, n.carry]
+        extra["synapse_counters"] = {k: int(v) for k, v in r.synapse_counters.items()}
+        extra["rule"] = d.rule + " | " + d.rule_dd
+    return _digest(*arrays, extra=extra)
 
 
 def compute_all() -> dict:
     out = {}
     for name, cfg, N, M, B, steps, seed, rates in CASES:
         out[name] = datapath_hash(cfg, N, M, B, steps, seed, rates)
-    for name, N, M, B, steps, seed in LE_CASES:
-        out[name] = learning_engine_hash(N, M, B, steps, seed)
+    for name, N, M, B, steps, seed, cfg, ov in LE_CASES:
+        out[name] = learning_engine_hash(N, M, B, steps, seed, cfg, ov)
     return out
 
 
