@@ -166,14 +166,14 @@ LE_SCHEMA: dict[str, Any] = {
         "c_ev": Field(float, 2.0**-10, 2**20, auto=True, doc="accumulator units of one event's (events) or one negative level's (graded) constant term; euclid: per trace count"),
         "v_range_mv": Field(float, 1.0, 128.0, auto=True, doc="range of abs(V) that y3 = 64 + Vq covers (mV); auto: abs(m) + 4 sd of V at the task's weights"),
         "tag_step": Field(int, 1, 64, auto=True, doc="tag quantum: 16 (events) or 32 (graded) makes the homosynaptic products exact"),
-        "hidden_bits": Field(int, 0, 6, doc="update bits kept below the weight LSB in synaptic tag 2 (d) and carried into the weight"),
+        "hidden_bits": Field(int, 0, 6, auto=True, doc="update bits kept below the weight LSB in synaptic tag 2 (d) and carried into the weight; auto: the most whose tag 2 holds the largest step of either sign (needs flush_log2 null)"),
         "flush_log2": Field(int, 0, 9, nullable=True, doc="null: the tag's whole LSBs are carried into the weight every epoch; k: the whole tag is flushed every 2**k epochs (Lava's u<k>)"),
         "encoding": Field(str, choices=("events", "graded", "auto"), doc="third factors: 'events' (one fixed-size event, probability abs(P)/E_q) or 'graded' (a level 0..levels per epoch on y1, the sign on the bap); auto: graded where possible"),
         "levels": Field(int, 1, 127, doc="graded: the top level (y_unit * levels must fit the 7-bit trace)"),
         "unit_ratio": Field(int, choices=(1, 3, 7), doc="graded: positive level / negative level (the bap's products carry unit_ratio + 1 times the u0 ones)"),
         "y_unit": Field(int, 1, 127, auto=True, doc="graded: y1 per level, a power of two; auto: the largest with y_unit * levels <= 127"),
         "rule": Field(str, choices=("approx", "euclid"), doc="rule mapped onto the engine: the approximate natural gradient or the Euclidean rule"),
-        "tag_offset": Field(int, 1, 254, auto=True, doc="hidden bits: tag_2 = tag_offset + residual (tag_2 is 0..255); auto: 128 for events, 2**(h+1) for graded (one LSB of room below for negative steps, the rest above for the larger bap steps)"),
+        "tag_offset": Field(int, 1, 254, auto=True, doc="hidden bits: tag_2 = tag_offset + residual (tag_2 is 0..255); auto: 128 for events; graded: room below for the largest negative step, the rest above for the larger bap steps"),
     },
 }
 

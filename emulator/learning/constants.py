@@ -143,7 +143,8 @@ class MappingSpec:
     tag_step : tag quantum (16 'events' / 32 'graded' make the homosynaptic products
         exact integers) or 1, or 'auto'
     hidden_bits : low-order update bits kept below the weight LSB in a synaptic tag and
-        flushed into the weight periodically (0: none, as the bare engine)
+        flushed into the weight periodically (0: none, as the bare engine), or 'auto' (the
+        most whose tag_2 holds the largest step of either sign)
     flush_log2 : with hidden_bits > 0, how the tag reaches the weight.  None (default):
         a carry every epoch: w gets the whole LSBs of d exactly and d keeps the rest
         (error diffusion; needs h in 1..6; the neuron sends a constant y2 = 2**j whose
@@ -172,7 +173,7 @@ class MappingSpec:
     c_ev: int | str = "auto"
     v_range_mv: float | str = 30.0
     tag_step: int | str = "auto"
-    hidden_bits: int = 0
+    hidden_bits: int | str = 0
     flush_log2: int | None = None
     encoding: str = "events"
     levels: int = 3

@@ -300,6 +300,43 @@ _MAPPING_KW = ("c_ev", "k_x", "v_range_mv", "tag_step", "hidden_bits", "flush_lo
 K_X_MIN = 8
 
 
+#: how far above its mean the USP difference of an afferent may reach before tag_2's room
+#: for one step runs out (the step bounds behind hidden_bits / tag_offset 'auto')
+USP_N_SD = 6.0
+
+
+def usp_diff_bound(params: NeuronParams, rate: float, n_sd: float = USP_N_SD) -> float:
+    """mean + n_sd sd of an afferent's trace difference a_m - a_s (spike counts; x_i =
+    usp_scale (a_m - a_s)) for Bernoulli(rate dt) spikes: the sums over the kernel
+    d_m^k - d_s^k of its mean and variance."""
+    q = min(1.0, max(rate, 0.0) * params.dt)
+    dm, ds = params.decay_m, params.decay_s
+    mean = q * (1 / (1 - dm) - 1 / (1 - ds))
+    var = q * (1 - q) * (1 / (1 - dm * dm) + 1 / (1 - ds * ds) - 2 / (1 - dm * ds))
+    return mean + n_sd * math.sqrt(max(var, 0.0))
+
+
+def _design_auto_hidden_bits(params, rates, eta, mp, engine, neuron, max_tag_err, choices):
+    """``hidden_bits: auto``: the most hidden bits (6 .. 1, carried every epoch) whose tag_2
+    holds the largest step of each sign (``Design.info['tag_budget']``), else none."""
+    if mp.flush_log2 is not None:
+        raise ValueError("mapping.hidden_bits 'auto' needs the carry (flush_log2: null)")
+    for h in range(6, -1, -1):
+        d = design(params, rates, eta, mapping=dataclasses.replace(mp, hidden_bits=h),
+                   engine=engine, neuron=neuron, max_tag_err=max_tag_err,
+                   choices=dict(choices or {}))
+        tb = d.info["tag_budget"]
+        if h == 0 or tb["fits"]:
+            why = (f"the most that hold one step of either sign in tag_2: residual {2 ** h} + "
+                   f"{tb['down_units']:.0f} units below + {tb['up_units']:.0f} above <= "
+                   f"{2 ** (engine.synaptic_bits - 1) - 1} (units of 2**-{h} LSB; steps at "
+                   f"mean + {USP_N_SD:g} sd of the slowest afferent's USP)") if h else (
+                "no hidden bits: even one would not hold the largest step in tag_2")
+            d.choices["hidden_bits"] = (h, why)
+            return d
+    raise AssertionError("unreachable")
+
+
 def _graded_order(pos, neg, ratio: int, euclid: bool) -> tuple:
     """The graded rule's products in the order Lava's applier should add them.
 
@@ -381,6 +418,8 @@ def design(params: NeuronParams, rates, eta: float, w_frac: int | None = None, *
         raise ValueError(f"engine.trace_rounding {e.trace_rounding!r}")
     if mp.rule not in RULES:
         raise ValueError(f"mapping.rule must be one of {', '.join(RULES)} (got {mp.rule!r})")
+    if mp.hidden_bits == "auto":
+        return _design_auto_hidden_bits(params, rates, eta, mp, e, nf, max_tag_err, choices)
     euclid = mp.rule == "euclid"
     h = int(mp.hidden_bits)
     if not 0 <= h <= e.acc_shift:
@@ -653,14 +692,32 @@ def design(params: NeuronParams, rates, eta: float, w_frac: int | None = None, *
             return _graded_order(pos, neg, ratio, euclid)
         return pos + neg
 
+    # the largest step of each sign, in tag_2 units (2**-h LSB): what tag_2 must hold
+    homo_lvl = (max((c_ev * k_x * usp_diff_bound(p, r) for r in rates), default=0.0) if euclid
+                else max((hc * t * k_x * usp_diff_bound(p, r) for r, t in zip(rates, tags)),
+                         default=0.0))
+    const_lvl = 0.0 if euclid else c_ev
+    het_lvl = coef_het * y_offset * 2 ** (e.synaptic_bits - 2)   # |Vq| 64, |W| <= 128
+    to_d = 2.0 ** h / 2.0 ** acc_shift
+    up_d = max(ratio * levels * (homo_lvl + het_lvl), levels * (const_lvl + het_lvl)) * to_d
+    down_d = max(levels * (homo_lvl + het_lvl), ratio * levels * (const_lvl + het_lvl)) * to_d
+    tag_top = 2 ** (e.synaptic_bits - 1) - 1                     # tag_2: 0..255
+    fits = up_d + down_d + 2 ** h <= tag_top
     d_off = mp.tag_offset
     if d_off == "auto":
-        d_off = D_OFFSET if encoding == "events" else 2 ** (h + 1)
-        if h and encoding == "graded":
-            choices.setdefault("tag_offset", (d_off, (
-                f"tag_2 = {d_off} + residual in (-2**h, 0]: one LSB below the residual for "
-                f"the negative steps, {255 - d_off} units (of 2**-{h} LSB) above for the bap's "
-                f"steps, {ratio} times larger")))
+        if encoding == "events":
+            d_off = D_OFFSET
+        else:
+            # room below for the largest negative step, the rest above for the bap's
+            d_off = int(min(max(2 ** h + math.ceil(down_d), 2 ** h), tag_top - 2 ** h))
+            if fits:
+                d_off = int(min(d_off, tag_top - math.ceil(up_d)))
+            if h:
+                choices.setdefault("tag_offset", (d_off, (
+                    f"tag_2 = {d_off} + residual in (-2**{h}, 0]: {d_off - 2 ** h} units of "
+                    f"2**-{h} LSB below for the largest negative step (~{down_d:.0f}), "
+                    f"{tag_top - d_off} above for the largest bap step (~{up_d:.0f}; steps at "
+                    f"mean + {USP_N_SD:g} sd of the slowest afferent's USP)")))
     d_off = int(d_off)
     if h and not 2 ** h <= d_off <= 2 ** e.synaptic_bits - 1 - 2 ** h:
         raise ValueError(f"mapping.tag_offset must lie in [{2 ** h}, "
@@ -737,6 +794,8 @@ def design(params: NeuronParams, rates, eta: float, w_frac: int | None = None, *
         "phi_max_dt": {"float": p.phi_max * p.dt, "realised": phidt_mant * 2.0 ** -phidt_shift},
         "phi_max_beta2": {"float": p.phi_max * p.beta ** 2, "realised": a_mant * 2.0 ** -a_shift},
         "encoding": encoding, "rule": mp.rule,
+        "tag_budget": {"up_units": up_d, "down_units": down_d, "residual_units": 2 ** h,
+                       "fits": bool(fits) if h else None},
     }
     if encoding == "graded":
         info.update({"E_n": e_unit, "E_p": e_unit * ratio, "levels": levels,

@@ -175,9 +175,15 @@ def config_label(cfg) -> str | None:
     return cfg.name
 
 
+def chip_rule(cfg) -> str:
+    """The rule a chip config runs: the learning engine's ``mapping.rule``, else 'approx'
+    (the integer datapath implements the approximate rule only)."""
+    return cfg["mapping"]["rule"] if getattr(cfg, "is_learning_engine", False) else "approx"
+
+
 def chip_run(cfg, task: Task, steps: int, seed: int, eta: float, record_every: int | None = None,
              batch: int = 50, trials=None):
-    """The approximate rule on a chip config (datapath or learning engine) through
+    """The config's rule (:func:`chip_rule`) on a chip config (datapath or learning engine) through
     :func:`emulator.run`, trials in
     batches of ``batch`` (the emulator's results do not depend on the split).
 
@@ -194,9 +200,10 @@ def chip_run(cfg, task: Task, steps: int, seed: int, eta: float, record_every: i
     all_trials = np.arange(task.n_trials) if trials is None else np.asarray(trials, np.int64)
     for b0 in range(0, all_trials.size, batch):
         tr = all_trials[b0:b0 + batch]
+        rule = chip_rule(cfg)
         if all_trials.size > batch:
-            _note(f"{cfg.name} approx: trials {tr[0]}..{tr[-1]} of {all_trials.size}")
-        _status(f"{cfg.name} approx: trials {tr[0]}..{tr[-1]} of {all_trials.size}, {steps} steps")
+            _note(f"{cfg.name} {rule}: trials {tr[0]}..{tr[-1]} of {all_trials.size}")
+        _status(f"{cfg.name} {rule}: trials {tr[0]}..{tr[-1]} of {all_trials.size}, {steps} steps")
         res = run(cfg, task, steps, seed, eta=eta, record=rec, record_every=record_every or 0,
                   trials=tr, chunk_steps=chunk_steps(len(tr)))
         finals.append(res.w_final)

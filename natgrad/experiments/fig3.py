@@ -46,6 +46,40 @@ def _stats_arrays(rm, kl, wd) -> dict:
     return _stats(c)
 
 
+def chip_rule_comparison(kl_nat, kl_euc, t_nat, t_euc, t_end_s: float) -> dict:
+    """The approximate natural rule against Euclid on the same chip, paired per trial (same
+    task, weights and spikes): late KL (log ratio) and the time to the RMSE threshold (a
+    trial that never gets there counts as the run's end, ``t_end_s``, a lower bound).
+
+    ``verdict``: 'natural wins' when both paired 95 % intervals lie on the natural side,
+    'euclid wins' when one lies on Euclid's side and the other does not favour natural,
+    else 'not resolved' (more trials would resolve it).
+    """
+    kl_nat, kl_euc = np.asarray(kl_nat, np.float64), np.asarray(kl_euc, np.float64)
+    ok = (kl_nat > 0) & (kl_euc > 0)
+    log_ratio = np.log(kl_nat[ok] / kl_euc[ok])
+    tn = np.array([t_end_s if v is None else v for v in t_nat])
+    te = np.array([t_end_s if v is None else v for v in t_euc])
+    dt_ = tn - te
+    lr, dd = ci95(log_ratio), ci95(dt_)
+
+    def side(c):          # -1: natural's side (negative), +1: Euclid's, 0: unresolved
+        if c["mean"] is None or c["ci95"] is None:
+            return 0
+        return -1 if c["mean"] + c["ci95"] < 0 else (1 if c["mean"] - c["ci95"] > 0 else 0)
+    s_kl, s_t = side(lr), side(dd)
+    verdict_ = ("natural wins" if s_kl < 0 and s_t < 0 else
+                "euclid wins" if (s_kl > 0 and s_t >= 0) or (s_t > 0 and s_kl >= 0) else
+                "not resolved")
+    return {"late_kl_log_ratio_natural_over_euclid": lr,
+            "late_kl_ratio_geometric_mean": float(np.exp(lr["mean"])) if lr["mean"] is not None
+            else None,
+            "late_kl_natural_lower_fraction": float(np.mean(log_ratio < 0)) if ok.any() else None,
+            "t_rmse_below_natural_minus_euclid_s": dd,
+            "natural_first_fraction": float(np.mean(tn < te)) if tn.size else None,
+            "n_trials": int(kl_nat.size), "verdict": verdict_}
+
+
 def lc_effects(t, curves: dict, p: dict) -> dict:
     """Convergence numbers of mean learning curves: time to the RMSE / KL thresholds and the
     mean KL over the late window."""
@@ -81,6 +115,14 @@ def fig3f_shard(p: dict, seed: int, cfg_tree: dict | None, trials) -> dict:
                                        record_every=ev, trials=trials)
         rm, kl, wd = curve_metrics(task, Wr, seed, p["n_test"], trials)
         out["chip"] = {"t_s": tr, "rmse": rm, "kl": kl, "wdist": wd, "counters": counters}
+        if cfg.is_learning_engine and "euclid" in p["rules"]:
+            # the same engine and coding learning the Euclidean rule: the fair comparison
+            ecfg = cfg.with_overrides(**{"mapping.rule": "euclid"})
+            Wr, tr, _, counters = chip_run(ecfg, task, steps, seed, etas["euclid"],
+                                           record_every=ev, trials=trials)
+            rm, kl, wd = curve_metrics(task, Wr, seed, p["n_test"], trials)
+            out["chip_euclid"] = {"t_s": tr, "rmse": rm, "kl": kl, "wdist": wd,
+                                  "counters": counters}
     return out
 
 
@@ -91,19 +133,21 @@ def _merge_shards(parts: list) -> dict:
     res = {r: SimpleNamespace(t_s=t, **{k: np.concatenate([pp["rules"][r][k] for pp in parts], 1)
                                       for k in ("rmse", "kl", "wdist")})
            for r in parts[0]["rules"]}
-    chip = None
-    if "chip" in parts[0]:
+    out = {"res": res, "chip": None, "chip_euclid": None}
+    for key in ("chip", "chip_euclid"):
+        if key not in parts[0]:
+            continue
         counters: dict = {}
         for pp in parts:
-            for var, c in pp["chip"]["counters"].items():
+            for var, c in pp[key]["counters"].items():
                 dst = counters.setdefault(var, {"first_step": {}})
                 for k, v in c.items():
                     if k != "first_step":
                         dst[k] = dst.get(k, 0) + int(v)
-        chip = {"t_s": parts[0]["chip"]["t_s"], "counters": counters,
-                **{k: np.concatenate([pp["chip"][k] for pp in parts], 1)
-                   for k in ("rmse", "kl", "wdist")}}
-    return {"res": res, "chip": chip}
+        out[key] = {"t_s": parts[0][key]["t_s"], "counters": counters,
+                    **{k: np.concatenate([pp[key][k] for pp in parts], 1)
+                       for k in ("rmse", "kl", "wdist")}}
+    return out
 
 
 def sharded_curves(sp: dict, seed: int, config, *, executor: str = "serial", workers: int = 2,
@@ -214,6 +258,26 @@ def fig3f(scale: str = "small", config=None, seed: int = 0, out=None, progress=N
                     "late-KL ratio to float's approximate rule", blame),
             {"what": "approximate rule on the chip reaches the RMSE threshold before Euclid",
              "value": tc, "euclid": te, "pass": bool(tc is not None and (te is None or tc < te))}]
+        ce = merged.get("chip_euclid")
+        if ce is not None:
+            # Euclid and the approximate natural rule on the same chip, trial by trial
+            cc[f"euclid@{label}"] = _stats_arrays(ce["rmse"], ce["kl"], ce["wdist"])
+            ceff.update({k: {**ceff[k], **v} for k, v in
+                         lc_effects(ce["t_s"], {f"euclid@{label}": cc[f"euclid@{label}"]},
+                                    p).items()})
+            euc_late = (ce["kl"][selc].mean(0) if selc.any() else ce["kl"][-1])
+            t_euc = t_first(ce["rmse"], ce["t_s"])
+            ceff["chip_natural_vs_euclid"] = chip_rule_comparison(
+                chip_late, euc_late, t_chip, t_euc, float(p["T_s"]))
+            ceff["per_trial"]["t_rmse_below_s"][f"euclid@{label}"] = ci95(t_euc)
+            ceff["per_trial"]["never_below_threshold"][f"euclid@{label}"] = sum(
+                v is None for v in t_euc)
+            cmp_ = ceff["chip_natural_vs_euclid"]
+            ceff["targets"].append({
+                "what": f"on {label}, the approximate natural rule beats Euclid trial by trial "
+                        "(late KL lower and the RMSE threshold sooner, paired 95 % intervals)",
+                "value": cmp_["verdict"], "pass": cmp_["verdict"] == "natural wins"})
+            result["counters_euclid"] = counters_summary(ce["counters"])
         ceff["all_targets_pass"] = all(t["pass"] for t in ceff["targets"])
         result.update(curves_config=cc, t_config_s=tr, effect_config=ceff,
                       counters=counters_summary(counters),
@@ -236,10 +300,11 @@ def _plot_3f(r, out):
         axs[2].plot(t, c["wdist_mean"], color=col, label=lab)
     for name, c in r.get("curves_config", {}).items():
         tc = np.asarray(r["t_config_s"]) / 60.0
-        axs[0].semilogy(tc, c["kl_mean"], "--", color="k", label=name)
-        axs[0].fill_between(tc, c["kl_min"], c["kl_max"], color="k", alpha=0.08)
-        axs[1].plot(tc, c["rmse_mean"], "--", color="k", label=name)
-        axs[2].plot(tc, c["wdist_mean"], "--", color="k", label=name)
+        col = "C0" if name.startswith("euclid@") else "k"      # Euclid on the chip in its blue
+        axs[0].semilogy(tc, c["kl_mean"], "--", color=col, label=name)
+        axs[0].fill_between(tc, c["kl_min"], c["kl_max"], color=col, alpha=0.08)
+        axs[1].plot(tc, c["rmse_mean"], "--", color=col, label=name)
+        axs[2].plot(tc, c["wdist_mean"], "--", color=col, label=name)
     axs[0].set_ylabel("KL cost per bin (mean, min/max band)")
     axs[0].set_title("Fig 3F / 9A: learning curves")
     axs[1].axhline(r["params"]["rmse_threshold_hz"], color="gray", lw=0.8, ls=":")
