@@ -96,10 +96,10 @@ def main():
             nz = {k: v for k, v in {**st.counters, **st.synapse_counters}.items() if v}
             print(f"seed {seed}: counters {nz}; levels/events sent (+, -) "
                   f"{st.events.sum(axis=(0, 1)).tolist()}")
-        print(f"seed {seed}: ratio chip / float64 {ratios[-1]:.3f} "
+        print(f"seed {seed}: ratio chip / float64 {ratios[-1]:.4f} "
               f"(per trial {np.round(ratio, 3)})", flush=True)
     tr = np.array(trial_ratios)
-    print(f"mean ratio over seeds {np.mean(ratios):.3f} (seeds {np.round(ratios, 3)}); "
+    print(f"mean ratio over seeds {np.mean(ratios):.4f} (seeds {np.round(ratios, 4)}); "
           f"per-trial ratio max {tr.max():.3f}, trials above 1.6: {int(np.sum(tr > 1.6))} "
           f"of {tr.size}")
 

@@ -166,9 +166,10 @@ def run(config, task: Task, steps: int, seed: int, *, eta: float | None = None,
 
 #: Learning-engine neuron counters -> (variable, kind) of :attr:`RunResult.counters`.
 LE_COUNTERS = {"potential_saturation": ("potential", "saturation"),
-               "event_saturation": ("event", "saturation"),
+               "post_carry": ("post", "saturation"),
                "vq_saturation": ("vq", "saturation"),
-               "gamma_saturation": ("gamma_s", "saturation")}
+               "gamma_saturation": ("gamma_s", "saturation"),
+               "carry_saturation": ("carry", "saturation")}
 #: What the learning-engine model records (its neuron's formats are not the datapath's).
 LE_RECORDABLE = ("weights",)
 

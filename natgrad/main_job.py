@@ -126,22 +126,36 @@ def _evidence(cfg, fx, variables: dict, upd: dict | None, steps: int, trials: in
     if cfg.is_learning_engine:
         d = fx.state.design
         c = fx.counters
-        ev_sat = c.get("event", {}).get("saturation", 0)
-        share = ev_sat / max(trials * steps, 1)
-        ev["event"] = (min(1.0, 20.0 * share),
-                       f"{ev_sat} of {trials * steps} neuron steps had a saturated event "
-                       f"probability ({100 * share:.2f} %): the update was capped",
-                       "raise neuron.g_cap (larger events, mapping.c_ev) or lower eta")
+        sc = getattr(fx.state, "synapse_counters", {}) or {}
+        n_neuron = max(trials * steps, 1)
+        n_syn_epochs = max(trials * N_AFFERENTS * steps // max(d.t_epoch, 1), 1)
+        carried = c.get("post", {}).get("carry", c.get("post", {}).get("saturation", 0))
+        share = carried / n_neuron
+        coding = (f"{d.levels} levels of E_n and {d.unit_ratio} E_n" if d.encoding == "graded"
+                  else "one event of E_q")
+        ev["post"] = (min(1.0, 5.0 * share),
+                      f"{carried} of {n_neuron} neuron steps ({100 * share:.2f} %) had more "
+                      f"post factor than one step sends ({coding}); the excess was carried into "
+                      "the next steps (delayed, not lost)",
+                      "raise neuron.g_cap (larger steps) or lower eta")
+        lost = int(sc.get("tag_saturation", 0)) + int(sc.get("acc_saturation", 0))
+        ev["tag_2 range"] = (min(1.0, 2000.0 * lost / n_syn_epochs),
+                             f"{sc.get('tag_saturation', 0)} tag_2 and "
+                             f"{sc.get('acc_saturation', 0)} accumulator saturations in "
+                             f"{n_syn_epochs:.3g} synapse epochs: updates beyond tag_2's room "
+                             f"(offset {d.d_offset}, {d.hidden_bits} hidden bits) were clipped",
+                             "fewer hidden bits (mapping.hidden_bits) or another "
+                             "mapping.tag_offset")
         vq = c.get("vq", {}).get("saturation", 0)
-        ev["vq"] = (min(1.0, 10.0 * vq / max(trials * steps, 1)),
-                    f"y3 = 64 + Vq clipped {vq} times (V beyond +-{63 * d.v_lsb:.3g} mV)",
-                    "raise mapping.v_range_mv")
-        ev["weights"] = (0.5 * min(1.0, d.lsb_w / max(learned, 1e-30)),
+        ev["vq"] = (min(1.0, 10.0 * vq / n_neuron),
+                    f"y3 = 64 + Vq clipped {vq} times (V beyond +-{d.mapping.v_range_mv:.3g} "
+                    "mV)", "raise mapping.v_range_mv")
+        ev["weights"] = (0.5 * min(1.0, d.lsb_w * 2.0 ** -d.hidden_bits / max(learned, 1e-30)),
                          f"weight LSB 2^-{d.w_frac} = {d.lsb_w:.3g} against a learned change of "
-                         f"{learned:.3g} RMS; updates are kept "
-                         f"{cfg['engine']['acc_shift']} bits below it for one epoch, then "
-                         "rounded with one random number shared by all synapses",
-                         "hidden weight bits in a tag (mapping.hidden_bits)")
+                         f"{learned:.3g} RMS; updates are learnt {d.hidden_bits} bits below it "
+                         "in tag_2 and carried, the rest rounded every epoch with one random "
+                         "number shared by all synapses (Lava's engine)",
+                         "more hidden bits (mapping.hidden_bits), if tag_2's room allows")
         return ev
     w = variables.get("weights", {})
     under = w.get("underflow", 0)

@@ -329,8 +329,9 @@ def _design_auto_hidden_bits(params, rates, eta, mp, engine, neuron, max_tag_err
         if h == 0 or tb["fits"]:
             why = (f"the most that hold one step of either sign in tag_2: residual {2 ** h} + "
                    f"{tb['down_units']:.0f} units below + {tb['up_units']:.0f} above <= "
-                   f"{2 ** (engine.synaptic_bits - 1) - 1} (units of 2**-{h} LSB; steps at "
-                   f"mean + {USP_N_SD:g} sd of the slowest afferent's USP)") if h else (
+                   f"{2 ** (engine.synaptic_bits - 1) - 1} (units of 2**-{h} LSB; the top "
+                   f"levels reached, {tb['levels_pos']} / {tb['levels_neg']}, with USPs at "
+                   f"mean + {USP_N_SD:g} sd)") if h else (
                 "no hidden bits: even one would not hold the largest step in tag_2")
             d.choices["hidden_bits"] = (h, why)
             return d
@@ -697,10 +698,16 @@ def design(params: NeuronParams, rates, eta: float, w_frac: int | None = None, *
                 else max((hc * t * k_x * usp_diff_bound(p, r) for r, t in zip(rates, tags)),
                          default=0.0))
     const_lvl = 0.0 if euclid else c_ev
-    het_lvl = coef_het * y_offset * 2 ** (e.synaptic_bits - 2)   # |Vq| 64, |W| <= 128
+    # y3 - 64 carries (L) V, at most 63 steps: the heterosynaptic term per step, |W| <= 128
+    het_step = coef_het * (y_offset - 1) * 2 ** (e.synaptic_bits - 2)
+    # the levels each sign reaches: a positive post factor up to g_cap eta (beyond it the
+    # excess is carried), a negative one up to g_cap eta phi_max dt (|e| <= phi_max dt sigma)
+    g_top = 1.0 if euclid else nf.g_cap
+    l_pos = min(levels, max(1, math.ceil(g_top * eta / (ratio * e_unit) - 1e-12)))
+    l_neg = min(levels, max(1, math.ceil(g_top * eta * p.phi_max * p.dt / e_unit - 1e-12)))
     to_d = 2.0 ** h / 2.0 ** acc_shift
-    up_d = max(ratio * levels * (homo_lvl + het_lvl), levels * (const_lvl + het_lvl)) * to_d
-    down_d = max(levels * (homo_lvl + het_lvl), ratio * levels * (const_lvl + het_lvl)) * to_d
+    up_d = max(ratio * (l_pos * homo_lvl + het_step), l_neg * const_lvl + het_step) * to_d
+    down_d = max(l_neg * homo_lvl + het_step, ratio * (l_pos * const_lvl + het_step)) * to_d
     tag_top = 2 ** (e.synaptic_bits - 1) - 1                     # tag_2: 0..255
     fits = up_d + down_d + 2 ** h <= tag_top
     d_off = mp.tag_offset
@@ -716,8 +723,8 @@ def design(params: NeuronParams, rates, eta: float, w_frac: int | None = None, *
                 choices.setdefault("tag_offset", (d_off, (
                     f"tag_2 = {d_off} + residual in (-2**{h}, 0]: {d_off - 2 ** h} units of "
                     f"2**-{h} LSB below for the largest negative step (~{down_d:.0f}), "
-                    f"{tag_top - d_off} above for the largest bap step (~{up_d:.0f}; steps at "
-                    f"mean + {USP_N_SD:g} sd of the slowest afferent's USP)")))
+                    f"{tag_top - d_off} above for the largest bap step (~{up_d:.0f}; levels "
+                    f"{l_pos} / {l_neg}, USPs at mean + {USP_N_SD:g} sd)")))
     d_off = int(d_off)
     if h and not 2 ** h <= d_off <= 2 ** e.synaptic_bits - 1 - 2 ** h:
         raise ValueError(f"mapping.tag_offset must lie in [{2 ** h}, "
@@ -795,7 +802,8 @@ def design(params: NeuronParams, rates, eta: float, w_frac: int | None = None, *
         "phi_max_beta2": {"float": p.phi_max * p.beta ** 2, "realised": a_mant * 2.0 ** -a_shift},
         "encoding": encoding, "rule": mp.rule,
         "tag_budget": {"up_units": up_d, "down_units": down_d, "residual_units": 2 ** h,
-                       "fits": bool(fits) if h else None},
+                       "fits": bool(fits) if h else None, "levels_pos": l_pos,
+                       "levels_neg": l_neg},
     }
     if encoding == "graded":
         info.update({"E_n": e_unit, "E_p": e_unit * ratio, "levels": levels,
