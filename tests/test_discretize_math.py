@@ -211,7 +211,17 @@ def test_learning_engine_design_integers(le_task, eta, config):
     wmax = max(np.abs(le_task.w_init).max(), np.abs(le_task.w_target).max())
     assert d.w_frac == math.floor(math.log2(128.0 / wmax))
     L = 2.0 ** -d.w_frac
-    h = cfg["mapping"]["hidden_bits"]
+    h = d.hidden_bits
+    if cfg["mapping"]["hidden_bits"] == "auto":
+        # the most hidden bits whose tag_2 holds the largest step of either sign: this h
+        # fits (residual 2**h + room below + room above <= 255) and h + 1 does not
+        tb = d.info["tag_budget"]
+        assert h == 0 or tb["residual_units"] + tb["down_units"] + tb["up_units"] <= 255
+        if h < 6:
+            up = learning.design_for_config(
+                cfg.with_overrides(**{"mapping.hidden_bits": h + 1}), le_task, eta)
+            assert not up.info["tag_budget"]["fits"], (h, up.info["tag_budget"])
+        assert tb["down_units"] <= d.d_offset - 2 ** h or not tb["fits"]
     if config == "loihi2_events":
         # event constant: smallest 64 * 2**j (j >= -h) with E_q = c_ev L / (128 c c_u) >= eta g_cap
         j = -h
@@ -236,7 +246,7 @@ def test_learning_engine_design_integers(le_task, eta, config):
     assert abs(d.info["v_range_mv"] - mp.v_range_mv) < 1e-12
     # ... each heterosynaptic product's coefficient is +-(its multiple) 2**h het_unit v_lsb
     het_unit = d.c_ev * L * p.c_w / (ce * p.c_u)          # accumulator units per (mV W)
-    het = [q for q in d.dd_products if any(v == "y3" for v, _ in q.factors)]
+    het = [q for q in (d.dd_products or d.products) if any(v == "y3" for v, _ in q.factors)]
     assert len(het) == 2
     mults = sorted(abs(q.coef) * (64 if any(v == "y1" for v, _ in q.factors) else 1)
                    / (2 ** h * het_unit * d.v_lsb) for q in het)
@@ -306,8 +316,9 @@ def test_one_step_of_the_rule_equals_its_closed_form(le_task, config, rule):
     hc = d.info["acc_per_t_x1"]
     rng_ = np.random.default_rng(5)
     N = d.n_afferents
+    # traces as they come (x2 <= x1), their difference within the design's tag budget
     x1 = rng_.integers(0, 100, N)
-    x2 = np.minimum(x1, rng_.integers(0, 100, N))
+    x2 = np.maximum(x1 - rng_.integers(0, 16, N), 0)
     w = rng_.integers(-100, 100, N)
     acc0 = np.full(N, d.d_offset << d.engine.acc_shift)
     pos_prod = [p for p in d.dd_products if not (p.factors and p.factors[0][0] == "d")]
