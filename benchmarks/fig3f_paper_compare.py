@@ -5,7 +5,8 @@ Reads the ``fig3f.json`` written by
     natgrad experiment fig3f --scale paper --config loihi2 --trials 64 \\
         --executor local --workers 2 --shard-trials 2 --cache fig3f-cache --out DIR
 
-and prints, per rule (the three float64 rules and the approximate rule on the config): the
+and prints, per rule (the three float64 rules, and the approximate and, on a learning-engine
+config, the Euclidean rule on the config): the
 mean RMSE and KL at 1000 / 2000 / 4000 / 8000 s with the min-max band across trials (the
 band of Fig 9A), the time at which the *mean* curve falls below KL 5e-5 (Fig 9D's criterion)
 and RMSE 1 Hz, and the per-trial times to RMSE 1 Hz with their 95 % CI.
@@ -73,6 +74,20 @@ def main(path):
         print(f"\nlate-KL ratio chip / float approx ({r['params']['late_window_s']} s): "
               f"{eff.get('kl_late_ratio_to_float_approx')}; per trial: "
               f"{eff['per_trial'].get('kl_late_ratio_to_float_approx')}")
+        cmp_ = eff.get("chip_natural_vs_euclid")
+        if cmp_:
+            lr, dt = (cmp_["late_kl_log_ratio_natural_over_euclid"],
+                      cmp_["t_rmse_below_natural_minus_euclid_s"])
+            print(f"on the chip, approx against Euclid, paired over {cmp_['n_trials']} trials: "
+                  f"late KL ratio (geometric mean) {cmp_['late_kl_ratio_geometric_mean']:.3f} "
+                  f"(log {lr['mean']:.3f} +- {lr['ci95']:.3f}), lower in "
+                  f"{100 * cmp_['late_kl_natural_lower_fraction']:.0f} % of trials; time to "
+                  f"RMSE {rthr:g} Hz natural - Euclid {dt['mean']:.0f} +- {dt['ci95']:.0f} s, "
+                  f"natural first in {100 * cmp_['natural_first_fraction']:.0f} %: "
+                  f"{cmp_['verdict']}")
+        for tg in eff.get("targets", []):
+            print(f"target: {tg['what']}: {tg.get('value')} -> "
+                  f"{'pass' if tg.get('pass') else 'FAIL'}")
 
 
 if __name__ == "__main__":

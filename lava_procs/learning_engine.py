@@ -2,10 +2,11 @@
 
     RingBuffer(X) --s_in--> LearningDense --a_out--> NatGradLENeuron <--y_in-- RingBuffer(Y)
                                 ^  ^  ^  ^                 |
-                                |  |  |  +---- s_out_bap --+  positive events (dependency y0)
-                                |  |  +------- s_out_y1 ---+  negative events (y1 = 64)
-                                |  +---------- s_out_y2 ---+  unused (0)
-                                +------------- s_out_y3 ---+  y3 = 64 + Vq
+                                |  |  |  +---- s_out_bap --+  sign: positive step (dependency y0)
+                                |  |  +------- s_out_y1 ---+  level y1 = 32 L (graded) or a
+                                |  |                          negative event y1 = 64 (events)
+                                |  +---------- s_out_y2 ---+  the hidden-bits carry's constant
+                                +------------- s_out_y3 ---+  y3 = 64 + L V / v_lsb
 
 * ``LearningDense`` runs Lava's own ``fixed_pt`` model (``PyLearningDenseModelBitApproximate``)
   with a ``Loihi3FLearningRule`` whose ``dw`` string, trace impulses and taus come from
@@ -14,8 +15,9 @@
 * :class:`NatGradLENeuron` is a ``LearningNeuronProcess``; its model
   (``LearningNeuronModelFixed``) calls :func:`emulator.learning.neuron_step`, so
   the neuron's integer arithmetic is the emulator's.  It reconstructs V from the
-  dendritic current, computes sigma(V), e = y - phi_max dt sigma, gamma_s and the event
-  probability, and sends the third factors.
+  dendritic current, computes sigma(V), e = y - phi_max dt sigma, gamma_s and the post
+  amount, and sends the third factors (graded levels or events; what one step cannot send
+  waits in its carry).
 * The input and teacher spikes are :class:`emulator.spikes.SpikeSource`'s, played by
   ``RingBuffer`` sources (Lava time step t plays column t - 1 = global step k).
 

@@ -219,30 +219,30 @@ def loihi2_rule(task, eta: float) -> dict:
     ``tests/test_lava_path2.py`` runs on Lava's ``LearningDense`` bit-exactly against the
     emulator's learning-engine mode; ``docs/learning_engine.md`` derives every constant.
     """
-    from emulator.learning import design_for_task
+    from emulator import learning
+    from emulator.hwconfig import load
 
-    ds = design_for_task(task, eta)
+    ds = learning.design_for_config(load("loihi2"), task, eta)
     return {
-        "status": "design of lava_procs path 2, bit-exact with Lava 0.10 LearningDense in "
-                  "tests/test_lava_path2.py (N = 20); this instance: same construction",
-        "rule": ds.rule,
+        "status": "design of lava_procs path 2 on the bundled loihi2 config, bit-exact with "
+                  "Lava 0.10 LearningDense in tests/test_lava_path2.py (N = 20); this "
+                  "instance: same construction",
+        "rule": ds.rule, "rule_dd": ds.rule_dd,
         "learning_rule_class": "Loihi3FLearningRule",
-        "products": [{"term": p.render(), "coef": float(p.coef)} for p in ds.products],
+        "products": [{"term": p.render(), "coef": float(p.coef)}
+                     for p in ds.products + ds.dd_products],
         "traces": {"x1_impulse": ds.k_x, "x2_impulse": ds.k_x, "x1_tau": ds.x1_tau,
                    "x2_tau": ds.x2_tau},
-        "weights": {"weight_exp": ds.weight_exp, "lsb": ds.lsb_w, "frac": ds.w_frac},
+        "weights": {"weight_exp": ds.weight_exp, "lsb": ds.lsb_w, "frac": ds.w_frac,
+                    "hidden_bits": ds.hidden_bits, "tag_2_init": ds.d_offset},
         "tags": {"what": "tag_1 = round(T / r_i), c_eps/r_i on a static per-synapse tag",
                  "scale_T": float(ds.tag_scale), "step": ds.tag_step,
                  "values": _ints(ds.tags)},
-        "third_factors": {
-            "events": "P = eta gamma_s (1-sigma) e sent as events of size E_q with probability "
-                      "|P|/E_q: positive on the back-propagating spike (y0), negative as y1 = 64",
-            "event_size_E_q": float(ds.e_q), "constant_per_event_acc_units": ds.c_ev,
-            "y3": "64 + Vq, V in steps of v_lsb mV", "v_lsb_mV": float(ds.v_lsb),
-        },
+        "third_factors": {**third_factor_text(ds), "unit_E": float(ds.e_q),
+                          "constant_per_unit_acc_units": ds.c_ev, "v_lsb_mV": float(ds.v_lsb)},
         "neuron_integers": {"decay_m": ds.dm, "decay_s": ds.ds,
                             "phi_max_dt": {"mant": ds.phidt_mant, "shift": ds.phidt_shift},
-                            "eta_over_E_q": {"mant": ds.k_mant, "shift": ds.k_shift},
+                            "eta_over_E": {"mant": ds.k_mant, "shift": ds.k_shift},
                             "inv_v_lsb": {"mant": ds.vq_mant, "shift": ds.vq_shift},
                             "sigma_lut": _ints(ds.sigma_lut)},
     }
@@ -405,14 +405,34 @@ def cmd_deploy(args) -> int:
     return 0
 
 
+def third_factor_text(d) -> dict:
+    """What each third-factor port of the learning neuron carries in design ``d``."""
+    carry = ("whatever one step cannot send waits in the neuron's carry for the next steps "
+             "(post_carry counts it)")
+    if d.encoding == "graded":
+        out = {"coding": f"graded: a level L in 0..{d.levels} per epoch, a negative level worth "
+                         f"E_n = {d.e_q:.6g}, a positive one {d.unit_ratio} E_n (units of "
+                         "the rule's post factor); " + carry,
+               "bap": "sign: the step is positive", "y1": f"{d.y_unit} L"}
+    else:
+        out = {"coding": f"events of size E_q = {d.e_q:.6g} with probability |P| / E_q; "
+                         + carry,
+               "bap": "positive event", "y1": f"negative event ({d.y_event})"}
+    out["y2"] = "hidden-bits divisor constant" if d.dd_products else "unused (0)"
+    out["y3"] = (f"{d.y_offset} + Vq, Vq = (L) V / {d.v_lsb:.6g} mV" if d.mapped_rule == "approx"
+                 else f"{d.y_offset} (no heterosynaptic term)")
+    return out
+
+
 def learning_engine_record(cfg, d, w0: np.ndarray, seed: int, trial: int, task) -> dict:
     """The human-readable summary (``deploy.yaml``) of a learning-engine deployment."""
     from emulator import learning
     return {
         "format": learning.deployment.FORMAT,
         "config": {"name": cfg.name, "source": str(cfg.source), "kind": cfg.kind, "tree": cfg.tree},
-        "model": {"rule": "approximate natural gradient (Kreutzer et al. 2022, Eq 114) on Loihi 2's "
-                          "learning engine (docs/learning_engine.md)",
+        "model": {"rule": ("approximate natural gradient (Kreutzer et al. 2022, Eq 114)"
+                           if d.mapped_rule == "approx" else "Euclidean gradient")
+                          + " on Loihi 2's learning engine (docs/learning_engine.md)",
                   "N": int(task.N), "M": int(task.M), "rates_hz": task.rates.tolist(),
                   "eta_code": float(d.eta), "seed": int(seed), "trial": int(trial)},
         "learning_dense": {"weight_exp": int(d.weight_exp), "weight_lsb": float(d.lsb_w),
@@ -423,9 +443,7 @@ def learning_engine_record(cfg, d, w0: np.ndarray, seed: int, trial: int, task) 
                           "x2_impulse": int(d.k_x), "x2_tau": int(d.x2_tau),
                           "t_epoch": int(d.engine.t_epoch),
                           "rng_seed": int(learning.lava_trace_seed(seed, trial))},
-        "third_factors": {"bap": "positive event", "y1": f"negative event ({d.y_event})",
-                          "y2": "hidden-bits divisor constant" if d.dd_products else "unused (0)",
-                          "y3": f"{d.y_offset} + Vq, Vq = V / {d.v_lsb:.6g} mV"},
+        "third_factors": third_factor_text(d),
         "choices": {k: {"value": v[0], "why": v[1]} for k, v in d.choices.items()},
         "files": {"design.json": "every field of the Design (read by "
                                  "lava_procs.deployment.build_from_deployment)",

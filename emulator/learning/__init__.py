@@ -16,19 +16,24 @@ constant and the loss each step brings.
 
 The mapping in one paragraph
 ----------------------------
-The post factor ``P = eta gamma_s (1 - sigma) e`` is sent as *events* of a fixed size
-``E_q``: each step the neuron emits a positive event with probability ``P / E_q`` when
-``P > 0`` (only possible on a teacher spike) and a negative event with probability
-``-P / E_q`` when ``P < 0`` (counter RNG, :mod:`fixedpoint.rng`): unbiased,
-``E[event] = P``.  Positive events travel as the back-propagating spike (dependency
-``y0``), negative ones as ``y1 = 64`` (else 0).  The membrane potential for the
-heterosynaptic term travels as ``y3 = 64 + Vq``.  With binary events every product of the
-rule has a fixed, known scale, and the products of the homosynaptic term are exact
-integers (no loss to the learning engine's right shift) when the tags are multiples of 16.
-The per-afferent ``c_eps / r_i`` rides on the static tag ``t`` (``tag_1``).
+The post factor ``P = eta gamma_s (1 - sigma) e`` travels to the synapses in one of two
+codings (``MappingSpec.encoding``).  *Graded* (the shipped ``loihi2``): each epoch the neuron
+sends a level ``L`` in ``0..levels`` as ``y1 = y_unit L``, the sign on the back-propagating
+spike; a negative level is worth ``E_n`` and a positive one ``unit_ratio E_n``; ``L`` is the
+amount stochastically rounded (unbiased) and whatever exceeds the top level waits in the
+neuron's carry.  *Events*: one event of size ``E_q`` with probability ``|P| / E_q``, positive
+as the bap, negative as ``y1 = 64``, the excess beyond probability 1 carried likewise.  The
+membrane potential for the heterosynaptic term travels as ``y3 = 64 + (L) V / v_lsb``.  With
+these codings every product of the rule has a fixed, known scale, and the homosynaptic
+products are exact integers (no loss to the engine's floor shift) when the tags are
+multiples of 32 (graded) or 16 (events).  The per-afferent ``c_eps / r_i`` rides on the
+static tag ``t`` (``tag_1``); with hidden bits the update is learnt in ``tag_2`` below the
+weight LSB and carried into the weight every epoch.  The Euclidean rule maps onto the same
+engine and coding (``MappingSpec.rule = 'euclid'``).
 
-    dw =  S1 y0 t x1 - S1 y0 t x2 - S2 y0 + S3 y0 (y3 - 64) w
-        - S1' u0 t x1 y1 + S1' u0 t x2 y1 + S2' u0 y1 - S3' u0 y1 (y3 - 64) w
+    graded dd =  c y0 t x_j y1 (unit_ratio + 1 copies each, ordered)  -/+  c u0 t x_j y1
+               - (r+1) K y0 y1 + K u0 y1 + (r+1) H y0 (y3 - 64) w - H u0 (y3 - 64) w
+               - 2^h u0 (d - D) y2
 
 Modules (split the way Lava splits ``lava/magma/core/learning/``)
 ----------------------------------------------------------------

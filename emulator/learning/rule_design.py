@@ -698,16 +698,20 @@ def design(params: NeuronParams, rates, eta: float, w_frac: int | None = None, *
                 else max((hc * t * k_x * usp_diff_bound(p, r) for r, t in zip(rates, tags)),
                          default=0.0))
     const_lvl = 0.0 if euclid else c_ev
-    # y3 - 64 carries (L) V, at most 63 steps: the heterosynaptic term per step, |W| <= 128
-    het_step = coef_het * (y_offset - 1) * 2 ** (e.synaptic_bits - 2)
     # the levels each sign reaches: a positive post factor up to g_cap eta (beyond it the
     # excess is carried), a negative one up to g_cap eta phi_max dt (|e| <= phi_max dt sigma)
     g_top = 1.0 if euclid else nf.g_cap
     l_pos = min(levels, max(1, math.ceil(g_top * eta / (ratio * e_unit) - 1e-12)))
     l_neg = min(levels, max(1, math.ceil(g_top * eta * p.phi_max * p.dt / e_unit - 1e-12)))
+    # y3 - 64 carries L V: at most 63 steps, and |V| at most the range asked for (|m| + 4 sd
+    # of V at the task's weights, or the config's); |W| <= 128 (the weight grid's headroom)
+    def het_step(lv):
+        return coef_het * min(y_offset - 1, lv * v_range_req / v_lsb) * 2 ** (e.synaptic_bits - 2)
     to_d = 2.0 ** h / 2.0 ** acc_shift
-    up_d = max(ratio * (l_pos * homo_lvl + het_step), l_neg * const_lvl + het_step) * to_d
-    down_d = max(l_neg * homo_lvl + het_step, ratio * (l_pos * const_lvl + het_step)) * to_d
+    up_d = max(ratio * (l_pos * homo_lvl + het_step(l_pos)),
+               l_neg * const_lvl + het_step(l_neg)) * to_d
+    down_d = max(l_neg * homo_lvl + het_step(l_neg),
+                 ratio * (l_pos * const_lvl + het_step(l_pos))) * to_d
     tag_top = 2 ** (e.synaptic_bits - 1) - 1                     # tag_2: 0..255
     fits = up_d + down_d + 2 ** h <= tag_top
     d_off = mp.tag_offset
@@ -715,10 +719,11 @@ def design(params: NeuronParams, rates, eta: float, w_frac: int | None = None, *
         if encoding == "events":
             d_off = D_OFFSET
         else:
-            # room below for the largest negative step, the rest above for the bap's
-            d_off = int(min(max(2 ** h + math.ceil(down_d), 2 ** h), tag_top - 2 ** h))
-            if fits:
-                d_off = int(min(d_off, tag_top - math.ceil(up_d)))
+            # room below for the largest negative step, above for the bap's; what is left
+            # over is shared in proportion to the two needs
+            spare = max(tag_top - 2 ** h - up_d - down_d, 0.0)
+            below = down_d + spare * down_d / max(up_d + down_d, 1e-12)
+            d_off = int(min(max(2 ** h + round(below), 2 ** h), tag_top - 2 ** h))
             if h:
                 choices.setdefault("tag_offset", (d_off, (
                     f"tag_2 = {d_off} + residual in (-2**{h}, 0]: {d_off - 2 ** h} units of "
