@@ -230,13 +230,15 @@ def test_learning_engine_design_integers(le_task, eta, config):
         assert d.encoding == "events" and d.c_ev == round(64 * 2.0 ** j)
         levels = 1
     else:
-        # level constant: smallest 2**j with c_ev 2**h >= y_unit (u0*y1 representable) and
-        # the top positive step levels * unit_ratio * E_n >= eta g_cap
+        # level constant: the largest 2**j from one tag_2 unit (c_ev 2**h = 128) down to the
+        # smallest the engine represents (c_ev 2**h = y_unit = 32) whose steps fit tag_2
         assert d.encoding == "graded" and (d.levels, d.unit_ratio, d.y_unit) == (3, 3, 32)
-        j = math.ceil(math.log2(32) - h)
-        while (3 * 3 * 2.0 ** j * L / (128 * ce * p.c_u)) < eta * nf.g_cap * (1 - 1e-12):
-            j += 1
-        assert d.c_ev == 2.0 ** j
+        k = math.log2(d.c_ev * 2 ** h)
+        assert k == round(k) and 5 <= k <= 7, d.c_ev
+        if k < 7:
+            bigger = learning.design_for_config(cfg.with_overrides(**{
+                "mapping.hidden_bits": h, "mapping.c_ev": 2 * d.c_ev}), le_task, eta)
+            assert not bigger.info["tag_budget"]["fits"]
         levels = 3
     e_q = d.c_ev * L / (128 * ce * p.c_u)
     assert abs(d.e_q / e_q - 1) < 1e-12

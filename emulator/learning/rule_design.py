@@ -318,15 +318,34 @@ def usp_diff_bound(params: NeuronParams, rate: float, n_sd: float = USP_N_SD) ->
 
 def _design_auto_hidden_bits(params, rates, eta, mp, engine, neuron, max_tag_err, choices):
     """``hidden_bits: auto``: the most hidden bits (6 .. 1, carried every epoch) whose tag_2
-    holds the largest step of each sign (``Design.info['tag_budget']``), else none."""
+    holds the largest step of either sign (``Design.info['tag_budget']``), else none.  With
+    the graded coding and an 'auto' level, the level goes with them: for each h the largest
+    negative level, from one tag_2 unit down to the smallest the engine represents
+    (``y_unit`` accumulator units of tag_2), whose steps fit."""
     if mp.flush_log2 is not None:
         raise ValueError("mapping.hidden_bits 'auto' needs the carry (flush_log2: null)")
+    graded_auto = mp.encoding in ("graded", "auto") and mp.c_ev == "auto"
+    y_unit = mp.y_unit
+    if y_unit == "auto":
+        y_unit = 2 ** int(math.floor(math.log2((2 ** engine.trace_bits - 1)
+                                               / max(int(mp.levels), 1))))
     for h in range(6, -1, -1):
-        d = design(params, rates, eta, mapping=dataclasses.replace(mp, hidden_bits=h),
-                   engine=engine, neuron=neuron, max_tag_err=max_tag_err,
-                   choices=dict(choices or {}))
-        tb = d.info["tag_budget"]
-        if h == 0 or tb["fits"]:
+        if graded_auto and h:
+            units = []
+            c = 2.0 ** (engine.acc_shift - h)                    # one tag_2 unit
+            while c >= int(y_unit) * 2.0 ** -h - 1e-12:
+                units.append(c)
+                c /= 2
+        else:
+            units = [mp.c_ev]
+        for c_ev in units:
+            ch = dict(choices or {})
+            d = design(params, rates, eta, mapping=dataclasses.replace(mp, hidden_bits=h,
+                                                                      c_ev=c_ev),
+                       engine=engine, neuron=neuron, max_tag_err=max_tag_err, choices=ch)
+            tb = d.info["tag_budget"]
+            if h and not tb["fits"]:
+                continue
             why = (f"the most that hold one step of either sign in tag_2: residual {2 ** h} + "
                    f"{tb['down_units']:.0f} units below + {tb['up_units']:.0f} above <= "
                    f"{2 ** (engine.synaptic_bits - 1) - 1} (units of 2**-{h} LSB; the top "
@@ -334,6 +353,12 @@ def _design_auto_hidden_bits(params, rates, eta, mp, engine, neuron, max_tag_err
                    f"mean + {USP_N_SD:g} sd)") if h else (
                 "no hidden bits: even one would not hold the largest step in tag_2")
             d.choices["hidden_bits"] = (h, why)
+            if graded_auto and h:
+                d.choices["c_ev"] = (d.c_ev, (
+                    f"the largest negative level, from one tag_2 unit (2**{engine.acc_shift - h}"
+                    f" accumulator units) down, whose steps fit tag_2 with {h} hidden bits: "
+                    f"E_n = {d.e_q / eta:.3g} eta, the top step {d.levels * d.unit_ratio * d.e_q / eta:.3g}"
+                    " eta; what one step cannot send waits in the carry"))
             return d
     raise AssertionError("unreachable")
 
@@ -348,15 +373,17 @@ def _graded_order(pos, neg, ratio: int, euclid: bool) -> tuple:
     product that large exceeds the accumulator where the net update does not.  So the
     bap's homosynaptic term is ratio + 1 copies of the u0 size, ordered
 
-        (-x2, +x1) * ratio, -x2, [u0: +x2, -x1], +x1
+        (-x2, +x1) * ratio, -x2, [u0: -x1], +x1, [u0: +x2]
 
     In units of one copy, a bap step's partial sums are k (x1 - x2), k x1 - (k+1) x2,
-    ratio (x1 - x2) - x1 ..., all between -x2 and the net update ratio (x1 - x2) (since
-    0 <= x2 <= x1); without a bap only the u0 pair runs (+x2, then x2 - x1).
+    (ratio - 1) x1 - (ratio + 1) x2, ratio x1 - (ratio + 1) x2 and the net ratio (x1 - x2):
+    none above the net update (0 <= x2 <= x1), none below -(ratio + 1) x2.  Without a bap
+    only the u0 pair runs: -x1, then x2 - x1, never above 0.  The accumulator starts at
+    tag_2 << 7, whose room above is the scarce one (``Design.info['tag_budget']``).
     """
     x1p, x2p, rest_p = pos[0], pos[1], pos[2:]
     x1n, x2n, rest_n = neg[0], neg[1], neg[2:]
-    homo = (x2p, x1p) * ratio + (x2p, x2n, x1n, x1p)
+    homo = (x2p, x1p) * ratio + (x2p, x1n, x1p, x2n)
     if euclid:
         return homo
     return homo + (rest_p[0], rest_n[0], rest_p[1], rest_n[1])
@@ -513,12 +540,23 @@ def design(params: NeuronParams, rates, eta: float, w_frac: int | None = None, *
                 f"smallest 2**j accumulator units per trace count whose largest step "
                 f"({n_units} units) carries eta (1 - sigma) |e| up to 1 (its largest value)")))
     elif c_ev == "auto":
-        if encoding == "graded":
+        if encoding == "graded" and h:
+            # one negative level's constant is one tag_2 unit: exact (no shared rounding of
+            # the common-mode term), and the finest level the hidden bits afford; what one
+            # step cannot carry waits in the neuron's carry (measured: carries are cheap,
+            # a coarser level or fewer hidden bits are not)
+            c_ev = max(2.0 ** (acc_shift - h), y_unit / gain)
+            top = levels * ratio * c_ev / (acc_per_w * c * cu) / eta
+            choices.setdefault("c_ev", (c_ev, (
+                f"one negative level's constant = one tag_2 unit (2**{acc_shift - h} "
+                f"accumulator units, E_n = {top / (levels * ratio):.3g} eta): exact, and the "
+                f"top step carries {top:.3g} eta; the rest waits in the carry")))
+        elif encoding == "graded":
             c_ev = auto_level_unit(p, eta, w_frac, nf.g_cap, h, levels, ratio, y_unit)
             choices.setdefault("c_ev", (c_ev, (
-                f"smallest 2**j (>= y_unit / 2**h = {y_unit / gain:g}) with {levels} levels of "
-                f"{ratio} E_n >= eta * g_cap (g_cap = {nf.g_cap}): the level saturates, and "
-                f"carries, only where gamma_s (1 - sigma) |e| > {nf.g_cap}")))
+                f"smallest 2**j (>= y_unit = {y_unit}) with {levels} levels of {ratio} E_n >= "
+                f"eta * g_cap (g_cap = {nf.g_cap}): the level saturates, and carries, only "
+                f"where gamma_s (1 - sigma) |e| > {nf.g_cap}")))
         else:
             c_ev = auto_c_ev(p, eta, w_frac, nf.g_cap, h)
             choices.setdefault("c_ev", (c_ev, f"smallest 64 * 2**j (j >= -hidden_bits = "
