@@ -133,11 +133,14 @@ def _evidence(cfg, fx, variables: dict, upd: dict | None, steps: int, trials: in
         share = carried / n_neuron
         coding = (f"{d.levels} levels of E_n and {d.unit_ratio} E_n" if d.encoding == "graded"
                   else "one event of E_q")
-        ev["post"] = (min(1.0, 5.0 * share),
+        ev["post"] = (min(1.0, share),
                       f"{carried} of {n_neuron} neuron steps ({100 * share:.2f} %) had more "
                       f"post factor than one step sends ({coding}); the excess was carried into "
-                      "the next steps (delayed, not lost)",
-                      "raise neuron.g_cap (larger steps) or lower eta")
+                      "the next steps (delayed by a step or a few, not lost)",
+                      "a larger level (mapping.c_ev) carries less but leaves fewer hidden "
+                      "bits; on the Fig 3 task carries cost less than hidden bits "
+                      "(docs/learning_engine.md)" if d.encoding == "graded" else
+                      "raise neuron.g_cap (larger events) or lower eta")
         lost = int(sc.get("tag_saturation", 0)) + int(sc.get("acc_saturation", 0))
         ev["tag_2 range"] = (min(1.0, 2000.0 * lost / n_syn_epochs),
                              f"{sc.get('tag_saturation', 0)} tag_2 and "

@@ -67,11 +67,15 @@ def test_weights_and_rule(loihi2):
     assert w["exponent"] == -14 and mant.shape == (1, 100)
     assert np.all(np.abs(mant * 2.0 ** w["exponent"] - task.w_init[0]) <= 2.0 ** (w["exponent"] - 1))
     rule = loihi2["learning_rule"]
-    from emulator.learning import design_for_task
+    from emulator.hwconfig import load
+    from emulator.learning import design_for_config
     from emulator.reference import ETA_CODE
-    # the rule Lava runs bit-exactly in tests/test_lava_path2.py, with its tags
-    assert rule["rule"] == design_for_task(task, ETA_CODE["approx"]).rule
-    assert "y0*t*x1" in rule["rule"] and "u0*t*x1*y1" in rule["rule"]
+    # the bundled loihi2 design, which Lava runs bit-exactly in tests/test_lava_path2.py,
+    # with its tags: the carry in dw, the graded products in dd
+    d = design_for_config(load("loihi2"), task, ETA_CODE["approx"])
+    assert rule["rule"] == d.rule and rule["rule_dd"] == d.rule_dd
+    assert "y0*t*x1*y1" in rule["rule_dd"] and "u0*t*x1*y1" in rule["rule_dd"]
+    assert rule["third_factors"]["y1"] == "32 L"
     assert len(rule["tags"]["values"]) == 100 and max(rule["tags"]["values"]) <= 255
 
 
