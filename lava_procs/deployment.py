@@ -9,9 +9,10 @@ spikes go to ``dense.s_in``, teacher spikes to ``neuron.y_in``.
 
 :func:`run_deployment` runs that network under ``Loihi2SimCfg`` (Lava's CPU simulation of
 the bit-approximate learning engine); it reproduces ``emulator.run`` bit for bit
-(``tests/test_deployment.py``).  On a Loihi 2 system the same processes would run with
-``Loihi2HwCfg`` instead, at the line marked below; natgrad cannot test that here (no
-hardware, and Lava's hardware backend is not public).
+(``tests/test_deployment.py``).  On Loihi 2 the LearningDense is the chip's learning engine,
+but the learning neuron has a CPU ProcessModel only: a run-config swap does not deploy it;
+its program must be written for the chip's neurons (microcode or an embedded core), which
+Lava's open-source release cannot build and natgrad cannot test here.
 """
 from __future__ import annotations
 
@@ -51,7 +52,7 @@ def run_deployment(folder: str | Path, X: np.ndarray, Y: np.ndarray) -> dict:
     returns the final integer weights, tags, traces and the neuron's Vars."""
     dense, neuron, d, _ = build_from_deployment(folder)
     spike_sources(dense, neuron, X, Y)
-    run_cfg = sim_run_config()          # on a Loihi 2 system: Loihi2HwCfg() here
+    run_cfg = sim_run_config()          # CPU simulation (the neuron has no chip model)
     try:
         dense.run(condition=RunSteps(num_steps=int(np.asarray(X).shape[0]), blocking=True),
                   run_cfg=run_cfg)

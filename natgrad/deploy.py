@@ -450,6 +450,10 @@ def learning_engine_record(cfg, d, w0: np.ndarray, seed: int, trial: int, task) 
                   "network.json": "seed, trial and the initial integer weights"},
         "lava": "lava_procs.deployment.build_from_deployment(DIR) -> (LearningDense, learning "
                 "neuron); run_deployment(DIR, X, Y) runs them under Loihi2SimCfg",
+        "what_runs_where": "synapses: Lava's LearningDense (on Loihi 2, the chip's learning "
+                           "engine); learning neuron: a CPU ProcessModel only (on a chip its "
+                           "program, docs/learning_engine.md 'The learning neuron', must be "
+                           "written in neuron microcode or for an embedded core)",
     }
 
 
@@ -498,6 +502,10 @@ def _deploy_learning_engine(cfg, args, rates) -> int:
     for k, (v, why) in d.choices.items():
         print(f"  auto {k} = {v}: {why}")
     print(f"  build it in Lava: lava_procs.deployment.build_from_deployment('{out}')")
+    print("  what runs where: the synapses are Lava's LearningDense (on Loihi 2, the chip's "
+          "learning engine); the learning neuron is a CPU ProcessModel only: on a chip its "
+          "program (docs/learning_engine.md, 'The learning neuron') must be written in neuron "
+          "microcode or for an embedded core")
     return 0
 
 
