@@ -3,7 +3,8 @@
     uv run python benchmarks/bench_lava_path2.py [--sizes 100 1000] [--steps 2000]
     uv run python benchmarks/bench_lava_path2.py --learning [--seconds 100] [--trials 8]
 
-Timing rows (one trial, M = 1, Fig 3 task with w_scale = 1/N, eta = ETA_CODE_SCALED):
+Timing rows (one trial, M = 1, Fig 3 task with w_scale = 1/N, eta = ETA_CODE_SCALED, the
+design of ``--config``, default the shipped ``loihi2``):
 
 * ``lava path2``   -- LearningDense (fixed_pt, Loihi3FLearningRule, t_epoch = 1) +
   NatGradLENeuron + two RingBuffer sources; the blocking ``run`` only (compile and worker
@@ -38,10 +39,19 @@ SEED = 1
 ETA = ETA_CODE_SCALED["approx"]
 
 
+CONFIG = "loihi2"
+
+
+def _design(task):
+    """The bundled config's design of ``task`` (``--config``, default the shipped loihi2)."""
+    from emulator.hwconfig import load
+    return LE.design_for_config(load(CONFIG), task, ETA)
+
+
 def bench_lava(n, steps):
     from lava_procs.learning_engine import run_lava_le
     task = fig3_task(n_trials=1, N=n, seed=0)
-    d = LE.design_for_task(task, ETA)
+    d = _design(task)
     res = run_lava_le(d, task, steps, SEED)
     t = res["timing"]
     return {"ms_per_step": 1e3 * t["run"] / steps, "steps": steps, "setup_s": t["setup"],
@@ -50,7 +60,7 @@ def bench_lava(n, steps):
 
 def bench_emulator(n, steps):
     task = fig3_task(n_trials=1, N=n, seed=0)
-    d = LE.design_for_task(task, ETA)
+    d = _design(task)
     LE.run(task, 10, SEED, d)
     t0 = time.perf_counter()
     LE.run(task, steps, SEED, d)
@@ -125,7 +135,11 @@ def main(argv=None):
     ap.add_argument("--trials", type=int, default=8)
     ap.add_argument("--n", type=int, default=32)
     ap.add_argument("--json", type=Path)
+    ap.add_argument("--config", default="loihi2", help="bundled learning-engine config "
+                    "whose design is timed (default: the shipped loihi2)")
     a = ap.parse_args(argv)
+    global CONFIG
+    CONFIG = a.config
     if a.learning:
         res = learning(a.seconds, a.trials, a.n)
     else:
