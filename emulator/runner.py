@@ -169,7 +169,12 @@ LE_COUNTERS = {"potential_saturation": ("potential", "saturation"),
                "post_carry": ("post", "saturation"),
                "vq_saturation": ("vq", "saturation"),
                "gamma_saturation": ("gamma_s", "saturation"),
-               "carry_saturation": ("carry", "saturation")}
+               "carry_saturation": ("carry", "saturation"),
+               # LearningDense's own clips (the emulator counts what Lava clips silently)
+               "tag_saturation": ("tag_2", "saturation"),
+               "weight_saturation": ("weights", "saturation"),
+               "acc_saturation": ("accumulator", "saturation"),
+               "trace_saturation": ("trace", "saturation")}
 #: What the learning-engine model records (its neuron's formats are not the datapath's).
 LE_RECORDABLE = ("weights",)
 
@@ -207,7 +212,8 @@ def run_learning_engine(cfg: HwConfig, task: Task, steps: int, seed: int, *, eta
     rec = {"weights": res.record_w} if "weights" in record else {}
     return RunResult(config_name=cfg.name, steps=steps, seed=seed, trials=res.trials,
                      w_final=res.w_final, w_int=res.w_int,
-                     counters=le_counters_dict(res.counters), record=rec,
+                     counters=le_counters_dict({**res.counters, **res.synapse_counters}),
+                     record=rec,
                      record_t_s=res.record_t_s if record else np.zeros(0), output_spikes=None,
                      teacher_spikes=res.teacher_spikes, state=res)
 

@@ -59,7 +59,11 @@ def _lava_crosscheck(cfg: HwConfig, task, seed: int, steps: int, eta: float | No
                  "trace_x1": (lava.state["x1"], emu.state.x_traces[0, 0]),
                  "trace_x2": (lava.state["x2"], emu.state.x_traces[0, 1]),
                  "potential": (nv["v"], ne.v[0]), "gamma_s": (nv["gamma"], ne.gamma[0]),
-                 "counters": (lava.counters, emu.counters)}
+                 # the neuron's counters (Lava clips LearningDense's words silently: the
+                 # synapse counters exist in the emulator only)
+                 "counters": (lava.counters, {k: emu.counters.get(k) for k in lava.counters})}
+        if emu.state.d_tag is not None:
+            pairs["tag_2"] = (lava.state["tag_2"], emu.state.d_tag[0])
         return _compare(pairs, steps)
     from lava_procs import run_lava
     lava = run_lava(cfg, task, steps, seed, tag="fixed_pt", trial=0, eta=eta)
