@@ -3,8 +3,6 @@ shards, on the serial, local-pool and Dask LocalCluster executors, and a run res
 its shard cache equals an uninterrupted one.  Fig 12's learning curves (the Fig 3F protocol
 at other rate pairs) run through the same shards."""
 import json
-import pickle
-
 import numpy as np
 import pytest
 
@@ -32,7 +30,7 @@ def test_any_sharding_gives_identical_numbers(reference, shard_trials, executor,
     res = fig3f(config=load("loihi2_ideal"), shard_trials=shard_trials, executor=executor,
                 cache=tmp_path / "cache", **KW)
     assert _numbers(res) == reference
-    assert len(list((tmp_path / "cache").glob("*.pkl"))) == len(shard_ranges(3, shard_trials))
+    assert len(list((tmp_path / "cache").glob("*.npz"))) == len(shard_ranges(3, shard_trials))
 
 
 def test_dask_local_cluster_gives_identical_numbers(reference):
@@ -40,33 +38,94 @@ def test_dask_local_cluster_gives_identical_numbers(reference):
     assert _numbers(res) == reference
 
 
-def test_resumed_run_equals_uninterrupted(reference, tmp_path):
-    # an "interrupted" run: only the first of three shards finished and reached the cache
-    from natgrad.experiments.fig3 import fig3f_shard
-    from natgrad.experiments.fig3 import FIG3F_PRESETS
-    cache = tmp_path / "cache"
+def _one_cached_shard(cache, shards=slice(0, 1)):
+    """Run the first shard(s) of KW's three one-trial shards into ``cache``; the shard
+    function, its arguments and the config."""
+    from natgrad.experiments.fig3 import FIG3F_PRESETS, fig3f_shard
     p = json.loads(json.dumps(dict(FIG3F_PRESETS["small"], **KW), default=list))
     cfg = load("loihi2_ideal")
-    run_shards(fig3f_shard, (p, 0, cfg.tree), shard_ranges(3, 1)[:1], cache=cache)
-    assert len(list(cache.glob("*.pkl"))) == 1
-    # the cached shard is really reused: poison it, and the resumed run must show it
-    f = next(cache.glob("*.pkl"))
-    good = pickle.loads(f.read_bytes())
-    bad = json.loads(json.dumps(good, default=lambda a: np.asarray(a).tolist()))
-    bad["rules"]["approx"]["rmse"] = (np.asarray(bad["rules"]["approx"]["rmse"]) + 1.0)
-    for r in bad["rules"]:
-        for k in bad["rules"][r]:
-            bad["rules"][r][k] = np.asarray(bad["rules"][r][k])
-    bad["t_s"] = np.asarray(bad["t_s"])
-    for k in ("t_s", "rmse", "kl", "wdist"):
-        bad["chip"][k] = np.asarray(bad["chip"][k])
-    f.write_bytes(pickle.dumps(bad))
+    run_shards(fig3f_shard, (p, 0, cfg.tree), shard_ranges(3, 1)[shards], cache=cache)
+    return fig3f_shard, (p, 0, cfg.tree), cfg
+
+
+def test_resumed_run_equals_uninterrupted(reference, tmp_path):
+    # an "interrupted" run: only the first of three shards finished and reached the cache
+    from natgrad.experiments import shards as S
+    cache = tmp_path / "cache"
+    fn, args, cfg = _one_cached_shard(cache)
+    assert len(list(cache.glob("*.npz"))) == 1
+    # the cached shard is really reused: a valid shard with other numbers shows in the result
+    f = next(cache.glob("*.npz"))
+    inputs = S._inputs(fn.__module__ + "." + fn.__name__, args, np.arange(1))
+    good = S.read_shard(f, inputs)
+    bad = S.read_shard(f, inputs)
+    bad["rules"]["approx"]["rmse"] = bad["rules"]["approx"]["rmse"] + 1.0
+    S.write_shard(f, bad, inputs)
     poisoned = fig3f(config=cfg, shard_trials=1, cache=cache, **KW)
     assert _numbers(poisoned) != reference
-    f.write_bytes(pickle.dumps(good))
+    S.write_shard(f, good, inputs)
     resumed = fig3f(config=cfg, shard_trials=1, cache=cache, **KW)
     assert _numbers(resumed) == reference
-    assert len(list(cache.glob("*.pkl"))) == 3
+    assert len(list(cache.glob("*.npz"))) == 3
+
+
+def _damage_truncated(f, other):
+    f.write_bytes(f.read_bytes()[: f.stat().st_size // 2])
+
+
+def _damage_other_config(f, other):
+    # a complete, self-consistent shard computed for other inputs, under this shard's name
+    f.write_bytes(other.read_bytes())
+
+
+def _damage_digest(f, other):
+    # one number changed inside the file, the recorded digest left as it was
+    import zipfile
+    with zipfile.ZipFile(f) as z:
+        members = {n: z.read(n) for n in z.namelist()}
+    a = np.load(f)["a1"].copy()
+    a.flat[0] += 1.0
+    import io
+    buf = io.BytesIO()
+    np.save(buf, a)
+    members["a1.npy"] = buf.getvalue()
+    with zipfile.ZipFile(f, "w") as z:
+        for n, b in members.items():
+            z.writestr(n, b)
+
+
+@pytest.mark.parametrize("damage,reason", [
+    (_damage_truncated, "unreadable"),
+    (_damage_other_config, "computed for other inputs"),
+    (_damage_digest, "do not match their digest")])
+def test_untrusted_shard_is_recomputed_with_one_warning(reference, tmp_path, capsys,
+                                                         damage, reason):
+    """Issue 24 item 2: a truncated shard, a shard from another config, a shard whose
+    contents do not match its digest: each is recomputed with one warning line naming the
+    file and the reason, never loaded and never a traceback; the numbers are the reference."""
+    cache, other_cache = tmp_path / "cache", tmp_path / "other"
+    _one_cached_shard(cache)
+    from natgrad.experiments.fig3 import FIG3F_PRESETS, fig3f_shard
+    p = json.loads(json.dumps(dict(FIG3F_PRESETS["small"], **KW), default=list))
+    run_shards(fig3f_shard, (p, 0, load("fxp16").tree), shard_ranges(3, 1)[:1],
+               cache=other_cache)
+    f = next(cache.glob("*.npz"))
+    damage(f, next(other_cache.glob("*.npz")))
+    capsys.readouterr()
+    res = fig3f(config=load("loihi2_ideal"), shard_trials=1, cache=cache, **KW)
+    assert _numbers(res) == reference
+    err = [ln for ln in capsys.readouterr().err.splitlines() if "cache shard" in ln]
+    assert len(err) == 1 and str(f) in err[0] and reason in err[0], err
+
+
+def test_the_cache_holds_no_pickle(tmp_path):
+    """Shards are npz with plain arrays: numpy refuses any object array in them."""
+    cache = tmp_path / "cache"
+    _one_cached_shard(cache)
+    f = next(cache.glob("*.npz"))
+    with np.load(f, allow_pickle=False) as z:
+        assert all(z[k].dtype.kind in "biufc" for k in z.files)
+    assert not list(cache.glob("*.pkl")) and not list(cache.glob(".*tmp*"))
 
 
 def test_learning_engine_and_float_threads_equal_pool_workers():
@@ -122,8 +181,8 @@ def test_fig12_learning_curves_shard_like_fig3f(tmp_path):
     one = fig12(config=cfg, shard_trials=1, cache=tmp_path / "c1", **KW12)
     two = fig12(config=cfg, shard_trials=2, executor="local", cache=tmp_path / "c2", **KW12)
     assert _curves_numbers(one) == _curves_numbers(whole) == _curves_numbers(two)
-    assert len(list((tmp_path / "c1").glob("*.pkl"))) == 2 * 3
-    assert len(list((tmp_path / "c2").glob("*.pkl"))) == 2 * 2
+    assert len(list((tmp_path / "c1").glob("*.npz"))) == 2 * 3
+    assert len(list((tmp_path / "c2").glob("*.npz"))) == 2 * 2
     f3 = fig3f(config=cfg, n_trials=3, T_s=3.0, eval_s=1.0, late_window_s=(2.0, 3.0),
                batch=50, eta_scale=4.0)
     c12 = whole["learning_curves"]["10/50"]["curves"]
@@ -146,7 +205,7 @@ def test_cached_only_reports_the_finished_shards(tmp_path):
     run_shards(fig3f_shard, (p, 0, cfg.tree), shard_ranges(3, 1)[:2], cache=cache)
     part = fig3f(config=cfg, shard_trials=1, cache=cache, cached_only=True, **KW)
     assert part["shards"] == {"done": 2, "total": 3, "trials_done": 2}
-    assert len(list(cache.glob("*.pkl"))) == 2            # nothing new was computed
+    assert len(list(cache.glob("*.npz"))) == 2            # nothing new was computed
     full = fig3f(config=cfg, shard_trials=1, cache=cache, **KW)
     for rule in ("euclid", "natural", "approx"):      # trials 0 and 1, bit for bit
         np.testing.assert_array_equal(np.asarray(part["per_trial_kl_late"][rule]),
