@@ -1,8 +1,8 @@
 """Build and run Lava path 2 from a ``natgrad deploy`` folder alone.
 
-``natgrad deploy --config loihi2 --out DIR`` writes ``DIR/design.json`` and
-``DIR/network.json`` (:mod:`emulator.learning.deployment`).  :func:`build_from_deployment`
-reads them and returns the plastic pair of one trial: Lava's ``LearningDense`` with the
+``natgrad deploy --config loihi2 --out DIR`` writes ``DIR/design.json``,
+``DIR/network.json`` and ``DIR/manifest.json`` (:mod:`emulator.learning.deployment`).
+:func:`build_from_deployment` verifies them against the manifest, reads them and returns the plastic pair of one trial: Lava's ``LearningDense`` with the
 design's rule strings, weights, tags and weight exponent, and the learning neuron
 (:class:`lava_procs.learning_engine.NatGradLENeuron`) that sends the third factors.  Input
 spikes go to ``dense.s_in``, teacher spikes to ``neuron.y_in``.
@@ -25,7 +25,7 @@ from lava.proc.dense.models import PyLearningDenseModelBitApproximate
 from lava.proc.dense.process import LearningDense
 from lava.proc.io.source import PySendModelFixed, RingBuffer
 
-from emulator.learning.deployment import read_design, read_network
+from emulator.learning.deployment import read_design, read_network, verify_deployment
 from lava_procs.learning_engine import (NEURON_VARS, NatGradLENeuron, PyNatGradLENeuronFixed,
                                         plastic_pair, spike_sources)
 
@@ -33,7 +33,10 @@ __all__ = ["build_from_deployment", "run_deployment", "sim_run_config"]
 
 
 def build_from_deployment(folder: str | Path):
-    """``(dense, neuron, design, network)`` of the deployment in ``folder``."""
+    """``(dense, neuron, design, network)`` of the deployment in ``folder``; a folder whose
+    files disagree with its manifest or with each other is refused
+    (:class:`emulator.learning.deployment.DeploymentError`, a one-line reason)."""
+    verify_deployment(folder)
     d = read_design(folder)
     net = read_network(folder)
     dense, neuron = plastic_pair(d, net["w_init_int"], net["seed"], net["trial"])

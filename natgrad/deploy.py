@@ -20,6 +20,7 @@ value with ``int`` and ``frac`` is ``int * 2**-frac``; a format ``S/U bits.frac`
 from __future__ import annotations
 
 import base64
+import hashlib
 import math
 import os
 import tempfile
@@ -269,7 +270,12 @@ def load_deployment(path) -> tuple:
     from emulator.params import NeuronParams
     from emulator.variables import variable_table
 
-    rec = yaml.safe_load(Path(path).read_text())
+    try:
+        text = Path(path).read_text()
+    except (OSError, UnicodeDecodeError) as exc:
+        raise UsageError(f"{path}: cannot read ({getattr(exc, 'strerror', None) or exc})") from None
+    _check_content_digest(text, path)
+    rec = yaml.safe_load(text)
     cfg = validate(rec["config"]["tree"], str(path))
     neuron = {k: v for k, v in rec["model"]["neuron"].items() if k != "c_eps"}
     params = NeuronParams(**neuron)
@@ -300,20 +306,48 @@ def load_deployment(path) -> tuple:
 
 def dump_yaml(rec: dict) -> str:
     import yaml
-    if rec.get("format", FORMAT_VERSION) == FORMAT_VERSION:
-        head = (f"# {FORMAT_VERSION}: chip integers of natgrad config '{rec['config']['name']}'\n"
+    datapath = rec.get("format", FORMAT_VERSION) == FORMAT_VERSION
+    if datapath:
+        head = (f"# RECORD (load_deployment reads it and refuses an edited copy: redeploy to "
+                f"change it): {FORMAT_VERSION}, chip integers of natgrad config "
+                f"'{rec['config']['name']}'\n"
                 "# written by `natgrad deploy` from emulator.discretize.discretize()\n")
     else:
-        head = (f"# {rec['format']}: Loihi 2 learning-engine deployment of natgrad config "
-                f"'{rec['config']['name']}'\n# written by `natgrad deploy` from "
-                "emulator.learning.design_for_config(); design.json and network.json beside it\n")
+        head = (f"# RECORD ONLY (edits change nothing that is built, and make the folder refuse "
+                f"to build): {rec['format']}, Loihi 2 learning-engine deployment of natgrad "
+                f"config '{rec['config']['name']}'\n# written by `natgrad deploy` from "
+                "emulator.learning.design_for_config(); building reads design.json and "
+                "network.json, checked against manifest.json\n")
 
     class Dumper(yaml.SafeDumper):
         def ignore_aliases(self, data):          # no &id001 anchors: every block stands alone
             return True
 
-    return head + yaml.dump(rec, Dumper=Dumper, sort_keys=False, default_flow_style=None,
-                            width=100)
+    body = yaml.dump(rec, Dumper=Dumper, sort_keys=False, default_flow_style=None, width=100)
+    if datapath:
+        head += f"{CONTENT_DIGEST}{hashlib.sha256(body.encode()).hexdigest()}\n"
+    return head + body
+
+
+#: The header line of a datapath deploy.yaml that holds the SHA-256 of the lines after it.
+CONTENT_DIGEST = "# content-sha256: "
+
+
+def _check_content_digest(text: str, path) -> None:
+    """Refuse (UsageError, one line) a datapath deploy.yaml whose body does not match the
+    digest in its header, or that has none."""
+    lines = text.splitlines(keepends=True)
+    for i, line in enumerate(lines):
+        if not line.startswith("#"):
+            break
+        if line.startswith(CONTENT_DIGEST):
+            body = "".join(lines[i + 1:])
+            if hashlib.sha256(body.encode()).hexdigest() != line[len(CONTENT_DIGEST):].strip():
+                raise UsageError(f"{path}: changed since natgrad deploy wrote it (content "
+                                 "SHA-256 differs from its header); redeploy instead of editing")
+            return
+    raise UsageError(f"{path}: no '{CONTENT_DIGEST.strip()}' header line (not written by "
+                     "natgrad deploy, or by a version before digests: redeploy)")
 
 
 def write_atomic(path: Path, text: str) -> None:
@@ -447,7 +481,11 @@ def learning_engine_record(cfg, d, w0: np.ndarray, seed: int, trial: int, task) 
         "choices": {k: {"value": v[0], "why": v[1]} for k, v in d.choices.items()},
         "files": {"design.json": "every field of the Design (read by "
                                  "lava_procs.deployment.build_from_deployment)",
-                  "network.json": "seed, trial and the initial integer weights"},
+                  "network.json": "seed, trial and the initial integer weights",
+                  "manifest.json": "each file's SHA-256, natgrad's version and the design's "
+                                   "digest (build_from_deployment refuses a folder that "
+                                   "disagrees with it)",
+                  "deploy.yaml": "this record: for people, never read to build"},
         "lava": "lava_procs.deployment.build_from_deployment(DIR) -> (LearningDense, learning "
                 "neuron); run_deployment(DIR, X, Y) runs them under Loihi2SimCfg",
         "what_runs_where": "synapses: Lava's LearningDense (on Loihi 2, the chip's learning "
@@ -484,16 +522,15 @@ def _deploy_learning_engine(cfg, args, rates) -> int:
     w0 = learning.quantize_weights(d, task.w_init[0])
     tmp = Path(tempfile.mkdtemp(prefix=".natgrad-deploy-", dir=parent))
     try:
-        learning.deployment.write_deployment(tmp, d, w0, args.seed, 0)
         rec = learning_engine_record(cfg, d, w0, args.seed, 0, task)
-        (tmp / "deploy.yaml").write_text(dump_yaml(rec))
+        learning.deployment.write_deployment(tmp, d, w0, args.seed, 0, record=dump_yaml(rec))
         if out.exists():
             out.rmdir()
         tmp.rename(out)
     finally:
         shutil.rmtree(tmp, ignore_errors=True)
     print(f"natgrad deploy: config {cfg.name} (learning engine) -> {out}/ "
-          "(deploy.yaml, design.json, network.json)")
+          "(deploy.yaml, design.json, network.json, manifest.json)")
     print(f"  LearningDense: {task.N} x {task.M} weights, weight_exp {d.weight_exp}, "
           f"LSB 2^-{d.w_frac}; tags {sorted(set(d.tags.tolist()))}")
     print(f"  dw = {d.rule}")

@@ -137,3 +137,21 @@ def test_deploy_round_trips_bit_for_bit(tmp_path, config):
     for field in ("acc", "a_m", "a_s", "v", "gamma", "post", "counts", "first"):
         np.testing.assert_array_equal(getattr(state, field), getattr(ref, field), err_msg=field)
     assert np.any(state.acc != w_int)
+
+
+def test_edited_datapath_deploy_yaml_is_refused_with_one_line(tmp_path, capsys):
+    """Issue 24 item 3: the datapath deploy.yaml is a record with its content digest in the
+    header; load_deployment refuses a truncated, emptied or edited copy with one line."""
+    from natgrad.cli import UsageError
+    from natgrad.deploy import load_deployment
+    out = tmp_path / "deploy.yaml"
+    assert main(["deploy", "--config", "fxp16", "--out", str(out)]) == 0
+    text = out.read_text()
+    assert text.startswith("# RECORD") and "# content-sha256: " in text
+    load_deployment(out)                                   # intact: reads
+    body_at = text.index("\n", text.index("# content-sha256: ")) + 1
+    for bad in (text[: len(text) // 2], "", text[:body_at] + text[body_at:].replace("decay_m: ", "decay_m: 1", 1)):
+        out.write_text(bad)
+        with pytest.raises(UsageError) as exc:
+            load_deployment(out)
+        assert "\n" not in str(exc.value) and str(out) in str(exc.value)

@@ -5,6 +5,7 @@ import subprocess
 import sys
 
 import numpy as np
+import pytest
 
 import emulator
 from emulator import learning
@@ -26,7 +27,8 @@ def _deploy(tmp_path, *extra):
 
 def test_deploy_build_from_files_run_equals_emulator(tmp_path):
     out = _deploy(tmp_path)
-    assert sorted(p.name for p in out.iterdir()) == ["deploy.yaml", "design.json", "network.json"]
+    assert sorted(p.name for p in out.iterdir()) == ["deploy.yaml", "design.json",
+                                                     "manifest.json", "network.json"]
     steps, seed = 2000, 3
     task = fig3_task(n_trials=1, N=16, seed=seed)
     X, Y = SpikeSource(task, seed, np.array([0])).next(steps)
@@ -53,3 +55,55 @@ def test_deploy_refuses_a_non_empty_folder(tmp_path):
                           capture_output=True, text=True, timeout=300)
     assert proc.returncode == 2 and "not an empty folder" in proc.stderr
     assert (out / "x").read_text() == "keep"
+
+
+def _truncate(f):
+    f.write_bytes(f.read_bytes()[: f.stat().st_size // 2])
+
+
+def _empty(f):
+    f.write_text("")
+
+
+def _edit_rule(f):
+    f.write_text(f.read_text().replace("dw: ", "dw: 2*", 1))
+
+
+def _weights_consistent_edit(f):
+    # an edit that keeps each file valid on its own: network.json's weights changed, and the
+    # manifest updated to match, so only the cross-file check can notice
+    import hashlib
+    import json
+    net = json.loads(f.read_text())
+    net["w_init_int"][0][0] += 1
+    f.write_text(json.dumps(net, indent=1))
+    m = json.loads((f.parent / "manifest.json").read_text())
+    m["files"]["network.json"] = hashlib.sha256(f.read_bytes()).hexdigest()
+    (f.parent / "manifest.json").write_text(json.dumps(m))
+
+
+@pytest.mark.parametrize("name,damage,reason", [
+    ("deploy.yaml", _truncate, "changed since natgrad deploy wrote it"),
+    ("deploy.yaml", _empty, "changed since natgrad deploy wrote it"),
+    ("deploy.yaml", _edit_rule, "changed since natgrad deploy wrote it"),
+    ("design.json", _truncate, "changed since natgrad deploy wrote it"),
+    ("network.json", _weights_consistent_edit, "disagree with design.json / network.json"),
+    ("manifest.json", lambda f: f.unlink(), "missing"),
+])
+def test_build_refuses_a_folder_that_is_not_what_it_says(tmp_path, name, damage, reason):
+    """Issue 24 item 3: a truncated, emptied or edited file of a deploy folder (deploy.yaml
+    included: it is a record, never read to build) and files that disagree with each other
+    make build_from_deployment refuse with one line naming the file; the intact folder
+    verifies."""
+    from emulator.learning.deployment import DeploymentError, verify_deployment
+    from lava_procs.deployment import build_from_deployment
+    out = _deploy(tmp_path)
+    assert verify_deployment(out)["files"].keys() == {"deploy.yaml", "design.json",
+                                                       "network.json"}
+    assert (out / "deploy.yaml").read_text().startswith("# RECORD ONLY")
+    damage(out / name)
+    with pytest.raises(DeploymentError) as exc:
+        build_from_deployment(out)
+    msg = str(exc.value)
+    assert "\n" not in msg and reason in msg, msg
+    assert name in msg or (name == "network.json" and "deploy.yaml" in msg)
