@@ -281,6 +281,15 @@ def _main(argv) -> int:
     except UsageError as exc:
         interrupt.discard_outputs()
         one_line_error(str(exc))
+    except OSError as exc:
+        # a disk that fills up, a folder that turns read-only, a vanished mount: every file
+        # is written under a temporary name and renamed into place, so discarding the
+        # outputs leaves the old content or nothing; one line names the path and the reason
+        interrupt.discard_outputs()
+        where = exc.filename if exc.filename is not None else "output"
+        sys.stderr.write(f"natgrad: error: cannot write {where}: "
+                         f"{exc.strerror or type(exc).__name__}\n")
+        return 1
     except BaseException:
         interrupt.discard_outputs()    # a failed or interrupted command leaves no debris
         raise
