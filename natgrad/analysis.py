@@ -48,19 +48,50 @@ def verdict(curves: dict, counters: dict, evidence: dict) -> dict:
     tol = max(MIN_TOLERANCE_HZ, TOLERANCE_SHARE * abs(learned))
     excess_trials = np.mean(fx[late] - fl[late], axis=0)            # per trial
     excess, ci = mean_ci(excess_trials)
-    tracks = abs(excess) <= tol
+    status, resolve = resolve_verdict(excess, ci, tol, int(excess_trials.size))
     ranked = sorted(evidence.items(), key=lambda kv: -kv[1][0])
     bottleneck, evid, advice = (ranked[0][0], ranked[0][1][1], ranked[0][1][2]) if ranked else \
         (None, "no quantizer stands out", "nothing")
-    return {"tracks_float": bool(tracks), "tolerance_hz": tol, "excess_hz": excess,
+    return {"status": status,
+            "tracks_float": {"tracks": True, "does not track": False}.get(status),
+            "resolve": resolve, "n_trials": int(excess_trials.size),
+            "tolerance_hz": tol, "excess_hz": excess,
             "excess_ci95_hz": ci, "excess_pct_of_learned": 100.0 * excess / learned
             if learned > 0 else None, "learned_hz": learned,
             "late_window_s": [float(curves["t_s"][late.start]), float(curves["t_s"][-1])],
             "bottleneck": bottleneck, "evidence": evid, "advice": advice,
             "ranking": [{"variable": k, "score": v[0], "evidence": v[1], "advice": v[2]}
                         for k, v in ranked],
-            "rule": f"tracks float when |late excess| <= max({MIN_TOLERANCE_HZ} Hz, "
-                    f"{TOLERANCE_SHARE:.0%} of float's learned improvement)"}
+            "rule": f"tracks float when the 95 % interval of the late excess lies within "
+                    f"+-max({MIN_TOLERANCE_HZ} Hz, {TOLERANCE_SHARE:.0%} of float's learned "
+                    "improvement); does not track when it lies outside; not resolved when it "
+                    "straddles the tolerance or there is one trial only"}
+
+
+def resolve_verdict(excess: float, ci: float, tol: float, n_trials: int) -> tuple[str, str]:
+    """"tracks", "does not track" or "not resolved", and what would resolve it.
+
+    The late excess is known to ``+-ci`` (95 %, over ``n_trials`` trials).  It tracks when
+    the whole interval is within ``+-tol``, does not track when it is wholly outside; else
+    the answer is open, and the trial count that would shrink the interval below the
+    distance to the tolerance (at this spread, ``ci ~ 1/sqrt(n)``) is named."""
+    if n_trials < 2 or not math.isfinite(ci):
+        return "not resolved", (f"{n_trials} trial gives no spread: run at least 4 trials "
+                                "(--trials) for a usable 95 % interval")
+    lo, hi = excess - ci, excess + ci
+    if -tol <= lo and hi <= tol:
+        return "tracks", f"the 95 % interval [{lo:+.3g}, {hi:+.3g}] Hz lies within +-{tol:.3g} Hz"
+    if lo > tol or hi < -tol:
+        return "does not track", (f"the 95 % interval [{lo:+.3g}, {hi:+.3g}] Hz lies outside "
+                                  f"+-{tol:.3g} Hz")
+    gap = abs(abs(excess) - tol)
+    need = math.ceil(n_trials * (ci / gap) ** 2) if gap > 0 else None
+    more = (f"about {need} trials (--trials) at this spread would resolve it"
+            if need is not None and need <= 10_000 else
+            "the excess sits on the tolerance: no practical trial count resolves it")
+    return "not resolved", (f"the 95 % interval [{lo:+.3g}, {hi:+.3g}] Hz straddles the "
+                            f"tolerance +-{tol:.3g} Hz over {n_trials} trials; {more}, or a "
+                            "longer run (--steps) with a smaller per-trial spread")
 
 
 def error_split(fixed: np.ndarray, ref: np.ndarray, lsb: float) -> dict:

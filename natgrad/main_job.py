@@ -295,11 +295,15 @@ def run_main_job(cfg: HwConfig, steps: int, seed: int, trials: int = 4, out: Pat
         "provenance": _provenance(seed, t_start),
     }
     v = verdict
-    print(f"\n  verdict: {'TRACKS' if v['tracks_float'] else 'does NOT track'} float within "
+    word = {"tracks": "TRACKS float", "does not track": "does NOT track float"}.get(
+        v["status"], "NOT RESOLVED whether it tracks float")
+    print(f"\n  verdict: {word} within "
           f"{v['tolerance_hz']:.3g} Hz: late excess {v['excess_hz']:+.3g} Hz "
           f"(+-{v['excess_ci95_hz']:.2g}, 95 % CI over trials)"
           + (f", {v['excess_pct_of_learned']:+.1f} % of the {v['learned_hz']:.3g} Hz learned"
              if v["excess_pct_of_learned"] is not None else ""))
+    if v["status"] == "not resolved":
+        print(f"  to resolve it: {v['resolve']}")
     if v["bottleneck"]:
         print(f"  bottleneck: {v['bottleneck']}: {v['evidence']}\n  advice: {v['advice']}")
     print(f"  Lava cross-check: {_verdict(cross)}")

@@ -207,7 +207,7 @@ def _verdict_box(report) -> list[str]:
     v = report.get("verdict")
     if not v:
         return []
-    yes = "YES" if v["tracks_float"] else "NO"
+    yes = {"tracks": "YES", "does not track": "NO"}.get(v.get("status"), "NOT RESOLVED")
     pct = (f" ({v['excess_pct_of_learned']:+.1f} % of the {v['learned_hz']:.3g} Hz float "
            "learned)" if v.get("excess_pct_of_learned") is not None else "")
     lo, hi = v["late_window_s"]
@@ -215,6 +215,8 @@ def _verdict_box(report) -> list[str]:
             f"> **Does {report['config']['name']} track float64 within {v['tolerance_hz']:.3g} Hz? "
             f"{yes}.** Late-window ({lo:g}-{hi:g} s) excess output-rate RMSE "
             f"{v['excess_hz']:+.3g} Hz +- {v['excess_ci95_hz']:.2g} (95 % CI over trials){pct}.",
+            ">",
+            f"> {v['resolve'][0].upper() + v['resolve'][1:]}.",
             ">",
             f"> **Bottleneck: {v['bottleneck']}.** {v['evidence']}.",
             ">",

@@ -43,3 +43,34 @@ def test_verdict_keys_and_flip_on_a_much_coarser_config():
     assert sig["local"]["rms_lsb"] < sig["trajectory"]["rms_lsb"]
     assert np.isfinite(rep["late_window"]["float_rmse_hz"]["mean"])
     assert rep["provenance"]["git_commit"]
+
+
+def test_verdict_knows_its_uncertainty():
+    """Issue 21 item 1: three answers.  One trial has no interval: not resolved.  An interval
+    that straddles the tolerance (the issue's --steps 200000 --trials 2: +0.134 +- 0.37 Hz
+    against 0.278 Hz) is not resolved, and the trial count that would resolve it is named
+    (n (ci / |tol - |excess||)^2 = 2 (0.37 / 0.144)^2 -> 14).  Intervals wholly inside or
+    outside the tolerance give "tracks" / "does not track"."""
+    from natgrad.analysis import resolve_verdict
+    status, why = resolve_verdict(0.087, float("nan"), 0.1, 1)
+    assert status == "not resolved" and "--trials" in why
+    status, why = resolve_verdict(0.134, 0.37, 0.278, 2)
+    assert status == "not resolved" and "about 14 trials" in why, why
+    assert resolve_verdict(0.06, 0.12, 0.715, 4)[0] == "tracks"
+    assert resolve_verdict(-0.06, 0.12, 0.1, 4)[0] == "not resolved"
+    assert resolve_verdict(0.5, 0.12, 0.3, 4)[0] == "does not track"
+    assert resolve_verdict(-0.5, 0.12, 0.3, 4)[0] == "does not track"
+    # the edge: an interval touching the tolerance from inside still tracks
+    assert resolve_verdict(0.2, 0.0999, 0.3, 4)[0] == "tracks"
+
+
+def test_verdict_from_curves_says_not_resolved_for_one_trial():
+    from natgrad.analysis import verdict
+    t = np.arange(8.0)
+    fl = np.linspace(3.0, 1.0, 8)[:, None]
+    v = verdict({"t_s": t, "float_trials": fl, "fixed_trials": fl + 0.05}, {}, {})
+    assert v["status"] == "not resolved" and v["tracks_float"] is None and v["n_trials"] == 1
+    four = np.repeat(fl, 4, axis=1)
+    v = verdict({"t_s": t, "float_trials": four,
+                 "fixed_trials": four + np.array([0.04, 0.05, 0.06, 0.05])}, {}, {})
+    assert v["status"] == "tracks" and v["tracks_float"] is True
