@@ -82,7 +82,9 @@ def _row(name: str, r: dict, label: str | None) -> dict:
         if "max_angle_diff_to_float_deg" in ec:
             out["chip"] = f"max angle difference to float approx {_fmt(ec['max_angle_diff_to_float_deg'])} deg"
             out["spread"] = ec.get("direction")
-    out["verdict"] = (None if not out["targets"] else all(t.get("pass") for t in out["targets"]))
+    passes = [t.get("pass") for t in out["targets"]]
+    out["verdict"] = (None if not passes else False if False in passes
+                      else "not resolved" if None in passes else True)
     return out
 
 
@@ -95,9 +97,9 @@ def _targets_text(ts) -> str:
     for t in ts:
         v = t.get("value")
         tgt = t.get("target")
-        ok = "pass" if t.get("pass") else "FAIL"
+        ok = {True: "pass", None: "NOT RESOLVED"}.get(t.get("pass"), "FAIL")
         if tgt is None:
-            parts.append(f"{t['what']}: {ok}")
+            parts.append(f"{t['what']}: {ok}" + (f" ({v})" if isinstance(v, str) else ""))
         else:
             parts.append(f"{t['what']} = {_fmt(v)} (target {tgt}): {ok}"
                          + (f" by {_fmt(abs(t['margin']))}" if t.get("margin") is not None else "")
@@ -105,27 +107,32 @@ def _targets_text(ts) -> str:
     return "; ".join(parts) or "-"
 
 
+def _verdict_word(v) -> str:
+    return {True: "PASS", False: "FAIL", "not resolved": "NOT RESOLVED"}.get(
+        v, "no target (shown for context)")
+
+
 def write_summary(out: Path, results: dict, label: str | None, meta: dict) -> dict:
     """Write summary.md, summary.html and summary.json into ``out``; returns the record."""
     rs = rows(results, label)
     rec = {"config": label, **meta, "rows": rs,
-           "all_pass": all(r["verdict"] for r in rs if r["verdict"] is not None)}
+           "all_pass": all(r["verdict"] is True for r in rs if r["verdict"] is not None)}
     head = ["figure", "paper's effect", "float64", f"{label or 'chip'}", "spread", "verdict (targets)"]
     md = [f"# natgrad experiments: float64 against {label or '(no chip config)'}", "",
           f"scale {meta.get('scale')}, seed {meta.get('seed')}, wall time {meta.get('wall_s')} s", "",
           "| " + " | ".join(head) + " |", "|" + "---|" * len(head)]
     for r in rs:
-        md.append("| " + " | ".join(x.replace("|", "/") for x in (
+        md.append("| " + " | ".join(x.replace("|", "\\|") for x in (
             r["figure"], r["paper_effect"], r["float"] or "-", r["chip"] or "-", r["spread"] or "-",
-            ("**PASS**" if r["verdict"] else "**FAIL**" if r["verdict"] is False else "-") + ": "
-            + _targets_text(r["targets"]))) + " |")
+            f"**{_verdict_word(r['verdict'])}**" + (": " + _targets_text(r["targets"])
+                                                     if r["targets"] else ""))) + " |")
     (out / "summary.md").write_text("\n".join(md) + "\n")
     cells = "".join(f"<th>{html.escape(h)}</th>" for h in head)
     body = "".join(
         "<tr>" + "".join(f"<td>{html.escape(str(x))}</td>" for x in (
             r["figure"], r["paper_effect"], r["float"] or "-", r["chip"] or "-", r["spread"] or "-",
-            ("PASS" if r["verdict"] else "FAIL" if r["verdict"] is False else "-") + ": "
-            + _targets_text(r["targets"]))) + "</tr>" for r in rs)
+            _verdict_word(r["verdict"]) + (": " + _targets_text(r["targets"])
+                                           if r["targets"] else ""))) + "</tr>" for r in rs)
     (out / "summary.html").write_text(
         "<!doctype html><html><head><meta charset='utf-8'><title>natgrad experiments</title>"
         "<style>body{font-family:sans-serif;margin:2em}table{border-collapse:collapse}"
