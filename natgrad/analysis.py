@@ -68,7 +68,8 @@ def verdict(curves: dict, counters: dict, evidence: dict) -> dict:
                     "straddles the tolerance or there is one trial only"}
 
 
-def resolve_verdict(excess: float, ci: float, tol: float, n_trials: int) -> tuple[str, str]:
+def resolve_verdict(excess: float, ci: float, tol: float, n_trials: int,
+                    unit: str = "trial", option: str = "--trials") -> tuple[str, str]:
     """"tracks", "does not track" or "not resolved", and what would resolve it.
 
     The late excess is known to ``+-ci`` (95 %, over ``n_trials`` trials).  It tracks when
@@ -76,8 +77,8 @@ def resolve_verdict(excess: float, ci: float, tol: float, n_trials: int) -> tupl
     the answer is open, and the trial count that would shrink the interval below the
     distance to the tolerance (at this spread, ``ci ~ 1/sqrt(n)``) is named."""
     if n_trials < 2 or not math.isfinite(ci):
-        return "not resolved", (f"{n_trials} trial gives no spread: run at least 4 trials "
-                                "(--trials) for a usable 95 % interval")
+        return "not resolved", (f"{n_trials} {unit} gives no spread: run at least 4 {unit}s "
+                                f"({option}) for a usable 95 % interval")
     lo, hi = excess - ci, excess + ci
     if -tol <= lo and hi <= tol:
         return "tracks", f"the 95 % interval [{lo:+.3g}, {hi:+.3g}] Hz lies within +-{tol:.3g} Hz"
@@ -86,11 +87,11 @@ def resolve_verdict(excess: float, ci: float, tol: float, n_trials: int) -> tupl
                                   f"+-{tol:.3g} Hz")
     gap = abs(abs(excess) - tol)
     need = math.ceil(n_trials * (ci / gap) ** 2) if gap > 0 else None
-    more = (f"about {need} trials (--trials) at this spread would resolve it"
+    more = (f"about {need} {unit}s ({option}) at this spread would resolve it"
             if need is not None and need <= 10_000 else
             "the excess sits on the tolerance: no practical trial count resolves it")
     return "not resolved", (f"the 95 % interval [{lo:+.3g}, {hi:+.3g}] Hz straddles the "
-                            f"tolerance +-{tol:.3g} Hz over {n_trials} trials; {more}, or a "
+                            f"tolerance +-{tol:.3g} Hz over {n_trials} {unit}s; {more}, or a "
                             "longer run (--steps) with a smaller per-trial spread")
 
 

@@ -11,7 +11,7 @@ order in which tasks finish.
 Reported per point: the final output-rate RMSE on the test set (Hz, mean over trials, then
 mean/min/max over seeds), its *excess* over the float64 reference on the same seed, and the
 RMS error of the final weights against float.  The recommended minimum width of a varied
-field is the smallest value whose mean excess over float stays within +-``--tolerance`` for
+field is the smallest value whose excess over float (mean +- 95 % interval over seeds) stays within +-``--tolerance`` for
 it and every larger value, with the other varied fields at their maximum (:func:`knee`).
 """
 from __future__ import annotations
@@ -31,6 +31,7 @@ from pathlib import Path
 import numpy as np
 
 from emulator.variables import SWEEP_FIELDS
+from natgrad.analysis import mean_ci, resolve_verdict
 
 from natgrad import interrupt
 from natgrad.cli import (HelpFormatter, UsageError, check_fits, check_out_dir, human_time,
@@ -268,8 +269,11 @@ def _execute_dask(tasks, scheduler, workers, tick, fn=None) -> list:
 
 
 # --------------------------------------------------------------------------- analysis
-def knee(widths, excess, tolerance: float):
-    """Smallest width w such that ``|excess| <= tolerance`` at w and at every larger width.
+def knee(widths, excess, tolerance: float, ci=None):
+    """Smallest width w such that the excess is within ``+-tolerance`` at w and at every
+    larger width; with ``ci`` (95 % half-widths, parallel to ``excess``) the whole interval
+    ``excess +- ci`` must lie within it (the point "tracks"; a NaN interval, e.g. one seed,
+    does not).
 
     ``widths`` and ``excess`` (mean final rate-RMSE excess over float, Hz) are parallel
     sequences in any order.  Both signs count as a deviation from float: a coarse format
@@ -277,10 +281,11 @@ def knee(widths, excess, tolerance: float):
     not track the reference either.  Returns None when the largest width is already
     outside the tolerance (or there are no widths).
     """
-    pairs = sorted(zip(widths, excess), key=lambda p: p[0])
+    ci = [0.0] * len(excess) if ci is None else list(ci)
+    pairs = sorted(zip(widths, excess, ci), key=lambda p: p[0])
     best = None
-    for w, e in reversed(pairs):
-        if not (abs(e) <= tolerance):       # NaN counts as a failure
+    for w, e, c in reversed(pairs):
+        if not (abs(e) + c <= tolerance):       # NaN counts as a failure
             break
         best = w
     return best
@@ -305,17 +310,28 @@ def summarize(grid, seeds, fixed_results, float_results, varies, tolerance) -> d
             per_seed.append({"seed": s, "rate_rmse_hz": rm, "excess_hz": rm - float_rmse[s],
                              "w_rmse_vs_float": w_err, "saturation": r["saturation"],
                              "weights_underflow": r["weights_underflow"]})
+        ex = [p["excess_hz"] for p in per_seed]
+        m, ci = mean_ci(ex)
+        status, why = resolve_verdict(m, ci, tolerance, len(ex), "seed", "--seeds")
         points.append({"values": g["values"], "overrides": g["overrides"],
                        "rate_rmse_hz": _stats([p["rate_rmse_hz"] for p in per_seed]),
-                       "excess_hz": _stats([p["excess_hz"] for p in per_seed]),
+                       "excess_hz": {**_stats(ex), "ci95": ci},
+                       "status": status, "resolve": why,
                        "w_rmse_vs_float": _stats([p["w_rmse_vs_float"] for p in per_seed]),
                        "per_seed": per_seed})
     initial = {s: float(np.mean(fl[s]["initial_rate_rmse_hz"])) for s in seeds}
-    recommended = {}
+    recommended, why = {}, {}
     for field, vals in varies:
         series = _slice(points, varies, field)
         recommended[field] = knee([v for v, _ in series],
-                                  [p["excess_hz"]["mean"] for _, p in series], tolerance)
+                                  [p["excess_hz"]["mean"] for _, p in series], tolerance,
+                                  [p["excess_hz"]["ci95"] for _, p in series])
+        top = series[-1][1] if series else None
+        if recommended[field] is not None:
+            why[field] = (f"the 95 % interval over seeds lies within +-{tolerance:g} Hz at "
+                          f"{field} = {recommended[field]} and every larger width")
+        elif top is not None:
+            why[field] = f"{top['status']} at {field} = {series[-1][0]}: {top['resolve']}"
     return {
         "float": {"per_seed": [{"seed": s, "rate_rmse_hz": float_rmse[s],
                                 "initial_rate_rmse_hz": initial[s]} for s in seeds],
@@ -323,6 +339,7 @@ def summarize(grid, seeds, fixed_results, float_results, varies, tolerance) -> d
                   "initial_rate_rmse_hz": _stats(list(initial.values()))},
         "points": points,
         "recommended": recommended,
+        "recommended_why": why,
     }
 
 
@@ -440,9 +457,11 @@ def run_sweep(base, varies, seeds: int, steps: int, trials: int = DEFAULT_TRIALS
         "seeds": seed_list, "steps": steps, "trials": trials, "N": N_AFFERENTS,
         "dt_s": 0.0005, "task": "fig3 teacher-student (10/50 Hz groups), final weights on the 50-sample test set",
         "tolerance_hz": tolerance,
-        "tolerance_rule": ("smallest width whose mean (over seeds) final rate-RMSE excess over "
-                           "float64 is within +-tolerance_hz at that width and all larger "
-                           "widths, other varied fields at their max"),
+        "tolerance_rule": ("smallest width whose final rate-RMSE excess over float64, mean "
+                           "+- its 95 % interval over seeds, lies within +-tolerance_hz at "
+                           "that width and all larger widths, other varied fields at their "
+                           "max; a point whose interval straddles the tolerance (or one "
+                           "seed) is 'not resolved'"),
         **summary,
         "provenance": {"executor": executor, "workers": workers, "scheduler": scheduler,
                        "tasks": len(float_tasks) + len(fixed_tasks),
@@ -508,10 +527,12 @@ def _print_summary(rep: dict, varies) -> None:
     fl = rep["float"]
     print(f"  float64: {fl['rate_rmse_hz']['mean']:.3f} Hz ({fl['rate_rmse_hz']['min']:.3f}.."
           f"{fl['rate_rmse_hz']['max']:.3f}); initial weights: {fl['initial_rate_rmse_hz']['mean']:.3f} Hz")
-    print(f"\n  recommended minimum widths (mean final rate-RMSE excess over float64 within "
-          f"+-{rep['tolerance_hz']:g} Hz at this and every larger width; other fields at their max):")
+    print(f"\n  recommended minimum widths (the 95 % interval over seeds of the final rate-RMSE "
+          f"excess over float64 within +-{rep['tolerance_hz']:g} Hz at this and every larger "
+          "width; other fields at their max):")
     for f, w in rep["recommended"].items():
-        text = str(w) if w is not None else f"none in the range (outside tolerance at {f}={max(rep['vary'][f])})"
+        why = rep.get("recommended_why", {}).get(f, "")
+        text = str(w) if w is not None else f"none resolved in the range ({why})"
         print(f"    {f}: {text}")
 
 

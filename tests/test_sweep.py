@@ -34,22 +34,49 @@ def test_knee_known_answers():
     assert knee([], [], 0.5) is None
 
 
-def test_recommended_uses_other_fields_at_max(tmp_path):
-    """summarize() slices the grid at the other field's max before calling knee()."""
+def _summary(table, seeds, tol=0.5, spread=0.02):
+    """summarize() on constructed results: excess ``table[(w, t)]`` + a per-seed offset of
+    ``spread * (seed - mean)``."""
     from natgrad.sweep import summarize
     varies = [("weight_bits", [8, 12]), ("trace_bits", [6, 10])]
     grid = [{"values": {"weight_bits": w, "trace_bits": t}, "overrides": {}}
             for w in (8, 12) for t in (6, 10)]
-    # excess by (w, t): only the t = 10 row and the w = 12 column matter
-    table = {(8, 6): 9.0, (8, 10): 0.2, (12, 6): 3.0, (12, 10): 0.0}
     import numpy as np
     w0 = np.zeros((1, 1, 3))
-    fl = [{"rate_rmse_hz": [1.0], "initial_rate_rmse_hz": [2.0], "w_final": w0}]
-    fx = [{"rate_rmse_hz": [1.0 + table[g["values"]["weight_bits"], g["values"]["trace_bits"]]],
-           "w_final": w0, "saturation": 0, "weights_underflow": 0} for g in grid]
-    s = summarize(grid, [0], fx, fl, varies, 0.5)
+    fl = [{"rate_rmse_hz": [1.0], "initial_rate_rmse_hz": [2.0], "w_final": w0} for _ in seeds]
+    mid = np.mean(seeds)
+    fx = [{"rate_rmse_hz": [1.0 + table[g["values"]["weight_bits"], g["values"]["trace_bits"]]
+                            + spread * (s - mid)],
+           "w_final": w0, "saturation": 0, "weights_underflow": 0} for g in grid for s in seeds]
+    return summarize(grid, list(seeds), fx, fl, varies, tol)
+
+
+def test_recommended_uses_other_fields_at_max(tmp_path):
+    """summarize() slices the grid at the other field's max before calling knee()."""
+    # excess by (w, t): only the t = 10 row and the w = 12 column matter
+    table = {(8, 6): 9.0, (8, 10): 0.2, (12, 6): 3.0, (12, 10): 0.0}
+    s = _summary(table, range(4))
     assert s["recommended"] == {"weight_bits": 8, "trace_bits": 10}
     assert s["points"][1]["excess_hz"]["mean"] == pytest.approx(0.2)
+    assert s["points"][1]["status"] == "tracks" and s["points"][0]["status"] == "does not track"
+
+
+def test_minimum_width_needs_a_resolved_interval():
+    """Issue 21 item 1: the minimum width is the smallest whose interval lies inside the
+    tolerance.  (8, 10) at 0.45 +- ~0.2 Hz straddles 0.5 Hz: not resolved, so the answer is
+    12, not 8; with one seed there is no interval and no width is recommended, with why."""
+    table = {(8, 6): 9.0, (8, 10): 0.45, (12, 6): 3.0, (12, 10): 0.0}
+    s = _summary(table, range(4), spread=0.2)
+    p8 = s["points"][1]
+    assert p8["status"] == "not resolved" and "seeds (--seeds)" in p8["resolve"]
+    assert s["recommended"]["weight_bits"] == 12
+    one = _summary(table, [0])
+    assert one["recommended"] == {"weight_bits": None, "trace_bits": None}
+    assert "not resolved" in one["recommended_why"]["weight_bits"]
+    # the plain knee without intervals would have said 8
+    from natgrad.sweep import knee
+    assert knee([8, 12], [0.45, 0.0], 0.5) == 8
+    assert knee([8, 12], [0.45, 0.0], 0.5, [0.2, 0.01]) == 12
 
 
 # ----------------------------------------------------------------------------- grid
