@@ -23,6 +23,7 @@ from __future__ import annotations
 
 import json
 import shutil
+import sys
 import tempfile
 import time
 from pathlib import Path
@@ -65,38 +66,85 @@ FIXED_QUANTIZERS = {
     "constants": ("constant mantissas", lambda c, d: {"constants.mant_bits": 20}),
 }
 
-#: Learning-engine quantizers (keys of emulator.hwconfig.LE_SCHEMA).
+def _le_hidden_bits(c, d, design):
+    # 'auto' already takes the most tag_2 can hold (<= 6); a pinned smaller count widens to it
+    return None if c["mapping"]["hidden_bits"] == "auto" else {"mapping.hidden_bits": "auto"}
+
+
+def _le_levels(c, d, design):
+    """The third-factor coding: events widen to graded levels; graded levels to the finest
+    level unit the engine represents with the design's hidden bits (y_unit 2**-h
+    accumulator units), every other choice of the design kept."""
+    if design is None:
+        return None
+    if design.encoding != "graded":
+        return {"mapping.encoding": "graded"}
+    finest = design.y_unit * 2.0 ** -design.mapping.hidden_bits
+    if design.c_ev <= finest:
+        return None
+    return {"mapping.c_ev": finest, "mapping.hidden_bits": design.mapping.hidden_bits,
+            "mapping.tag_offset": design.d_offset}
+
+
+#: Learning-engine quantizers (keys of emulator.hwconfig.LE_SCHEMA):
+#: name -> (what it is, function (cfg, delta, design) -> wide overrides or None: no wider
+#: setting in the kind).
 LE_QUANTIZERS = {
-    # 4 hidden bits: the most the 9-bit tag carries without saturating (h = 5, 6 saturate
-    # the tag and the accumulator and learn worse; docs/learning_engine.md)
-    "weights": ("hidden weight bits kept in a tag", lambda c, d: {"mapping.hidden_bits": 4}),
+    "hidden bits": ("update bits kept below the weight LSB in tag_2", _le_hidden_bits),
+    "third-factor levels": ("the post factor's coding: fixed-size events, or graded levels "
+                            "of unit E_n (the level noise and the carries)", _le_levels),
     "weight rounding RNG": ("one random number per epoch shared by all synapses",
-                            lambda c, d: {"engine.weight_rounding": "per_synapse"}),
+                            lambda c, d, g: {"engine.weight_rounding": "per_synapse"}),
     "trace rounding RNG": ("one random number per step shared by all traces",
-                           lambda c, d: {"engine.trace_rounding": "per_synapse"}),
+                           lambda c, d, g: {"engine.trace_rounding": "per_synapse"}),
     "sigmoid": ("the learning neuron's sigmoid table",
-                lambda c, d: {"neuron.sigma_interpolate": True, "neuron.sigma_node_frac": 4}),
-    "epoch": ("learning epoch length", lambda c, d: {"engine.t_epoch": 1}),
+                lambda c, d, g: {"neuron.sigma_interpolate": True, "neuron.sigma_node_frac": 4}),
+    "epoch": ("learning epoch length", lambda c, d, g: {"engine.t_epoch": 1}),
 }
 
 _DELTAS = (12, 10, 8, 6, 4, 2, 1)
 
 
-def quantizers(cfg: HwConfig) -> dict:
-    """``{name: (doc, wide overrides)}`` for the config's kind; each wide setting is the
-    largest of :data:`_DELTAS` the config loader accepts on its own."""
+def _is_chip_setting(cfg: HwConfig, ov: dict) -> bool:
+    """Every override already equals the config's own value."""
+    for key, v in ov.items():
+        sec, _, field = key.partition(".")
+        if cfg[sec].get(field) != v:
+            return False
+    return True
+
+
+def quantizers(cfg: HwConfig, task=None, eta: float | None = None) -> tuple[dict, dict]:
+    """``({name: (doc, wide overrides)}, {name: why omitted})`` for the config's kind.
+
+    Each wide setting is the largest of :data:`_DELTAS` the config loader accepts on its
+    own; a quantizer whose wide setting is the chip's own (or that has none wider in the
+    kind) is omitted with the reason.  Learning-engine rows that depend on the task's design
+    (the level unit) need ``task`` and ``eta``."""
+    design = None
+    if cfg.is_learning_engine and task is not None:
+        from emulator import learning
+        design = learning.design_for_config(cfg, task, eta)
     table = LE_QUANTIZERS if cfg.is_learning_engine else FIXED_QUANTIZERS
-    out = {}
+    out, omitted = {}, {}
     for name, (doc, make) in table.items():
         for delta in _DELTAS:
-            ov = make(cfg, delta)
+            ov = make(cfg, delta, design) if cfg.is_learning_engine else make(cfg, delta)
+            if ov is None:
+                omitted[name] = "no wider setting in this kind (the chip's is the widest)"
+                break
             try:
                 cfg.with_overrides(**ov)
             except (ConfigError, ValueError):
                 continue
-            out[name] = (doc, ov)
+            if _is_chip_setting(cfg, ov):
+                omitted[name] = f"its wide setting {ov} is the chip's own"
+            else:
+                out[name] = (doc, ov)
             break
-    return out
+        else:
+            omitted[name] = "no wide setting the config loader accepts"
+    return out, omitted
 
 
 def _combine(cfg: HwConfig, parts: list[dict]) -> HwConfig:
@@ -140,24 +188,26 @@ def run_budget(cfg: HwConfig, seconds: float = 100.0, trials: int = 4, seeds: in
     """The budget table of ``cfg`` (see the module docstring)."""
     if cfg.is_float:
         raise ValueError(f"{cfg.source}: a float64 config has no quantizers")
-    qs = quantizers(cfg)
+    task0 = fig3_task(n_trials=trials, N=100, seed=0)
+    eta = ETA_CODE["approx"] * ETA_SCALE
+    qs, omitted = quantizers(cfg, task0, eta)
     names = list(qs)
     wide = _combine(cfg, [ov for _, ov in qs.values()])
     rows = {"all on (chip)": cfg, "all off (wide)": wide}
     for n in names:
         rows[f"{n}: on alone"] = _combine(cfg, [qs[m][1] for m in names if m != n])
         rows[f"{n}: off"] = _combine(cfg, [qs[n][1]])
-    task0 = fig3_task(n_trials=trials, N=100, seed=0)
     steps = int(round(seconds / task0.params.dt))
     every = max(1, steps // 20)
     late_from = 3 * 20 // 4 - 1                       # last quarter of the 20 records
-    eta = ETA_CODE["approx"] * ETA_SCALE
     results = {name: {"excess_hz": [], "kl_ratio": []} for name in rows}
     chip_sha = None
     total = seeds * (len(rows) + 1)
     done = 0
     for s in range(seeds):
         task = fig3_task(n_trials=trials, N=100, seed=s)
+        if progress is not None:
+            progress(done + 1, total, f"seed {s}: float64")
         fl = R.run("float64", task, steps, s, eta=eta, record=("weights",), record_every=every)
         x_test = metrics.test_set(task, s)
         w = fl.record["weights"][late_from:]
@@ -165,6 +215,8 @@ def run_budget(cfg: HwConfig, seconds: float = 100.0, trials: int = 4, seeds: in
                    np.mean([metrics.kl_cost(wk, task.w_target, x_test, task.params) for wk in w]))
         done += 1
         for name, c in rows.items():
+            if progress is not None:              # says what is running, before it runs
+                progress(done + 1, total, f"seed {s}: {name}")
             res = R.run(c, task, steps, s, eta=eta, record=("weights",), record_every=every)
             ex, kr = _score(res, fl_late, task, s, late_from)
             results[name]["excess_hz"].append(float(ex))
@@ -172,8 +224,6 @@ def run_budget(cfg: HwConfig, seconds: float = 100.0, trials: int = 4, seeds: in
             if name == "all on (chip)" and s == 0:
                 chip_sha = _sha(res.w_int)
             done += 1
-            if progress is not None:
-                progress(done, total, name)
     table = []
     for name, r in results.items():
         ex, kr = np.array(r["excess_hz"]), np.array(r["kl_ratio"])
@@ -182,22 +232,70 @@ def run_budget(cfg: HwConfig, seconds: float = 100.0, trials: int = 4, seeds: in
                       "kl_ratio": float(kr.mean()),
                       "kl_ratio_sd": float(kr.std(ddof=1)) if kr.size > 1 else None,
                       "per_seed_excess_hz": r["excess_hz"]})
-    alone = sorted((t for t in table if t["row"].endswith("on alone")),
-                   key=lambda t: -t["excess_hz"])
+    costs = _paired_costs(results, names)
+    ranked = sorted((n for n in names if costs[n]["status"] == "resolved"),
+                    key=lambda n: -costs[n]["cost_hz"]["mean"])
     return {"config": cfg.name, "kind": cfg.kind, "seconds": seconds, "trials": trials,
             "seeds": seeds, "eta_code": eta,
-            "quantizers": {n: {"what": qs[n][0], "wide": qs[n][1]} for n in names},
+            "quantizers": {n: {"what": qs[n][0], "wide": qs[n][1], **costs[n]} for n in names},
+            "omitted": omitted,
             "wide_config": wide.tree, "rows": table,
             "chip_w_int_sha": chip_sha,   # seed 0's final integer weights of the "all on" row
-            "ranking_on_alone": [t["row"].split(":")[0] for t in alone],
-            "costliest": alone[0]["row"].split(":")[0] if alone else None,
+            "ranking_on_alone": ranked,
+            "unresolved": [n for n in names if n not in ranked],
+            "costliest": ranked[0] if ranked else None,
+            "sum_vs_chip": _sum_vs_chip(results, names),
             "metric": "late-window (last quarter) output-rate RMSE excess over float64 on "
-                      "identical spikes [Hz], and the late KL ratio to float64; mean and sd over seeds"}
+                      "identical spikes [Hz], and the late KL ratio to float64; mean and sd over "
+                      "seeds; a quantizer's cost is its 'on alone' row minus 'all off', paired "
+                      "by seed, with the 95 % interval over seeds"}
+
+
+def _paired_costs(results: dict, names: list) -> dict:
+    """Per quantizer: cost on alone (row - all off) and saving when off (all on - row),
+    paired by seed, mean and 95 % interval; 'resolved' when the cost's interval excludes 0."""
+    from natgrad.analysis import mean_ci
+    base = np.array(results["all off (wide)"]["excess_hz"])
+    chip = np.array(results["all on (chip)"]["excess_hz"])
+    out = {}
+    for n in names:
+        cost = np.array(results[f"{n}: on alone"]["excess_hz"]) - base
+        save = chip - np.array(results[f"{n}: off"]["excess_hz"])
+        (cm, cc), (sm, sc) = mean_ci(cost), mean_ci(save)
+        resolved = bool(np.isfinite(cc) and abs(cm) > cc)
+        out[n] = {"cost_hz": {"mean": cm, "ci95": cc}, "saving_off_hz": {"mean": sm, "ci95": sc},
+                  "status": "resolved" if resolved else "not resolved"}
+    return out
+
+
+def _sum_vs_chip(results: dict, names: list) -> dict:
+    """Does the sum of the single-row costs explain the chip's cost (all on - all off)?
+    Paired by seed: the difference chip - sum, mean and 95 % interval."""
+    from natgrad.analysis import mean_ci
+    base = np.array(results["all off (wide)"]["excess_hz"])
+    chip = np.array(results["all on (chip)"]["excess_hz"]) - base
+    total = sum((np.array(results[f"{n}: on alone"]["excess_hz"]) - base for n in names),
+                np.zeros_like(base))
+    (cm, cc), (tm, tc), (dm, dc) = mean_ci(chip), mean_ci(total), mean_ci(chip - total)
+    if not np.isfinite(dc):
+        verdict = "not resolved (one seed: run --seeds 2 or more)"
+    elif abs(dm) <= dc:
+        verdict = "explains the chip's cost (their difference's interval includes 0)"
+    else:
+        verdict = ("does not explain the chip's cost: the quantizers interact "
+                   f"({'more' if dm > 0 else 'less'} together than alone)")
+    return {"chip_cost_hz": {"mean": cm, "ci95": cc}, "sum_of_rows_hz": {"mean": tm, "ci95": tc},
+            "difference_hz": {"mean": dm, "ci95": dc}, "verdict": verdict}
 
 
 def _sha(a) -> str:
     import hashlib
     return hashlib.sha256(np.ascontiguousarray(a, np.int64).tobytes()).hexdigest()[:16]
+
+
+def _pm(c: dict) -> str:
+    ci = c.get("ci95")
+    return f"{c['mean']:+.3f}" + ("" if ci is None or not np.isfinite(ci) else f" +- {ci:.3f}")
 
 
 def _markdown(rep: dict) -> str:
@@ -213,10 +311,25 @@ def _markdown(rep: dict) -> str:
         sd = "-" if t["excess_sd_hz"] is None else f"{t['excess_sd_hz']:.3f}"
         ksd = "-" if t["kl_ratio_sd"] is None else f"{t['kl_ratio_sd']:.3f}"
         lines.append(f"| {name} | {t['excess_hz']:+.3f} | {sd} | {t['kl_ratio']:.3f} | {ksd} |")
-    lines += ["", f"Costliest quantizer (on alone): **{rep['costliest']}**.", "",
+    lines += ["", "Cost of each quantizer on alone (minus all off, paired by seed, 95 % interval); "
+              "ranked only where the interval excludes 0:", "",
+              "| quantizer | cost on alone [Hz] | saving when off [Hz] | ranked |", "|---|---|---|---|"]
+    for n in rep["ranking_on_alone"] + rep["unresolved"]:
+        q = rep["quantizers"][n]
+        rank = (str(rep["ranking_on_alone"].index(n) + 1) if n in rep["ranking_on_alone"]
+                else "not resolved")
+        lines.append(f"| {n} | {_pm(q['cost_hz'])} | {_pm(q['saving_off_hz'])} | {rank} |")
+    sv = rep["sum_vs_chip"]
+    lines += ["", (f"Costliest quantizer (on alone, resolved): **{rep['costliest']}**."
+                   if rep["costliest"] else "No quantizer's cost is resolved at this run length "
+                   "and seed count (run longer or with more --seeds)."),
+              f"The single-row costs sum to {_pm(sv['sum_of_rows_hz'])} Hz against the chip's "
+              f"{_pm(sv['chip_cost_hz'])} Hz (all on - all off): the sum {sv['verdict']}.", "",
               "| quantizer | what | wide setting |", "|---|---|---|"]
     for n, q in rep["quantizers"].items():
         lines.append(f"| {n} | {q['what']} | `{json.dumps(q['wide'])}` |")
+    for n, why in rep.get("omitted", {}).items():
+        lines.append(f"| {n} | omitted | {why} |")
     return "\n".join(lines) + "\n"
 
 
@@ -224,7 +337,7 @@ def _plot(rep: dict, path: Path) -> None:
     import matplotlib
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
-    names = rep["ranking_on_alone"]
+    names = rep["ranking_on_alone"] + rep["unresolved"]       # resolved first, then the rest
     by = {t["row"]: t for t in rep["rows"]}
     on = [by[f"{n}: on alone"]["excess_hz"] for n in names]
     off = [by[f"{n}: off"]["excess_hz"] for n in names]
@@ -267,8 +380,9 @@ def cmd_budget(args) -> int:
     out = check_out_dir(Path(args.out))
     t0 = time.time()
 
-    def progress(done, total, name):
-        print(f"  [{done}/{total}] {name}", flush=True)
+    def progress(done, total, name):         # progress on stderr, as every command's
+        if not args.quiet:
+            print(f"natgrad budget: [{done}/{total}] {name}", file=sys.stderr, flush=True)
     rep = run_budget(cfg, args.seconds, args.trials, args.seeds, progress)
     rep["wall_s"] = round(time.time() - t0, 1)
     write_budget(rep, out)
@@ -287,4 +401,5 @@ def add_parser(sub) -> None:
     b.add_argument("--trials", type=pos_int("--trials"), default=4, help="trials per seed (default 4)")
     b.add_argument("--seeds", type=pos_int("--seeds"), default=2, help="seeds (default 2)")
     b.add_argument("--out", default="natgrad-budget", help="output folder (default natgrad-budget/)")
+    b.add_argument("--quiet", action="store_true", help="no progress output (it goes to stderr)")
     b.set_defaults(func=cmd_budget)
