@@ -340,7 +340,11 @@ def load(path_or_name: str | Path) -> HwConfig:
         with open(path, "rb") as fh:
             raw = fh.read(MAX_CONFIG_BYTES + 1)
     except OSError as exc:
-        raise ConfigError(f"{where}: cannot read config ({exc.strerror or exc})") from None
+        hint = ""
+        if not path.exists():
+            names = ", ".join(sorted(p.stem for p in bundled_configs()))
+            hint = f"; give a config file or a bundled name: {names}"
+        raise ConfigError(f"{where}: cannot read config ({exc.strerror or exc}){hint}") from None
     if len(raw) > MAX_CONFIG_BYTES:
         raise ConfigError(f"{where}: larger than {MAX_CONFIG_BYTES // 1024} KiB: not a config")
     try:

@@ -146,6 +146,11 @@ def cmd_run(args) -> int:
     from natgrad.main_job import run_main_job
     if args.out is not None and not args.out:
         raise UsageError("--out: empty path (give a folder name, or leave --out out for no report)")
+    if args.lava_steps is None:          # the default: 200 steps, or the whole of a shorter run
+        args.lava_steps = min(200, args.steps)
+    elif args.lava_steps > args.steps:
+        raise UsageError(f"--lava-steps {args.lava_steps}: at most --steps ({args.steps}); the "
+                         "Lava cross-check replays the start of the run")
     cfg = load_config(args.config)
     need, est = run_preflight(args.steps, args.trials)
     check_fits(f"run --steps {args.steps} --trials {args.trials}", need, est)
@@ -202,8 +207,9 @@ def build_parser() -> argparse.ArgumentParser:
                    help="seed of the counter RNG, an integer in [0, 2**64 - 1]")
     r.add_argument("--trials", type=pos_int("--trials"), default=4,
                    help="independent teacher-student trials (about 12 MiB of memory each)")
-    r.add_argument("--lava-steps", type=nonneg_int("--lava-steps"), default=200,
-                   help="time steps of the Lava cross-check, at most --steps (0 skips it)")
+    r.add_argument("--lava-steps", type=nonneg_int("--lava-steps"), default=None,
+                   help="time steps of the Lava cross-check, at most --steps (0 skips it; "
+                        "default 200, or --steps if fewer)")
     r.add_argument("--out", default=None,
                    help="report folder (not given: no report files)")
     r.add_argument("--quiet", action="store_true", help="no progress output")

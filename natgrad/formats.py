@@ -40,7 +40,22 @@ def describe(cfg: HwConfig) -> str:
                  f"m in [-32, 32) mV, v in [0, 64) mV^2, refreshed every {g['epoch_steps']} steps")
     lines.append(f"  sigmoid table: {2**cfg['sigmoid']['lut_bits'] + 1} nodes, "
                  f"{'interpolated' if cfg['sigmoid']['interpolate'] else 'nearest-below'}")
+    lines += _range_warnings(cfg)
     return "\n".join(lines)
+
+
+def _range_warnings(cfg: HwConfig) -> list[str]:
+    """Valid formats that cannot hold the Fig 3 task's weights (the config is still valid:
+    runs count the saturations, but the user should know before running)."""
+    from emulator.task import fig3_task
+    task = fig3_task(n_trials=4, N=100, seed=0)
+    need = float(max(abs(task.w_init).max(), abs(task.w_target).max()))
+    hi = variable_table(cfg)["weights"].describe()["hi"]
+    if hi >= need:
+        return []
+    return [f"  warning: weights range +-{hi:.3g} is below the Fig 3 task's largest |w| "
+            f"({need:.3g}): its runs would saturate the weights (counted); widen "
+            "weights.bits - weights.frac"]
 
 
 def _describe_learning_engine(cfg: HwConfig) -> list[str]:

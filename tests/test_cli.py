@@ -2,6 +2,7 @@
 import json
 import subprocess
 import sys
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -143,3 +144,29 @@ def test_report_values_finite_and_interrupted_write_leaves_nothing(tmp_path, mon
     with pytest.raises(KeyboardInterrupt):
         run_main_job(load("loihi2_ideal"), 1000, 1, trials=1, lava_steps=0, progress=False, out=broken)
     assert list(broken.iterdir()) == []
+
+
+def test_small_input_mistakes_are_one_line_errors(capsys):
+    """Issue 21 item 8: --lava-steps beyond --steps is refused (it was accepted silently),
+    and a config that does not exist names the bundled configs."""
+    code, cap = _run(["run", "--steps", "2000", "--lava-steps", "5000"], capsys)
+    assert code == 2 and "--lava-steps 5000: at most --steps (2000)" in cap.err
+    assert cap.err.count("\n") == 1
+    code, cap = _run(["run", "--config", "loihi3", "--steps", "10"], capsys)
+    assert code == 2 and "bundled name: " in cap.err and "loihi2_events" in cap.err
+    assert cap.err.count("\n") == 1
+
+
+def test_check_config_warns_when_the_weights_cannot_hold_the_task(tmp_path, capsys):
+    """Issue 21 item 8: weights S4.40 (range +-6e-12) are a valid format, but no Fig 3
+    weight (|w| up to 0.01) fits: check-config says so; the bundled fxp16 gets no warning."""
+    import yaml
+    tree = yaml.safe_load((Path(__file__).parents[1] / "hw_configs" / "fxp16.yaml").read_text())
+    tree["weights"].update(bits=4, frac=40)
+    f = tmp_path / "tiny.yaml"
+    f.write_text(yaml.safe_dump(tree))
+    assert main(["check-config", str(f)]) == 0
+    out = capsys.readouterr().out
+    assert "warning: weights range +-6.37e-12 is below the Fig 3 task's largest |w|" in out
+    assert main(["check-config", "fxp16"]) == 0
+    assert "warning" not in capsys.readouterr().out
