@@ -125,6 +125,21 @@ def check_out_dir(path: Path) -> Path:
     return path
 
 
+def eta_arg():
+    """An argparse type: a learning rate in code units, finite and in (0, 1]."""
+    def parse(text: str) -> float:
+        import math
+        try:
+            v = float(text)
+        except ValueError:
+            raise argparse.ArgumentTypeError(f"--eta {text!r}: expected a number") from None
+        if not (math.isfinite(v) and 0.0 < v <= 1.0):
+            raise argparse.ArgumentTypeError(f"--eta must be in (0, 1] (code units; the paper's "
+                                             f"eta_A is 5.5e-4), got {text}")
+        return v
+    return parse
+
+
 def load_config(name):
     from emulator.hwconfig import ConfigError, load
     try:
@@ -158,7 +173,7 @@ def cmd_run(args) -> int:
         print(f"natgrad run: estimated time about {human_time(est)}", file=sys.stderr)
     out = check_out_dir(Path(args.out)) if args.out else None
     run_main_job(cfg, steps=args.steps, seed=args.seed, trials=args.trials, out=out,
-                 lava_steps=args.lava_steps, progress=not args.quiet)
+                 lava_steps=args.lava_steps, progress=not args.quiet, eta=args.eta)
     return 0
 
 
@@ -210,8 +225,13 @@ def build_parser() -> argparse.ArgumentParser:
     r.add_argument("--lava-steps", type=nonneg_int("--lava-steps"), default=None,
                    help="time steps of the Lava cross-check, at most --steps (0 skips it; "
                         "default 200, or --steps if fewer)")
+    r.add_argument("--eta", type=eta_arg(), default=None,
+                   help="learning rate of the approximate rule in the code's units (the "
+                        "paper's eta_A is 5.5e-4; the Euclidean context run is scaled alike); "
+                        "default 4 x 5.5e-4 = 2.2e-3, the scaled 300-s protocol")
     r.add_argument("--out", default=None,
-                   help="report folder (not given: no report files)")
+                   help="report folder, with the deployment of the design judged (not given: "
+                        "no files)")
     r.add_argument("--quiet", action="store_true", help="no progress output")
     r.set_defaults(func=cmd_run)
 

@@ -85,8 +85,10 @@ def _fmt(signed: bool, bits: int, frac: int, rounding: str | None = None, **extr
 
 # --------------------------------------------------------------------------- the record
 def deploy_record(cfg, rates: np.ndarray | None = None, seed: int = 0, n_afferents: int = 100,
-                  group_rates=(10.0, 50.0), lut_format: str = "auto") -> dict:
-    """The deploy mapping for ``cfg`` and the Fig 3 task (trial 0 of ``seed``)."""
+                  group_rates=(10.0, 50.0), lut_format: str = "auto",
+                  eta: float | None = None) -> dict:
+    """The deploy mapping for ``cfg`` and the Fig 3 task (trial 0 of ``seed``) at the
+    approximate rule's learning rate ``eta`` (code units; default: ``natgrad run``'s)."""
     from emulator import datapath
     from emulator import discretize as D
     from emulator.reference import ETA_CODE
@@ -94,7 +96,9 @@ def deploy_record(cfg, rates: np.ndarray | None = None, seed: int = 0, n_afferen
     from emulator.task import fig3_task
 
     task = fig3_task(n_trials=1, N=n_afferents, M=1, group_rates=group_rates, seed=seed)
-    eta = ETA_CODE["approx"]
+    if eta is None:
+        from natgrad.main_job import default_eta
+        eta = default_eta()
     d = D.discretize(cfg, task.params, task.rates, eta)
     p = task.params
     info = d.info
@@ -391,7 +395,9 @@ def _parse_rates(text: str | None):
 
 
 def cmd_deploy(args) -> int:
+    from natgrad.main_job import default_eta
     cfg = load_config(args.config)
+    args.eta = default_eta() if args.eta is None else args.eta
     if cfg.is_float:
         raise UsageError(f"--config {args.config}: deploy needs a chip config (kind fixed or "
                          "learning_engine), not kind float64")
@@ -417,7 +423,7 @@ def cmd_deploy(args) -> int:
                          f"{'is not writable' if parent.is_dir() else 'does not exist'})")
     try:
         rec = deploy_record(cfg, seed=args.seed, n_afferents=args.afferents, group_rates=rates,
-                            lut_format=args.lut_format)
+                            lut_format=args.lut_format, eta=args.eta)
     except ValueError as exc:
         raise UsageError(str(exc)) from None
     write_atomic(out, dump_yaml(rec))
@@ -495,6 +501,17 @@ def learning_engine_record(cfg, d, w0: np.ndarray, seed: int, trial: int, task) 
     }
 
 
+def write_le_deployment(cfg, d, task, seed: int, folder: Path) -> str:
+    """Write the learning-engine deployment of design ``d`` (trial 0 of ``task``) into the
+    existing ``folder``; returns the design's digest.  ``natgrad deploy`` and ``natgrad run
+    --out`` (the design it judged) both write through here."""
+    from emulator import learning
+    w0 = learning.quantize_weights(d, task.w_init[0])
+    rec = learning_engine_record(cfg, d, w0, seed, 0, task)
+    learning.deployment.write_deployment(folder, d, w0, seed, 0, record=dump_yaml(rec))
+    return learning.deployment.design_digest(d)
+
+
 def _deploy_learning_engine(cfg, args, rates) -> int:
     """Write the deployment folder of a learning-engine config (atomically: a temporary
     sibling folder renamed into place)."""
@@ -514,16 +531,17 @@ def _deploy_learning_engine(cfg, args, rates) -> int:
         raise UsageError(f"--out {out}: cannot write (folder {parent} "
                          f"{'is not writable' if parent.is_dir() else 'does not exist'})")
     rate_vec = rates if len(rates) == args.afferents else tuple(rates)
-    task = fig3_task(n_trials=1, N=args.afferents, group_rates=rate_vec, seed=args.seed)
+    # the task of `natgrad run` with the same --seed / --trials: the design is chosen over
+    # all its trials, so the same invocation deploys the design run judged
+    task = fig3_task(n_trials=args.trials, N=args.afferents, group_rates=rate_vec,
+                     seed=args.seed)
     try:
-        d = learning.design_for_config(cfg, task, ETA_CODE["approx"])
+        d = learning.design_for_config(cfg, task, args.eta)
     except ValueError as exc:
         raise UsageError(str(exc)) from None
-    w0 = learning.quantize_weights(d, task.w_init[0])
     tmp = Path(tempfile.mkdtemp(prefix=".natgrad-deploy-", dir=parent))
     try:
-        rec = learning_engine_record(cfg, d, w0, args.seed, 0, task)
-        learning.deployment.write_deployment(tmp, d, w0, args.seed, 0, record=dump_yaml(rec))
+        write_le_deployment(cfg, d, task, args.seed, tmp)
         if out.exists():
             out.rmdir()
         tmp.rename(out)
@@ -547,7 +565,7 @@ def _deploy_learning_engine(cfg, args, rates) -> int:
 
 
 def add_parser(sub) -> None:
-    from natgrad.cli import HelpFormatter, seed_arg
+    from natgrad.cli import HelpFormatter, eta_arg, seed_arg
 
     p = sub.add_parser("deploy", help="write the chip integers of a config (discretize step) to YAML",
                        description=__doc__.splitlines()[0], formatter_class=HelpFormatter)
@@ -564,8 +582,14 @@ def add_parser(sub) -> None:
     p.add_argument("--afferents", type=pos_int("--afferents"), default=100,
                    help="number of afferents N")
     p.add_argument("--seed", type=seed_arg(), default=0,
-                   help="seed of the initial weights (trial 0 of the Fig 3 task), an integer in "
-                        "[0, 2**64 - 1]")
+                   help="seed of the task (its trial 0's initial weights are deployed), an "
+                        "integer in [0, 2**64 - 1]")
+    p.add_argument("--trials", type=pos_int("--trials"), default=4,
+                   help="trials of the task the design is chosen for (as natgrad run --trials)")
+    p.add_argument("--eta", type=eta_arg(), default=None,
+                   help="learning rate of the approximate rule in the code's units (weight "
+                        "change per step per unit of the rule's bracket; the paper's eta_A is "
+                        "5.5e-4); default: natgrad run's, 4 x 5.5e-4 = 2.2e-3")
     p.add_argument("--lut-format", choices=("auto", "list", "compact"), default="auto",
                    help=f"gamma_s table as a list, compact (zlib+base64), or auto: list up to "
                         f"{LIST_LIMIT} entries")

@@ -195,21 +195,31 @@ def _evidence(cfg, fx, variables: dict, upd: dict | None, steps: int, trials: in
     return ev
 
 
+def default_eta() -> float:
+    """The approximate rule's learning rate of ``natgrad run`` (and ``deploy``) in code units:
+    the paper's eta_A = 5.5e-4 times :data:`ETA_SCALE` (the scaled 300-s protocol)."""
+    return ETA_CODE["approx"] * ETA_SCALE
+
+
 def run_main_job(cfg: HwConfig, steps: int, seed: int, trials: int = 4, out: Path | None = None,
-                 lava_steps: int = 200, progress: bool = True) -> dict:
-    """Run the default job and return the report dictionary (also written when ``out``)."""
+                 lava_steps: int = 200, progress: bool = True, eta: float | None = None) -> dict:
+    """Run the default job and return the report dictionary (also written when ``out``,
+    with the deployment of the design judged).  ``eta``: the approximate rule's learning
+    rate in code units (default :func:`default_eta`); the Euclidean context run is scaled by
+    the same factor against the paper's code rates."""
     from natgrad import analysis
     t_start = time.time()
     task = fig3_task(n_trials=trials, N=N_AFFERENTS, seed=seed)
     eval_every = max(1, steps // 40) if steps else 1
     rec_every = eval_every
     x_test = metrics.test_set(task, seed)
-    eta = ETA_CODE["approx"] * ETA_SCALE
+    eta = default_eta() if eta is None else float(eta)
+    eta_scale = eta / ETA_CODE["approx"]
     bar = Progress(3 * steps + 1, progress, prefix="natgrad run")
     bar.stage("float64 reference, chip config, Euclidean rule")
     print(f"natgrad run: config {cfg.name} ({cfg.kind}), {steps} steps "
           f"({steps * task.params.dt:g} s), {trials} trials, N = {N_AFFERENTS}, seed {seed}, "
-          f"learning rates x{ETA_SCALE:g} (SPEC §3.1 scaled protocol)")
+          f"learning rate eta {eta:.4g} (code units; x{eta_scale:.3g} the paper's)")
 
     rec = tuple(REPORT_VARS)
     chunk = chunk_steps(trials)
@@ -220,7 +230,7 @@ def run_main_job(cfg: HwConfig, steps: int, seed: int, trials: int = 4, out: Pat
     fx = R.run(cfg, task, steps, seed, eta=eta, record=rec, record_every=rec_every,
                chunk_steps=chunk, progress=lambda d: bar(steps + d, f"{cfg.name} emulator"))
     bar(2 * steps, "float64 Euclidean")
-    eu = simulate(task, "euclid", ETA_CODE["euclid"] * ETA_SCALE, steps, seed,
+    eu = simulate(task, "euclid", ETA_CODE["euclid"] * eta_scale, steps, seed,
                   record_every=eval_every, eval_every=eval_every)
     bar(3 * steps, "float64 Euclidean")
     n_lava = min(lava_steps, steps)
@@ -273,8 +283,8 @@ def run_main_job(cfg: HwConfig, steps: int, seed: int, trials: int = 4, out: Pat
         "story": story,
         "steps": steps, "seed": seed, "trials": trials, "N": N_AFFERENTS,
         "dt_s": task.params.dt,
-        "eta_code": {"approx": eta, "euclid": ETA_CODE["euclid"] * ETA_SCALE,
-                     "scale_vs_paper_code": ETA_SCALE},
+        "eta_code": {"approx": eta, "euclid": ETA_CODE["euclid"] * eta_scale,
+                     "scale_vs_paper_code": eta_scale},
         "curves": {"t_s": t_s.tolist(),
                    "float": {"rate_rmse_hz": c_float.tolist(),
                              "per_trial": ct_float.T.tolist()},
@@ -294,6 +304,9 @@ def run_main_job(cfg: HwConfig, steps: int, seed: int, trials: int = 4, out: Pat
         "crosscheck": cross,
         "provenance": _provenance(seed, t_start),
     }
+    deployment = _judged_deployment(cfg, fx, task, seed, eta) if out is not None else None
+    if deployment is not None:
+        report["deployment"] = {k: v for k, v in deployment.items() if k != "write"}
     v = verdict
     word = {"tracks": "TRACKS float", "does not track": "does NOT track float"}.get(
         v["status"], "NOT RESOLVED whether it tracks float")
@@ -312,9 +325,38 @@ def run_main_job(cfg: HwConfig, steps: int, seed: int, trials: int = 4, out: Pat
         from natgrad.report import write_report
         with Heartbeat("natgrad run", progress) as hb:
             hb.stage("writing the report")
-            write_report(report, fl, fx, out)   # atomic: a temp folder, then renames
+            write_report(report, fl, fx, out,   # atomic: a temp folder, then renames
+                         extra=None if deployment is None else deployment["write"])
         print(f"  report written to {out}/report.html, report.md, report.json")
     return report
+
+
+def _judged_deployment(cfg, fx, task, seed: int, eta: float) -> dict | None:
+    """The deployment of exactly the design this run judged (``natgrad deploy`` with the
+    same --config, --seed, --trials and --eta writes the same bits): its files, digest and a
+    writer into the report's folder."""
+    import hashlib
+
+    from natgrad import deploy
+    if cfg.is_learning_engine:
+        d = fx.state.design                          # the Design the emulator ran
+
+        def write(folder):
+            (folder / "deployment").mkdir()
+            deploy.write_le_deployment(cfg, d, task, seed, folder / "deployment")
+        from emulator.learning.deployment import design_digest
+        return {"files": "deployment/", "design_digest": design_digest(d), "write": write,
+                "same_as": f"natgrad deploy --config {cfg.source} --seed {seed} --trials "
+                           f"{task.n_trials} --eta {eta!r} --out DIR"}
+    if cfg.is_fixed:
+        text = deploy.dump_yaml(deploy.deploy_record(cfg, seed=seed, n_afferents=task.N,
+                                                     eta=eta))
+        return {"files": "deploy.yaml",
+                "design_digest": hashlib.sha256(text.encode()).hexdigest(),
+                "write": lambda folder: (folder / "deploy.yaml").write_text(text),
+                "same_as": f"natgrad deploy --config {cfg.source} --seed {seed} --eta {eta!r} "
+                           "--out FILE"}
+    return None
 
 
 def _provenance(seed: int, t_start: float) -> dict:

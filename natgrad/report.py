@@ -309,8 +309,9 @@ def _esc(text: str) -> str:
     return t
 
 
-def write_report(report: dict, fl, fx, out: Path) -> None:
-    """Write every report file into ``out`` (atomically per file set)."""
+def write_report(report: dict, fl, fx, out: Path, extra=None) -> None:
+    """Write every report file into ``out`` (atomically per file set); ``extra(folder)``
+    adds further files (the judged design's deployment) to the same set."""
     out = Path(out)
     tmp = Path(tempfile.mkdtemp(prefix=".natgrad-", dir=out))
     try:
@@ -327,7 +328,11 @@ def write_report(report: dict, fl, fx, out: Path) -> None:
         (tmp / "report.md").write_text(md)
         (tmp / "report.html").write_text(_html(md, tmp))
         (tmp / "report.json").write_text(json.dumps(report, indent=1, default=_json_default))
+        if extra is not None:
+            extra(tmp)
         for f in tmp.iterdir():
+            if f.is_dir() and (out / f.name).is_dir():
+                shutil.rmtree(out / f.name)       # this report's own folder from a former run
             shutil.move(str(f), out / f.name)
     finally:
         shutil.rmtree(tmp, ignore_errors=True)

@@ -19,7 +19,8 @@ from lava_procs.deployment import run_deployment
 def _deploy(tmp_path, *extra):
     out = tmp_path / "dep"
     proc = subprocess.run([sys.executable, "-m", "natgrad.cli", "deploy", "--config", "loihi2",
-                           "--out", str(out), "--afferents", "16", "--seed", "3", *extra],
+                           "--out", str(out), "--afferents", "16", "--seed", "3",
+                           "--trials", "1", "--eta", "5.5e-4", *extra],
                           capture_output=True, text=True, timeout=300)
     assert proc.returncode == 0, proc.stderr
     return out
