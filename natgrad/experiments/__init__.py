@@ -39,19 +39,33 @@ def run_experiment(name: str, scale: str = "small", config=None, seed: int = 0, 
 
 
 def _summary(res: dict) -> str:
-    """A few lines with the expected effect's numbers."""
-    import json
-
-    from .common import jsonable
-
-    lines = [f"{res['experiment']} ({res['scale']}, seed {res['seed']}, config {res['config'] or 'float64'}): "
-             f"{res['wall_s']:.1f} s"]
-    for key in ("effect", "effect_config", "counters"):
-        if key in res:
-            text = json.dumps(jsonable(_short(res[key])))
-            lines.append(f"  {key}: {text[:1500]}")
+    """A short console table: the paper's effect, float64's value, the chip's with its spread,
+    each target with its verdict (every number is in NAME.json)."""
+    from .common import counters_summary
+    from .summary import _row, _targets_text, _verdict_word
+    label = res.get("config")
+    row = _row(res["experiment"], res, label)
+    lines = [f"{res['experiment']} ({res['scale']}, seed {res['seed']}, config "
+             f"{label or 'float64'}): {res['wall_s']:.1f} s",
+             f"  paper's effect : {row['paper_effect']}",
+             f"  float64        : {row['float'] or '-'}"]
+    if label:
+        lines.append(f"  {label:15s}: {row['chip'] or '-'}")
+        if row["spread"]:
+            lines.append(f"  spread         : {row['spread']}")
+    for t in row["targets"]:
+        lines.append(f"  target         : {_targets_text([t])}")
+    if label:
+        lines.append(f"  verdict        : {_verdict_word(row['verdict'])}")
     for cond, lc in res.get("learning_curves", {}).items():
-        lines.append(f"  learning curves {cond} Hz: {json.dumps(jsonable(_short(lc['effect'])))[:1500]}")
+        e = lc["effect"]
+        t = e.get("t_rmse_below_s", {})
+        lines.append(f"  curves {cond:7s}: t(RMSE < threshold) " + ", ".join(
+            f"{k} {v if v is not None else 'never'}" for k, v in t.items()) + " s")
+    if isinstance(res.get("counters"), dict) and res["counters"]:
+        c = res["counters"] if all(isinstance(v, dict) for v in res["counters"].values()) else {}
+        if c:
+            lines.append(f"  counters       : {counters_summary(c)}")
     return "\n".join(lines)
 
 
