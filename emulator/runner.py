@@ -205,9 +205,7 @@ def run_learning_engine(cfg: HwConfig, task: Task, steps: int, seed: int, *, eta
     d = learning.design_for_config(cfg, task, eta)
     res = learning.run(task, steps, seed, d, trials=trials,
                        record_every=record_every if record else 0, chunk_steps=chunk_steps,
-                       backend=backend, parallel=parallel, fused=fused)
-    if progress is not None:
-        progress(steps)
+                       backend=backend, parallel=parallel, fused=fused, progress=progress)
     res.design = d
     rec = {"weights": res.record_w} if "weights" in record else {}
     return RunResult(config_name=cfg.name, steps=steps, seed=seed, trials=res.trials,

@@ -46,3 +46,14 @@ def test_learning_engine_config_runs_the_same_in_emulator_and_lava():
     assert {"tag_2", "weights", "accumulator", "trace"} == set(emu.counters) - set(lav.counters)
     np.testing.assert_array_equal(lav.state["neuron"]["v"], emu.state.neuron.v[0])
     np.testing.assert_array_equal(lav.state["neuron"]["gamma"], emu.state.neuron.gamma[0])
+
+
+def test_learning_engine_reports_progress_per_chunk():
+    """Issue 21 item 6: the engine reports while it runs (after every chunk), not only at
+    its end (natgrad run showed the float stage's line for the engine's whole run)."""
+    task = fig3_task(n_trials=1, N=20, seed=0)
+    seen = []
+    a = emulator.run("loihi2", task, 10_000, 0, chunk_steps=3000, progress=seen.append)
+    assert seen == [3000, 6000, 9000, 10_000]
+    b = emulator.run("loihi2", task, 10_000, 0, chunk_steps=3000)
+    np.testing.assert_array_equal(a.w_int, b.w_int)

@@ -46,7 +46,7 @@ class LEResult:
 def run(task: Task, steps: int, seed: int, d: Design | None = None, *, eta: float | None = None,
         trials=None, record_every: int = 0, chunk_steps: int = 4000, products=None,
         w_init_int: np.ndarray | None = None, backend: str = "numba", fused: bool = True,
-        parallel: bool | None = None) -> LEResult:
+        parallel: bool | None = None, progress=None) -> LEResult:
     """Run the learning-engine mode on ``task`` (spikes from :class:`SpikeSource`).
 
     ``backend='numba'`` (fused kernel) and ``'numpy'`` (:func:`neuron_step` and
@@ -58,6 +58,7 @@ def run(task: Task, steps: int, seed: int, d: Design | None = None, *, eta: floa
     ``False`` takes them from :meth:`SpikeSource.next`, same bits) and runs blocks of trials
     on threads when ``parallel`` (default: several trials in the main process, as
     :func:`emulator.threads.default_parallel`); every choice gives the same bits.
+    ``progress(steps_done)`` is called after every chunk of ``chunk_steps``.
     """
     if backend not in ("numba", "numpy"):
         raise ValueError(f"backend must be 'numba' or 'numpy' (got {backend!r})")
@@ -97,6 +98,8 @@ def run(task: Task, steps: int, seed: int, d: Design | None = None, *, eta: floa
                             record_every, rec_int, row, teach, parallel=par)
             src.advance(nn)
             done += nn
+            if progress is not None:
+                progress(done)
             continue
         X, Y = src.next(nn)
         teach += Y.sum(axis=0, dtype=np.int64)
@@ -113,6 +116,8 @@ def run(task: Task, steps: int, seed: int, d: Design | None = None, *, eta: floa
                     rec_int[row] = syn.w
                     row += 1
         done += nn
+        if progress is not None:
+            progress(done)
     return LEResult(steps=steps, seed=seed, trials=trials, w_int=syn.w.copy(),
                     w_final=syn.w * d.lsb_w, x_traces=syn.x.copy(), neuron=neu,
                     counters=neuron_counters(neu), record_w=rec_int[:row] * d.lsb_w,
