@@ -404,6 +404,8 @@ def write_plots(summary: dict, varies, tolerance: float, base_name: str, folder:
         a2.errorbar(x, w, yerr=[w - wlo, whi - w], fmt="o-", capsize=3, color="C2")
         if np.all(w > 0):
             a2.set_yscale("log")
+        for ax_ in (a1, a2, a3):                  # widths are integers: no fractional ticks
+            ax_.set_xticks(x if len(x) <= 20 else x[::max(1, len(x) // 10)])
         a2.set_xlabel(field)
         a2.set_ylabel("final weight RMS error vs float")
         a2.set_title("final weights against float64 (mean, seed min..max)")
@@ -415,18 +417,25 @@ def write_plots(summary: dict, varies, tolerance: float, base_name: str, folder:
     if len(varies) == 2:
         (f1, v1), (f2, v2) = varies
         grid = np.full((len(v2), len(v1)), np.nan)
+        mark = {}
         for p in summary["points"]:
-            grid[v2.index(p["values"][f2]), v1.index(p["values"][f1])] = p["excess_hz"]["mean"]
+            i, j = v2.index(p["values"][f2]), v1.index(p["values"][f1])
+            grid[i, j] = p["excess_hz"]["mean"]
+            mark[i, j] = {"tracks": "ok", "does not track": "x"}.get(p.get("status"), "?")
         fig, ax = plt.subplots(figsize=(6, 4.5))
         im = ax.imshow(grid, origin="lower", aspect="auto", cmap="viridis",
                        extent=(v1[0] - 0.5, v1[-1] + 0.5, v2[0] - 0.5, v2[-1] + 0.5))
-        if len(v1) > 1 and len(v2) > 1 and np.isfinite(grid).all():
-            ax.contour(np.array(v1), np.array(v2), grid, levels=[-tolerance, tolerance] if tolerance > 0 else [0.0],
-                       colors="w", linestyles="solid")
+        if len(v1) * len(v2) <= 400:              # each cell says its verdict
+            for (i, j), m in mark.items():
+                ax.text(v1[j], v2[i], m, ha="center", va="center", fontsize=7, color="k",
+                        bbox=dict(boxstyle="round,pad=0.1", fc="w", ec="none", alpha=0.7))
         fig.colorbar(im, ax=ax, label="mean excess over float [Hz]")
+        ax.set_xticks(v1 if len(v1) <= 20 else v1[::max(1, len(v1) // 10)])
+        ax.set_yticks(v2 if len(v2) <= 20 else v2[::max(1, len(v2) // 10)])
         ax.set_xlabel(f1)
         ax.set_ylabel(f2)
-        ax.set_title(f"rate-RMSE excess over float (white: +-{tolerance:g} Hz)")
+        ax.set_title(f"rate-RMSE excess over float; within +-{tolerance:g} Hz: ok tracks, "
+                     "x does not, ? not resolved", fontsize=9)
         fig.tight_layout()
         fig.savefig(folder / "sweep_grid.png", dpi=100)
         plt.close(fig)

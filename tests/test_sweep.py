@@ -161,3 +161,24 @@ def test_serial_local_dask_identical(tmp_path, capsys):
             assert math.isfinite(s["rate_rmse_hz"]) and s["w_rmse_vs_float"] > 0
     assert set(rep["recommended"]) == {"weight_bits"}
     assert rep["provenance"]["executor"] == "serial"
+
+
+def test_grid_plot_marks_each_cell_with_its_verdict(tmp_path, monkeypatch):
+    """Issue 21 item 7: the heat map's cells say tracks / does not / not resolved (the old
+    title promised white contours the colour map never showed) and the ticks are the widths."""
+    import matplotlib.axes
+    from natgrad.sweep import write_plots
+    table = {(8, 6): 9.0, (8, 10): 0.45, (12, 6): 3.0, (12, 10): 0.0}
+    s = _summary(table, range(4), spread=0.2)
+    texts, ticks = [], []
+    real_text, real_xticks = matplotlib.axes.Axes.text, matplotlib.axes.Axes.set_xticks
+    monkeypatch.setattr(matplotlib.axes.Axes, "text",
+                        lambda self, x, y, t, *a, **k: texts.append((x, y, t)) or real_text(self, x, y, t, *a, **k))
+    monkeypatch.setattr(matplotlib.axes.Axes, "set_xticks",
+                        lambda self, t, *a, **k: ticks.append(list(t)) or real_xticks(self, t, *a, **k))
+    varies = [("weight_bits", [8, 12]), ("trace_bits", [6, 10])]
+    names = write_plots(s, varies, 0.5, "fxp16", tmp_path)
+    assert "sweep_grid.png" in names and (tmp_path / "sweep_grid.png").stat().st_size > 5000
+    assert sorted(t for _, _, t in texts) == ["?", "ok", "x", "x"]
+    assert (8, 10, "?") in texts and (12, 10, "ok") in texts
+    assert [8, 12] in ticks
