@@ -28,6 +28,7 @@ from emulator.task import fig3_task
 from emulator.variables import RECORD_VARIABLE
 from natgrad.formats import variable_format
 from natgrad.progress import Progress
+from natgrad.protocol import ETA_SCALE, default_eta  # noqa: F401 (ETA_SCALE: importers)
 
 N_AFFERENTS = 100
 #: Trial-steps per emulator chunk.  The integer kernels hold the GIL while a chunk runs,
@@ -114,9 +115,8 @@ def _variable_table(cfg, fl, fx) -> dict:
 
 
 #: The main job runs SPEC §3.1's validated scaled-down Fig 3F protocol: the code learning
-#: rates times 4, so that a few hundred seconds show the whole story (Euclid first, then the
-#: natural-gradient rules ahead) instead of only its beginning.
-ETA_SCALE = 4.0
+#: rates times 4 (:mod:`natgrad.protocol`), so that a few hundred seconds show the whole
+#: story (Euclid first, then the natural-gradient rules ahead) instead of only its beginning.
 #: Default length: 300 s of simulated time.
 DEFAULT_STEPS = 600_000
 
@@ -193,12 +193,6 @@ def _evidence(cfg, fx, variables: dict, upd: dict | None, steps: int, trials: in
                                    f"{name} saturated {row['saturation']} times",
                                    f"widen {REPORT_VARS[name]} (more integer bits)")
     return ev
-
-
-def default_eta() -> float:
-    """The approximate rule's learning rate of ``natgrad run`` (and ``deploy``) in code units:
-    the paper's eta_A = 5.5e-4 times :data:`ETA_SCALE` (the scaled 300-s protocol)."""
-    return ETA_CODE["approx"] * ETA_SCALE
 
 
 def run_main_job(cfg: HwConfig, steps: int, seed: int, trials: int = 4, out: Path | None = None,
@@ -337,7 +331,7 @@ def _judged_deployment(cfg, fx, task, seed: int, eta: float) -> dict | None:
     writer into the report's folder."""
     import hashlib
 
-    from natgrad import deploy
+    from natgrad import deploy_files as deploy
     if cfg.is_learning_engine:
         d = fx.state.design                          # the Design the emulator ran
 

@@ -73,7 +73,7 @@ def test_weights_and_rule(loihi2):
     # the bundled loihi2 design, which Lava runs bit-exactly in tests/test_lava_path2.py,
     # with its tags: the carry in dw, the graded products in dd
     # at natgrad run's learning rate (deploy's default, so that the two agree)
-    from natgrad.main_job import default_eta
+    from natgrad.protocol import default_eta
     assert loihi2["model"]["eta_code"] == default_eta() == 4 * ETA_CODE["approx"]
     d = design_for_config(load("loihi2"), task, default_eta())
     assert rule["rule"] == d.rule and rule["rule_dd"] == d.rule_dd
@@ -136,7 +136,7 @@ def test_deploy_round_trips_bit_for_bit(tmp_path, config):
     X, Y = SpikeSource(task, 4).next(steps)
     rec = {n: np.zeros((0, 1, 1, 1), np.int64) for n in R.RECORDABLE}
     run_chunk(d, state, X, Y, 4, 0, rec, 0, np.zeros((1, 1), np.int64))
-    from natgrad.main_job import default_eta      # deploy's default: natgrad run's rate
+    from natgrad.protocol import default_eta      # deploy's default: natgrad run's rate
     ref = R.run(config, task, steps, 4, eta=default_eta()).state
     for field in ("acc", "a_m", "a_s", "v", "gamma", "post", "counts", "first"):
         np.testing.assert_array_equal(getattr(state, field), getattr(ref, field), err_msg=field)

@@ -20,14 +20,18 @@ import collections
 import numpy as np
 from numba import njit
 
-from fixedpoint.jit import (HALF_UP, random_bits_from_prefix, saturate, shift_right,
-                            stream_prefix)
+from fixedpoint.jit import (HALF_UP, floor_pow2_div_jit, random_bits_from_prefix, saturate,
+                            shift_right, stream_prefix)
+from fixedpoint.recip import recip_table
 
 from emulator.spikes import spike_prefixes, spikes_step
 
 from .constants import (STREAM_D_ROUND, STREAM_EVENT, STREAM_VQ, STREAM_W_ROUND, STREAM_X_ROUND,
                         STREAM_Y_ROUND)
 from .rule_design import Design, u_exponent
+
+#: gamma_s's division-free reciprocal seeds (a constant of the compiled kernel)
+_RECIP_TABLE = recip_table()
 
 _R0 = np.uint64(0)    #: random word for deterministic rounding modes (ignored)
 _VAR_CODE = {"x1": 0, "x2": 1, "y1": 2, "y2": 3, "y3": 4, "w": 5, "t": 6, "d": 7}
@@ -232,8 +236,8 @@ def _le_step(k, b, spk, yt, r_x, r_y, r_w, pe, pv, seed, trial, c, st, sc):
     wtop = np.int64(1) << (syn_bits - 1)
     vtop = np.int64(1) << (kc[KC_V_BITS] - 1)
     one = np.int64(1) << fp
-    gtop = (np.int64(1) << kc[KC_G_BITS]) - 1
-    gnum = np.int64(1) << (fg + fh + kc[KC_A_SH])
+    gbits = kc[KC_G_BITS]
+    gk = fg + fh + kc[KC_A_SH]                   # gamma_s = floor(2**gk / (hbar a_mant))
     sub = fv - kc[KC_SIG_NODE_FRAC]
     span = np.int64(kc[KC_SIG_SPAN]) << fv
     interp = kc[KC_SIG_INTERP] == 1
@@ -276,11 +280,9 @@ def _le_step(k, b, spk, yt, r_x, r_y, r_w, pe, pv, seed, trial, c, st, sc):
         hb = st.hbar[b, m] + _hu_i((h << (fh - fs)) - st.hbar[b, m], kc[KC_H_TAU_SHIFT])
         st.hbar[b, m] = hb
         if k % kc[KC_GAMMA_EVERY] == 0:
-            den = hb * kc[KC_A_MANT]
-            g = gnum // den if den > 0 else gtop + 1
-            if g > gtop:
+            g, gsat = floor_pow2_div_jit(gk, hb * kc[KC_A_MANT], gbits, _RECIP_TABLE)
+            if gsat:
                 counts[3] += 1
-                g = gtop
             st.gamma[b, m] = g
         gam = st.gamma[b, m] if use_gamma else np.int64(1) << fg
         g1 = _hu_i(gam * s1, fg + fs - fp)

@@ -14,6 +14,7 @@ import dataclasses
 import numpy as np
 
 from fixedpoint import rng
+from fixedpoint.recip import floor_pow2_div
 from fixedpoint.rounding import shift_right
 
 from .constants import NEURON_COUNTERS, STREAM_EVENT, STREAM_VQ
@@ -56,16 +57,14 @@ class NeuronState:
 
 
 def _gamma_from_hbar(d: Design, hbar: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-    """gamma_s = 1 / (phi_max beta^2 hbar) in U8.16 (floor), saturated; and the sat mask."""
+    """gamma_s = 1 / (phi_max beta^2 hbar) in U8.16 (floor), saturated; and the sat mask.
+
+    No division: ``floor(2**K / (hbar a_mant))`` from a 256-entry reciprocal table, two
+    Newton steps and one exact correction round (:mod:`fixedpoint.recip`), equal to the
+    integer division bit for bit."""
     nf = d.neuron
-    hbar = np.asarray(hbar, np.int64)
-    den = hbar * d.a_mant
-    top = 2 ** nf.gamma_bits - 1
-    num = 1 << (nf.gamma_frac + nf.hbar_frac + d.a_shift)
-    with np.errstate(divide="ignore"):
-        g = np.where(den > 0, num // np.maximum(den, 1), top + 1)
-    sat = g > top
-    return np.minimum(g, top), sat
+    den = np.asarray(hbar, np.int64) * d.a_mant
+    return floor_pow2_div(nf.gamma_frac + nf.hbar_frac + d.a_shift, den, nf.gamma_bits)
 
 
 def neuron_init(d: Design, w_init_int: np.ndarray) -> NeuronState:
