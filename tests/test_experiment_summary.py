@@ -63,3 +63,20 @@ def test_summary_renders_each_verdict_and_keeps_pipes(tmp_path):
     assert "natural beats Euclid: NOT RESOLVED (x)" in md
     assert "-: -" not in md
     assert rec["all_pass"] is False
+
+
+def test_a_target_with_an_interval_is_pass_fail_or_not_resolved():
+    """Issue 21 item 1 for the experiments: Fig 3F's late-KL ratio (measured 1.22 with a
+    per-trial 95 % interval of +-0.15 over 8 trials, target 1.10) is not resolved, not a
+    fail; wholly above or below the target it fails or passes; without an interval the
+    value alone decides, as before."""
+    from natgrad.experiments.stats import verdict
+    v = verdict(1.215, 1.10, "lower", "late-KL ratio", "blame", ci=0.149)
+    assert v["pass"] is None and "straddles 1.1" in v["resolve"] and "2x the trials" in v["resolve"]
+    assert verdict(1.215, 1.10, "lower", "x", ci=0.05)["pass"] is False
+    assert verdict(1.02, 1.10, "lower", "x", ci=0.05)["pass"] is True
+    assert verdict(0.9, 0.85, "higher", "x", ci=0.1)["pass"] is None
+    assert verdict(1.215, 1.10, "lower", "x")["pass"] is False
+    from natgrad.experiments.summary import _targets_text
+    text = _targets_text([v])
+    assert "= 1.22 +- 0.149 (target 1.1): NOT RESOLVED; the 95 % interval" in text

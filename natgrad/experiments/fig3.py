@@ -267,7 +267,8 @@ def fig3f(scale: str = "small", config=None, seed: int = 0, out=None, progress=N
             blame = f"see `natgrad budget --config {label}` and the counters {counters_summary(counters)}"
         ceff["targets"] = [
             verdict(ceff.get("kl_late_ratio_to_float_approx"), 1.10, "lower",
-                    "late-KL ratio to float's approximate rule", blame),
+                    "late-KL ratio to float's approximate rule", blame,
+                    ci=(ceff["per_trial"]["kl_late_ratio_to_float_approx"] or {}).get("ci95")),
             {"what": "approximate rule on the chip reaches the RMSE threshold before Euclid",
              "value": tc, "euclid": te, "pass": bool(tc is not None and (te is None or tc < te))}]
         ce = merged.get("chip_euclid")

@@ -57,14 +57,38 @@ def paired(chip: np.ndarray, ref: np.ndarray) -> dict:
             if resolved.any() else None}
 
 
-def verdict(value, target: float, better: str, what: str, blame: str | None = None) -> dict:
-    """Pass/fail of one target, with the margin, and what is responsible when it fails."""
+def verdict(value, target: float, better: str, what: str, blame: str | None = None,
+            ci: float | None = None) -> dict:
+    """Pass / fail / not resolved of one target, with the margin, and what is responsible
+    when it fails.
+
+    Without ``ci`` the value is compared with the target.  With ``ci`` (the 95 % half-width
+    of ``value`` over trials) it passes when the whole interval is on the good side, fails
+    when it is wholly on the bad side, and is not resolved (``pass`` None, with the trial
+    count that would resolve it) when it straddles the target."""
     if value is None:
         return {"what": what, "value": None, "target": target, "pass": False,
                 "margin": None, "note": "not measured"}
-    ok = value >= target if better == "higher" else value <= target
-    out = {"what": what, "value": float(value), "target": target, "pass": bool(ok),
+    good = (lambda x: x >= target) if better == "higher" else (lambda x: x <= target)
+    out = {"what": what, "value": float(value), "target": target,
            "margin": float(value - target)}
-    if not ok and blame:
+    if ci is not None and np.isfinite(ci) and ci > 0:
+        out["ci95"] = float(ci)
+        lo, hi = value - ci, value + ci
+        if good(lo) and good(hi):
+            ok = True
+        elif not good(lo) and not good(hi):
+            ok = False
+        else:
+            ok = None
+            gap = abs(value - target)
+            out["resolve"] = (f"the 95 % interval [{lo:.3g}, {hi:.3g}] straddles {target:g}; "
+                              + (f"about {int(np.ceil((ci / gap) ** 2))}x the trials at this "
+                                 "spread would resolve it" if gap > 0 else
+                                 "the value sits on the target"))
+    else:
+        ok = bool(good(value))
+    out["pass"] = ok
+    if ok is not True and blame:
         out["responsible"] = blame
     return out

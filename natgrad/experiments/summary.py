@@ -101,8 +101,12 @@ def _targets_text(ts) -> str:
         if tgt is None:
             parts.append(f"{t['what']}: {ok}" + (f" ({v})" if isinstance(v, str) else ""))
         else:
-            parts.append(f"{t['what']} = {_fmt(v)} (target {tgt}): {ok}"
-                         + (f" by {_fmt(abs(t['margin']))}" if t.get("margin") is not None else "")
+            parts.append(f"{t['what']} = {_fmt(v)}"
+                         + (f" +- {_fmt(t['ci95'])}" if t.get("ci95") is not None else "")
+                         + f" (target {tgt}): {ok}"
+                         + (f" by {_fmt(abs(t['margin']))}" if t.get("margin") is not None
+                            and t.get("pass") is not None else "")
+                         + (f"; {t['resolve']}" if t.get("resolve") else "")
                          + (f"; {t['responsible']}" if t.get("responsible") and not t.get("pass") else ""))
     return "; ".join(parts) or "-"
 
