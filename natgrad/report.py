@@ -146,6 +146,11 @@ def _markdown(report) -> str:
               f"RMS {w['final_rmse_vs_float']:.3g}, max {w['final_max_abs_vs_float']:.3g} "
               f"(RMS weight change learned in float: {w['learned_change_rms_float']:.3g}).", "",
               "![weights](weight_trajectories.png)", ""]
+    dep = report.get("deployment")
+    if dep:
+        lines += ["## The design judged, as a deployment", "",
+                  f"`{dep['files']}` holds exactly the design this report judged (design digest "
+                  f"`{dep['design_digest'][:16]}...`); `{dep['same_as']}` writes the same bits.", ""]
     if report["variables"]:
         lines += ["## Per-variable error, in LSB of the fixed format", "",
                   "*Local* = the chip's value against float arithmetic on the chip's own state "

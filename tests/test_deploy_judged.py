@@ -23,6 +23,7 @@ def test_learning_engine_run_deploys_what_it_judged(tmp_path, capsys):
         manifest = json.loads((dep / "manifest.json").read_text())
         assert rep["deployment"]["design_digest"] == manifest["design_digest"]
         assert rep["eta_code"]["approx"] == (2.2e-3 if eta is None else 5.5e-4)
+        assert "The design judged, as a deployment" in (rep_dir / "report.md").read_text()
     # the learning rate enters the design: the two deployments differ
     assert ((tmp_path / "dep-default" / "design.json").read_bytes()
             != (tmp_path / "dep-paper" / "design.json").read_bytes())
