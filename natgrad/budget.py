@@ -183,12 +183,12 @@ def _score(res, fl, task, seed, late_from: int):
 
 
 def run_budget(cfg: HwConfig, seconds: float = 100.0, trials: int = 4, seeds: int = 2,
-               progress=None) -> dict:
+               progress=None, eta: float | None = None) -> dict:
     """The budget table of ``cfg`` (see the module docstring)."""
     if cfg.is_float:
         raise ValueError(f"{cfg.source}: a float64 config has no quantizers")
     task0 = fig3_task(n_trials=trials, N=100, seed=0)
-    eta = ETA_CODE["approx"] * ETA_SCALE
+    eta = ETA_CODE["approx"] * ETA_SCALE if eta is None else float(eta)
     qs, omitted = quantizers(cfg, task0, eta)
     names = list(qs)
     wide = _combine(cfg, [ov for _, ov in qs.values()])
@@ -299,8 +299,8 @@ def _pm(c: dict) -> str:
 
 def _markdown(rep: dict) -> str:
     lines = [f"# Error budget of {rep['config']} ({rep['kind']})", "",
-             f"Fig 3 task, N = 100, {rep['trials']} trials, {rep['seconds']:g} s at x{ETA_SCALE:g} "
-             f"learning rates, {rep['seeds']} seeds. {rep['metric']}.", "",
+             f"Fig 3 task, N = 100, {rep['trials']} trials, {rep['seconds']:g} s at eta "
+             f"{rep['eta_code']:.4g} (code units), {rep['seeds']} seeds. {rep['metric']}.", "",
              "| row | excess RMSE [Hz] | sd | KL ratio | sd |", "|---|---|---|---|---|"]
     order = ["all on (chip)", "all off (wide)"] + [f"{n}: on alone" for n in rep["ranking_on_alone"]]
     order += [t["row"] for t in rep["rows"] if t["row"] not in order]
@@ -382,7 +382,7 @@ def cmd_budget(args) -> int:
     def progress(done, total, name):         # progress on stderr, as every command's
         if not args.quiet:
             print(f"natgrad budget: [{done}/{total}] {name}", file=sys.stderr, flush=True)
-    rep = run_budget(cfg, args.seconds, args.trials, args.seeds, progress)
+    rep = run_budget(cfg, args.seconds, args.trials, args.seeds, progress, eta=args.eta)
     rep["wall_s"] = round(time.time() - t0, 1)
     write_budget(rep, out)
     print(_markdown(rep))
@@ -391,7 +391,7 @@ def cmd_budget(args) -> int:
 
 
 def add_parser(sub) -> None:
-    from natgrad.cli import pos_int
+    from natgrad.cli import eta_arg, pos_int
     b = sub.add_parser("budget", help="what each quantizer of a chip config costs (Fig 3 task)")
     b.add_argument("--config", default="loihi2",
                    help="chip config: a file, or the name of a bundled one (default: loihi2)")
@@ -400,5 +400,8 @@ def add_parser(sub) -> None:
     b.add_argument("--trials", type=pos_int("--trials"), default=4, help="trials per seed (default 4)")
     b.add_argument("--seeds", type=pos_int("--seeds"), default=2, help="seeds (default 2)")
     b.add_argument("--out", default="natgrad-budget", help="output folder (default natgrad-budget/)")
+    b.add_argument("--eta", type=eta_arg(), default=None,
+                   help="learning rate of the approximate rule in the code's units (default: "
+                        "natgrad run's, 4 x 5.5e-4 = 2.2e-3)")
     b.add_argument("--quiet", action="store_true", help="no progress output (it goes to stderr)")
     b.set_defaults(func=cmd_budget)

@@ -35,7 +35,7 @@ from natgrad.analysis import mean_ci, resolve_verdict
 
 from natgrad import interrupt
 from natgrad.cli import (HelpFormatter, UsageError, check_fits, check_out_dir, human_time,
-                         load_config, pos_int)
+                         eta_arg, load_config, pos_int)
 
 N_AFFERENTS = 100
 DEFAULT_STEPS = 20_000          # 10 s of simulated time
@@ -153,10 +153,11 @@ def _task_and_test_set(seed: int, trials: int):
 
 
 def run_point(base_tree: dict | None, source: str, overrides: dict | None, seed: int,
-              steps: int, trials: int) -> dict:
+              steps: int, trials: int, eta: float | None = None) -> dict:
     """One task of the sweep: a pure function of its arguments.
 
-    ``base_tree`` None runs the float64 reference.  Returns the final rate RMSE per trial
+    ``base_tree`` None runs the float64 reference.  ``eta``: the approximate rule's learning
+    rate in code units (None: the paper's 5.5e-4, :func:`emulator.runner.default_eta`).  Returns the final rate RMSE per trial
     (Hz), the final weights (trials, 1, N) and the saturation / underflow totals.
     """
     from emulator import metrics
@@ -169,7 +170,7 @@ def run_point(base_tree: dict | None, source: str, overrides: dict | None, seed:
     else:
         cfg = validate(base_tree, source).with_overrides(**(overrides or {}))
     from natgrad.main_job import chunk_steps
-    res = R.run(cfg, task, int(steps), int(seed), chunk_steps=chunk_steps(trials))
+    res = R.run(cfg, task, int(steps), int(seed), eta=eta, chunk_steps=chunk_steps(trials))
     rmse = metrics.rate_rmse_hz(res.w_final, task.w_target, x_test, task.params).mean(axis=1)
     init = metrics.rate_rmse_hz(task.w_init, task.w_target, x_test, task.params).mean(axis=1)
     counters = res.counters or {}
@@ -447,13 +448,17 @@ def write_plots(summary: dict, varies, tolerance: float, base_name: str, folder:
 def run_sweep(base, varies, seeds: int, steps: int, trials: int = DEFAULT_TRIALS,
               tolerance: float = DEFAULT_TOLERANCE_HZ, executor: str = "local",
               scheduler: str | None = None, workers: int = DEFAULT_WORKERS,
-              progress=None) -> dict:
-    """Run the sweep and return the sweep.json dictionary (nothing is written)."""
+              progress=None, eta: float | None = None) -> dict:
+    """Run the sweep and return the sweep.json dictionary (nothing is written); ``eta``:
+    the approximate rule's learning rate in code units (None: the paper's 5.5e-4)."""
+    from emulator.runner import default_eta
     grid = build_grid(base, varies)
     seed_list = list(range(seeds))
     tree, src = base.tree, str(base.source)
-    float_tasks = [(None, src, None, s, steps, trials) for s in seed_list]
-    fixed_tasks = [(tree, src, g["overrides"], s, steps, trials) for g in grid for s in seed_list]
+    eta = default_eta() if eta is None else float(eta)
+    float_tasks = [(None, src, None, s, steps, trials, eta) for s in seed_list]
+    fixed_tasks = [(tree, src, g["overrides"], s, steps, trials, eta)
+                   for g in grid for s in seed_list]
     t0 = time.time()
     results = execute(float_tasks + fixed_tasks, executor, scheduler, workers, progress)
     summary = summarize(grid, seed_list, results[len(float_tasks):], results[:len(float_tasks)],
@@ -464,6 +469,7 @@ def run_sweep(base, varies, seeds: int, steps: int, trials: int = DEFAULT_TRIALS
         "vary_keys": {f: [FRIENDLY[f][0]] + ([FRIENDLY[f][1]] if FRIENDLY[f][1] else [])
                       if f in FRIENDLY else [f] for f, _ in varies},
         "seeds": seed_list, "steps": steps, "trials": trials, "N": N_AFFERENTS,
+        "eta_code": eta,
         "dt_s": 0.0005, "task": "fig3 teacher-student (10/50 Hz groups), final weights on the 50-sample test set",
         "tolerance_hz": tolerance,
         "tolerance_rule": ("smallest width whose final rate-RMSE excess over float64, mean "
@@ -581,7 +587,8 @@ def cmd_sweep(args) -> int:
               f"({args.steps * 0.0005:g} s), executor {args.executor}")
         rep = run_sweep(base, varies, args.seeds, args.steps, args.trials, args.tolerance,
                         args.executor, args.scheduler, args.workers,
-                        _progress_printer(not args.quiet, args.seeds * (n_points + 1)))
+                        _progress_printer(not args.quiet, args.seeds * (n_points + 1)),
+                        eta=args.eta)
         if not args.quiet:
             print("natgrad sweep: writing sweep.json and plots", file=sys.stderr)
         _print_summary(rep, varies)
@@ -614,6 +621,9 @@ def add_parser(sub) -> None:
                    help=f"time steps of 0.5 ms per run ({DEFAULT_STEPS} = 10 s of simulated time)")
     s.add_argument("--trials", type=pos_int("--trials"), default=DEFAULT_TRIALS,
                    help="teacher-student trials per seed")
+    s.add_argument("--eta", type=eta_arg(), default=None,
+                   help="learning rate of the approximate rule in the code's units (default: "
+                        "the paper's eta_A = 5.5e-4)")
     s.add_argument("--tolerance", type=_nonneg_float("--tolerance"), default=DEFAULT_TOLERANCE_HZ,
                    help="allowed |mean final rate-RMSE excess over float64|, in Hz")
     s.add_argument("--executor", choices=("local", "dask", "serial"), default="local",

@@ -182,3 +182,15 @@ def test_grid_plot_marks_each_cell_with_its_verdict(tmp_path, monkeypatch):
     assert sorted(t for _, _, t in texts) == ["?", "ok", "x", "x"]
     assert (8, 10, "?") in texts and (12, 10, "ok") in texts
     assert [8, 12] in ticks
+
+
+def test_eta_reaches_the_runs():
+    """Issue 21 item 2: --eta is the approximate rule's rate in code units, also in a sweep
+    point (default the paper's 5.5e-4): a faster rate learns more in the same steps."""
+    from natgrad.sweep import run_point
+    base = load("fxp16")
+    slow = run_point(base.tree, str(base.source), {}, 0, 2000, 1)
+    same = run_point(base.tree, str(base.source), {}, 0, 2000, 1, 5.5e-4)
+    fast = run_point(base.tree, str(base.source), {}, 0, 2000, 1, 2.2e-2)
+    assert slow["rate_rmse_hz"] == same["rate_rmse_hz"]
+    assert fast["rate_rmse_hz"][0] != slow["rate_rmse_hz"][0]
