@@ -42,3 +42,28 @@ def pytest_runtest_makereport(item, call):
 def pytest_make_collect_report(collector):
     outcome = yield
     _fail_dependency_skip(outcome.get_result())
+
+
+# ---------------------------------------------------------------- option coverage table
+#: nodeid -> 'passed' / 'failed' / 'skipped' of this run (for the coverage table)
+_OUTCOMES: dict[str, str] = {}
+#: a run that includes any of these prints the option-coverage table at its end
+_COVERAGE_FILES = ("tests/test_option_coverage.py", "tests/test_le_oracle.py",
+                   "tests/test_oracle_datapath.py", "tests/test_tag_quantization.py")
+
+
+def pytest_runtest_logreport(report):
+    if report.when == "call" or (report.when == "setup" and not report.passed):
+        _OUTCOMES[report.nodeid] = report.outcome
+
+
+def pytest_terminal_summary(terminalreporter):
+    """Issue 24 item 5: each config option, the values the oracles run it at, and the
+    oracle and equivalence tests that exercise it (tests/option_coverage.py), with how many
+    of those passed in this run."""
+    if not any(n.startswith(_COVERAGE_FILES) for n in _OUTCOMES):
+        return
+    import option_coverage
+    terminalreporter.section("config option coverage (tests/option_coverage.py)")
+    for line in option_coverage.table(_OUTCOMES):
+        terminalreporter.write_line(line)

@@ -287,6 +287,10 @@ def gamma_table(k: Constants) -> list[list[int]]:
 
 
 # ----------------------------------------------------------------------------- the step
+#: the configurable rounding modes and the sites they apply to (config sections)
+ROUNDING_MODES = ("floor", "trunc", "half_up", "half_even", "stochastic")
+ROUNDING_SITES = ("traces", "usp", "potential", "bracket", "post", "weights")
+
 COUNTER_NAMES = ("traces", "usp", "potential", "gamma_s", "post", "bracket", "weights_sat",
                  "weights_under")
 
@@ -296,6 +300,29 @@ class Oracle:
 
     def __init__(self, tree, params, rates, eta, gamma_lut=None):
         self.k = Constants(tree, params, rates, eta, gamma_lut)
+        #: per configurable rounding site (traces, usp, potential, bracket, post, weights):
+        #: how many roundings it made, and in how many the result differed from what each
+        #: other mode would have given (``rounding[site][other mode]``): a run shows that
+        #: its mode mattered at a site only where these counts are nonzero
+        self.rounding = {site: {"ops": 0, **{m: 0 for m in ROUNDING_MODES}}
+                         for site in ROUNDING_SITES}
+        #: sigma lookups, and those where V fell between nodes (interpolation != node)
+        self.lookups = {"sigma": 0, "interp_differs": 0}
+
+    def _rs(self, site: str, x: int, s: int, mode: str, w: int | None) -> int:
+        """``rs`` at a configurable rounding site, recording what the other modes give."""
+        out = rs(x, s, mode, w)
+        if s > 0:
+            st = self.rounding[site]
+            st["ops"] += 1
+            for m in ROUNDING_MODES:
+                if m == "stochastic":
+                    # any stochastic word: floor or one up, so it differs from a mode
+                    # whenever a remainder is left
+                    st[m] += int(x & ((1 << s) - 1) != 0)
+                else:
+                    st[m] += int(rs(x, s, m) != out)
+        return out
 
     # -- init: weights rounded to nearest (halves to even) on the accumulator grid, saturated
     def init(self, w_init, trials) -> dict:
@@ -332,9 +359,12 @@ class Oracle:
         off = min(max(v, k.V_lo), k.V_hi) - k.V_lo
         i, r = off >> s, off & ((1 << s) - 1)
         t = k.sigma_lut
+        between = rs((t[i + 1] - t[i]) * r, s, "half_up")
+        self.lookups["sigma"] += 1
+        self.lookups["interp_differs"] += int(between != 0)
         if not k.interp:
             return t[i]                                   # the node at or below V
-        return t[i] + rs((t[i + 1] - t[i]) * r, s, "half_up")
+        return t[i] + between
 
     @staticmethod
     def _position(value: int, frac: int, lo: int, span_log2: int, lut_bits: int):
@@ -376,18 +406,19 @@ class Oracle:
             for name, dec, off in (("a_m", k.decay_m, 0), ("a_s", k.decay_s, 1)):
                 row = st[name][b]
                 for i in range(N):
-                    a = rs(row[i] * dec, k.F_dec, k.r_a, w_("trace", tb + 2 * i + off, k.r_a))
+                    a = self._rs("traces", row[i] * dec, k.F_dec, k.r_a,
+                                 w_("trace", tb + 2 * i + off, k.r_a))
                     a += int(X[b][i]) << k.F_a
                     row[i], c = clip(a, 0, k.a_max)
                     n["traces"] += c
             # 2. USP
             x = st["x"][b]
             for i in range(N):
-                xi = rs((st["a_m"][b][i] - st["a_s"][b][i]) * k.usp_mant,
+                xi = self._rs("usp", (st["a_m"][b][i] - st["a_s"][b][i]) * k.usp_mant,
                         k.F_a + k.usp_shift - k.F_x, k.r_x, w_("usp", tb + i, k.r_x))
                 x[i], c = clip(xi, k.x_lo, k.x_hi)
                 n["usp"] += c
-            homo = [rs(x[i] * k.homo_mant[i], k.F_x + k.homo_shift - k.F_B, k.r_B,
+            homo = [self._rs("bracket", x[i] * k.homo_mant[i], k.F_x + k.homo_shift - k.F_B, k.r_B,
                        w_("homo", tb + i, k.r_B)) for i in range(N)]
             for j in range(M):
                 acc = st["acc"][b][j]
@@ -396,7 +427,7 @@ class Oracle:
                 # 4. V
                 psh = k.F_w + k.F_x - k.F_V - V_GUARD
                 vsum = sum(rs(w[i] * x[i], psh, "floor") for i in range(N))
-                v = rs(vsum, V_GUARD, k.r_V, w_("potential", tb + j, k.r_V))
+                v = self._rs("potential", vsum, V_GUARD, k.r_V, w_("potential", tb + j, k.r_V))
                 v, c = clip(v, k.V_lo, k.V_hi)
                 n["potential"] += c
                 st["v"][b][j] = v
@@ -417,25 +448,27 @@ class Oracle:
                               -lim_a, lim_a)
                 lim_b = 1 << (62 - max(k.mb, 1) - 1)
                 pb, c2 = clip(rs(pa * e, POST_A_F + k.F_e - POST_B_F, "half_up"), -lim_b, lim_b)
-                p = rs(pb * k.eta_mant, POST_B_F + k.eta_shift - k.F_P, k.r_P,
+                p = self._rs("post", pb * k.eta_mant, POST_B_F + k.eta_shift - k.F_P, k.r_P,
                        w_("post", tb + j, k.r_P))
                 p, c3 = clip(p, k.P_lo, k.P_hi)
                 n["post"] += c1 + c2 + c3
                 st["post"][b][j] = p
                 # 9. bracket
-                cwv = rs(v * k.cw_mant, k.F_V + k.cw_shift - k.F_B, k.r_B, w_("cw_v", tb + j, k.r_B))
+                cwv = self._rs("bracket", v * k.cw_mant, k.F_V + k.cw_shift - k.F_B, k.r_B,
+                               w_("cw_v", tb + j, k.r_B))
                 cwv, c = clip(cwv, k.B_lo, k.B_hi)
                 n["bracket"] += c
                 br = []
                 for i in range(N):
-                    het = rs(cwv * w[i], k.F_w, k.r_B, w_("hetero", tb + j * N + i, k.r_B))
+                    het = self._rs("bracket", cwv * w[i], k.F_w, k.r_B,
+                                   w_("hetero", tb + j * N + i, k.r_B))
                     bi, c = clip(homo[i] - k.cu_q + het, k.B_lo, k.B_hi)
                     n["bracket"] += c
                     br.append(bi)
                 # 10. update
                 for i in range(N):
                     pbr = p * br[i]
-                    dw = rs(pbr, k.F_P + k.F_B - k.F_w - k.extra, k.r_w,
+                    dw = self._rs("weights", pbr, k.F_P + k.F_B - k.F_w - k.extra, k.r_w,
                             w_("weights", tb + j * N + i, k.r_w))
                     if dw == 0 and pbr != 0:
                         n["weights_under"] += 1

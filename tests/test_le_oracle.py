@@ -93,12 +93,20 @@ class Oracle:
 
     ``d`` is read only for what the host programs: ``d.engine`` / ``d.neuron`` widths,
     ``dm, ds, vk_mant/shift, phidt_mant/shift, a_mant/shift, k_mant/shift, vq_mant/shift``,
-    ``tags``, ``k_x``, ``x1_tau``, ``x2_tau``, ``y2_const`` and the rule strings.
+    ``tags``, ``k_x``, ``x1_tau``, ``x2_tau``, ``y2_const``, ``all_y0`` and the rule strings.
+    Every engine option is implemented from the doc: learning epochs of ``t_epoch`` steps
+    ("Learning epochs"), the hidden-bits carry and the periodic flush ``u<k>`` (read off the
+    rule strings), and the per-synapse roundings ("Per-synapse roundings").
+
+    ``stats`` records what the run exercised (so a design that claims to cover an option can
+    be checked to have reached it): the largest event backlogs ``pend_max``, the products of
+    each rule that moved an accumulator (``hits``), the flush epochs, the roundings that no
+    single shared random number could have produced (``per_synapse_witness``), the sigma
+    lookups where the table's nearest node differs from the node below (``sigma_*``).
     """
 
     def __init__(self, d, seed: int, trials, w0, hbar0):
         e, nf = d.engine, d.neuron
-        assert e.t_epoch == 1 and e.weight_rounding == "shared" and e.trace_rounding == "shared"
         self.e, self.nf, self.d = e, nf, d
         self.seed = int(seed)
         self.trials = [int(t) for t in trials]
@@ -113,12 +121,15 @@ class Oracle:
         self.x = [[[0] * N for _ in range(2)] for _ in range(B)]         # x1, x2
         self.a_buff = [[0] * M for _ in range(B)]
         self.yr = [[[0] * M for _ in range(3)] for _ in range(B)]
+        self.tx = [[0] * N for _ in range(B)]        # within-epoch step of the last pre spike
+        self.ty = [[0] * M for _ in range(B)]        # ... of the last bap
         # neuron
         self.hbar = [[int(hbar0[b][m]) for m in range(M)] for b in range(B)]
         self.gamma = [[self._gamma(self.hbar[b][m])[0] for m in range(M)] for b in range(B)]
         z = lambda: [[0] * M for _ in range(B)]  # noqa: E731
         self.a_m, self.a_s, self.v, self.sigma, self.err, self.p = z(), z(), z(), z(), z(), z()
         self.sent, self.carry = z(), z()
+        self.pend = [[[0, 0] for _ in range(M)] for _ in range(B)]
         self.events = [[[0, 0] for _ in range(M)] for _ in range(B)]
         self.ncount = {"potential_saturation": 0, "post_carry": 0, "vq_saturation": 0,
                        "gamma_saturation": 0, "carry_saturation": 0}
@@ -133,9 +144,18 @@ class Oracle:
         self.lut = sigma_nodes(d.params, nf)
         self.dw_rule = parse_rule(d.rule)
         self.dd_rule = parse_rule(d.rule_dd)
+        # the rule set's one u<k> (Lava: one per rule set); u0 (k = 0) ticks every epoch
+        ks = {int(dep[1:]) for _, _, dep, _ in self.dw_rule + self.dd_rule if dep[0] == "u"}
+        assert len(ks) <= 1, ks
+        self.u_k = ks.pop() if ks else 0
         self.y_event = 2 ** (e.trace_bits - 1)
         self.y_offset = 2 ** (e.trace_bits - 1)
         self.tags = [int(t) for t in d.tags]
+        self.stats = {"pend_max": [0, 0], "hits": {}, "flush_epochs": 0, "epochs": 0,
+                      "per_synapse_witness": {"w": 0, "d": 0, "x": 0},
+                      "sigma_lookups": 0, "sigma_nearest_not_below": 0,
+                      "sigma_plain_not_interp": 0, "second_spike_impulses": 0,
+                      "bap_before_last": 0, "level_max": [0, 0], "y_decayed": 0}
 
     # ------------------------------------------------------------------ neuron
     def _gamma(self, hbar: int):
@@ -150,16 +170,56 @@ class Oracle:
         sub = nf.v_frac - nf.sigma_node_frac
         span = nf.sigma_span_mv << nf.v_frac
         pos = clip(v + span, 0, 2 * span - 1)
-        if not nf.sigma_interpolate:
-            return self.lut[hu(pos, sub)]
         j, t = pos >> sub, pos & ((1 << sub) - 1)
-        return self.lut[j] + hu((self.lut[j + 1] - self.lut[j]) * t, sub)
+        interp = self.lut[j] + hu((self.lut[j + 1] - self.lut[j]) * t, sub)
+        plain = self.lut[hu(pos, sub)]            # the nearest node, halves up
+        st = self.stats
+        st["sigma_lookups"] += 1
+        st["sigma_nearest_not_below"] += int(self.lut[hu(pos, sub)] != self.lut[j])
+        st["sigma_plain_not_interp"] += int(plain != interp)
+        return interp if nf.sigma_interpolate else plain
+
+    def _send_events(self, b: int, m: int, pos: bool, neg: bool, k: int):
+        """What the neuron sends for this step's events (doc: "Learning epochs"): events
+        wait in ``pend``; default coding: the bap at once unless one went out this epoch, a
+        negative event as y1 on the epoch's last step, one per epoch; ``all_y0`` (flush):
+        any pending event sends the bap once per epoch, the last step carries the signs on
+        y2 (positive) and y1 (negative).  Returns (bap, y1, y2)."""
+        d, te = self.d, self.e.t_epoch
+        pend = self.pend[b][m]
+        pend[0] += int(pos)
+        pend[1] += int(neg)
+        st = self.stats
+        st["pend_max"] = [max(st["pend_max"][0], pend[0]), max(st["pend_max"][1], pend[1])]
+        if k % te == 0:                       # the epoch's first step
+            self.sent[b][m] = 0
+        last = (k + 1) % te == 0
+        if d.all_y0:
+            bap = int(pend[0] + pend[1] > 0 and self.sent[b][m] == 0)
+            self.sent[b][m] |= bap
+            go_p = int(last and self.sent[b][m] == 1 and pend[0] > 0)
+            go_n = int(last and self.sent[b][m] == 1 and pend[1] > 0)
+            pend[0] -= go_p
+            pend[1] -= go_n
+            self.events[b][m][0] += go_p
+            self.events[b][m][1] += go_n
+            return bap, self.y_event * go_n, self.y_event * go_p
+        bap = int(pend[0] > 0 and self.sent[b][m] == 0)
+        pend[0] -= bap
+        self.sent[b][m] |= bap
+        go_n = int(last and pend[1] > 0)
+        pend[1] -= go_n
+        self.events[b][m][0] += bap
+        self.events[b][m][1] += go_n
+        st["bap_before_last"] += int(bap and not last)
+        return bap, self.y_event * go_n, d.y2_const
 
     def neuron(self, b: int, m: int, y: int, k: int):
         """Steps 1-7 of "The learning neuron"; returns (bap, y1, y2, y3)."""
         nf, d = self.nf, self.d
         fa, fd, fv, fs, fe = nf.filter_frac, nf.decay_frac, nf.v_frac, nf.sigma_frac, nf.error_frac
         a_in = self.a_buff[b][m]
+        last = (k + 1) % self.e.t_epoch == 0
         # 1. current filters
         self.a_m[b][m] = hu(self.a_m[b][m] * d.dm, fd) + (a_in << fa)
         self.a_s[b][m] = hu(self.a_s[b][m] * d.ds, fd) + (a_in << fa)
@@ -196,22 +256,31 @@ class Oracle:
         r = word(self.seed, 32, k, idx) >> (64 - fp)
         one = 1 << fp
         if d.mapping.encoding == "graded":
-            # a level 0..levels: positive amounts in units unit_ratio << fp, negative in
-            # 1 << fp; below the top level rounded up with probability rem / unit (the top
-            # fp bits r of the word: r * ratio < rem); at the top the excess is left
-            ratio = d.mapping.unit_ratio if amount > 0 else 1
-            unit = ratio * one
-            n, rem = divmod(abs(amount), unit)
-            if n >= d.mapping.levels:
-                level, left = d.mapping.levels, abs(amount) - d.mapping.levels * unit
+            # on the epoch's last step a level 0..levels: positive amounts in units
+            # unit_ratio << fp, negative in 1 << fp; below the top level rounded up with
+            # probability rem / unit (the top fp bits r of the word: r * ratio < rem); at
+            # the top the excess is left.  On the epoch's other steps nothing is sent and
+            # the whole amount waits.
+            if last:
+                ratio = d.mapping.unit_ratio if amount > 0 else 1
+                unit = ratio * one
+                n, rem = divmod(abs(amount), unit)
+                if n >= d.mapping.levels:
+                    level, left = d.mapping.levels, abs(amount) - d.mapping.levels * unit
+                else:
+                    level, left = n + int(r * ratio < rem), 0
+                left = left if amount > 0 else -left
             else:
-                level, left = n + int(r * ratio < rem), 0
-            left = left if amount > 0 else -left
+                level, left = 0, amount
             bap = int(amount > 0 and level > 0)
+            lm = self.stats["level_max"]
+            lm[1 - bap] = max(lm[1 - bap], level)
             y1 = d.mapping.y_unit * level
+            y2 = d.y2_const
             self.events[b][m][0 if bap else 1] += level
             p = abs(amount)
             vmul = level if d.mapped_rule == "approx" else 0   # euclid: y3 = 64
+            self.ncount["post_carry"] += int(left != 0 and last)
         else:
             # an event with probability |amount|; beyond 1 it is sure and the excess left
             if abs(amount) > one:
@@ -219,19 +288,14 @@ class Oracle:
             else:
                 event, left = r < abs(amount), 0
             p = min(abs(amount), one)
-            bap = int(event and amount > 0)
-            y1 = self.y_event if (event and amount < 0) else 0
-            self.events[b][m][0] += bap
-            self.events[b][m][1] += int(y1 > 0)
+            bap, y1, y2 = self._send_events(b, m, event and amount > 0, event and amount < 0, k)
             vmul = 1 if d.mapped_rule == "approx" else 0
-        self.ncount["post_carry"] += int(left != 0)
+            self.ncount["post_carry"] += int(left != 0)
         ctop = 2 ** (nf.carry_bits - 1) - 1
         if not -ctop <= left <= ctop:
             self.ncount["carry_saturation"] += 1
             left = clip(left, -ctop, ctop)
         self.carry[b][m] = left
-        y2 = d.y2_const
-        self.sent[b][m] = bap if d.mapping.encoding == "events" else 0
         # 7. Vq = (level) V / v_lsb, stochastically rounded with the low bits of stream 33
         sh = fv + d.vq_shift
         vq = (vmul * v * d.vq_mant + (word(self.seed, 33, k, idx) & ((1 << sh) - 1))) >> sh
@@ -242,16 +306,19 @@ class Oracle:
         return bap, y1, y2, vq + self.y_offset
 
     # ------------------------------------------------------------------ LearningDense
-    def _apply(self, rule, acc: int, vals: dict, y0: int):
-        """Lava's applier: dependency times clipped factors, times the signed mantissa,
-        floor-shifted right by max(0, sum of widths + mantissa bits - accumulator bits),
-        shifted left by exp + acc_shift, clipped; the sum clipped.  Returns (acc, clipped)."""
+    def _apply(self, rule, acc: int, vy0: dict, vu: dict, y0: int, u: int, which: str):
+        """Lava's applier: dependency (y0: a bap this epoch, factors at the bap's step;
+        u<k>: the tick, factors at the epoch's end) times clipped factors, times the signed
+        mantissa, floor-shifted right by max(0, sum of widths + mantissa bits - accumulator
+        bits), shifted left by exp + acc_shift, clipped; the sum clipped.  Returns (acc,
+        clipped)."""
         e = self.e
         lo, hi = -(2 ** e.accumulator_bits) - 1, 2 ** e.accumulator_bits - 1
         clipped = False
-        for mant, exp, dep, facs in rule:
-            cur = y0 if dep == "y0" else 1          # u0: every epoch (t_epoch = 1)
-            assert dep in ("y0", "u0"), dep
+        hits = self.stats["hits"]
+        for q, (mant, exp, dep, facs) in enumerate(rule):
+            assert dep == "y0" or dep[0] == "u", dep
+            cur, vals = (y0, vy0) if dep == "y0" else (u, vu)
             width = 0
             for var, c in facs:
                 wd = e.trace_bits if var in ("x1", "x2", "y1", "y2", "y3") else e.synaptic_bits
@@ -259,6 +326,8 @@ class Oracle:
                 cur *= clip(vals[var] + c, -(2 ** wd), 2 ** wd - 1)
             sh = max(0, width + e.scale_mant_bits - e.accumulator_bits)
             cur = ((cur * mant) >> sh) << (exp + e.acc_shift)
+            if cur:
+                hits[(which, q)] = hits.get((which, q), 0) + 1
             new = clip(acc + clip(cur, lo, hi), lo, hi)
             clipped |= new != acc + cur
             acc = new
@@ -274,66 +343,151 @@ class Oracle:
         """floor(acc / 2**s) + (r < frac(acc / 2**s)), exactly."""
         return (acc >> shift) + int(r * 2 ** shift < (acc & ((1 << shift) - 1)))
 
+    @staticmethod
+    def _round_word(acc: int, shift: int, wd: int) -> int:
+        """Per-synapse: (acc >> s) + (the word's top s bits < acc mod 2**s)."""
+        return (acc >> shift) + int((wd >> (64 - shift)) < (acc & ((1 << shift) - 1)))
+
+    @staticmethod
+    def _unit(wd: int) -> float:
+        """A word as a uniform in [0, 1): its top 53 bits times 2**-53 (exact)."""
+        return (wd >> 11) * 2.0 ** -53
+
+    @staticmethod
+    def _witness(pairs) -> int:
+        """1 if (fraction, rounded up) pairs need more than one random number: a larger
+        fraction rounded down where a smaller one rounded up."""
+        ups = [f for f, up in pairs if up and 0 < f]
+        downs = [f for f, up in pairs if not up and 0 < f]
+        return int(bool(ups and downs and max(downs) > min(ups)))
+
     def step(self, k: int, X, Y, randoms=None):
         """Global step k: X (B, N), Y (B, M) spikes.  Lava time step t = k + 1.
         ``randoms = (r_x (B,), r_y (B,), r_w)`` replaces Lava's draws (constructed states)."""
         e, d = self.e, self.d
         B, M, N = self.B, self.M, self.N
+        te = e.t_epoch
+        ts = k % te + 1                                 # within-epoch step
+        last = (k + 1) % te == 0
         tmax = 2 ** e.trace_bits - 1
         out = [[self.neuron(b, m, int(Y[b][m]), k) for m in range(M)] for b in range(B)]
         if randoms is None:
-            rx = [g.random(2)[1] for g in self.gx]     # draw 2t
+            rx = [g.random(2)[1] for g in self.gx]     # draw 2t (two advances per step)
             ry = [g.random(2)[1] for g in self.gy]
-            rw = self.gw.random()                       # draw t
+            rw = self.gw.random() if last else None     # one advance per learning epoch
         else:
             rx, ry, rw = ([float(r) for r in randoms[0]], [float(r) for r in randoms[1]],
                           float(randoms[2]))
-        dec = (float(np.exp(-1 / d.x1_tau)), float(np.exp(-1 / d.x2_tau)))
-        dec_y = float(np.exp(-1 / e.y_tau))
-        top = 2 ** (e.synaptic_bits - 1)
+        # ---- spiking phase, every step
         for b in range(B):
             # Dense: a_buff = W . X(k) with the pre-learning weights
             self.a_buff[b] = [sum(self.w[b][m][i] * int(X[b][i]) for i in range(N))
                               for m in range(M)]
-            # received y (bap, y1, y2, y3) decayed once
+            for i in range(N):
+                if X[b][i]:
+                    if self.tx[b][i]:       # a second spike this epoch: its impulse at once
+                        self.stats["second_spike_impulses"] += 1
+                        for j in range(2):
+                            self.scount["trace_saturation"] += int(self.x[b][j][i] + d.k_x > tmax)
+                            self.x[b][j][i] = min(self.x[b][j][i] + d.k_x, tmax)
+                    self.tx[b][i] = ts
             for m in range(M):
-                for j in range(3):
+                if out[b][m][0]:
+                    self.ty[b][m] = ts
+                for j in range(3):                     # only the last step's y count
                     self.yr[b][j][m] = out[b][m][1 + j]
-            yd = [[self._decay(self.yr[b][j][m], dec_y, ry[b]) for m in range(M)]
-                  for j in range(3)]
-            # x traces: decay with one shared random, impulse for this step's spikes, clip
-            for j in range(2):
-                for i in range(N):
-                    x = self._decay(self.x[b][j][i], dec[j], rx[b])
-                    if X[b][i]:
-                        self.scount["trace_saturation"] += int(x + d.k_x > tmax)
-                        x = min(x + d.k_x, tmax)
-                    self.x[b][j][i] = x
+        if not last:
+            return
+        # ---- learning phase at the epoch's end
+        self.stats["epochs"] += 1
+        dec = (float(np.exp(-1 / d.x1_tau)), float(np.exp(-1 / d.x2_tau)))
+        dec_y = float(np.exp(-1 / e.y_tau))
+        top = 2 ** (e.synaptic_bits - 1)
+        u = int(((k + 1) // te) % (2 ** self.u_k) == 0)
+        per_x = e.trace_rounding == "per_synapse"
+        per_w = e.weight_rounding == "per_synapse"
+        wpairs, dpairs = [], []
+        for b in range(B):
+            tb = self.trials[b] << 32
+            # trace histories: index 0 as stored, t after within-epoch step t; one random
+            # per trial (the epoch's last step's) or a word per trace and step
+            xh = [[list(self.x[b][0]), list(self.x[b][1])]]
+            yh = [[list(self.yr[b][j]) for j in range(3)]]
+            for t in range(1, te + 1):
+                kk = k - te + t                        # global step of within-epoch step t
+                xs, ys = [], []
+                for j in range(2):
+                    row, pairs = [], []
+                    for i in range(N):
+                        r = (self._unit(word(self.seed, 36, kk, tb | (j * N + i))) if per_x
+                             else rx[b])
+                        x = self._decay(xh[-1][j][i], dec[j], r)
+                        ip = dec[j] * xh[-1][j][i]
+                        pairs.append((ip % 1, x > math.floor(ip)))
+                        if self.tx[b][i] == t:
+                            self.scount["trace_saturation"] += int(x + d.k_x > tmax)
+                            x = min(x + d.k_x, tmax)
+                        row.append(x)
+                    xs.append(row)
+                    self.stats["per_synapse_witness"]["x"] += self._witness(pairs) if per_x else 0
+                for j in range(3):
+                    row = []
+                    for m in range(M):
+                        r = (self._unit(word(self.seed, 37, kk, tb | (j * M + m))) if per_x
+                             else ry[b])
+                        row.append(self._decay(yh[-1][j][m], dec_y, r))
+                        self.stats["y_decayed"] += int(row[-1] != yh[-1][j][m])
+                    ys.append(row)
+                xh.append(xs)
+                yh.append(ys)
+            self.x[b] = [list(xh[te][0]), list(xh[te][1])]
             for m in range(M):
-                y0 = out[b][m][0]
+                tym = self.ty[b][m]
+                y0 = int(tym > 0)
                 for i in range(N):
                     w, dd = self.w[b][m][i], self.dtag[b][m][i]
-                    vals = {"x1": self.x[b][0][i], "x2": self.x[b][1][i], "w": w, "d": dd,
-                            "t": self.tags[i], "y1": yd[0][m], "y2": yd[1][m], "y3": yd[2][m]}
-                    acc, c1 = self._apply(self.dw_rule, w << e.acc_shift, vals, y0)
-                    wn = self._round(acc, e.acc_shift, rw)
+                    syn = {"w": w, "d": dd, "t": self.tags[i]}
+                    vy0 = {"x1": xh[tym][0][i], "x2": xh[tym][1][i], "y1": yh[tym][0][m],
+                           "y2": yh[tym][1][m], "y3": yh[tym][2][m], **syn}
+                    vu = {"x1": xh[te][0][i], "x2": xh[te][1][i], "y1": yh[te][0][m],
+                          "y2": yh[te][1][m], "y3": yh[te][2][m], **syn}
+                    acc, c1 = self._apply(self.dw_rule, w << e.acc_shift, vy0, vu, y0, u, "dw")
+                    mask = (1 << e.acc_shift) - 1
+                    if per_w:
+                        wn = self._round_word(acc, e.acc_shift,
+                                              word(self.seed, 34, k, tb | (m * N + i)))
+                        wpairs.append(((acc & mask) / 2 ** e.acc_shift, wn > acc >> e.acc_shift))
+                    else:
+                        wn = self._round(acc, e.acc_shift, rw)
                     if not -top <= wn <= top - 1:
                         self.scount["weight_saturation"] += 1
                         wn = clip(wn, -top, top - 1)
                     c2 = False
                     if self.dd_rule:
-                        acc_d, c2 = self._apply(self.dd_rule, dd << e.acc_shift, vals, y0)
+                        if u and self.u_k and dd != d.d_offset:
+                            self.stats["flush_epochs"] += 1
+                        acc_d, c2 = self._apply(self.dd_rule, dd << e.acc_shift, vy0, vu, y0, u,
+                                                "dd")
                         if acc_d < 0:                  # tag_2 is unsigned
                             self.scount["tag_saturation"] += 1
                             acc_d = 0
-                        dn = self._round(acc_d, e.acc_shift, rw)
+                        if per_w:
+                            dn = self._round_word(acc_d, e.acc_shift,
+                                                  word(self.seed, 35, k, tb | (m * N + i)))
+                            dpairs.append(((acc_d & mask) / 2 ** e.acc_shift,
+                                           dn > acc_d >> e.acc_shift))
+                        else:
+                            dn = self._round(acc_d, e.acc_shift, rw)
                         if dn > top - 1:               # ... and 8 bits wide: [0, 255]
                             self.scount["tag_saturation"] += 1
                             dn = top - 1
                         self.dtag[b][m][i] = dn
                     self.scount["acc_saturation"] += int(c1 or c2)
                     self.w[b][m][i] = wn
-
+            self.tx[b] = [0] * N
+            self.ty[b] = [0] * M
+        self.stats["per_synapse_witness"]["w"] += self._witness(wpairs) if per_w else 0
+        self.stats["per_synapse_witness"]["d"] += self._witness(dpairs) if per_w else 0
 
 def lava_seed(seed: int, trial: int) -> int:
     """The doc's per-trial rng_seed of the Loihi3FLearningRule."""
@@ -406,13 +560,15 @@ def _compare(o: Oracle, neu, syn, events, where):
     for f in NEURON_FIELDS:
         np.testing.assert_array_equal(getattr(neu, f), np.array(getattr(o, f)), err_msg=f"{where} {f}")
     np.testing.assert_array_equal(neu.sent, np.array(o.sent), err_msg=f"{where} sent")
-    np.testing.assert_array_equal(neu.pend, 0, err_msg=f"{where} pend")
+    np.testing.assert_array_equal(neu.pend, np.array(o.pend), err_msg=f"{where} pend")
     assert learning.neuron_counters(neu) == o.ncount, where
     np.testing.assert_array_equal(syn.w, np.array(o.w), err_msg=f"{where} w")
     np.testing.assert_array_equal(syn.dtag, np.array(o.dtag), err_msg=f"{where} tag_2")
     np.testing.assert_array_equal(syn.x, np.array(o.x), err_msg=f"{where} x traces")
     np.testing.assert_array_equal(syn.a_buff, np.array(o.a_buff), err_msg=f"{where} a_buff")
     np.testing.assert_array_equal(syn.yr, np.array(o.yr), err_msg=f"{where} y received")
+    np.testing.assert_array_equal(syn.tx, np.array(o.tx), err_msg=f"{where} pre spike steps")
+    np.testing.assert_array_equal(syn.ty, np.array(o.ty), err_msg=f"{where} bap steps")
     assert dict(zip(lava_replica.SYNAPSE_COUNTERS, syn.counts.tolist())) == o.scount, where
     np.testing.assert_array_equal(events, np.array(o.events), err_msg=f"{where} events")
 
@@ -438,18 +594,49 @@ def test_design_is_the_shipped_carry_design(setup):
     assert sigma_nodes(d.params, d.neuron) == d.sigma_lut.tolist()
 
 
-def test_oracle_equals_numpy_steps_every_step(setup):
-    task, d = setup[:2]
-    gen = _emulator_numpy(task, d, STEPS, SEED, TRIALS)
+def oracle_against_numpy(task, d, steps=STEPS, seed=SEED, trials=TRIALS) -> Oracle:
+    """The oracle and the numpy steps side by side; every field compared after every step.
+    Returns the oracle (its ``stats`` say what the run exercised)."""
+    gen = _emulator_numpy(task, d, steps, seed, trials)
     _, neu, syn, events = next(gen)
-    o = Oracle(d, SEED, TRIALS, learning.quantize_weights(d, task.w_init[list(TRIALS)]).tolist(),
+    o = Oracle(d, seed, trials, learning.quantize_weights(d, task.w_init[list(trials)]).tolist(),
                neu.hbar.tolist())
-    X, Y = SpikeSource(task, SEED, np.array(TRIALS)).next(STEPS)
+    X, Y = SpikeSource(task, seed, np.array(trials)).next(steps)
     _compare(o, neu, syn, events, "init")
-    w0, d0 = np.array(o.w), np.array(o.dtag)
     for k, neu, syn, events in gen:
         o.step(k, X[k], Y[k])
         _compare(o, neu, syn, events, f"step {k}")
+    return o
+
+
+def oracle_against_numba(task, d, steps=STEPS, seed=SEED, trials=TRIALS) -> Oracle:
+    """The fused kernel, run for every step count 1..steps from scratch, ends in the
+    oracle's state (weights, tag_2, traces, every neuron Var incl. the event backlog,
+    counters, events)."""
+    w0 = learning.quantize_weights(d, task.w_init[list(trials)])
+    o = Oracle(d, seed, trials, w0.tolist(),
+               learning.neuron_init(d, lava_replica.synapse_init(w0).w).hbar.tolist())
+    X, Y = SpikeSource(task, seed, np.array(trials)).next(steps)
+    for k in range(steps):
+        o.step(k, X[k], Y[k])
+        r = learning.run(task, k + 1, seed, d, trials=trials, backend="numba")
+        where = f"numba, {k + 1} steps"
+        for f in NEURON_FIELDS + ("pend", "sent"):
+            np.testing.assert_array_equal(getattr(r.neuron, f), np.array(getattr(o, f)),
+                                          err_msg=f"{where} {f}")
+        np.testing.assert_array_equal(r.w_int, np.array(o.w), err_msg=f"{where} w")
+        if d.dd_products:
+            np.testing.assert_array_equal(r.d_tag, np.array(o.dtag), err_msg=f"{where} tag_2")
+        np.testing.assert_array_equal(r.x_traces, np.array(o.x), err_msg=f"{where} x")
+        np.testing.assert_array_equal(r.events, np.array(o.events), err_msg=f"{where} events")
+        assert r.counters == o.ncount and r.synapse_counters == o.scount, where
+    return o
+
+
+def test_oracle_equals_numpy_steps_every_step(setup):
+    task, d = setup[:2]
+    o = oracle_against_numpy(task, d)
+    w0 = lava_replica.synapse_init(learning.quantize_weights(d, task.w_init[list(TRIALS)])).w
     # the case is not idle: both signs, steps beyond the top (carried), weight and tag
     # changes
     ev = np.array(o.events)
@@ -459,31 +646,138 @@ def test_oracle_equals_numpy_steps_every_step(setup):
     assert ev[..., 0].sum() >= 30 and ev[..., 1].sum() >= 4, ev
     assert o.ncount["post_carry"] >= 10 or d.mapped_rule == "euclid"
     assert np.abs(np.array(o.w) - w0).sum() >= 300
-    assert (np.array(o.dtag) != d0).sum() >= 5
+    assert (np.array(o.dtag) != d.d_offset).sum() >= 5
 
 
 def test_oracle_equals_numba_backend_every_step(setup):
-    """The fused kernel, run for every step count 1..STEPS from scratch, ends in the
-    oracle's state (weights, tag_2, traces, every neuron Var, counters, events)."""
     task, d = setup[:2]
-    r0 = learning.run(task, 1, SEED, d, trials=TRIALS, backend="numba")
-    o = Oracle(d, SEED, TRIALS, learning.quantize_weights(d, task.w_init[list(TRIALS)]).tolist(),
-               learning.neuron_init(d, lava_replica.synapse_init(
-                   learning.quantize_weights(d, task.w_init[list(TRIALS)])).w).hbar.tolist())
-    X, Y = SpikeSource(task, SEED, np.array(TRIALS)).next(STEPS)
-    del r0
-    for k in range(STEPS):
-        o.step(k, X[k], Y[k])
-        r = learning.run(task, k + 1, SEED, d, trials=TRIALS, backend="numba")
-        where = f"numba, {k + 1} steps"
-        for f in NEURON_FIELDS:
-            np.testing.assert_array_equal(getattr(r.neuron, f), np.array(getattr(o, f)),
-                                          err_msg=f"{where} {f}")
-        np.testing.assert_array_equal(r.w_int, np.array(o.w), err_msg=f"{where} w")
-        np.testing.assert_array_equal(r.d_tag, np.array(o.dtag), err_msg=f"{where} tag_2")
-        np.testing.assert_array_equal(r.x_traces, np.array(o.x), err_msg=f"{where} x")
-        np.testing.assert_array_equal(r.events, np.array(o.events), err_msg=f"{where} events")
-        assert r.counters == o.ncount and r.synapse_counters == o.scount, where
+    oracle_against_numba(task, d)
+
+
+# ============================================================================ every option
+#: Designs that exercise, through the oracle, every engine, neuron and mapping option the
+#: shipped configs leave at one value (issue 24 item 4): name -> (bundled config, overrides,
+#: eta).  ``_exercised`` checks that each run really reached its option.
+NEURON_FORMATS = {"neuron.filter_frac": 6, "neuron.decay_frac": 12, "neuron.v_frac": 6,
+                  "neuron.v_bits": 14, "neuron.sigma_frac": 12, "neuron.sigma_span_mv": 32,
+                  "neuron.sigma_node_frac": 1, "neuron.sigma_interpolate": False,
+                  "neuron.error_frac": 12, "neuron.hbar_frac": 24, "neuron.hbar_tau_shift": 6,
+                  "neuron.gamma_every": 16, "neuron.gamma_frac": 12, "neuron.gamma_bits": 20,
+                  "neuron.prob_frac": 20, "neuron.mant_bits": 12, "neuron.g_cap": 1.0,
+                  "neuron.carry_bits": 22}
+OPTION_DESIGNS = {
+    # epochs of 8 steps, events: small events (c_ev 16 with 3 hidden bits) so that
+    # backlogs of several events of both signs wait in pend; second pre spikes in an epoch
+    "events_backlog_t8": ("loihi2_events", {"engine.t_epoch": 8, "mapping.c_ev": 16}, 5e-2),
+    # the periodic flush u1 of 4 hidden bits (every event rides on the bap, its sign on y2 /
+    # y1), epochs of 4 steps with backlogs; encoding 'auto' resolves to events here
+    "events_flush_t4": ("loihi2_events", {"engine.t_epoch": 4, "mapping.hidden_bits": 4,
+                                          "mapping.flush_log2": 1, "mapping.c_ev": 16,
+                                          "mapping.encoding": "auto"}, 5e-2),
+    # graded: 5 levels of 16, equal unit sizes, levels collected over epochs of 4 steps
+    "graded_levels_t4": ("loihi2", {"engine.t_epoch": 4, "mapping.hidden_bits": 4,
+                                    "mapping.levels": 5, "mapping.unit_ratio": 1,
+                                    "mapping.y_unit": 16}, 5e-2),
+    # graded without hidden bits (no tag_2: the update rounds straight onto w), ratio 7
+    "graded_h0_ratio7": ("loihi2", {"mapping.hidden_bits": 0, "mapping.unit_ratio": 7,
+                                    "mapping.levels": 2}, 5e-2),
+    # per-synapse weight / tag_2 and trace roundings, epochs of 2 (trace words per step)
+    "graded_per_synapse_t2": ("loihi2", {"engine.t_epoch": 2, "mapping.hidden_bits": 4,
+                                         "engine.weight_rounding": "per_synapse",
+                                         "engine.trace_rounding": "per_synapse"}, 5e-2),
+    "events_per_synapse_h0_t3": ("loihi2_events", {"engine.t_epoch": 3, "mapping.hidden_bits": 0,
+                                                   "engine.weight_rounding": "per_synapse",
+                                                   "engine.trace_rounding": "per_synapse"}, 5e-2),
+    # the plain sigma lookup (nearest node) on the shipped design, hidden bits 'auto' ...
+    "plain_sigma": ("loihi2", {"neuron.sigma_interpolate": False}, 5e-2),
+    # ... and every neuron format changed at once (a narrow carry that saturates)
+    "neuron_formats": ("loihi2_events", NEURON_FORMATS, 5e-2),
+    # engine widths other than Lava's, a y decay that matters (y_tau 40), another seed
+    "engine_widths_t2": ("loihi2_events", {"engine.trace_bits": 8, "engine.synaptic_bits": 10,
+                                           "engine.y_tau": 40, "engine.sr_seed": 11,
+                                           "engine.t_epoch": 2}, 5e-2),
+    "engine_accumulator": ("loihi2_events", {"engine.scale_mant_bits": 5,
+                                             "engine.accumulator_bits": 17,
+                                             "engine.acc_shift": 8, "mapping.hidden_bits": 0},
+                           5e-2),
+    # every 'auto' mapping field fixed, unquantized tags (tag_step 1), a tag_2 offset
+    "mapping_fixed": ("loihi2", {"mapping.w_frac": 8, "mapping.k_x": 20, "mapping.c_ev": 4,
+                                 "mapping.v_range_mv": 40.0, "mapping.tag_step": 1,
+                                 "mapping.hidden_bits": 3, "mapping.tag_offset": 100,
+                                 "mapping.y_unit": 16, "mapping.levels": 4}, 5e-2),
+    # the Euclidean rule on events, epochs of 2
+    "euclid_events_t2": ("loihi2_events", {"mapping.rule": "euclid", "engine.t_epoch": 2,
+                                           "mapping.c_ev": 512}, 2e-3),
+}
+
+
+def option_config(name: str):
+    base, overrides, _ = OPTION_DESIGNS[name]
+    return load(base).with_overrides(**overrides)
+
+
+@pytest.fixture(scope="module", params=list(OPTION_DESIGNS))
+def option(request):
+    task = _task()
+    name = request.param
+    return name, task, learning.design_for_config(option_config(name), task,
+                                                  OPTION_DESIGNS[name][2])
+
+
+def _exercised(name: str, d, o: Oracle):
+    """The run reached the option its design is there for (not a vacuous coverage)."""
+    st, e = o.stats, d.engine
+    hits = st["hits"]
+    ev = np.array(o.events).sum(axis=(0, 1))
+    assert ev[0] >= 10 and ev[1] >= 4, ev                          # both signs learn
+    if e.t_epoch > 1:
+        assert st["second_spike_impulses"] > 0, st
+    if name in ("events_backlog_t8", "events_flush_t4"):
+        # several events of both signs waited in the backlog
+        assert min(st["pend_max"]) >= 3, st["pend_max"]
+    elif d.encoding == "events" and e.t_epoch > 1:
+        assert max(st["pend_max"]) >= 2, st["pend_max"]
+    if d.dd_products and d.mapping.flush_log2 is None:
+        assert hits.get(("dw", 0), 0) >= 20, hits                  # the carry moved LSBs
+    if d.mapping.flush_log2 is not None:
+        assert d.all_y0 and o.u_k == d.mapping.flush_log2
+        assert st["flush_epochs"] >= 20 and hits.get(("dw", 0), 0) >= 20, st
+    if not d.dd_products:
+        assert d.hidden_bits == 0 and hits, hits                    # the products act on w
+    if e.weight_rounding == "per_synapse":
+        # roundings that one shared random number per epoch could not have produced
+        key = "d" if d.dd_products else "w"
+        assert st["per_synapse_witness"][key] >= 5, st["per_synapse_witness"]
+    if e.trace_rounding == "per_synapse":
+        assert st["per_synapse_witness"]["x"] >= 5, st["per_synapse_witness"]
+    if not d.neuron.sigma_interpolate:
+        # the nearest node differs from the node below and from the interpolation
+        assert st["sigma_nearest_not_below"] >= 50 and st["sigma_plain_not_interp"] >= 50, st
+    if e.y_tau < 1000:
+        assert st["y_decayed"] >= 10, st
+    if d.encoding == "graded":
+        assert st["level_max"][0] >= 2 and o.ncount["post_carry"] > 0, (st, o.ncount)
+    if name == "events_flush_t4":
+        assert d.choices["encoding"][0] == "events"                 # 'auto' resolved
+    if name == "neuron_formats":
+        assert o.ncount["carry_saturation"] > 0, o.ncount
+    if name == "mapping_fixed":
+        assert (d.w_frac, d.k_x, d.c_ev, d.tag_step, d.d_offset, d.y_unit, d.levels) == (
+            8, 20, 4, 1, 100, 16, 4) and not d.choices
+        assert np.any(d.tags % 16 != 0)                              # unquantized tags
+    if d.mapped_rule == "euclid":             # no tag, no heterosynaptic term
+        assert all(v not in ("t", "y3") for _, _, _, f in o.dw_rule + o.dd_rule for v, _ in f)
+
+
+def test_option_design_oracle_equals_numpy_every_step(option):
+    name, task, d = option
+    o = oracle_against_numpy(task, d)
+    _exercised(name, d, o)
+
+
+def test_option_design_oracle_equals_numba_every_step(option):
+    name, task, d = option
+    oracle_against_numba(task, d)
 
 
 # ============================================================================ constructed

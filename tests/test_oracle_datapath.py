@@ -106,16 +106,13 @@ def _oracle_for(tree, d, task):
     return O.Oracle(tree, task.params, task.rates, ETA, None if small else d.gamma_lut), small
 
 
-@pytest.mark.parametrize("name, overrides", RUN_CASES,
-                         ids=[c[0] + ("+variant" if c[1] else "") for c in RUN_CASES])
-def test_oracle_equals_numpy_and_numba_every_step(name, overrides):
-    """docs/datapath.md *Step order* 1-6 on a task with spikes: 200 steps, 2 trials, M = 2,
-    N = 8; numpy step and fused numba kernel equal the oracle in every field after every step.
-    The run must contain teacher spikes, student spikes, nonzero updates and underflows."""
+def run_against_oracle(name, overrides, steps=200, seed=3):
+    """docs/datapath.md *Step order* 1-6 on a task with spikes: ``steps`` steps, 2 trials,
+    M = 2, N = 8; numpy step and fused numba kernel equal the oracle in every field after
+    every step.  Returns (oracle, its final state, the teacher spikes, student spike count)."""
     tree = read_tree(name, **overrides)
     cfg = validate(tree, name)
     task = high_rate_task()
-    seed, steps = 3, 200
     trials = np.array([0, 1])
     d = discretize(cfg, task.params, task.rates, ETA)
     orc, _ = _oracle_for(tree, d, task)
@@ -131,19 +128,62 @@ def test_oracle_equals_numpy_and_numba_every_step(name, overrides):
     teach = np.zeros((B, M), np.int64)
     idx = datapath.Indices(trials, M, N)
     n_student = 0
-    acc0 = np.array(ost["acc"])
     for k in range(steps):
         orc.step(ost, X[k], Y[k], seed)
         datapath.step(d, st_np, X[k], Y[k], seed, idx)
         kernels.run_fused(d, st_nb, src_nb, 1, seed, 0, rec, 0, out_spk, teach)
-        assert_same_state(ost, st_np, f"{name} numpy step {k}")
-        assert_same_state(ost, st_nb, f"{name} numba step {k}")
+        assert_same_state(ost, st_np, f"{name} {overrides} numpy step {k}")
+        assert_same_state(ost, st_nb, f"{name} {overrides} numba step {k}")
         n_student += int(np.sum(ost["spikes"]))
     assert_array_equal(teach, Y.sum(axis=0))
+    return orc, ost, Y, n_student
+
+
+@pytest.mark.parametrize("name, overrides", RUN_CASES,
+                         ids=[c[0] + ("+variant" if c[1] else "") for c in RUN_CASES])
+def test_oracle_equals_numpy_and_numba_every_step(name, overrides):
+    """The run must contain teacher spikes, student spikes, nonzero updates and
+    underflows."""
+    orc, ost, Y, n_student = run_against_oracle(name, overrides)
+    tree = read_tree(name, **overrides)
+    acc0 = np.array(orc.init(high_rate_task().w_init, [0, 1])["acc"])
     assert Y.sum() >= 5 and n_student >= 5, (Y.sum(), n_student)
     assert np.any(np.array(ost["acc"]) != acc0)                    # updates happened
     if tree["weights"]["rounding"] == "stochastic":
         assert ost["counts"]["weights_under"] > 0
+
+
+#: Every rounding mode the schema allows (emulator.hwconfig.ROUNDING_MODES) at every
+#: configurable rounding site at once, with 4 hidden accumulator bits; the sigmoid table
+#: interpolated for some modes and read at the node below for the others.
+ROUNDING_CASES = [("loihi2_ideal", {**{f"{site}.rounding": mode for site in O.ROUNDING_SITES},
+                                    "weights.extra_frac": 4,
+                                    "sigmoid.interpolate": i % 2 == 0})
+                  for i, mode in enumerate(O.ROUNDING_MODES)]
+
+
+@pytest.mark.parametrize("name, overrides", ROUNDING_CASES, ids=list(O.ROUNDING_MODES))
+def test_every_rounding_mode_every_step(name, overrides):
+    """Each rounding mode at every site, every field after every step (numpy and numba);
+    and the mode mattered: at every site some rounding left a remainder on which it
+    differs from floor (floor and trunc: from half up), trunc differs from floor at every
+    signed site (traces are unsigned, and the USP of this task stays >= 0), and the tie rule of
+    half_even differs from half_up at the potential's 8 guard bits."""
+    from emulator.hwconfig import ROUNDING_MODES
+    assert set(O.ROUNDING_MODES) == set(ROUNDING_MODES)             # the schema's modes
+    orc, ost, Y, n_student = run_against_oracle(name, overrides)
+    mode = overrides["traces.rounding"]
+    for site, st in orc.rounding.items():
+        assert st["ops"] > 0, site
+        other = "half_up" if mode in ("floor", "trunc") else "floor"
+        assert st[other] > 0, (site, mode, st)
+        if mode == "trunc" and site in ("potential", "bracket", "post", "weights"):
+            assert st["floor"] > 0, (site, st)
+    if mode in ("half_up", "half_even"):
+        assert orc.rounding["potential"]["half_even" if mode == "half_up" else "half_up"] > 0
+    # the sigmoid: V between table nodes in almost every lookup
+    assert orc.lookups["interp_differs"] > orc.lookups["sigma"] // 2, orc.lookups
+    assert Y.sum() >= 5 and n_student >= 5
 
 
 # ----------------------------------------------------------------------------- constructed
