@@ -159,6 +159,7 @@ LE_SCHEMA: dict[str, Any] = {
         "mant_bits": Field(int, 4, 20, doc="mantissa width of the neuron's constants"),
         "g_cap": Field(float, 0.1, 1000.0, doc="gamma_s (1 - sigma) abs(e) that the largest step (one event, or the top level) carries; beyond it the excess is carried to the next steps"),
         "carry_bits": Field(int, 8, 62, doc="signed width of the carry of post amounts not sent yet (units 2**-prob_frac of a step unit)"),
+        "word_bits": Field(int, 16, 62, doc="the learning neuron's word: every state variable and intermediate is one signed (magnitudes: unsigned) word, products are double words shifted back (Loihi 2: 24); each format must fit it"),
     },
     "mapping": {
         "w_frac": Field(int, 0, 40, auto=True, doc="weight LSB 2**-w_frac (LearningDense weight exponent); auto: the task's weights use at least 6 of the 8 mantissa bits with headroom"),
@@ -293,6 +294,17 @@ def _cross_checks(tree: dict, where: str):
                           f"so the accumulator fits 62 bits (got {w['extra_frac']})")
 
 
+def _le_cross_checks(tree: dict, where: str):
+    """The learning neuron's formats must fit its word (``neuron.word_bits``)."""
+    from emulator.learning.constants import NeuronSpec, neuron_word_problems
+    mp = tree["mapping"]
+    graded = mp["encoding"] in ("graded", "auto")
+    bad = neuron_word_problems(NeuronSpec(**tree["neuron"]), mp["levels"] if graded else 1,
+                               mp["unit_ratio"] if graded else 1)
+    if bad:
+        raise ConfigError(f"{where}: key '{bad[0].split(':')[0]}' {bad[0].split(': ', 1)[1]}")
+
+
 def validate(tree: dict, where: str = "<config>") -> HwConfig:
     """Validate a raw config mapping; raise :class:`ConfigError` on the first problem."""
     if not isinstance(tree, dict):
@@ -308,6 +320,7 @@ def validate(tree: dict, where: str = "<config>") -> HwConfig:
                               "(allowed: name, description, kind)")
     elif kind == "learning_engine":
         out = _validate(tree, LE_SCHEMA, where, "", None)
+        _le_cross_checks(out, where)
     else:
         out = _validate(tree, top, where, "", None)
         _cross_checks(out, where)

@@ -25,7 +25,5 @@ MAX_SHIFT = 62  #: largest right shift of an int64 value the rounding functions 
 DECAY_BITS = 12
 DECAY_UNITY = 1 << DECAY_BITS  #: 4096, "no decay" multiplier of the Lava form
 
-#: fixedpoint.recip: fractional bits of the normalized mantissa and of the reciprocal
-#: (U0.30 / U1.30), and log2 of the reciprocal seed table's size (256 entries).
-RECIP_FRAC = 30
+#: fixedpoint.recip: log2 of the reciprocal seed table's size (256 entries).
 RECIP_TABLE_BITS = 8

@@ -23,7 +23,7 @@ from __future__ import annotations
 import numpy as np
 from numba import njit
 
-from .constants import (DECAY_BITS, DECAY_UNITY, GOLDEN, RECIP_FRAC, RECIP_TABLE_BITS,
+from .constants import (DECAY_BITS, DECAY_UNITY, GOLDEN, RECIP_TABLE_BITS,
                         ROUNDING_MODES)
 from .constants import MIX_M1 as _M1
 from .constants import MIX_M2 as _M2
@@ -310,36 +310,25 @@ def shift_right_row(out, vals, s, mode, prefix, base, stride):
             out[i] = (xv >> s) + (((xv & m) + bias) >> s)
 
 
-@njit(cache=True)
-def floor_pow2_div_jit(k, den, qbits, table):
-    """Scalar twin of :func:`fixedpoint.recip.floor_pow2_div`: ``(quotient, saturated)``;
-    ``table`` is :func:`fixedpoint.recip.recip_table`'s array."""
-    f = RECIP_FRAC
+@njit(cache=True, inline="always")
+def recip_word_jit(x, word_bits, table):
+    """Scalar twin of :func:`fixedpoint.recip.recip_word`: ``(y, e)`` with
+    ``1 / x ~= y 2**-(word_bits - 2 + e)``; ``(0, 0)`` for ``x <= 0``.  ``table`` is
+    :func:`fixedpoint.recip.recip_table` ``(word_bits)``."""
+    if x <= 0:
+        return np.int64(0), np.int64(0)
+    f = word_bits - 2
     tb = RECIP_TABLE_BITS
-    num = np.int64(1) << k
-    top = (np.int64(1) << qbits) - 1
-    if den <= 0:
-        return top, True
-    if k >= qbits and den <= (np.int64(1) << (k - qbits)):
-        return top, True
     e = np.int64(0)
-    x = den
-    while x > 1:
-        x >>= 1
+    v = x
+    while v > 1:
+        v >>= 1
         e += 1
-    xm = den << (f - e) if e <= f else den >> (e - f)
+    xm = x << (f - e)
     y = table[(xm >> (f - tb)) - (np.int64(1) << tb)]
-    two = np.int64(2) << f
-    for _ in range(2):
-        y = (y * (two - ((xm * y) >> f))) >> f
-    sh = k - e - f
-    q = y << sh if sh >= 0 else y >> (-sh)
-    r = num - q * den
-    for _ in range(1):                  # fixedpoint.recip.MAX_CORRECTIONS
-        if r < 0:
-            q -= 1
-            r += den
-        if r >= den:
-            q += 1
-            r -= den
-    return (q if q < top else top), False
+    one = np.int64(1) << f
+    half = np.int64(1) << (f - 1)
+    for _ in range(2):                  # fixedpoint.recip.NEWTON_STEPS
+        err = one - ((xm * y + half) >> f)
+        y = y + ((y * err + half) >> f)
+    return y, e

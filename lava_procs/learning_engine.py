@@ -104,21 +104,24 @@ class NatGradLENeuron(LearningNeuronProcess, AbstractProcess):
 class PyNatGradLENeuronFixed(LearningNeuronModelFixed):
     """Integer model: one :func:`emulator.learning.neuron_step` per time step."""
 
-    a_in: PyInPort = LavaPyType(PyInPort.VEC_DENSE, np.int32, precision=24)
+    # Declared widths are the neuron's 24-bit words (LIF's u, v are 24 in Lava's Loihi
+    # models); a_in is Dense's 16-bit a_out.  counts and events are host-side monitoring
+    # counters (read out, not part of the neuron program), hence wider.
+    a_in: PyInPort = LavaPyType(PyInPort.VEC_DENSE, np.int32, precision=16)
     y_in: PyInPort = LavaPyType(PyInPort.VEC_DENSE, np.int32, precision=1)
-    a_m: np.ndarray = LavaPyType(np.ndarray, np.int64, precision=48)
-    a_s: np.ndarray = LavaPyType(np.ndarray, np.int64, precision=48)
-    hbar: np.ndarray = LavaPyType(np.ndarray, np.int64, precision=28)
-    gamma: np.ndarray = LavaPyType(np.ndarray, np.int64, precision=24)
-    v: np.ndarray = LavaPyType(np.ndarray, np.int64, precision=16)
-    sigma: np.ndarray = LavaPyType(np.ndarray, np.int64, precision=17)
-    err: np.ndarray = LavaPyType(np.ndarray, np.int64, precision=18)
-    p: np.ndarray = LavaPyType(np.ndarray, np.int64, precision=40)
+    a_m: np.ndarray = LavaPyType(np.ndarray, np.int32, precision=24)
+    a_s: np.ndarray = LavaPyType(np.ndarray, np.int32, precision=24)
+    hbar: np.ndarray = LavaPyType(np.ndarray, np.int32, precision=24)
+    gamma: np.ndarray = LavaPyType(np.ndarray, np.int32, precision=24)
+    v: np.ndarray = LavaPyType(np.ndarray, np.int32, precision=16)
+    sigma: np.ndarray = LavaPyType(np.ndarray, np.int32, precision=17)
+    err: np.ndarray = LavaPyType(np.ndarray, np.int32, precision=18)
+    p: np.ndarray = LavaPyType(np.ndarray, np.int32, precision=24)
     counts: np.ndarray = LavaPyType(np.ndarray, np.int64, precision=48)
     events: np.ndarray = LavaPyType(np.ndarray, np.int64, precision=48)
-    pend: np.ndarray = LavaPyType(np.ndarray, np.int64, precision=48)
-    sent: np.ndarray = LavaPyType(np.ndarray, np.int64, precision=1)
-    carry: np.ndarray = LavaPyType(np.ndarray, np.int64, precision=40)
+    pend: np.ndarray = LavaPyType(np.ndarray, np.int32, precision=24)
+    sent: np.ndarray = LavaPyType(np.ndarray, np.int32, precision=1)
+    carry: np.ndarray = LavaPyType(np.ndarray, np.int32, precision=24)
 
     def __init__(self, proc_params):
         super().__init__(proc_params)

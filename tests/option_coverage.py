@@ -155,7 +155,7 @@ ROWS: dict[tuple[str, str], Row] = {
                  "sigma_node_frac", "sigma_interpolate", "error_frac", "hbar_frac",
                  "hbar_tau_shift", "gamma_every", "gamma_frac", "prob_frac", "mant_bits")},
     **{("learning_engine", f"neuron.{f}"): _LE_SAT
-       for f in ("v_bits", "gamma_bits", "g_cap", "carry_bits")},
+       for f in ("v_bits", "gamma_bits", "g_cap", "carry_bits", "word_bits")},
     ("learning_engine", "mapping.w_frac"): _LE_LAVA,
     ("learning_engine", "mapping.k_x"): _LE_TAGS,
     ("learning_engine", "mapping.c_ev"): _LE_TAGS,

@@ -266,8 +266,12 @@ def test_learning_engine_design_integers(le_task, eta, config):
     check_scale(f"LE eta={eta:g} d_s", math.exp(-p.dt / p.tau_s), d.ds, nf.decay_frac)
     check_mantissa(f"LE eta={eta:g} L s", s * L, d.vk_mant, d.vk_shift, mb)
     check_mantissa(f"LE eta={eta:g} phi_max dt", p.phi_max * p.dt, d.phidt_mant, d.phidt_shift, mb)
-    check_mantissa(f"LE eta={eta:g} phi_max beta^2", p.phi_max * p.beta ** 2, d.a_mant, d.a_shift, mb)
+    check_mantissa(f"LE eta={eta:g} 1/(phi_max beta^2)", 1.0 / (p.phi_max * p.beta ** 2),
+                   d.ginv_mant, d.ginv_shift, mb)
     check_mantissa(f"LE eta={eta:g} eta/E_q", eta / e_q, d.k_mant, d.k_shift, mb)
+    # |e| eta / E_q (|e| <= 1) uses the most fractional bits one signed neuron word holds
+    k_top = d.k_mant * 2.0 ** (d.ek_frac - d.k_shift)
+    assert 2 ** (nf.word_bits - 2) <= k_top < 2 ** (nf.word_bits - 1), (d.ek_frac, k_top)
     check_mantissa(f"LE eta={eta:g} 1/v_lsb", 1.0 / d.v_lsb, d.vq_mant, d.vq_shift, mb)
     # tags t_i = step round(T / (r_i step)), T = c_ev s / (K_x c_u hc)
     hc = d.info["acc_per_t_x1"]

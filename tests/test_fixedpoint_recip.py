@@ -1,63 +1,65 @@
-"""Division-free floor(2**K / den) (issue 23 item 2): the reciprocal table, two Newton steps
-and the bounded exact correction equal integer division on every input tried, the numba twin
-equals the numpy version, and one correction step fewer than MAX_CORRECTIONS is not enough
-(so the bound is tight, and a broken Newton step cannot hide behind the correction)."""
+"""Division-free reciprocal in 24-bit words (issue 23 item 2): the seed table and two Newton
+steps stay within the stated bound (one unit of y's last place, REL_ERROR_BOUND relative) on
+EVERY mantissa a 24-bit word can hold; the numba twin equals the numpy version; one Newton
+step is not enough (so the bound is tight and a broken step cannot hide)."""
 import numpy as np
 import pytest
 
 from fixedpoint import recip
-from fixedpoint.jit import floor_pow2_div_jit
-from fixedpoint.recip import MAX_CORRECTIONS, floor_pow2_div, recip_table
+from fixedpoint.jit import recip_word_jit
+from fixedpoint.recip import REL_ERROR_BOUND, recip_table, recip_word
+
+W = 24
+F = W - 2
 
 
-def _exact(k, den, qbits):
-    top = (1 << qbits) - 1
-    q = np.array([(1 << k) // int(d) if d > 0 else top + 1 for d in den], dtype=object)
-    sat = np.array([v > top for v in q])
-    return np.array([min(int(v), top) for v in q], np.int64), sat
+def _all_mantissas():
+    return np.arange(1 << F, 1 << (F + 1), dtype=np.int64)      # e = F: xm = x
 
 
-def _inputs(seed=1):
-    rng = np.random.default_rng(seed)
-    p = np.arange(1, 46)
-    return np.unique(np.concatenate([
-        (2.0 ** rng.uniform(0, 45, 100_000)).astype(np.int64), np.arange(1, 3000),
-        np.int64(1) << p, (np.int64(1) << p) - 1, (np.int64(1) << p) + 1, [0, -1, -(2 ** 40)]]))
+def test_within_one_ulp_on_every_mantissa():
+    x = _all_mantissas()
+    y, e = recip_word(x, W)
+    assert np.all(e == F)
+    exact = 2.0 ** (2 * F) / x                      # float64 holds these to 2**-52 relative
+    err = y - exact
+    assert np.abs(err).max() < 1.0, np.abs(err).max()
+    rel = np.abs(y * 2.0 ** -(F + e) * x - 1)
+    assert rel.max() <= REL_ERROR_BOUND
+    # every word stays a signed 24-bit word: y <= 2**F, xm y / 2**F about 2**F
+    assert y.max() <= 2 ** F and y.min() > 2 ** (F - 1) - 2
 
 
-@pytest.mark.parametrize("k,qbits", [(56, 24), (40, 24), (48, 16), (30, 30), (61, 24)])
-def test_equals_integer_division(k, qbits):
-    den = _inputs()
-    den = den[den < (1 << 61)]
-    q, sat = floor_pow2_div(k, den, qbits)
-    ex, exsat = _exact(k, den, qbits)
-    np.testing.assert_array_equal(q, ex)
-    np.testing.assert_array_equal(sat, exsat)
-
-
-def test_exhaustive_small_denominators():
-    den = np.arange(-3, 1 << 20, dtype=np.int64)
-    q, sat = floor_pow2_div(44, den, 24)
-    ex = np.where(den > 0, (np.int64(1) << 44) // np.maximum(den, 1), 1 << 24)
-    np.testing.assert_array_equal(q, np.minimum(ex, (1 << 24) - 1))
-    np.testing.assert_array_equal(sat, ex > (1 << 24) - 1)
+def test_small_inputs_and_exponent():
+    x = np.concatenate([np.arange(1, 1 << 14), (np.int64(1) << np.arange(0, 23)),
+                        (np.int64(1) << np.arange(1, 23)) - 1])
+    y, e = recip_word(x, W)
+    np.testing.assert_array_equal(e, np.floor(np.log2(x)).astype(np.int64))
+    rel = np.abs(y * 2.0 ** -(F + e) * x - 1)
+    assert rel.max() <= REL_ERROR_BOUND
+    y0, e0 = recip_word(np.array([0, -5]), W)
+    np.testing.assert_array_equal(y0, [0, 0])
 
 
 def test_numba_twin_is_bit_identical():
-    den = _inputs(seed=2)[::7]
-    table = recip_table()
-    for k, qbits in ((56, 24), (40, 24)):
-        q, sat = floor_pow2_div(k, den, qbits)
-        got = [floor_pow2_div_jit(k, int(d), qbits, table) for d in den]
-        np.testing.assert_array_equal(np.array([g[0] for g in got]), q)
-        np.testing.assert_array_equal(np.array([g[1] for g in got]), sat)
+    rng = np.random.default_rng(2)
+    x = np.concatenate([rng.integers(1, 1 << 23, 20_000), np.arange(-2, 3000)])
+    table = recip_table(W)
+    y, e = recip_word(x, W)
+    got = np.array([recip_word_jit(np.int64(v), W, table) for v in x])
+    np.testing.assert_array_equal(got[:, 0], y)
+    np.testing.assert_array_equal(got[:, 1], e)
 
 
-def test_the_correction_bound_is_needed_and_enough(monkeypatch):
-    den = _inputs(seed=3)
-    ex, _ = _exact(56, den, 24)
-    monkeypatch.setattr(recip, "MAX_CORRECTIONS", MAX_CORRECTIONS - 1)
-    q, _ = floor_pow2_div(56, den, 24)
-    assert np.any(q != ex)                       # one step fewer: some quotients are off
-    monkeypatch.setattr(recip, "MAX_CORRECTIONS", MAX_CORRECTIONS)
-    np.testing.assert_array_equal(floor_pow2_div(56, den, 24)[0], ex)
+def test_one_newton_step_is_not_enough(monkeypatch):
+    x = _all_mantissas()[::97]
+    monkeypatch.setattr(recip, "NEWTON_STEPS", 1)
+    y, e = recip_word(x, W)
+    rel = np.abs(y * 2.0 ** -(F + e) * x - 1)
+    assert rel.max() > 4 * REL_ERROR_BOUND      # measured: 8x
+
+
+@pytest.mark.parametrize("word_bits", [24, 32])
+def test_table_seeds_fit_the_word(word_bits):
+    t = recip_table(word_bits)
+    assert t.max() <= 2 ** (word_bits - 2) and t.min() >= 2 ** (word_bits - 3)

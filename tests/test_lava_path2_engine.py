@@ -93,7 +93,7 @@ CASES = {
     "carry3_t2_per_trace": dict(mapping=LE.MappingSpec(hidden_bits=3),
                                 engine=LE.EngineSpec(t_epoch=2, trace_rounding="per_synapse")),
     "wider_engine": dict(engine=LE.EngineSpec(trace_bits=8, synaptic_bits=10)),
-    "nearest_sigma_node": dict(neuron=LE.NeuronSpec(sigma_interpolate=False, prob_frac=20)),
+    "nearest_sigma_node": dict(neuron=LE.NeuronSpec(sigma_interpolate=False, prob_frac=12)),
     # graded third factors: the shipped shape, with epochs (levels accumulate in the carry
     # and go out on the epoch's last step), ideal roundings, no hidden bits, the Euclidean
     # rule, a narrow carry register that saturates
@@ -108,7 +108,7 @@ CASES = {
                                                  rule="euclid", c_ev="auto")),
     "graded_carry_saturates": dict(mapping=LE.MappingSpec(hidden_bits=4, encoding="graded",
                                                           levels=1),
-                                   neuron=LE.NeuronSpec(carry_bits=26)),
+                                   neuron=LE.NeuronSpec(carry_bits=16)),
 }
 
 

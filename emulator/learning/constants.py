@@ -33,12 +33,12 @@ F_S = 16         #: sigma, 1 - sigma, sigma (1-sigma)^2: U0.16
 SIG_SPAN = 64    #: sigma table over V in [-64, 64) mV ...
 SIG_NODE_FRAC = 2  #: ... with nodes every 2**-2 mV (513 nodes), linear interpolation
 F_E = 16         #: error e = y - phi_max dt sigma, S.16
-F_H = 28         #: running mean of sigma (1-sigma)^2, U0.28
+F_H = 25         #: running mean of sigma (1-sigma)^2, U0.25 (its update fits a 24-bit word)
 H_TAU_SHIFT = 12  #: EMA time constant 2**12 steps (2.048 s)
 GAMMA_EVERY = 64  #: gamma_s = 1 / (phi_max beta^2 hbar) refreshed every 64 steps
 F_G = 16         #: gamma_s U8.16 (saturates at 256)
 G_BITS = 24
-F_P = 24         #: event probability U0.24
+F_P = 14         #: post amounts, levels, event probability: units 2**-14 (+-512 units in 24 bits)
 MANT_BITS = 16   #: mantissa width of the neuron's constants
 STREAM_EVENT = 32  #: counter-RNG stream of the event draws
 STREAM_VQ = 33     #: counter-RNG stream of the stochastic rounding of Vq
@@ -49,13 +49,23 @@ STREAM_X_ROUND = 36  #: x-trace decay, index trial << 32 | j N + i (j = 0: x1, 1
 STREAM_Y_ROUND = 37  #: y-trace decay, index trial << 32 | j M + m (j = 0, 1, 2: y1..y3)
 D_OFFSET = 128       #: hidden-bits tag d = D + residual, the events coding's D (tag_2 in [0, 255])
 G_CAP = 4.0        #: gamma_s (1 - sigma) |e| at which the event probability reaches 1
-CARRY_BITS = 40    #: signed width of the neuron's post-factor carry (units 2**-prob_frac)
+CARRY_BITS = 24    #: signed width of the neuron's post-factor carry (units 2**-prob_frac)
+#: Loihi 2's neuron word: every state variable and intermediate of the learning neuron is a
+#: signed (or, for magnitudes, unsigned) word of this many bits; products of two words are
+#: double words shifted straight back into a word (docs/learning_neuron_program.md)
+WORD_BITS = 24
+#: Dense's a_out as Lava declares it (``proc/dense/models.py``: precision 16, signed); the
+#: neuron saturates its input to this width (counted: ``input_saturation``)
+A_OUT_BITS = 16
 
 # neuron counters (in this order in NeuronState.counts).  ``post_carry``: steps whose post
 # factor exceeded what one step can send (event probability 1, or the top level) and whose
 # excess was carried into the next steps; ``carry_saturation``: the carry register clipped.
+# ``word_saturation``: an intermediate clipped to the neuron word (:data:`WORD_BITS`);
+# ``input_saturation``: the dendritic input clipped to Dense's 16-bit a_out.
 NEURON_COUNTERS = ("potential_saturation", "post_carry", "vq_saturation",
-                   "gamma_saturation", "carry_saturation")
+                   "gamma_saturation", "carry_saturation", "word_saturation",
+                   "input_saturation")
 
 #: Third-factor encodings (``MappingSpec.encoding``) and rules the engine can learn.
 ENCODINGS = ("events", "graded")
@@ -125,6 +135,39 @@ class NeuronSpec:
     mant_bits: int = MANT_BITS
     g_cap: float = G_CAP
     carry_bits: int = CARRY_BITS
+    word_bits: int = WORD_BITS
+
+
+def neuron_word_problems(nf: NeuronSpec, levels: int = 3, unit_ratio: int = 3) -> list[str]:
+    """Why the formats of ``nf`` do not fit its ``word_bits``-bit words (empty: they fit).
+
+    Each entry names the field and its allowed range.  Checked where a value is *declared*
+    (a format that cannot hold its variable's range); what a run pushes beyond a word at
+    run time is saturated and counted (``word_saturation``).
+    """
+    w = nf.word_bits
+    out = []
+
+    def need(field, value, hi, why):
+        if value > hi:
+            out.append(f"neuron.{field}: {value} does not fit the {w}-bit neuron word "
+                       f"(allowed <= {hi}: {why})")
+
+    need("v_bits", nf.v_bits, w, "V is one signed word")
+    need("gamma_bits", nf.gamma_bits, w, "gamma_s is one unsigned word")
+    need("carry_bits", nf.carry_bits, w, "the carry is one signed word")
+    need("sigma_frac", nf.sigma_frac, w - 2, "1 - sigma reaches 1.0")
+    need("error_frac", nf.error_frac, w - 2, "the error reaches +-1")
+    need("hbar_frac", nf.hbar_frac, w + 1, "the running mean's update (h - hbar) reaches "
+         "+-4/27 and must be one signed word")
+    need("filter_frac", nf.filter_frac, w - A_OUT_BITS, f"the {A_OUT_BITS}-bit input shifted "
+         "by filter_frac must be one word")
+    need("decay_frac", nf.decay_frac, w - 1, "the decays are unsigned words below 1.0")
+    need("mant_bits", nf.mant_bits, w - 1, "the constants are one word")
+    top = levels * unit_ratio
+    need("prob_frac", nf.prob_frac, w - 2 - int(top).bit_length(),
+         f"the top level's amount ({top} units) must fit one signed word with a spare bit")
+    return out
 
 
 @_dc.dataclass(frozen=True)

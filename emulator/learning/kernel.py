@@ -20,25 +20,25 @@ import collections
 import numpy as np
 from numba import njit
 
-from fixedpoint.jit import (HALF_UP, floor_pow2_div_jit, random_bits_from_prefix, saturate,
+from fixedpoint.jit import (HALF_UP, random_bits_from_prefix, recip_word_jit, saturate,
                             shift_right, stream_prefix)
 from fixedpoint.recip import recip_table
 
 from emulator.spikes import spike_prefixes, spikes_step
 
-from .constants import (STREAM_D_ROUND, STREAM_EVENT, STREAM_VQ, STREAM_W_ROUND, STREAM_X_ROUND,
-                        STREAM_Y_ROUND)
+from .constants import (A_OUT_BITS, NEURON_COUNTERS, STREAM_D_ROUND, STREAM_EVENT, STREAM_VQ,
+                        STREAM_W_ROUND, STREAM_X_ROUND, STREAM_Y_ROUND)
 from .rule_design import Design, u_exponent
 
-#: gamma_s's division-free reciprocal seeds (a constant of the compiled kernel)
-_RECIP_TABLE = recip_table()
+_C_WORD = NEURON_COUNTERS.index("word_saturation")
+_C_INPUT = NEURON_COUNTERS.index("input_saturation")
 
 _R0 = np.uint64(0)    #: random word for deterministic rounding modes (ignored)
 _VAR_CODE = {"x1": 0, "x2": 1, "y1": 2, "y2": 3, "y3": 4, "w": 5, "t": 6, "d": 7}
 _KC_NAMES = (
     # design integers
-    "DM", "DS", "VK_MANT", "VK_SH", "PHIDT_MANT", "PHIDT_SH", "A_MANT", "A_SH", "K_MANT",
-    "K_SH", "VQ_MANT", "VQ_SH", "KX", "WEXP",
+    "DM", "DS", "VK_MANT", "VK_SH", "PHIDT_MANT", "PHIDT_SH", "GINV_MANT", "GINV_SH",
+    "K_MANT", "K_SH", "EK_FRAC", "VQ_MANT", "VQ_SH", "KX", "WEXP", "WORD_BITS",
     # neuron formats (NeuronSpec)
     "F_A", "F_D", "F_V", "V_BITS", "F_S", "SIG_SPAN", "SIG_NODE_FRAC", "SIG_INTERP", "F_E",
     "F_H", "H_TAU_SHIFT", "GAMMA_EVERY", "F_G", "G_BITS", "F_P", "Y_EVENT", "Y_OFFSET",
@@ -73,8 +73,9 @@ def pack(d: Design, products):
         raise ValueError("one u<k> per rule set (as Lava)")
     vals = dict(
         DM=d.dm, DS=d.ds, VK_MANT=d.vk_mant, VK_SH=d.vk_shift, PHIDT_MANT=d.phidt_mant,
-        PHIDT_SH=d.phidt_shift, A_MANT=d.a_mant, A_SH=d.a_shift, K_MANT=d.k_mant,
-        K_SH=d.k_shift, VQ_MANT=d.vq_mant, VQ_SH=d.vq_shift, KX=d.k_x, WEXP=d.weight_exp,
+        PHIDT_SH=d.phidt_shift, GINV_MANT=d.ginv_mant, GINV_SH=d.ginv_shift,
+        K_MANT=d.k_mant, K_SH=d.k_shift, EK_FRAC=d.ek_frac, VQ_MANT=d.vq_mant,
+        VQ_SH=d.vq_shift, KX=d.k_x, WEXP=d.weight_exp, WORD_BITS=nf.word_bits,
         F_A=nf.filter_frac, F_D=nf.decay_frac, F_V=nf.v_frac, V_BITS=nf.v_bits,
         F_S=nf.sigma_frac, SIG_SPAN=nf.sigma_span_mv, SIG_NODE_FRAC=nf.sigma_node_frac,
         SIG_INTERP=int(bool(nf.sigma_interpolate)), F_E=nf.error_frac, F_H=nf.hbar_frac,
@@ -107,6 +108,21 @@ def _hu_i(x, s):
     Scalar twin of :func:`emulator.learning.neuron._hu` (same bits; see there).
     """
     return shift_right(x, s, HALF_UP, _R0)
+
+
+@njit(cache=True, inline="always")
+def _shr_i(x, s):
+    """Scalar twin of :func:`emulator.learning.neuron._shr`."""
+    return shift_right(x, s, HALF_UP, _R0) if s > 0 else x << (-s)
+
+
+@njit(cache=True, inline="always")
+def _word_i(x, lo, hi, counts):
+    """Scalar twin of :func:`emulator.learning.neuron._word` (bounds given)."""
+    if x < lo or x > hi:
+        counts[_C_WORD] += 1
+        return saturate(x, lo, hi)
+    return x
 
 
 @njit(cache=True, inline="always")
@@ -200,7 +216,7 @@ LEKernelState = collections.namedtuple(
 #: The design as the kernels read it: :func:`pack`'s arrays, the sigmoid table, the tags and
 #: ``exp(-1/tau)`` of the x traces (2,) and of the y traces (scalar).
 LEKernelConst = collections.namedtuple(
-    "LEKernelConst", ("kc", "lut", "ptab", "pconst", "tags", "dec_x", "dec_y"))
+    "LEKernelConst", ("kc", "lut", "ptab", "pconst", "tags", "dec_x", "dec_y", "rtab"))
 #: Per-thread scratch of one trial step; ``act`` (P,) lists the products :func:`_active`.
 LEScratch = collections.namedtuple(
     "LEScratch", ("bap", "y1v", "y2v", "y3v", "xh", "yh", "vy0", "vu", "act", "accw", "accd",
@@ -217,7 +233,7 @@ def _le_step(k, b, spk, yt, r_x, r_y, r_w, pe, pv, seed, trial, c, st, sc):
     ``pe``, ``pv``: the step's stream prefixes of the event and Vq draws.  The arithmetic of
     :func:`.neuron.neuron_step` + :func:`.lava_replica.synapse_step`, element by element.
     """
-    kc, lut, ptab, pconst, tags, dec_x, dec_y = c
+    kc, lut, ptab, pconst, tags, dec_x, dec_y, rtab = c
     W = st.W
     N = W.shape[2]
     M = W.shape[1]
@@ -237,7 +253,13 @@ def _le_step(k, b, spk, yt, r_x, r_y, r_w, pe, pv, seed, trial, c, st, sc):
     vtop = np.int64(1) << (kc[KC_V_BITS] - 1)
     one = np.int64(1) << fp
     gbits = kc[KC_G_BITS]
-    gk = fg + fh + kc[KC_A_SH]                   # gamma_s = floor(2**gk / (hbar a_mant))
+    wb = kc[KC_WORD_BITS]
+    wlo = -(np.int64(1) << (wb - 1))
+    whi = (np.int64(1) << (wb - 1)) - 1
+    uhi = (np.int64(1) << wb) - 1
+    atop = np.int64(1) << (A_OUT_BITS - 1)
+    gtop = (np.int64(1) << gbits) - 1
+    ekf = kc[KC_EK_FRAC]
     sub = fv - kc[KC_SIG_NODE_FRAC]
     span = np.int64(kc[KC_SIG_SPAN]) << fv
     interp = kc[KC_SIG_INTERP] == 1
@@ -258,11 +280,14 @@ def _le_step(k, b, spk, yt, r_x, r_y, r_w, pe, pv, seed, trial, c, st, sc):
     # ---- learning neuron
     for m in range(M):
         a_in = st.a_buff[b, m]
-        am = _hu_i(st.a_m[b, m] * kc[KC_DM], fd) + (a_in << fa)
-        as_ = _hu_i(st.a_s[b, m] * kc[KC_DS], fd) + (a_in << fa)
+        if a_in < -atop or a_in > atop - 1:
+            counts[_C_INPUT] += 1
+            a_in = saturate(a_in, -atop, atop - 1)
+        am = _word_i(_hu_i(st.a_m[b, m] * kc[KC_DM], fd) + (a_in << fa), wlo, whi, counts)
+        as_ = _word_i(_hu_i(st.a_s[b, m] * kc[KC_DS], fd) + (a_in << fa), wlo, whi, counts)
         st.a_m[b, m] = am
         st.a_s[b, m] = as_
-        diff = _hu_i(am * kc[KC_DM] - as_ * kc[KC_DS], fd)
+        diff = _word_i(_hu_i(am * kc[KC_DM] - as_ * kc[KC_DS], fd), wlo, whi, counts)
         v = _hu_i(diff * kc[KC_VK_MANT], fa + kc[KC_VK_SH] - fv)
         if v < -vtop or v > vtop - 1:
             counts[0] += 1
@@ -277,18 +302,33 @@ def _le_step(k, b, spk, yt, r_x, r_y, r_w, pe, pv, seed, trial, c, st, sc):
         s1 = (np.int64(1) << fs) - s
         e = (np.int64(yt[m]) << fe) - _hu_i(s * kc[KC_PHIDT_MANT], fs + kc[KC_PHIDT_SH] - fe)
         h = _hu_i(_hu_i(s * s1, fs) * s1, fs)
-        hb = st.hbar[b, m] + _hu_i((h << (fh - fs)) - st.hbar[b, m], kc[KC_H_TAU_SHIFT])
+        hb = st.hbar[b, m] + _hu_i(_word_i((h << (fh - fs)) - st.hbar[b, m], wlo, whi, counts),
+                                   kc[KC_H_TAU_SHIFT])
         st.hbar[b, m] = hb
         if k % kc[KC_GAMMA_EVERY] == 0:
-            g, gsat = floor_pow2_div_jit(gk, hb * kc[KC_A_MANT], gbits, _RECIP_TABLE)
+            # neuron._gamma_from_hbar: 1 / hbar ~ y 2**-(W-2+ex), times 1/(phi_max beta^2)
+            y, ex = recip_word_jit(hb, wb, rtab)
+            q = y * kc[KC_GINV_MANT]
+            gs = kc[KC_GINV_SH] + (wb - 2) + ex - fg - fh
+            if hb <= 0:
+                g = gtop
+                gsat = True
+            elif gs > 0:
+                g = _hu_i(q, gs)
+                gsat = g > gtop
+            else:
+                gsat = q > (gtop >> min(-gs, 62))
+                g = gtop if gsat else q << (-gs)
             if gsat:
                 counts[3] += 1
+                g = gtop
             st.gamma[b, m] = g
         gam = st.gamma[b, m] if use_gamma else np.int64(1) << fg
-        g1 = _hu_i(gam * s1, fg + fs - fp)
-        g2 = _hu_i(g1 * (e if e >= 0 else -e), fe)
-        a = _hu_i(g2 * kc[KC_K_MANT], kc[KC_K_SH])
-        amount = (a if e > 0 else -a) + st.carry[b, m]
+        g1 = _word_i(_hu_i(gam * s1, fs), np.int64(0), uhi, counts)
+        ek = _word_i(_shr_i((e if e >= 0 else -e) * kc[KC_K_MANT], fe + kc[KC_K_SH] - ekf),
+                     wlo, whi, counts)
+        a = _word_i(_shr_i(g1 * ek, fg + ekf - fp), wlo, whi, counts)
+        amount = _word_i((a if e > 0 else -a) + st.carry[b, m], wlo, whi, counts)
         mag = amount if amount >= 0 else -amount
         idx = tb | m
         r = np.int64(random_bits_from_prefix(pe, idx) >> np.uint64(64 - fp))
@@ -297,12 +337,14 @@ def _le_step(k, b, spk, yt, r_x, r_y, r_w, pe, pv, seed, trial, c, st, sc):
             if last:
                 ratio = kc[KC_UNIT_RATIO] if amount > 0 else np.int64(1)
                 unit = ratio << fp
-                nlev = mag // unit
+                nlev = np.int64(0)
+                for jl in range(1, n_levels + 1):        # compares, no division
+                    if mag >= jl * unit:
+                        nlev += 1
                 rem = mag - nlev * unit
                 if nlev >= n_levels:
                     lev = n_levels
-                    left = mag - n_levels * unit
-                    left = left if amount > 0 else -left
+                    left = rem if amount > 0 else -rem
                 else:
                     lev = nlev + (1 if r * ratio < rem else 0)
                     left = np.int64(0)
@@ -708,7 +750,8 @@ def kernel_const(d: Design, products) -> LEKernelConst:
     dec_x = np.exp(-1 / np.array([[d.x1_tau], [d.x2_tau]]))[:, 0]
     dec_y = float(np.exp(-1 / np.array([[d.engine.y_tau]]))[0, 0])
     return LEKernelConst(kc, np.asarray(d.sigma_lut, np.int64), ptab, pconst,
-                         np.asarray(d.tags, np.int64), dec_x, dec_y)
+                         np.asarray(d.tags, np.int64), dec_x, dec_y,
+                         recip_table(d.neuron.word_bits))
 
 
 def _block(st: LEKernelState, b0: int, b1: int) -> LEKernelState:

@@ -3,7 +3,17 @@
 Each step the neuron filters the dendritic current ``a_out`` of LearningDense, computes V,
 sigma(V) (lookup table), the teacher error e and gamma_s (from a running mean of
 sigma (1 - sigma)^2), and sends the third factors: the back-propagating spike (positive
-event), ``y1`` (negative event) and ``y3 = 64 + Vq``.  The Lava neuron model
+event), ``y1`` (negative event) and ``y3 = 64 + Vq``.
+
+Every state variable and intermediate is a ``d.neuron.word_bits``-bit word (24: Loihi 2's
+neuron word), signed, or unsigned for the magnitudes gamma_s and gamma_s (1 - sigma); the
+product of two words is a double word that one shift brings back into a word (a
+multiply-shift; two products may be summed in the double word first, a multiply-accumulate).
+A result beyond its word is saturated and counted (``word_saturation``); the input is
+Dense's 16-bit ``a_out`` (``input_saturation``).  gamma_s needs no division (a reciprocal
+table and two Newton steps, :mod:`fixedpoint.recip`); the graded level needs none either
+(compares).  ``docs/learning_neuron_program.md`` lists the program word operation by word
+operation, and ``tests/test_neuron_program.py`` holds it to this code.  The Lava neuron model
 (:mod:`lava_procs.learning_engine`) calls :func:`neuron_step`, so the arithmetic is shared.
 Lava's counterpart: a ``LearningNeuronModelFixed`` (``lava/magma/core/model/py/neuron.py``).
 """
@@ -14,10 +24,10 @@ import dataclasses
 import numpy as np
 
 from fixedpoint import rng
-from fixedpoint.recip import floor_pow2_div
+from fixedpoint.recip import recip_word
 from fixedpoint.rounding import shift_right
 
-from .constants import NEURON_COUNTERS, STREAM_EVENT, STREAM_VQ
+from .constants import A_OUT_BITS, NEURON_COUNTERS, STREAM_EVENT, STREAM_VQ
 from .rule_design import Design
 
 
@@ -31,6 +41,27 @@ def _hu(x, s: int) -> np.ndarray:
     return shift_right(x, s, "half_up")
 
 
+def _shr(x, s: int) -> np.ndarray:
+    """``x / 2**s`` rounded half up for ``s > 0``, ``x * 2**-s`` (exact) for ``s <= 0``."""
+    x = np.asarray(x, np.int64)
+    return _hu(x, s) if s > 0 else x << -s
+
+
+#: indices into NeuronState.counts
+_C_WORD, _C_INPUT = NEURON_COUNTERS.index("word_saturation"), NEURON_COUNTERS.index("input_saturation")
+
+
+def _word(st: "NeuronState", x, bits: int, signed: bool = True) -> np.ndarray:
+    """``x`` saturated to a ``bits``-bit word (signed, or unsigned); clips are counted in
+    ``word_saturation``."""
+    lo, hi = (-(1 << (bits - 1)), (1 << (bits - 1)) - 1) if signed else (0, (1 << bits) - 1)
+    x = np.asarray(x, np.int64)
+    bad = (x < lo) | (x > hi)
+    if bad.any():
+        st.counts[_C_WORD] += int(np.count_nonzero(bad))
+        x = np.clip(x, lo, hi)
+    return x
+
 
 @dataclasses.dataclass
 class NeuronState:
@@ -38,12 +69,12 @@ class NeuronState:
 
     a_m: np.ndarray      #: sum_i W_i a_m,i (slow filter of the dendritic current), F_A
     a_s: np.ndarray      #: fast filter, F_A
-    hbar: np.ndarray     #: running mean of sigma (1-sigma)^2, U0.28
+    hbar: np.ndarray     #: running mean of sigma (1-sigma)^2, U0.hbar_frac
     gamma: np.ndarray    #: gamma_s, U8.16
     v: np.ndarray        #: last V, S16.8 mV
     sigma: np.ndarray    #: last sigma, U0.16
     err: np.ndarray      #: last e, S.16
-    p: np.ndarray        #: last |post amount| in units E (event probability), U.24
+    p: np.ndarray        #: last |post amount| in units E (event probability), U.prob_frac
     counts: np.ndarray   #: (len(NEURON_COUNTERS),)
     #: (B, M, 2) events drawn but not yet sent (positive, negative): with t_epoch > 1 the
     #: engine sees one bap and the last y per epoch, so extra events wait for the next epoch
@@ -57,14 +88,26 @@ class NeuronState:
 
 
 def _gamma_from_hbar(d: Design, hbar: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-    """gamma_s = 1 / (phi_max beta^2 hbar) in U8.16 (floor), saturated; and the sat mask.
+    """gamma_s = 1 / (phi_max beta^2 hbar) in U8.16, saturated; and the saturation mask.
 
-    No division: ``floor(2**K / (hbar a_mant))`` from a 256-entry reciprocal table, two
-    Newton steps and one exact correction round (:mod:`fixedpoint.recip`), equal to the
-    integer division bit for bit."""
+    No division: ``1 / hbar ~= y 2**-(W - 2 + e)`` (:func:`fixedpoint.recip.recip_word`: a
+    count-leading-zeros, a 256-entry seed table, two Newton steps in W-bit words), then one
+    multiply-shift by ``ginv_mant 2**-ginv_shift ~= 1 / (phi_max beta^2)``.  Within
+    ``2**-21`` relative (plus the half-LSB of the last shift) of the exact quotient
+    (``tests/test_neuron_program.py``)."""
     nf = d.neuron
-    den = np.asarray(hbar, np.int64) * d.a_mant
-    return floor_pow2_div(nf.gamma_frac + nf.hbar_frac + d.a_shift, den, nf.gamma_bits)
+    w = nf.word_bits
+    hbar = np.asarray(hbar, np.int64)
+    top = (np.int64(1) << nf.gamma_bits) - 1
+    y, e = recip_word(hbar, w)
+    q = y * d.ginv_mant                                        # double word
+    s = d.ginv_shift + (w - 2) + e - nf.gamma_frac - nf.hbar_frac
+    left = np.maximum(-s, 0)
+    big = q > (top >> np.minimum(left, 62))                    # a left shift that overflows
+    g = np.where(s > 0, (q + (np.int64(1) << np.maximum(s - 1, 0))) >> np.maximum(s, 0),
+                 np.where(big, top, q << np.minimum(left, 62)))
+    sat = (hbar <= 0) | (g > top) | ((s <= 0) & big)
+    return np.where(sat, top, g), sat
 
 
 def neuron_init(d: Design, w_init_int: np.ndarray) -> NeuronState:
@@ -119,13 +162,20 @@ def neuron_step(d: Design, st: NeuronState, a_in: np.ndarray, y: np.ndarray, k: 
     nf = d.neuron
     fa, fd, fv, fs, fe, fh, fg, fp = (nf.filter_frac, nf.decay_frac, nf.v_frac, nf.sigma_frac,
                                       nf.error_frac, nf.hbar_frac, nf.gamma_frac, nf.prob_frac)
+    w = nf.word_bits
     a_in = np.asarray(a_in, np.int64)
     y = np.asarray(y, np.int64)
+    # 0. Dense's a_out is a 16-bit word
+    atop = np.int64(1) << (A_OUT_BITS - 1)
+    abad = (a_in < -atop) | (a_in > atop - 1)
+    if abad.any():
+        st.counts[_C_INPUT] += int(np.count_nonzero(abad))
+        a_in = np.clip(a_in, -atop, atop - 1)
     # 1. current filters: A = sum_i W_i a_i(k-1); x_i(k) = scale (d_m a_m(k-1) - d_s a_s(k-1))
     #    because a spike in bin k adds equally to both traces, so V(k) needs no bin-k input.
-    st.a_m = _hu(st.a_m * d.dm, fd) + (a_in << fa)
-    st.a_s = _hu(st.a_s * d.ds, fd) + (a_in << fa)
-    diff = _hu(st.a_m * d.dm - st.a_s * d.ds, fd)                               # F_A
+    st.a_m = _word(st, _hu(st.a_m * d.dm, fd) + (a_in << fa), w)
+    st.a_s = _word(st, _hu(st.a_s * d.ds, fd) + (a_in << fa), w)
+    diff = _word(st, _hu(st.a_m * d.dm - st.a_s * d.ds, fd), w)                 # F_A
     v = _hu(diff * d.vk_mant, fa + d.vk_shift - fv)
     vtop = 2 ** (nf.v_bits - 1)
     sat = (v < -vtop) | (v > vtop - 1)
@@ -138,17 +188,18 @@ def neuron_step(d: Design, st: NeuronState, a_in: np.ndarray, y: np.ndarray, k: 
     e = (y << fe) - _hu(s * d.phidt_mant, fs + d.phidt_shift - fe)
     # 3. gamma_s from the running mean of sigma (1 - sigma)^2
     h = _hu(_hu(s * s1, fs) * s1, fs)                                            # U0.16
-    st.hbar = st.hbar + _hu((h << (fh - fs)) - st.hbar, nf.hbar_tau_shift)
+    st.hbar = st.hbar + _hu(_word(st, (h << (fh - fs)) - st.hbar, w), nf.hbar_tau_shift)
     if k % nf.gamma_every == 0:
         st.gamma, gsat = _gamma_from_hbar(d, st.hbar)
         st.counts[3] += int(np.count_nonzero(gsat))
     # 4. the post factor in units: a = |P| / E (U.prob_frac), E = E_q (events) or E_n
-    #    (graded); P = eta gamma_s (1 - sigma) e (approx) or eta (1 - sigma) e (euclid)
+    #    (graded); P = eta gamma_s (1 - sigma) e (approx) or eta (1 - sigma) e (euclid).
+    #    |e| eta / E first (ek_frac bits), so small errors keep their precision.
     gam = st.gamma if d.mapped_rule == "approx" else np.int64(1) << fg
-    g1 = _hu(gam * s1, fg + fs - fp)                                             # U.24
-    g2 = _hu(g1 * np.abs(e), fe)                                                 # U.24
-    a = _hu(g2 * d.k_mant, d.k_shift)
-    amount = np.where(e > 0, a, -a) + st.carry          # signed, with last steps' excess
+    g1 = _word(st, _hu(gam * s1, fs), w, signed=False)                          # U8.fg
+    ek = _word(st, _shr(np.abs(e) * d.k_mant, fe + d.k_shift - d.ek_frac), w)   # U.ek_frac
+    a = _word(st, _shr(g1 * ek, fg + d.ek_frac - fp), w)                         # U.prob_frac
+    amount = _word(st, np.where(e > 0, a, -a) + st.carry, w)  # signed, with last steps' excess
     r = (rng.random_bits(seed, STREAM_EVENT, k, index) >> np.uint64(64 - fp)).astype(np.int64)
     if d.encoding == "graded":
         level, amount_left = post_levels(d, amount, r, emit=(k + 1) % d.engine.t_epoch == 0)
@@ -197,6 +248,7 @@ def post_levels(d: Design, amount, r, emit: bool):
     Below the top level L is the amount stochastically rounded (up with probability equal
     to the remainder's fraction of a unit: ``r unit_ratio < rem`` with ``r`` the top
     prob_frac bits of the step's random word), and nothing is left; at or beyond the top
+    level (found by compares against 1..levels units: no division)
     level L = levels and the excess is left (carried: no update is capped).  On steps that
     do not end an epoch (``emit`` False) nothing is sent and the whole amount is left.
     """
@@ -206,12 +258,14 @@ def post_levels(d: Design, amount, r, emit: bool):
         return np.zeros(amount.shape, np.int64), amount
     unit = np.where(amount > 0, np.int64(d.unit_ratio) << fp, np.int64(1) << fp)
     mag = np.abs(amount)
-    n = mag // unit
+    n = np.zeros(mag.shape, np.int64)
+    for j in range(1, d.levels + 1):                     # compares, no division
+        n += mag >= j * unit
     rem = mag - n * unit
     top = n >= d.levels
     ratio = np.where(amount > 0, d.unit_ratio, 1)
     level = np.where(top, d.levels, n + (r * ratio < rem))
-    left = np.where(top, np.sign(amount) * (mag - d.levels * unit), 0)
+    left = np.where(top, np.sign(amount) * rem, 0)
     return level.astype(np.int64), left.astype(np.int64)
 
 

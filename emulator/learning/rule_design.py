@@ -20,7 +20,7 @@ from emulator.params import NeuronParams
 from emulator.task import Task
 
 from .constants import (D_OFFSET, DEFAULT_ENGINE, DEFAULT_MAPPING, DEFAULT_NEURON, ENCODINGS,
-                        RULES, EngineSpec, MappingSpec, NeuronSpec)
+                        RULES, EngineSpec, MappingSpec, NeuronSpec, neuron_word_problems)
 
 
 def var_width(engine: EngineSpec, var: str) -> int:
@@ -152,10 +152,11 @@ class Design:
     sigma_lut: np.ndarray
     phidt_mant: int
     phidt_shift: int
-    a_mant: int               #: phi_max beta^2
-    a_shift: int
+    ginv_mant: int            #: 1 / (phi_max beta^2)
+    ginv_shift: int
     k_mant: int               #: eta / E_q
     k_shift: int
+    ek_frac: int              #: fractional bits of |e| eta / E (one signed neuron word)
     vq_mant: int              #: 1 / v_lsb
     vq_shift: int
     engine: EngineSpec = DEFAULT_ENGINE
@@ -819,8 +820,13 @@ def design(params: NeuronParams, rates, eta: float, w_frac: int | None = None, *
     sig = 0.5 * (1.0 + np.tanh(0.5 * p.beta * (nodes - p.theta)))
     sigma_lut = np.floor(sig * 2 ** nf.sigma_frac + 0.5).astype(np.int64)
     phidt_mant, phidt_shift = const_mantissa(p.phi_max * p.dt, nf.mant_bits)
-    a_mant, a_shift = const_mantissa(p.phi_max * p.beta ** 2, nf.mant_bits)
+    ginv_mant, ginv_shift = const_mantissa(1.0 / (p.phi_max * p.beta ** 2), nf.mant_bits)
     k_mant, k_shift = const_mantissa(eta / e_unit, nf.mant_bits)
+    # |e| eta / E <= k_mant 2**-k_shift: as many fractional bits as one signed word holds
+    ek_frac = nf.word_bits - 2 - int(np.floor(np.log2(k_mant * 2.0 ** -k_shift)))
+    bad = neuron_word_problems(nf, levels, ratio)
+    if bad:
+        raise ValueError("; ".join(bad))
     vq_mant, vq_shift = const_mantissa(1.0 / v_lsb, nf.mant_bits)
 
     if euclid:
@@ -842,7 +848,8 @@ def design(params: NeuronParams, rates, eta: float, w_frac: int | None = None, *
         "decay_m": {"float": p.decay_m, "realised": dm / 2 ** nf.decay_frac},
         "decay_s": {"float": p.decay_s, "realised": ds / 2 ** nf.decay_frac},
         "phi_max_dt": {"float": p.phi_max * p.dt, "realised": phidt_mant * 2.0 ** -phidt_shift},
-        "phi_max_beta2": {"float": p.phi_max * p.beta ** 2, "realised": a_mant * 2.0 ** -a_shift},
+        "1/phi_max_beta2": {"float": 1.0 / (p.phi_max * p.beta ** 2),
+                            "realised": ginv_mant * 2.0 ** -ginv_shift},
         "encoding": encoding, "rule": mp.rule,
         "tag_budget": {"up_units": up_d, "down_units": down_d, "residual_units": 2 ** h,
                        "fits": bool(fits) if h else None, "levels_pos": l_pos,
@@ -860,8 +867,9 @@ def design(params: NeuronParams, rates, eta: float, w_frac: int | None = None, *
                   k_x=int(k_x), x1_tau=x1_tau, x2_tau=x2_tau, tags=tags, tag_step=int(tag_step),
                   tag_scale=big_t, e_q=e_unit, v_lsb=v_lsb, products=products, weight_exp=0,
                   dm=dm, ds=ds, vk_mant=vk_mant, vk_shift=vk_shift, sigma_lut=sigma_lut,
-                  phidt_mant=phidt_mant, phidt_shift=phidt_shift, a_mant=a_mant,
-                  a_shift=a_shift, k_mant=k_mant, k_shift=k_shift, vq_mant=vq_mant,
+                  phidt_mant=phidt_mant, phidt_shift=phidt_shift, ginv_mant=ginv_mant,
+                  ginv_shift=ginv_shift, k_mant=k_mant, k_shift=k_shift, ek_frac=ek_frac,
+                  vq_mant=vq_mant,
                   vq_shift=vq_shift, engine=e, neuron=nf, mapping=mp, dd_products=dd_products,
                   all_y0=all_y0, y_event=y_event, y_offset=y_offset, y2_const=y2_const,
                   info=info,

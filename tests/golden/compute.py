@@ -29,7 +29,10 @@ CASES = (
 #: trials, steps, seed, config or None for the default spec records, config overrides).
 #: Re-recorded for issue 25 (graded third factors, the carry, tag_2's 8-bit range): the two
 #: default-record cases keep their weights, traces and events bit for bit, only their
-#: counters' names changed; the config cases are new.
+#: counters' names changed; the config cases are new.  Re-recorded again, all six, for
+#: issue 23: the learning neuron computes in 24-bit words (U0.25 running mean, amounts in
+#: units 2**-14, |e| eta / E before gamma_s (1 - sigma)), gamma_s without a division
+#: (within 2**-21 of the quotient, no longer equal to it), and two new counters.
 LE_CASES = (
     ("learning_engine_fig3", 100, 1, 2, 2000, 7, None, {}),
     ("learning_engine_N9_M2", 9, 2, 2, 1500, 4, None, {}),
