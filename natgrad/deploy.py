@@ -170,8 +170,8 @@ def _deploy_learning_engine(cfg, args, rates) -> int:
     print(f"  build it in Lava: lava_procs.deployment.build_from_deployment('{out}')")
     print("  what runs where: the synapses are Lava's LearningDense (on Loihi 2, the chip's "
           "learning engine); the learning neuron is a CPU ProcessModel only: on a chip its "
-          "program (docs/learning_engine.md, 'The learning neuron') must be written in neuron "
-          "microcode or for an embedded core")
+          "program (docs/learning_neuron_program.md: 24-bit words, no division) must be "
+          "written in neuron microcode or for an embedded core")
     return 0
 
 

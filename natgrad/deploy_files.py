@@ -390,8 +390,9 @@ def learning_engine_record(cfg, d, w0: np.ndarray, seed: int, trial: int, task) 
                 "neuron); run_deployment(DIR, X, Y) runs them under Loihi2SimCfg",
         "what_runs_where": "synapses: Lava's LearningDense (on Loihi 2, the chip's learning "
                            "engine); learning neuron: a CPU ProcessModel only (on a chip its "
-                           "program, docs/learning_engine.md 'The learning neuron', must be "
-                           "written in neuron microcode or for an embedded core)",
+                           "program, docs/learning_neuron_program.md (24-bit words, no "
+                           "division), must be written in neuron microcode or for an "
+                           "embedded core)",
     }
 
 
