@@ -274,3 +274,24 @@ def test_word_bits_is_checked_where_formats_are_declared():
         cfg.with_overrides(**{"neuron.prob_frac": 24})
     with pytest.raises(ConfigError, match=r"neuron\.carry_bits.*<= 24"):
         cfg.with_overrides(**{"neuron.carry_bits": 40})
+
+
+def test_gamma_within_its_lsb_bound_over_every_hbar(shipped):
+    """gamma_s from the 24-bit reciprocal against the exact quotient of the same constant,
+    ginv_mant 2**(gamma_frac + hbar_frac - ginv_shift) / hbar, for EVERY hbar a word holds:
+    within half an LSB (the last shift) plus 2**-21 of the value (the reciprocal's bound);
+    saturated exactly where the quotient exceeds 2**24 - 1."""
+    from emulator.learning.neuron import _gamma_from_hbar
+    _, d = shipped
+    nf = d.neuron
+    hbar = np.arange(1, 1 << (nf.word_bits - 1), dtype=np.int64)
+    g, sat = _gamma_from_hbar(d, hbar)
+    exact = d.ginv_mant * 2.0 ** (nf.gamma_frac + nf.hbar_frac - d.ginv_shift) / hbar
+    top = 2 ** nf.gamma_bits - 1
+    ok = exact < top - 64
+    err = np.abs(g[ok] - exact[ok])
+    assert np.all(err <= 0.5 + exact[ok] * 2.0 ** -21 + 1e-9), err.max()
+    assert np.all(sat[exact > top + 64]) and not np.any(sat[exact < top - 64])
+    # measured: the largest error is 5.7 LSB (at gamma_s = 232), 0.66 LSB for gamma_s < 8
+    small = exact < 8 * 2 ** nf.gamma_frac
+    assert np.abs(g[small] - exact[small]).max() <= 1.0
