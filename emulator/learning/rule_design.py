@@ -251,6 +251,10 @@ def lava_incompatibilities(d: Design) -> list[str]:
     return bad
 
 
+def e_bits(engine: EngineSpec | None) -> int:
+    return (engine or DEFAULT_ENGINE).synaptic_bits
+
+
 def default_w_frac(w_scale: float) -> int:
     """Weight LSB 2**-w_frac with |w| <= w_scale within 128 LSB (2x headroom to 255)."""
     return int(math.floor(math.log2(128.0 / w_scale)))
@@ -659,6 +663,17 @@ def design(params: NeuronParams, rates, eta: float, w_frac: int | None = None, *
             raise ValueError(f"tags exceed {tmax}: the afferents' rate ratio "
                              f"{float(r_pos.max() / r_pos.min()):.3g} is beyond what "
                              f"{e.synaptic_bits}-bit tags hold")
+        lost = (rates > 0) & (tags == 0)
+        if lost.any():
+            # c_eps / r_i of the fastest afferents rounds to 0: their homosynaptic term
+            # would vanish without a trace (a silent clip); the slowest already need tmax
+            raise ValueError(
+                f"the afferents' rate ratio {float(r_pos.max() / r_pos.min()):.3g}:1 "
+                f"({r_pos.max():g} Hz / {r_pos.min():g} Hz) is beyond what the "
+                f"{e.synaptic_bits}-bit static tags (tag_1 = c_eps / r_i, at most {tmax}) hold: "
+                f"the tag of the {float(rates[lost].min()):g} Hz afferents rounds to 0 "
+                f"(limit about {2 * tmax / max(int(tag_step), 1):.0f}:1 with tag quantum "
+                f"{int(tag_step)})")
 
     # ------------------------------------------------------------------ heterosynaptic
     het_neg = fac((), neg_y) + (("y3", -y_offset), ("w", 0))
@@ -814,6 +829,18 @@ def design(params: NeuronParams, rates, eta: float, w_frac: int | None = None, *
     # ------------------------------------------------------------------ neuron integers
     dm = int(round(p.decay_m * 2 ** nf.decay_frac))
     ds = int(round(p.decay_s * 2 ** nf.decay_frac))
+    for name, tau, dq in (("tau_m", p.tau_m, dm), ("tau_s", p.tau_s, ds)):
+        # the filter decay in U0.decay_frac: a time constant it cannot hold within 10 %
+        # would silently change the neuron
+        steps = tau / p.dt
+        real = -1.0 / math.log(dq / 2 ** nf.decay_frac) if 0 < dq < 2 ** nf.decay_frac \
+            else math.inf
+        if not abs(real / steps - 1.0) <= 0.1:
+            raise ValueError(
+                f"the neuron's {name} = {tau:g} s ({steps:.0f} steps) is beyond what its "
+                f"{nf.decay_frac}-bit filter decay (neuron.decay_frac) holds: exp(-dt/{name}) "
+                f"rounds to {dq} / 2**{nf.decay_frac}, a time constant of {real:.4g} steps "
+                f"(limit: within 10 %, about {0.2 * 2 ** nf.decay_frac:.0f} steps)")
     vk_mant, vk_shift = const_mantissa(scale * lsb, nf.mant_bits)
     span, nfr = nf.sigma_span_mv, nf.sigma_node_frac
     nodes = -span + np.arange(2 * span * 2 ** nfr + 1) * 2.0 ** -nfr
@@ -894,6 +921,11 @@ def design_for_task(task: Task, eta: float, w_frac: int | None = None, *,
         if task.w_target is not None:
             wmax = max(wmax, float(np.max(np.abs(task.w_target))))
         wf = default_w_frac(wmax)
+        if not 0 <= wf <= 40:
+            raise ValueError(
+                f"the task's weights (largest |w| {wmax:.4g}) are beyond the engine's weight "
+                f"range at every exponent: {e_bits(engine)}-bit weights with an LSB 2**-w_frac, "
+                f"w_frac in [0, 40], hold |w| in [{2.0 ** -40 * 128:.3g}, 128]")
         choices["w_frac"] = (wf, f"largest |w| {wmax:.4g} of initial/target weights uses "
                                  f"{wmax * 2.0 ** wf:.0f} of 255 LSB (<= 128: 2x headroom)")
         mp = dataclasses.replace(mp, w_frac=wf)

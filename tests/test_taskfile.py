@@ -1,0 +1,181 @@
+"""Task files (issue 22 items 1-3): the bundled fig3 file is the paper's task bit for bit
+(so the golden hashes hold through it), every key is validated with a one-line error naming
+it, and tasks beyond the chip get the named limit, not a silent clip."""
+from __future__ import annotations
+
+import json
+import pathlib
+import sys
+
+import numpy as np
+import pytest
+import yaml
+
+from emulator.taskfile import TaskError, bundled_tasks, load_task
+from emulator.task import fig3_task
+
+sys.path.insert(0, str(pathlib.Path(__file__).parent / "golden"))
+import compute  # noqa: E402
+
+GOLDEN = json.loads((pathlib.Path(__file__).parent / "golden" / "hashes.json").read_text())
+FIG3 = yaml.safe_load((pathlib.Path(__file__).resolve().parents[1] / "tasks" / "fig3.yaml")
+                      .read_text())
+
+
+@pytest.mark.parametrize("trials,seed", [(4, 0), (3, 11), (1, 7)])
+def test_bundled_fig3_is_fig3_task_bit_for_bit(trials, seed):
+    a = load_task("fig3").build(trials, seed)
+    b = fig3_task(n_trials=trials, N=100, seed=seed)
+    for f in ("rates", "w_init", "w_target"):
+        np.testing.assert_array_equal(getattr(a, f), getattr(b, f))
+    assert a.params == b.params and a.teacher_rate is None
+
+
+def test_bundled_fig3_hits_the_golden_hashes(monkeypatch):
+    """The golden cases' task built from tasks/fig3.yaml hashes to the recorded values (the
+    learning engine's shipped case and a datapath case)."""
+    spec = load_task("fig3")
+    monkeypatch.setattr("emulator.task.fig3_task",
+                        lambda n_trials, N, M=1, seed=0, **kw: spec.build(n_trials, seed))
+    name, cfg, N, M, B, steps, seed, rates = compute.CASES[0]
+    assert compute.datapath_hash(cfg, N, M, B, steps, seed, rates) == GOLDEN[name]
+    name, N, M, B, steps, seed, cfg, ov = compute.LE_CASES[2]
+    assert compute.learning_engine_hash(N, M, B, steps, seed, cfg, ov) == GOLDEN[name]
+
+
+def test_every_bundled_task_loads_and_builds():
+    names = {p.stem for p in bundled_tasks()}
+    assert {"fig3", "large_n1000_m500"} <= names
+    for p in bundled_tasks():
+        spec = load_task(p)
+        t = spec.build(1, 0)
+        assert t.w_init.shape == (1, spec.M, spec.N) and len(spec.digest) == 64
+    big = load_task("large_n1000_m500")
+    assert (big.N, big.M) == (1000, 500)
+    assert sorted(set(big.rates.tolist())) == [5.0, 10.0, 20.0, 50.0]
+
+
+def test_learning_rate_units_and_protocol():
+    spec = load_task("fig3")
+    assert spec.eta == pytest.approx(2.2e-3) and spec.steps == 600_000 and spec.trials == 4
+    assert _spec({"learning_rate": {"paper": 0.01}}).eta == pytest.approx(0.01 * 0.3)
+    assert _spec({"learning_rate": {"code": 0.001}}).eta == 0.001
+    assert _spec({"rule": "euclid", "learning_rate": {"scale_of_paper": 2}}).eta == \
+        pytest.approx(2 * 4.5e-7)
+    m = _spec({"afferents": {"rates_hz": [5, 10, 20]}, "outputs": 3,
+               "initial_weights": {"distribution": "normal", "mean": 0, "sd": 1, "scale": 0.1},
+               "teacher": {"weights": {"constant": 0.01}}}).build(2, 1)
+    assert m.w_init.shape == (2, 3, 3) and np.all(m.w_target == 0.01)
+    assert abs(m.w_init.mean()) < 0.2 and 0.03 < m.w_init.std() < 0.3
+
+
+def _spec(changes: dict, tmp=None):
+    from emulator.taskfile import validate_task
+    tree = json.loads(json.dumps(FIG3))
+    for k, v in changes.items():
+        if v is _DELETE:
+            tree.pop(k, None)
+        else:
+            tree[k] = v
+    return validate_task(tree, "<test>", pathlib.Path(tmp or "."))
+
+
+_DELETE = object()
+
+#: broken task files: (change, the key the error must name)
+BROKEN = [
+    ({"name": ""}, "name"),
+    ({"name": _DELETE}, "name"),
+    ({"bogus": 1}, "bogus"),
+    ({"afferents": {}}, "afferents"),
+    ({"afferents": {"groups": []}}, "afferents.groups"),
+    ({"afferents": {"groups": [{"count": 0, "rate_hz": 10}]}}, "afferents.groups[0].count"),
+    ({"afferents": {"groups": [{"count": 5, "rate_hz": 5000}]}}, "afferents.groups[0].rate_hz"),
+    ({"afferents": {"groups": [{"count": 5, "rate_hz": 10, "x": 1}]}}, "afferents.groups[0].x"),
+    ({"afferents": {"rates_hz": [10, -1]}}, "afferents.rates_hz[1]"),
+    ({"afferents": {"rates_hz": [0, 0]}}, "afferents"),
+    ({"afferents": {"rates_hz": [10], "groups": [{"count": 1, "rate_hz": 3}]}}, "afferents"),
+    ({"outputs": 0}, "outputs"),
+    ({"outputs": 2.5}, "outputs"),
+    ({"teacher": {}}, "teacher.weights"),
+    ({"teacher": {"weights": {"distribution": "cauchy"}}}, "teacher.weights.distribution"),
+    ({"teacher": {"weights": {"distribution": "uniform", "low": 1, "high": 0}}},
+     "teacher.weights.high"),
+    ({"teacher": {"weights": {"distribution": "uniform", "low": 0, "high": 1, "scale": -1}}},
+     "teacher.weights.scale"),
+    ({"initial_weights": {"distribution": "normal", "mean": 0}}, "initial_weights.sd"),
+    ({"initial_weights": {"constant": "a"}}, "initial_weights.constant"),
+    ({"initial_weights": {"file": "w.npz", "key": "w"}}, "initial_weights.file"),
+    ({"neuron": {"beta": -1}}, "neuron"),
+    ({"neuron": {"tau_m": 0.001, "tau_s": 0.003}}, "neuron"),
+    ({"neuron": {"gamma": 1}}, "neuron.gamma"),
+    ({"parametrization": "sinh"}, "parametrization"),
+    ({"rule": "natural"}, "rule"),
+    ({"learning_rate": {"code": 2}}, "learning_rate.code"),
+    ({"learning_rate": {"code": 0.1, "paper": 0.1}}, "learning_rate"),
+    ({"learning_rate": {"paper": 100}}, "learning_rate.paper"),
+    ({"protocol": {"duration_s": 0}}, "protocol.duration_s"),
+    ({"protocol": {"trials": 0}}, "protocol.trials"),
+    ({"protocol": {"seed": -1}}, "protocol.seed"),
+    ({"protocol": {"steps": 5}}, "protocol.steps"),
+]
+
+
+@pytest.mark.parametrize("change,key", BROKEN, ids=[k for _, k in BROKEN])
+def test_broken_task_is_one_line_naming_the_key(change, key):
+    with pytest.raises(TaskError) as exc:
+        _spec(change)
+    msg = str(exc.value)
+    assert "\n" not in msg and f"'{key}'" in msg, msg
+
+
+def test_array_files(tmp_path):
+    w = np.full((2, 5), 0.02)
+    np.savez(tmp_path / "w.npz", w=w, bad=np.zeros((3, 3)))
+    np.savez(tmp_path / "r.npz", rates=np.array([1.0, 2, 3, 4, 5]))
+    s = _spec({"afferents": {"rates_file": {"file": "r.npz", "key": "rates"}}, "outputs": 2,
+               "teacher": {"weights": {"file": "w.npz", "key": "w"}}}, tmp_path)
+    t = s.build(3, 0)
+    assert t.w_target.shape == (3, 2, 5) and np.all(t.w_target == 0.02)
+    assert s.rates.tolist() == [1, 2, 3, 4, 5]
+    for change, key in [({"teacher": {"weights": {"file": "w.npz", "key": "nope"}}},
+                         "teacher.weights.key"),
+                        ({"teacher": {"weights": {"file": "w.npz", "key": "bad"}}},
+                         "teacher.weights")]:
+        with pytest.raises(TaskError, match=f"'{key}'"):
+            _spec({"afferents": {"rates_file": {"file": "r.npz", "key": "rates"}}, "outputs": 2,
+                   **change}, tmp_path)
+    # the array file enters the digest
+    d0 = s.digest
+    np.savez(tmp_path / "w.npz", w=w * 2, bad=np.zeros((3, 3)))
+    s2 = _spec({"afferents": {"rates_file": {"file": "r.npz", "key": "rates"}}, "outputs": 2,
+                "teacher": {"weights": {"file": "w.npz", "key": "w"}}}, tmp_path)
+    assert s2.digest != d0
+
+
+def test_unknown_task_names_the_bundled_ones():
+    with pytest.raises(TaskError, match="bundled: .*fig3"):
+        load_task("no_such_task")
+
+
+def test_rate_ratio_beyond_the_tags_is_a_named_limit():
+    """1000:1 (paper's example in issue 22): the tag of the fast afferents would round to 0
+    and their homosynaptic term vanish; the design refuses, naming the tags."""
+    from emulator import learning as LE
+    from emulator.hwconfig import load
+    spec = _spec({"afferents": {"groups": [{"count": 50, "rate_hz": 0.1},
+                                            {"count": 50, "rate_hz": 100.0}]}})
+    with pytest.raises(ValueError, match=r"rate ratio 1e\+03:1.*tags.*rounds to 0"):
+        LE.design_for_config(load("loihi2"), spec.build(2, 0), spec.eta)
+
+
+def test_weights_and_time_constants_beyond_the_chip_are_named_limits():
+    from emulator import learning as LE
+    from emulator.hwconfig import load
+    big = _spec({"teacher": {"weights": {"distribution": "uniform", "low": -1, "high": 1,
+                                         "scale": 500}}})
+    with pytest.raises(ValueError, match="beyond the engine's weight range at every exponent"):
+        LE.design_for_config(load("loihi2"), big.build(2, 0), big.eta)
+    slow = _spec({"neuron": {"tau_m": 20.0}})
+    with pytest.raises(ValueError, match=r"tau_m = 20 s .*decay_frac"):
+        LE.design_for_config(load("loihi2"), slow.build(2, 0), slow.eta)
