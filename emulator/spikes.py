@@ -12,6 +12,11 @@ the trials into batches yields bit-identical spikes.
   x_k = (a_m - a_s) * usp_scale, V*_k = Σ_i f(w*_i) x_{i,k} summed in ascending i (fixed order,
   no BLAS), y_k = ``rng.bernoulli(phi_max*sigma(V*_k)*dt, seed, STREAM_TEACHER, k, t<<32 | j)``
 * Poisson teacher (Figs 4, 5, 7): ``rng.bernoulli(teacher_rate*dt, seed, STREAM_TEACHER, k, t<<32 | j)``
+* recorded inputs (``task.inputs``, :mod:`emulator.recorded`): the recording's step-k row for
+  every trial instead of the Poisson draws; the teacher is drawn from them as above.  The
+  compiled loops that draw their own spikes cannot play a recording: drivers take
+  :meth:`SpikeSource.next` when :attr:`SpikeSource.recorded` (same bits either way for
+  drawn spikes).
 """
 from __future__ import annotations
 
@@ -208,8 +213,12 @@ class SpikeSource:
         if n == 0:
             X, Y = np.zeros((0, B, N), np.uint8), np.zeros((0, B, M), np.uint8)
             return ((X, Y, np.zeros((0, B, N))) if return_usp else (X, Y)) + traces
-        X = rng.bernoulli_steps(self.task.rates * p.dt, self.seed, rng.STREAM_INPUT, self.k, n,
-                                self._idx_in)
+        if self.task.inputs is not None:
+            X = np.ascontiguousarray(np.broadcast_to(self.task.inputs.chunk(self.k, n)[:, None, :],
+                                                     (n, B, N)))
+        else:
+            X = rng.bernoulli_steps(self.task.rates * p.dt, self.seed, rng.STREAM_INPUT, self.k,
+                                    n, self._idx_in)
         x = np.empty(X.shape)
         _traces(X, self._am, self._as, p.decay_m, p.decay_s, p.usp_scale, x, rows, am_rows, as_rows)
         if self.task.poisson_teacher:
@@ -224,10 +233,19 @@ class SpikeSource:
             return (X, Y, x) + traces
         return (X, Y) + traces
 
+    @property
+    def recorded(self) -> bool:
+        """True when the inputs come from a recording (use :meth:`next`, not the compiled
+        loops that draw their own spikes)."""
+        return self.task.inputs is not None
+
     def kernel_args(self) -> SpikeKernelArgs:
         """The arguments of :func:`spikes_step` for the current state: compiled loops that draw
         the spikes themselves (``emulator.kernels.run_fused``) update this source's traces in
         place and must then call :meth:`advance`."""
+        if self.recorded:
+            raise ValueError("a recording cannot be drawn inside a compiled loop: take "
+                             "next() (fused=False)")
         p, M, B = self.params, self.task.M, self.trials.size
         if self.task.poisson_teacher:
             thr_teach = rng.bernoulli_threshold(np.broadcast_to(self.task.teacher_rate * p.dt, (M,)))

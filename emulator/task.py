@@ -148,6 +148,9 @@ class Task:
         (it is only used for the metrics).
     params : NeuronParams.
     f : Parametrization (identity by default); the teacher uses the same f: V* = Σ f(w*_i) x_i.
+    inputs : :class:`emulator.recorded.RecordedSpikes` played as the input spikes of every
+        trial instead of the Poisson draws at ``rates`` (``rates`` then says what the
+        design assumes: by default the recording's mean rates), or None.
     """
 
     rates: np.ndarray
@@ -156,6 +159,7 @@ class Task:
     teacher_rate: float | np.ndarray | None = None
     params: NeuronParams = field(default_factory=NeuronParams)
     f: Parametrization = field(default_factory=Identity)
+    inputs: object = None
 
     def __post_init__(self):
         if not isinstance(self.params, NeuronParams):
@@ -193,6 +197,16 @@ class Task:
         if not isinstance(self.f, Parametrization):
             raise ValueError(f"f must be a Parametrization (got {type(self.f).__name__})")
         self.f.check(r.shape[0])
+        if self.inputs is not None:
+            from .recorded import RecordedSpikes
+            if not isinstance(self.inputs, RecordedSpikes):
+                raise ValueError(f"inputs must be RecordedSpikes (got {type(self.inputs).__name__})")
+            if self.inputs.N != r.shape[0]:
+                raise ValueError(f"the recording has {self.inputs.N} afferents, the task "
+                                 f"{r.shape[0]}")
+            if abs(self.inputs.dt / self.params.dt - 1.0) > 1e-9:
+                raise ValueError(f"the recording's dt {self.inputs.dt:g} s differs from the "
+                                 f"neuron's dt {self.params.dt:g} s")
 
     @property
     def n_trials(self) -> int:

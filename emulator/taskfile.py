@@ -85,6 +85,7 @@ class TaskSpec:
     seed: int
     teacher: dict
     initial: dict
+    inputs: object = None    #: RecordedSpikes, or None (Poisson inputs at ``rates``)
 
     @property
     def N(self) -> int:
@@ -103,13 +104,18 @@ class TaskSpec:
         w0 = _weights(self.initial, shape, seed, _INIT_STEP, "initial_weights")
         ws = _weights(self.teacher["weights"], shape, seed, _TEACHER_STEP, "teacher.weights")
         return Task(rates=self.rates.copy(), w_init=w0, w_target=ws, params=self.params,
-                    f=IDENTITY)
+                    f=IDENTITY, inputs=self.inputs)
 
     def describe(self) -> dict:
         """The task's identity for reports' provenance."""
-        return {"name": self.name, "source": self.source, "sha256": self.digest,
-                "N": self.N, "M": self.M, "rates_hz": _rate_summary(self.rates),
-                "eta_code": self.eta, "rule": self.rule}
+        out = {"name": self.name, "source": self.source, "sha256": self.digest,
+               "N": self.N, "M": self.M, "rates_hz": _rate_summary(self.rates),
+               "eta_code": self.eta, "rule": self.rule}
+        if self.inputs is not None:
+            out["recorded_inputs"] = {"file": str(self.inputs.path),
+                                      "steps": self.inputs.n_steps,
+                                      "merged_spikes": self.inputs.merged}
+        return out
 
 
 def _rate_summary(rates) -> dict:
@@ -275,10 +281,26 @@ def validate_task(tree, where: str, base: Path) -> TaskSpec:
     except ValueError as exc:
         v.err("neuron", f"is not a valid neuron: {exc}")
     # afferents
-    af = v.mapping(tree["afferents"], "afferents", ("groups", "rates_hz", "rates_file"))
-    form = v.one_of(af, "afferents", ("groups", "rates_hz", "rates_file"))
+    af = v.mapping(tree["afferents"], "afferents", ("groups", "rates_hz", "rates_file",
+                                                    "recorded"))
+    form = v.one_of(af, "afferents", ("groups", "rates_hz", "rates_file", "recorded"))
     rmax = 1.0 / params.dt
-    if form == "groups":
+    inputs = None
+    if form == "recorded":
+        from .recorded import RecordedSpikes, RecordingError
+        rec = v.mapping(af["recorded"], "afferents.recorded", ("file", "dt_s"), ("file", "dt_s"))
+        dt_rec = v.number(rec["dt_s"], "afferents.recorded.dt_s", 0.0, 1.0, lo_open=True)
+        if abs(dt_rec / params.dt - 1.0) > 1e-9:
+            v.err("afferents.recorded.dt_s", f"must equal the neuron's dt = {params.dt:g} s "
+                                             f"(got {dt_rec:g})")
+        path = v.base / v.text(rec["file"], "afferents.recorded.file")
+        try:
+            inputs = RecordedSpikes(path, dt_rec)
+        except RecordingError as exc:
+            v.err("afferents.recorded.file", f"cannot be played: {exc}")
+        v.files.append(path)
+        rates = inputs.mean_rates()
+    elif form == "groups":
         groups = af["groups"]
         if not isinstance(groups, list) or not groups:
             v.err("afferents.groups", "must be a non-empty list of {count: n, rate_hz: r}")
@@ -342,7 +364,7 @@ def validate_task(tree, where: str, base: Path) -> TaskSpec:
     return TaskSpec(name=name, description=desc, source=where, digest=h.hexdigest(),
                     rates=rates, M=M, params=params, eta=float(eta), rule=rule,
                     duration_s=duration, trials=trials, seed=seed, teacher=teacher,
-                    initial=initial)
+                    initial=initial, inputs=inputs)
 
 
 def load_task(path_or_name=DEFAULT_TASK) -> TaskSpec:

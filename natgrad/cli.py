@@ -148,32 +148,42 @@ def load_config(name):
         raise UsageError(str(exc))
 
 
-def run_preflight(steps: int, trials: int) -> tuple[float, float]:
+def run_preflight(steps: int, trials: int, synapses: int = 100) -> tuple[float, float]:
     """(bytes, seconds) estimated for ``natgrad run``: measured about 0.2 GiB plus 12 MiB per
-    trial (spike chunks of 4000 steps and the records; independent of the number of
-    steps), and :data:`RUN_TRIAL_STEPS_PER_S`."""
-    from natgrad.main_job import N_AFFERENTS
-    need = 0.25 * 2**30 + trials * N_AFFERENTS * 4000 * 30
-    return need, steps * trials / RUN_TRIAL_STEPS_PER_S
+    trial and 100 synapses (spike chunks of 4000 steps and the records; independent of the
+    number of steps), and :data:`RUN_TRIAL_STEPS_PER_S` (measured with 100 synapses)."""
+    need = 0.25 * 2**30 + trials * synapses * 4000 * 30
+    return need, steps * trials * max(synapses / 100, 1.0) / RUN_TRIAL_STEPS_PER_S
 
 
 def cmd_run(args) -> int:
     from natgrad.main_job import run_main_job
     if args.out is not None and not args.out:
         raise UsageError("--out: empty path (give a folder name, or leave --out out for no report)")
+    from natgrad.tasks import load_task_arg
+    spec = load_task_arg(args.task)
+    args.steps = spec.steps if args.steps is None else args.steps
+    args.trials = spec.trials if args.trials is None else args.trials
+    args.seed = spec.seed if args.seed is None else args.seed
     if args.lava_steps is None:          # the default: 200 steps, or the whole of a shorter run
         args.lava_steps = min(200, args.steps)
     elif args.lava_steps > args.steps:
         raise UsageError(f"--lava-steps {args.lava_steps}: at most --steps ({args.steps}); the "
                          "Lava cross-check replays the start of the run")
+    if spec.inputs is not None and args.steps > spec.inputs.n_steps:
+        raise UsageError(f"--steps {args.steps}: the task's recording holds "
+                         f"{spec.inputs.n_steps} steps ({spec.inputs.duration_s:g} s)")
     cfg = load_config(args.config)
-    need, est = run_preflight(args.steps, args.trials)
+    from natgrad.tasks import check_chip
+    check_chip(cfg, spec, args.trials, args.seed, spec.eta if args.eta is None else args.eta)
+    need, est = run_preflight(args.steps, args.trials, spec.N * spec.M)
     check_fits(f"run --steps {args.steps} --trials {args.trials}", need, est)
     if est > 60:
         print(f"natgrad run: estimated time about {human_time(est)}", file=sys.stderr)
     out = check_out_dir(Path(args.out)) if args.out else None
     run_main_job(cfg, steps=args.steps, seed=args.seed, trials=args.trials, out=out,
-                 lava_steps=args.lava_steps, progress=not args.quiet, eta=args.eta)
+                 lava_steps=args.lava_steps, progress=not args.quiet, eta=args.eta,
+                 task_spec=spec)
     return 0
 
 
@@ -216,19 +226,25 @@ def build_parser() -> argparse.ArgumentParser:
                        "short Lava cross-check.", formatter_class=HelpFormatter)
     r.add_argument("--config", default="loihi2",
                    help="hardware config: a file, or the name of a bundled one")
-    r.add_argument("--steps", type=pos_int("--steps"), default=600_000,
-                   help="time steps of 0.5 ms (600000 = 300 s of simulated time)")
-    r.add_argument("--seed", type=seed_arg(), default=0,
-                   help="seed of the counter RNG, an integer in [0, 2**64 - 1]")
-    r.add_argument("--trials", type=pos_int("--trials"), default=4,
-                   help="independent teacher-student trials (about 12 MiB of memory each)")
+    r.add_argument("--task", default="fig3",
+                   help="task file (tasks/README.md): a path, or the name of a bundled task "
+                        "(fig3, large_n1000_m500, recorded_inputs)")
+    r.add_argument("--steps", type=pos_int("--steps"), default=None,
+                   help="time steps of dt (default: the task's duration; fig3: 600000 = 300 s)")
+    r.add_argument("--seed", type=seed_arg(), default=None,
+                   help="seed of the counter RNG, an integer in [0, 2**64 - 1] (default: the "
+                        "task's, 0)")
+    r.add_argument("--trials", type=pos_int("--trials"), default=None,
+                   help="independent teacher-student trials, about 12 MiB of memory each per "
+                        "100 synapses (default: the task's, fig3: 4)")
     r.add_argument("--lava-steps", type=nonneg_int("--lava-steps"), default=None,
                    help="time steps of the Lava cross-check, at most --steps (0 skips it; "
                         "default 200, or --steps if fewer)")
     r.add_argument("--eta", type=eta_arg(), default=None,
                    help="learning rate of the approximate rule in the code's units (the "
                         "paper's eta_A is 5.5e-4; the Euclidean context run is scaled alike); "
-                        "default 4 x 5.5e-4 = 2.2e-3, the scaled 300-s protocol")
+                        "default: the task's (fig3: 4 x 5.5e-4 = 2.2e-3, the scaled 300-s "
+                        "protocol)")
     r.add_argument("--out", default=None,
                    help="report folder, with the deployment of the design judged (not given: "
                         "no files)")

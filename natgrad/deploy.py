@@ -74,12 +74,25 @@ def _parse_rates(text: str | None):
 
 def cmd_deploy(args) -> int:
     from natgrad.protocol import default_eta
+    from natgrad.tasks import load_task_arg
     cfg = load_config(args.config)
-    args.eta = default_eta() if args.eta is None else args.eta
     if cfg.is_float:
         raise UsageError(f"--config {args.config}: deploy needs a chip config (kind fixed or "
                          "learning_engine), not kind float64")
-    rates = _parse_rates(args.rates)
+    args.spec = None
+    if args.task is not None:
+        if args.rates is not None or args.afferents is not None:
+            raise UsageError("--task: give the task file, or --rates / --afferents, not both "
+                             "(the task file names its afferents)")
+        args.spec = load_task_arg(args.task)
+        args.eta = args.spec.eta if args.eta is None else args.eta
+        args.trials = args.spec.trials if args.trials is None else args.trials
+        args.seed = args.spec.seed if args.seed is None else args.seed
+    args.eta = default_eta() if args.eta is None else args.eta
+    args.trials = 4 if args.trials is None else args.trials
+    args.seed = 0 if args.seed is None else args.seed
+    args.afferents = 100 if args.afferents is None else args.afferents
+    rates = _parse_rates("10,50" if args.rates is None else args.rates)
     if len(rates) > args.afferents:
         raise UsageError(f"--rates: {len(rates)} groups for --afferents {args.afferents} "
                          "(need at most one group per afferent)")
@@ -100,8 +113,9 @@ def cmd_deploy(args) -> int:
         raise UsageError(f"--out {out}: cannot write (folder {parent} "
                          f"{'is not writable' if parent.is_dir() else 'does not exist'})")
     try:
+        task = args.spec.build(1, args.seed) if args.spec is not None else None
         rec = deploy_record(cfg, seed=args.seed, n_afferents=args.afferents, group_rates=rates,
-                            lut_format=args.lut_format, eta=args.eta)
+                            lut_format=args.lut_format, eta=args.eta, task=task)
     except ValueError as exc:
         raise UsageError(str(exc)) from None
     write_atomic(out, dump_yaml(rec))
@@ -144,8 +158,11 @@ def _deploy_learning_engine(cfg, args, rates) -> int:
     rate_vec = rates if len(rates) == args.afferents else tuple(rates)
     # the task of `natgrad run` with the same --seed / --trials: the design is chosen over
     # all its trials, so the same invocation deploys the design run judged
-    task = fig3_task(n_trials=args.trials, N=args.afferents, group_rates=rate_vec,
-                     seed=args.seed)
+    if args.spec is not None:
+        task = args.spec.build(args.trials, args.seed)
+    else:
+        task = fig3_task(n_trials=args.trials, N=args.afferents, group_rates=rate_vec,
+                         seed=args.seed)
     try:
         d = learning.design_for_config(cfg, task, args.eta)
     except ValueError as exc:
@@ -186,21 +203,26 @@ def add_parser(sub) -> None:
     p.add_argument("--out", default=None,
                    help="output: a folder for a learning-engine config (default natgrad-deploy), "
                         "a YAML file for a datapath config (default deploy.yaml)")
-    p.add_argument("--rates", default="10,50", metavar="R1,R2,...",
+    p.add_argument("--task", default=None,
+                   help="task file (tasks/README.md) or a bundled task's name; not with "
+                        "--rates / --afferents (default: the Fig 3 task of those two)")
+    p.add_argument("--rates", default=None, metavar="R1,R2,...",
                    help="input rates in Hz (each >= 0, at least one > 0) of equal-size afferent "
-                        "groups (10,50: Fig 3); --afferents must be a multiple of their number; "
-                        "give N values for one rate per afferent")
-    p.add_argument("--afferents", type=pos_int("--afferents"), default=100,
-                   help="number of afferents N")
-    p.add_argument("--seed", type=seed_arg(), default=0,
+                        "groups (default 10,50: Fig 3); --afferents must be a multiple of their "
+                        "number; give N values for one rate per afferent")
+    p.add_argument("--afferents", type=pos_int("--afferents"), default=None,
+                   help="number of afferents N (default 100)")
+    p.add_argument("--seed", type=seed_arg(), default=None,
                    help="seed of the task (its trial 0's initial weights are deployed), an "
-                        "integer in [0, 2**64 - 1]")
-    p.add_argument("--trials", type=pos_int("--trials"), default=4,
-                   help="trials of the task the design is chosen for (as natgrad run --trials)")
+                        "integer in [0, 2**64 - 1] (default: the task file's, else 0)")
+    p.add_argument("--trials", type=pos_int("--trials"), default=None,
+                   help="trials of the task the design is chosen for (as natgrad run --trials; "
+                        "default: the task file's, else 4)")
     p.add_argument("--eta", type=eta_arg(), default=None,
                    help="learning rate of the approximate rule in the code's units (weight "
                         "change per step per unit of the rule's bracket; the paper's eta_A is "
-                        "5.5e-4); default: natgrad run's, 4 x 5.5e-4 = 2.2e-3")
+                        "5.5e-4); default: the task file's, else natgrad run's, 4 x 5.5e-4 = "
+                        "2.2e-3")
     p.add_argument("--lut-format", choices=("auto", "list", "compact"), default="auto",
                    help=f"gamma_s table as a list, compact (zlib+base64), or auto: list up to "
                         f"{LIST_LIMIT} entries")

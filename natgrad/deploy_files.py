@@ -71,16 +71,18 @@ def _fmt(signed: bool, bits: int, frac: int, rounding: str | None = None, **extr
 # --------------------------------------------------------------------------- the record
 def deploy_record(cfg, rates: np.ndarray | None = None, seed: int = 0, n_afferents: int = 100,
                   group_rates=(10.0, 50.0), lut_format: str = "auto",
-                  eta: float | None = None) -> dict:
-    """The deploy mapping for ``cfg`` and the Fig 3 task (trial 0 of ``seed``) at the
-    approximate rule's learning rate ``eta`` (code units; default: ``natgrad run``'s)."""
+                  eta: float | None = None, task=None) -> dict:
+    """The deploy mapping for ``cfg`` and the Fig 3 task (trial 0 of ``seed``), or ``task``
+    (an :class:`emulator.task.Task`, its trial 0), at the approximate rule's learning rate
+    ``eta`` (code units; default: ``natgrad run``'s)."""
     from emulator import datapath
     from emulator import discretize as D
     from emulator.reference import ETA_CODE
     from emulator.runner import counters_dict
     from emulator.task import fig3_task
 
-    task = fig3_task(n_trials=1, N=n_afferents, M=1, group_rates=group_rates, seed=seed)
+    if task is None:
+        task = fig3_task(n_trials=1, N=n_afferents, M=1, group_rates=group_rates, seed=seed)
     if eta is None:
         from natgrad.protocol import default_eta
         eta = default_eta()

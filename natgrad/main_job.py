@@ -126,13 +126,13 @@ def _evidence(cfg, fx, variables: dict, upd: dict | None, steps: int, trials: in
     """Candidate bottlenecks ``{name: (score, evidence, advice)}``: scores are the share of
     the learning signal a quantizer loses (0..1), from counters and local errors."""
     ev = {}
-    n_syn = trials * N_AFFERENTS * max(steps, 1)
+    n_syn = trials * fx.w_final.shape[-1] * fx.w_final.shape[-2] * max(steps, 1)
     if cfg.is_learning_engine:
         d = fx.state.design
         c = fx.counters
         sc = getattr(fx.state, "synapse_counters", {}) or {}
         n_neuron = max(trials * steps, 1)
-        n_syn_epochs = max(trials * N_AFFERENTS * steps // max(d.t_epoch, 1), 1)
+        n_syn_epochs = max(n_syn // max(d.t_epoch, 1), 1)
         carried = c.get("post", {}).get("carry", c.get("post", {}).get("saturation", 0))
         share = carried / n_neuron
         coding = (f"{d.levels} levels of E_n and {d.unit_ratio} E_n" if d.encoding == "graded"
@@ -187,8 +187,8 @@ def _evidence(cfg, fx, variables: dict, upd: dict | None, steps: int, trials: in
                     f"{loc['bias_lsb']:.3g} LSB, signal/noise {loc['snr']:.3g}", advice)
     for name, row in variables.items():
         if row.get("saturation"):
-            n_op = trials * steps * (N_AFFERENTS if name in ("usp", "trace_m", "trace_s",
-                                                             "weights") else 1)
+            n_op = trials * steps * (fx.w_final.shape[-1] if name in (
+                "usp", "trace_m", "trace_s", "weights") else 1) * fx.w_final.shape[-2]
             ev[f"{name} range"] = (min(1.0, 5.0 * row["saturation"] / n_op),
                                    f"{name} saturated {row['saturation']} times",
                                    f"widen {REPORT_VARS[name]} (more integer bits)")
@@ -196,14 +196,22 @@ def _evidence(cfg, fx, variables: dict, upd: dict | None, steps: int, trials: in
 
 
 def run_main_job(cfg: HwConfig, steps: int, seed: int, trials: int = 4, out: Path | None = None,
-                 lava_steps: int = 200, progress: bool = True, eta: float | None = None) -> dict:
+                 lava_steps: int = 200, progress: bool = True, eta: float | None = None,
+                 task_spec=None) -> dict:
     """Run the default job and return the report dictionary (also written when ``out``,
     with the deployment of the design judged).  ``eta``: the approximate rule's learning
-    rate in code units (default :func:`default_eta`); the Euclidean context run is scaled by
-    the same factor against the paper's code rates."""
+    rate in code units (default: the task file's, else :func:`default_eta`); the Euclidean
+    context run is scaled by the same factor against the paper's code rates.  ``task_spec``:
+    an :class:`emulator.taskfile.TaskSpec` (default: the paper's Fig 3 task, N = 100)."""
     from natgrad import analysis
     t_start = time.time()
-    task = fig3_task(n_trials=trials, N=N_AFFERENTS, seed=seed)
+    if task_spec is None:
+        task = fig3_task(n_trials=trials, N=N_AFFERENTS, seed=seed)
+        task_info = {"name": "fig3 (built in)", "N": N_AFFERENTS, "M": 1}
+    else:
+        task = task_spec.build(trials, seed)
+        task_info = task_spec.describe()
+        eta = task_spec.eta if eta is None else eta
     eval_every = max(1, steps // 40) if steps else 1
     rec_every = eval_every
     x_test = metrics.test_set(task, seed)
@@ -212,7 +220,8 @@ def run_main_job(cfg: HwConfig, steps: int, seed: int, trials: int = 4, out: Pat
     bar = Progress(3 * steps + 1, progress, prefix="natgrad run")
     bar.stage("float64 reference, chip config, Euclidean rule")
     print(f"natgrad run: config {cfg.name} ({cfg.kind}), {steps} steps "
-          f"({steps * task.params.dt:g} s), {trials} trials, N = {N_AFFERENTS}, seed {seed}, "
+          f"({steps * task.params.dt:g} s), {trials} trials, task {task_info['name']} "
+          f"(N = {task.N}, M = {task.M}), seed {seed}, "
           f"learning rate eta {eta:.4g} (code units; x{eta_scale:.3g} the paper's)")
 
     rec = tuple(REPORT_VARS)
@@ -275,7 +284,8 @@ def run_main_job(cfg: HwConfig, steps: int, seed: int, trials: int = 4, out: Pat
         "config": {"name": cfg.name, "source": str(cfg.source), "kind": cfg.kind, "tree": cfg.tree},
         "verdict": verdict,
         "story": story,
-        "steps": steps, "seed": seed, "trials": trials, "N": N_AFFERENTS,
+        "steps": steps, "seed": seed, "trials": trials, "N": task.N, "M": task.M,
+        "task": task_info,
         "dt_s": task.params.dt,
         "eta_code": {"approx": eta, "euclid": ETA_CODE["euclid"] * eta_scale,
                      "scale_vs_paper_code": eta_scale},
@@ -298,7 +308,9 @@ def run_main_job(cfg: HwConfig, steps: int, seed: int, trials: int = 4, out: Pat
         "crosscheck": cross,
         "provenance": _provenance(seed, t_start),
     }
-    deployment = _judged_deployment(cfg, fx, task, seed, eta) if out is not None else None
+    deployment = (_judged_deployment(cfg, fx, task, seed, eta,
+                                     None if task_spec is None else task_spec.source)
+                  if out is not None else None)
     if deployment is not None:
         report["deployment"] = {k: v for k, v in deployment.items() if k != "write"}
     v = verdict
@@ -325,13 +337,14 @@ def run_main_job(cfg: HwConfig, steps: int, seed: int, trials: int = 4, out: Pat
     return report
 
 
-def _judged_deployment(cfg, fx, task, seed: int, eta: float) -> dict | None:
+def _judged_deployment(cfg, fx, task, seed: int, eta: float, task_source=None) -> dict | None:
     """The deployment of exactly the design this run judged (``natgrad deploy`` with the
     same --config, --seed, --trials and --eta writes the same bits): its files, digest and a
     writer into the report's folder."""
     import hashlib
 
     from natgrad import deploy_files as deploy
+    task_arg = f" --task {task_source}" if task_source else ""
     if cfg.is_learning_engine:
         d = fx.state.design                          # the Design the emulator ran
 
@@ -340,16 +353,16 @@ def _judged_deployment(cfg, fx, task, seed: int, eta: float) -> dict | None:
             deploy.write_le_deployment(cfg, d, task, seed, folder / "deployment")
         from emulator.learning.deployment import design_digest
         return {"files": "deployment/", "design_digest": design_digest(d), "write": write,
-                "same_as": f"natgrad deploy --config {cfg.source} --seed {seed} --trials "
-                           f"{task.n_trials} --eta {eta!r} --out DIR"}
+                "same_as": f"natgrad deploy --config {cfg.source}{task_arg} --seed {seed} "
+                           f"--trials {task.n_trials} --eta {eta!r} --out DIR"}
     if cfg.is_fixed:
         text = deploy.dump_yaml(deploy.deploy_record(cfg, seed=seed, n_afferents=task.N,
-                                                     eta=eta))
+                                                     eta=eta, task=task))
         return {"files": "deploy.yaml",
                 "design_digest": hashlib.sha256(text.encode()).hexdigest(),
                 "write": lambda folder: (folder / "deploy.yaml").write_text(text),
-                "same_as": f"natgrad deploy --config {cfg.source} --seed {seed} --eta {eta!r} "
-                           "--out FILE"}
+                "same_as": f"natgrad deploy --config {cfg.source}{task_arg} --seed {seed} "
+                           f"--eta {eta!r} --out FILE"}
     return None
 
 
