@@ -183,12 +183,21 @@ def _score(res, fl, task, seed, late_from: int):
 
 
 def run_budget(cfg: HwConfig, seconds: float = 100.0, trials: int = 4, seeds: int = 2,
-               progress=None, eta: float | None = None) -> dict:
-    """The budget table of ``cfg`` (see the module docstring)."""
+               progress=None, eta: float | None = None, task_spec=None) -> dict:
+    """The budget table of ``cfg`` (see the module docstring) on the Fig 3 task, or on
+    ``task_spec`` (a task file's :class:`emulator.taskfile.TaskSpec`; seed s draws its
+    trials; ``eta`` defaults to the file's)."""
     if cfg.is_float:
         raise ValueError(f"{cfg.source}: a float64 config has no quantizers")
-    task0 = fig3_task(n_trials=trials, N=100, seed=0)
-    eta = ETA_CODE["approx"] * ETA_SCALE if eta is None else float(eta)
+
+    def make_task(seed):
+        if task_spec is None:
+            return fig3_task(n_trials=trials, N=100, seed=seed)
+        return task_spec.build(trials, seed)
+    task0 = make_task(0)
+    if eta is None:
+        eta = ETA_CODE["approx"] * ETA_SCALE if task_spec is None else task_spec.eta
+    eta = float(eta)
     qs, omitted = quantizers(cfg, task0, eta)
     names = list(qs)
     wide = _combine(cfg, [ov for _, ov in qs.values()])
@@ -204,7 +213,7 @@ def run_budget(cfg: HwConfig, seconds: float = 100.0, trials: int = 4, seeds: in
     total = seeds * (len(rows) + 1)
     done = 0
     for s in range(seeds):
-        task = fig3_task(n_trials=trials, N=100, seed=s)
+        task = make_task(s)
         if progress is not None:
             progress(done + 1, total, f"seed {s}: float64")
         fl = R.run("float64", task, steps, s, eta=eta, record=("weights",), record_every=every)
@@ -236,6 +245,8 @@ def run_budget(cfg: HwConfig, seconds: float = 100.0, trials: int = 4, seeds: in
                     key=lambda n: -costs[n]["cost_hz"]["mean"])
     return {"config": cfg.name, "kind": cfg.kind, "seconds": seconds, "trials": trials,
             "seeds": seeds, "eta_code": eta,
+            "task": ({"name": "fig3 (built in)", "N": 100, "M": 1} if task_spec is None
+                     else task_spec.describe()),
             "quantizers": {n: {"what": qs[n][0], "wide": qs[n][1], **costs[n]} for n in names},
             "omitted": omitted,
             "wide_config": wide.tree, "rows": table,
@@ -299,7 +310,9 @@ def _pm(c: dict) -> str:
 
 def _markdown(rep: dict) -> str:
     lines = [f"# Error budget of {rep['config']} ({rep['kind']})", "",
-             f"Fig 3 task, N = 100, {rep['trials']} trials, {rep['seconds']:g} s at eta "
+             f"Task {rep.get('task', {}).get('name', 'fig3')}, N = "
+             f"{rep.get('task', {}).get('N', 100)}, M = {rep.get('task', {}).get('M', 1)}, "
+             f"{rep['trials']} trials, {rep['seconds']:g} s at eta "
              f"{rep['eta_code']:.4g} (code units), {rep['seeds']} seeds. {rep['metric']}.", "",
              "| row | excess RMSE [Hz] | sd | KL ratio | sd |", "|---|---|---|---|---|"]
     order = ["all on (chip)", "all off (wide)"] + [f"{n}: on alone" for n in rep["ranking_on_alone"]]
@@ -376,13 +389,23 @@ def cmd_budget(args) -> int:
         raise UsageError(f"--config {args.config}: a float64 config has no quantizers")
     if args.seconds <= 0:
         raise UsageError(f"--seconds must be > 0 (got {args.seconds})")
+    spec = None
+    if args.task is not None:
+        from natgrad.tasks import check_chip, load_task_arg
+        spec = load_task_arg(args.task)
+        steps = int(round(args.seconds / spec.params.dt))
+        if spec.inputs is not None and steps > spec.inputs.n_steps:
+            raise UsageError(f"--seconds {args.seconds:g}: the task's recording holds "
+                             f"{spec.inputs.duration_s:g} s")
+        check_chip(cfg, spec, args.trials, 0, spec.eta if args.eta is None else args.eta)
     out = check_out_dir(Path(args.out))
     t0 = time.time()
 
     def progress(done, total, name):         # progress on stderr, as every command's
         if not args.quiet:
             print(f"natgrad budget: [{done}/{total}] {name}", file=sys.stderr, flush=True)
-    rep = run_budget(cfg, args.seconds, args.trials, args.seeds, progress, eta=args.eta)
+    rep = run_budget(cfg, args.seconds, args.trials, args.seeds, progress, eta=args.eta,
+                     task_spec=spec)
     rep["wall_s"] = round(time.time() - t0, 1)
     write_budget(rep, out)
     print(_markdown(rep))
@@ -395,6 +418,9 @@ def add_parser(sub) -> None:
     b = sub.add_parser("budget", help="what each quantizer of a chip config costs (Fig 3 task)")
     b.add_argument("--config", default="loihi2",
                    help="chip config: a file, or the name of a bundled one (default: loihi2)")
+    b.add_argument("--task", default=None,
+                   help="task file (tasks/README.md) or a bundled task's name (default: the "
+                        "built-in Fig 3 task); seed s draws its trials")
     b.add_argument("--seconds", type=float, default=100.0,
                    help="simulated seconds per run (default 100)")
     b.add_argument("--trials", type=pos_int("--trials"), default=4, help="trials per seed (default 4)")
@@ -402,6 +428,6 @@ def add_parser(sub) -> None:
     b.add_argument("--out", default="natgrad-budget", help="output folder (default natgrad-budget/)")
     b.add_argument("--eta", type=eta_arg(), default=None,
                    help="learning rate of the approximate rule in the code's units (default: "
-                        "natgrad run's, 4 x 5.5e-4 = 2.2e-3)")
+                        "the task file's, else natgrad run's, 4 x 5.5e-4 = 2.2e-3)")
     b.add_argument("--quiet", action="store_true", help="no progress output (it goes to stderr)")
     b.set_defaults(func=cmd_budget)

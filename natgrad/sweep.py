@@ -145,26 +145,33 @@ def build_grid(base, varies: list[tuple[str, list[int]]]) -> list[dict]:
 
 # --------------------------------------------------------------------------- one task
 @functools.lru_cache(maxsize=8)
-def _task_and_test_set(seed: int, trials: int):
+def _task_and_test_set(seed: int, trials: int, task_source: str | None = None):
     from emulator import metrics
     from emulator.task import fig3_task
-    task = fig3_task(n_trials=trials, N=N_AFFERENTS, seed=seed)
+    if task_source is None:
+        task = fig3_task(n_trials=trials, N=N_AFFERENTS, seed=seed)
+    else:
+        from emulator.taskfile import load_task
+        task = load_task(task_source).build(trials, seed)
     return task, metrics.test_set(task, seed)
 
 
 def run_point(base_tree: dict | None, source: str, overrides: dict | None, seed: int,
-              steps: int, trials: int, eta: float | None = None) -> dict:
+              steps: int, trials: int, eta: float | None = None,
+              task_source: str | None = None) -> dict:
     """One task of the sweep: a pure function of its arguments.
 
     ``base_tree`` None runs the float64 reference.  ``eta``: the approximate rule's learning
-    rate in code units (None: the paper's 5.5e-4, :func:`emulator.runner.default_eta`).  Returns the final rate RMSE per trial
-    (Hz), the final weights (trials, 1, N) and the saturation / underflow totals.
+    rate in code units (None: the paper's 5.5e-4, :func:`emulator.runner.default_eta`).
+    ``task_source``: a task file (None: the built-in Fig 3 task); seed s draws its trials.
+    Returns the final rate RMSE per trial (Hz), the final weights (trials, M, N) and the
+    saturation / underflow totals.
     """
     from emulator import metrics
     from emulator import runner as R
     from emulator.hwconfig import validate
 
-    task, x_test = _task_and_test_set(int(seed), int(trials))
+    task, x_test = _task_and_test_set(int(seed), int(trials), task_source)
     if base_tree is None:
         cfg = "float64"
     else:
@@ -448,16 +455,18 @@ def write_plots(summary: dict, varies, tolerance: float, base_name: str, folder:
 def run_sweep(base, varies, seeds: int, steps: int, trials: int = DEFAULT_TRIALS,
               tolerance: float = DEFAULT_TOLERANCE_HZ, executor: str = "local",
               scheduler: str | None = None, workers: int = DEFAULT_WORKERS,
-              progress=None, eta: float | None = None) -> dict:
+              progress=None, eta: float | None = None, task_spec=None) -> dict:
     """Run the sweep and return the sweep.json dictionary (nothing is written); ``eta``:
-    the approximate rule's learning rate in code units (None: the paper's 5.5e-4)."""
+    the approximate rule's learning rate in code units (None: the paper's 5.5e-4);
+    ``task_spec``: a task file's :class:`emulator.taskfile.TaskSpec` (None: Fig 3)."""
     from emulator.runner import default_eta
     grid = build_grid(base, varies)
     seed_list = list(range(seeds))
     tree, src = base.tree, str(base.source)
     eta = default_eta() if eta is None else float(eta)
-    float_tasks = [(None, src, None, s, steps, trials, eta) for s in seed_list]
-    fixed_tasks = [(tree, src, g["overrides"], s, steps, trials, eta)
+    ts = None if task_spec is None else str(task_spec.source)
+    float_tasks = [(None, src, None, s, steps, trials, eta, ts) for s in seed_list]
+    fixed_tasks = [(tree, src, g["overrides"], s, steps, trials, eta, ts)
                    for g in grid for s in seed_list]
     t0 = time.time()
     results = execute(float_tasks + fixed_tasks, executor, scheduler, workers, progress)
@@ -468,9 +477,12 @@ def run_sweep(base, varies, seeds: int, steps: int, trials: int = DEFAULT_TRIALS
         "vary": {f: vals for f, vals in varies},
         "vary_keys": {f: [FRIENDLY[f][0]] + ([FRIENDLY[f][1]] if FRIENDLY[f][1] else [])
                       if f in FRIENDLY else [f] for f, _ in varies},
-        "seeds": seed_list, "steps": steps, "trials": trials, "N": N_AFFERENTS,
+        "seeds": seed_list, "steps": steps, "trials": trials,
+        "N": N_AFFERENTS if task_spec is None else task_spec.N,
         "eta_code": eta,
-        "dt_s": 0.0005, "task": "fig3 teacher-student (10/50 Hz groups), final weights on the 50-sample test set",
+        "dt_s": 0.0005 if task_spec is None else task_spec.params.dt,
+        "task": ("fig3 teacher-student (10/50 Hz groups), final weights on the 50-sample test "
+                 "set" if task_spec is None else task_spec.describe()),
         "tolerance_hz": tolerance,
         "tolerance_rule": ("smallest width whose final rate-RMSE excess over float64, mean "
                            "+- its 95 % interval over seeds, lies within +-tolerance_hz at "
@@ -556,6 +568,15 @@ def cmd_sweep(args) -> int:
     if base.is_float:
         raise UsageError(f"--config {args.config}: sweep needs a fixed-point or learning-engine "
                          "config (kind: fixed or learning_engine)")
+    spec = None
+    if args.task is not None:
+        from natgrad.tasks import check_chip, load_task_arg
+        spec = load_task_arg(args.task)
+        if spec.inputs is not None and args.steps > spec.inputs.n_steps:
+            raise UsageError(f"--steps {args.steps}: the task's recording holds "
+                             f"{spec.inputs.n_steps} steps")
+        from emulator.runner import default_eta
+        check_chip(base, spec, args.trials, 0, default_eta() if args.eta is None else args.eta)
     varies = [parse_vary(v, base) for v in args.vary]
     seen = set()
     for f, _ in varies:
@@ -582,13 +603,15 @@ def cmd_sweep(args) -> int:
         if not args.quiet:
             print(f"natgrad sweep: {args.seeds * (n_points + 1)} runs on executor "
                   f"{args.executor}, estimated time about {human_time(est)}", file=sys.stderr)
+        what = (f"N = {N_AFFERENTS}" if spec is None
+                else f"task {spec.name}, N = {spec.N}, M = {spec.M}")
         print(f"natgrad sweep: base {base.name}, {n_points} configs x {args.seeds} seeds "
-              f"({args.trials} trials each, N = {N_AFFERENTS}), {args.steps} steps "
+              f"({args.trials} trials each, {what}), {args.steps} steps "
               f"({args.steps * 0.0005:g} s), executor {args.executor}")
         rep = run_sweep(base, varies, args.seeds, args.steps, args.trials, args.tolerance,
                         args.executor, args.scheduler, args.workers,
                         _progress_printer(not args.quiet, args.seeds * (n_points + 1)),
-                        eta=args.eta)
+                        eta=args.eta, task_spec=spec)
         if not args.quiet:
             print("natgrad sweep: writing sweep.json and plots", file=sys.stderr)
         _print_summary(rep, varies)
@@ -615,6 +638,10 @@ def add_parser(sub) -> None:
     s.add_argument("--vary", action="append", required=True, metavar="FIELD=LO:HI[:STEP]",
                    help="inclusive integer range of a field, in bits; repeat for a grid. Fields: "
                         + ", ".join(FRIENDLY) + ", or any integer config key (e.g. potential.bits)")
+    s.add_argument("--task", default=None,
+                   help="task file (tasks/README.md) or a bundled task's name (default: the "
+                        "built-in Fig 3 task); seed s draws its trials; the learning rate stays "
+                        "--eta's (the task file's rate is run's, budget's and deploy's)")
     s.add_argument("--seeds", type=pos_int("--seeds"), default=4,
                    help="number of seeds: 0..S-1")
     s.add_argument("--steps", type=pos_int("--steps"), default=DEFAULT_STEPS,

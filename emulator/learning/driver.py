@@ -77,6 +77,7 @@ def run(task: Task, steps: int, seed: int, d: Design | None = None, *, eta: floa
     rnd = LavaRandoms([lava_trace_seed(seed, t) for t in trials], d.engine.sr_seed)
     te = d.engine.t_epoch
     src = SpikeSource(task, seed, trials)
+    fused = fused and not src.recorded       # a recording is played by next(), same bits
     n_rec = steps // record_every if record_every else 0
     rec_int = np.zeros((n_rec, b, m, n), np.int64)
     row = 0
