@@ -174,10 +174,10 @@ def cmd_run(args) -> int:
         raise UsageError(f"--steps {args.steps}: the task's recording holds "
                          f"{spec.inputs.n_steps} steps ({spec.inputs.duration_s:g} s)")
     cfg = load_config(args.config)
-    from natgrad.tasks import check_chip
-    check_chip(cfg, spec, args.trials, args.seed, spec.eta if args.eta is None else args.eta)
     need, est = run_preflight(args.steps, args.trials, spec.N * spec.M)
     check_fits(f"run --steps {args.steps} --trials {args.trials}", need, est)
+    from natgrad.tasks import check_chip
+    check_chip(cfg, spec, args.trials, args.seed, spec.eta if args.eta is None else args.eta)
     if est > 60:
         print(f"natgrad run: estimated time about {human_time(est)}", file=sys.stderr)
     out = check_out_dir(Path(args.out)) if args.out else None

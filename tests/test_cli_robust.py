@@ -33,7 +33,30 @@ def bad_files(tmp_path_factory):
     d = tmp_path_factory.mktemp("bad")
     (d / "binary.yaml").write_bytes(bytes(range(256)) * 4)
     (d / "latin1.yaml").write_bytes("name: café\nkind: float64\n".encode("latin-1"))
+    # task files (issue 22): each broken in one key
+    fig3 = (ROOT / "tasks" / "fig3.yaml").read_text()
+    for name, old, new in TASK_BREAKS:
+        assert old in fig3, old
+        (d / f"task_{name}.yaml").write_text(fig3.replace(old, new))
+    (d / "task_notyaml.yaml").write_text("name: [unclosed\n")
+    (d / "task_ratio.yaml").write_text(fig3.replace("rate_hz: 10.0", "rate_hz: 0.1")
+                                       .replace("rate_hz: 50.0", "rate_hz: 100.0"))
     return d
+
+
+#: (name, text in tasks/fig3.yaml, replacement)
+TASK_BREAKS = [
+    ("count", "count: 50, rate_hz: 10.0", "count: -3, rate_hz: 10.0"),
+    ("rate", "rate_hz: 50.0", "rate_hz: 3000.0"),
+    ("outputs", "outputs: 1", "outputs: 0"),
+    ("dist", "distribution: uniform, low: -1.0, high: 1.0, scale: 1/N}\ninitial",
+     "distribution: lognormal}\ninitial"),
+    ("rule", "rule: approx", "rule: hebb"),
+    ("lr", "learning_rate: {scale_of_paper: 4.0}", "learning_rate: {code: 7}"),
+    ("key", "outputs: 1", "outputs: 1\ncolour: red"),
+    ("neuron", "neuron: {}", "neuron: {tau_s: 0.02}"),
+    ("trials", "trials: 4", "trials: 0"),
+]
 
 
 BAD = [
@@ -57,6 +80,22 @@ BAD = [
     (["sweep", "--vary", "weight_bits=1:1000000000"], "at most 256 per field"),
     (["sweep", "--vary", "weight_bits=2:48", "--vary", "trace_bits=2:32", "--vary",
       "decay_bits=4:24"], "grid points, at most"),
+    # task files: every command that takes --task, one broken key each
+    (["run", "--task", "{d}/task_count.yaml", "--out", "{d}/o6"], "'afferents.groups[0].count'"),
+    (["run", "--task", "{d}/task_rate.yaml", "--out", "{d}/o7"], "'afferents.groups[1].rate_hz'"),
+    (["run", "--task", "{d}/task_outputs.yaml", "--out", "{d}/o8"], "'outputs'"),
+    (["sweep", "--vary", "weight_bits=8:9", "--task", "{d}/task_dist.yaml", "--out", "{d}/o9"],
+     "'teacher.weights.distribution'"),
+    (["budget", "--task", "{d}/task_rule.yaml", "--out", "{d}/o10"], "'rule'"),
+    (["deploy", "--task", "{d}/task_lr.yaml", "--out", "{d}/o11"], "'learning_rate.code'"),
+    (["run", "--task", "{d}/task_key.yaml", "--out", "{d}/o12"], "'colour'"),
+    (["run", "--task", "{d}/task_neuron.yaml", "--out", "{d}/o13"], "'neuron'"),
+    (["budget", "--task", "{d}/task_trials.yaml", "--out", "{d}/o14"], "'protocol.trials'"),
+    (["run", "--task", "{d}/task_notyaml.yaml", "--out", "{d}/o15"], "not valid YAML"),
+    (["run", "--task", "no_such_task", "--out", "{d}/o16"], "bundled: fig3"),
+    (["run", "--task", "{d}/task_ratio.yaml", "--out", "{d}/o17"],
+     "rate ratio 1e+03:1"),
+    (["deploy", "--task", "{d}/task_ratio.yaml", "--out", "{d}/o18"], "tags"),
 ]
 
 
