@@ -21,8 +21,12 @@
 * The input and teacher spikes are :class:`emulator.spikes.SpikeSource`'s, played by
   ``RingBuffer`` sources (Lava time step t plays column t - 1 = global step k).
 
-The emulator's learning-engine mode (:func:`emulator.learning.run`) reproduces a run
-of this network bit for bit (``tests/test_lava_path2.py``).  Keep this directory free of
+M output neurons sharing the N inputs are one ``LearningDense`` of shape (M, N) and one
+learning neuron of shape (M,); each neuron has its own teacher train (column of Y) and its
+own counter-RNG index.  The emulator's learning-engine mode (:func:`emulator.learning.run`)
+reproduces a run of this network bit for bit (``tests/test_lava_path2.py``; M = 3 and 8 in
+``tests/test_lava_path2_many_outputs.py``; N = 1000, M = 500 in
+``benchmarks/bench_lava_path2_many_outputs.py``).  Keep this directory free of
 scratch scripts: Lava's compiler imports every ``.py`` file next to a Process's module.
 """
 from __future__ import annotations
@@ -53,7 +57,8 @@ from emulator.task import Task
 from fixedpoint import rng
 
 __all__ = ["NatGradLENeuron", "PyNatGradLENeuronFixed", "learning_rule", "build_network",
-           "run_lava_le", "check_lava_design", "NEURON_VARS"]
+           "plastic_pair", "spike_sources", "run_lava_le", "run_network", "check_lava_design",
+           "NEURON_VARS"]
 
 #: Vars of the neuron read after a run (integers).
 NEURON_VARS = ("a_m", "a_s", "hbar", "gamma", "v", "sigma", "err", "p", "counts", "events",
@@ -233,14 +238,31 @@ def run_lava_le(d: LE.Design, task: Task, steps: int, seed: int, trial: int = 0,
                 products=None) -> dict:
     """Run trial ``trial`` for ``steps`` steps in ONE blocking Lava run.
 
-    The Vars are read with ``get()`` before ``stop()``, which is called in ``finally:``.
+    The network has one ``LearningDense`` of shape (M, N) and one learning neuron of shape
+    (M,) for the task's M output neurons, which share the N inputs.  The Vars are read with
+    ``get()`` before ``stop()``, which is called in ``finally:``.
     Returns a dict: ``w_int`` (M, N) final integer weights, ``w`` float weights, ``x1``,
-    ``x2`` (N,) traces, ``neuron`` (Vars of :data:`NEURON_VARS`, int64), ``counters``,
-    ``rule`` (the dw string run), ``timing`` (seconds: ``setup``, ``run``, ``read``).
+    ``x2`` (N,) traces, ``tag_2`` (M, N), ``neuron`` (Vars of :data:`NEURON_VARS`, int64),
+    ``counters``, ``rule`` (the dw string run), ``timing`` (seconds: ``setup``, ``run``,
+    ``read``; Lava's ``get()`` sends an array one element per message, so ``read`` grows with
+    M N: 30-35 s for the 2 x 500 000 synapse Vars of N = 1000, M = 500).
     """
     t0 = time.perf_counter()
     dense, neuron, source_x, source_y, X, Y = build_network(d, task, steps, seed, trial,
                                                             products=products)
+    t_built = time.perf_counter()
+    out = run_network(d, dense, neuron, steps, products=products)
+    t = out["timing"]
+    t["setup"] += t_built - t0                     # spikes and processes, then compile/start
+    out.update({"teacher_spikes": Y.astype(np.int64), "seed": int(seed), "trial": int(trial)})
+    return out
+
+
+def run_network(d: LE.Design, dense, neuron, steps: int, *, products=None) -> dict:
+    """Run a network of :func:`plastic_pair` (its sources connected) for ``steps`` steps in
+    one blocking run, read its Vars, stop it in ``finally:``; the dict of
+    :func:`run_lava_le` without ``teacher_spikes``, ``seed`` and ``trial``."""
+    t0 = time.perf_counter()
     run_cfg = Loihi2SimCfg(select_tag="fixed_pt", exception_proc_model_map={
         LearningDense: PyLearningDenseModelBitApproximate,
         RingBuffer: PySendModelFixed,
@@ -267,5 +289,4 @@ def run_lava_le(d: LE.Design, task: Task, steps: int, seed: int, trial: int = 0,
             "tag_2": np.rint(np.asarray(tag_2, np.float64)).astype(np.int64),
             "neuron": nv, "counters": dict(zip(LE.NEURON_COUNTERS, nv["counts"].tolist())),
             "rule": LE.rule_string(d.products if products is None else products),
-            "teacher_spikes": Y.astype(np.int64), "steps": int(steps), "seed": int(seed),
-            "trial": int(trial), "timing": timing}
+            "steps": int(steps), "timing": timing}
