@@ -35,7 +35,8 @@ import numpy as np
 
 from emulator import stages
 from emulator.discretize import Discretized
-from emulator.variables import COUNTER_INDEX, COUNTERS, STREAM_SITE, variable_table  # noqa: F401
+from emulator.variables import (COUNTER_INDEX, COUNTERS, RECORD_FIELD, RECORDABLE,  # noqa: F401
+                                 STREAM_SITE, variable_table)
 from fixedpoint.qformat import QFormat
 
 C_TRACE = COUNTER_INDEX["traces", "saturation"]
@@ -46,6 +47,10 @@ C_POST = COUNTER_INDEX["post", "saturation"]
 C_BRACKET = COUNTER_INDEX["bracket", "saturation"]
 C_WSAT = COUNTER_INDEX["weights", "saturation"]
 C_WUNDER = COUNTER_INDEX["weights", "underflow"]
+#: Column of each recordable variable in ``State.lo`` / ``State.hi``.
+EXTREME_INDEX = {name: q for q, name in enumerate(RECORDABLE)}
+#: ``lo`` / ``hi`` of a trial before its first step (no value seen yet).
+NO_LO, NO_HI = np.iinfo(np.int64).max, np.iinfo(np.int64).min
 
 
 @dataclasses.dataclass
@@ -71,6 +76,13 @@ class State:
     counts: np.ndarray   #: (len(COUNTERS),) events so far
     first: np.ndarray    #: (len(COUNTERS),) first global step of each event, -1 if none
     step: int = 0        #: next global step
+    #: (B, len(RECORDABLE)) running minimum / maximum of every recordable variable of each
+    #: trial over every step so far (integer codes; the weights as accumulator codes with
+    #: their hidden bits, the initial ones included; columns :data:`EXTREME_INDEX`;
+    #: :data:`NO_LO` / :data:`NO_HI` where nothing was seen).  None: not tracked (a State
+    #: wrapping Lava Vars).
+    lo: np.ndarray | None = None
+    hi: np.ndarray | None = None
 
     def copy(self) -> "State":
         return dataclasses.replace(self, **{f.name: np.copy(getattr(self, f.name))
@@ -86,11 +98,16 @@ def init_state(d: Discretized, w_init: np.ndarray, trials: np.ndarray | None = N
     z = lambda *s: np.zeros(s, np.int64)  # noqa: E731
     state = State(trials=trials, a_m=z(b, n), a_s=z(b, n), acc=z(b, m, n),
                   gamma=z(b, m), x=z(b, n), v=z(b, m), sigma=z(b, m), err=z(b, m), post=z(b, m),
-                  spikes=z(b, m), counts=z(len(COUNTERS)), first=np.full(len(COUNTERS), -1, np.int64))
+                  spikes=z(b, m), counts=z(len(COUNTERS)), first=np.full(len(COUNTERS), -1, np.int64),
+                  lo=np.full((b, len(RECORDABLE)), NO_LO, np.int64),
+                  hi=np.full((b, len(RECORDABLE)), NO_HI, np.int64))
     # initial weights outside the format are saturated, and counted at step 0
     acc_fmt: QFormat = d.variables["weights"].acc_fmt
     q = np.clip(np.rint(w_init * 2.0 ** acc_fmt.frac), acc_fmt.min_int, acc_fmt.max_int)
     state.acc = q.astype(np.int64)
+    w = EXTREME_INDEX["weights"]          # the initial weights are a value the register holds
+    state.lo[:, w] = state.acc.reshape(b, -1).min(axis=1)
+    state.hi[:, w] = state.acc.reshape(b, -1).max(axis=1)
     _add(state, C_WSAT, int(np.count_nonzero(q != np.rint(w_init * 2.0 ** acc_fmt.frac))), 0)
     return state
 
@@ -156,6 +173,18 @@ def step(d: Discretized, state: State, x_spk: np.ndarray, y_spk: np.ndarray, see
     # 11. student output spike
     state.spikes = stages.output_spike(d, state.sigma, seed, k, idx.neuron)
     state.step = k + 1
+    if state.lo is not None:
+        track_extremes(state)
+
+
+def track_extremes(state: State) -> None:
+    """Fold the values of the step just done into ``state.lo`` / ``state.hi`` (per trial,
+    over neurons and afferents; the weights' accumulator codes)."""
+    b = state.acc.shape[0]
+    for name, q in EXTREME_INDEX.items():
+        v = getattr(state, RECORD_FIELD[name]).reshape(b, -1)
+        np.minimum(state.lo[:, q], v.min(axis=1), out=state.lo[:, q])
+        np.maximum(state.hi[:, q], v.max(axis=1), out=state.hi[:, q])
 
 
 def run_chunk(d: Discretized, state: State, x_spk: np.ndarray, y_spk: np.ndarray, seed: int,

@@ -1,7 +1,7 @@
 """float64 runs of the approximate rule behind :func:`emulator.run` (``kind: float64``).
 
 The arithmetic is the float reference's (:mod:`emulator.reference`, rule ``'approx'``, gamma_s
-exact every step), run by its compiled loop :func:`emulator.reference.run_chunk`; this module
+exact every step), run by its compiled loop :func:`emulator.reference.run_fused`; this module
 only drives it over time chunks of the shared spikes and collects the same variables as the
 integer emulator records, in physical units.  Memory is bounded by one chunk of spikes plus the
 output records, whatever ``record_every`` is.
@@ -11,7 +11,8 @@ from __future__ import annotations
 import numpy as np
 
 from emulator.hwconfig import HwConfig
-from emulator.reference import NEURON_VARS, Rule, run_chunk, run_fused
+from emulator.reference import (AFFERENT_VARS, EXTREME_VARS, NEURON_VARS, Rule, new_extremes,
+                                run_chunk, run_fused)
 from emulator.result import RunResult
 from emulator.spikes import SpikeSource
 from emulator.task import Task
@@ -29,9 +30,11 @@ def run_float(cfg: HwConfig, task: Task, steps: int, seed: int, *, eta: float, r
     ``(k + 1) % record_every == 0``: the weights after step k's update, the USP x_k [mV] and
     traces a_m, a_s of step k, and V [mV], sigma, e, gamma_s, post of step k computed at the
     weights before its update (see :meth:`emulator.reference.Rule.step_variables`).
-    The spikes are drawn inside the compiled loop (:func:`emulator.reference.run_fused`)
-    unless the USP or traces are recorded; ``parallel`` runs blocks of trials on threads
-    (default: several trials in the main process).  Every choice gives the same bits.
+    The spikes are drawn inside the compiled loop (:func:`emulator.reference.run_fused`), a
+    recording's (``task.inputs``) come from :meth:`SpikeSource.next`; ``parallel`` runs blocks of trials on threads (default: several trials in the main
+    process).  Every choice gives the same bits.  ``extremes`` holds every variable's running
+    minimum and maximum over every step (gamma_s and post included: the approximate rule
+    computes them each step).
     Raises ValueError for parametrizations without a compiled form.
     """
     trials = np.arange(task.n_trials) if trials is None else np.asarray(trials, np.int64)
@@ -49,46 +52,47 @@ def run_float(cfg: HwConfig, task: Task, steps: int, seed: int, *, eta: float, r
     want = set(record)
     rec_w = np.empty((n_rec if "weights" in want else 0, B, M, N))
     rec_neuron = np.empty((len(NEURON_VARS), n_rec if want & set(NEURON_VARS) else 0, B, M))
-    rec_syn = {name: np.empty((n_rec if name in want else 0, B, N))
-               for name in ("usp", "trace_m", "trace_s")}
-    need_traces = bool(want & {"trace_m", "trace_s"})
+    rec_aff = np.empty((len(AFFERENT_VARS), n_rec if want & set(AFFERENT_VARS) else 0, B, N))
+    ext = new_extremes(B)
     teach_spk = np.zeros((B, M), np.int64)
     par = default_parallel(B) if parallel is None else bool(parallel)
     done = 0
     while done < steps:
         n = min(chunk_steps, steps - done)
-        rows = (np.arange((every - (done + 1) % every) % every, n, every, dtype=np.int64)
-                if every else np.zeros(0, np.int64))
-        r0, r1 = (done // every, done // every + rows.size) if every else (0, 0)
-        if not (need_traces or "usp" in want):
+        r0 = done // every if every else 0
+        r1 = (done + n) // every if every else 0
+        if not src.recorded:
             # spikes drawn inside the compiled loop: no (n, B, N) arrays
             run_fused(W, src, n, args, every, rec_w[r0:r1] if rec_w.shape[0] else None,
                       rec_neuron[:, r0:r1] if rec_neuron.shape[1] else None, teach_spk,
-                      parallel=par)
-            done += n
-            if progress is not None:
-                progress(done)
-            continue
-        if need_traces:
-            _, Y, x, a_m, a_s = src.next(n, return_usp=True, trace_steps=rows)
-            for name, a in (("trace_m", a_m), ("trace_s", a_s)):
-                if name in want:
-                    rec_syn[name][r0:r1] = a
+                      parallel=par, rec_aff=rec_aff[:, r0:r1] if rec_aff.shape[1] else None,
+                      ext=ext)
         else:
-            _, Y, x = src.next(n, return_usp=True)
-        teach_spk += Y.sum(axis=0, dtype=np.int64)
-        if "usp" in want:
-            rec_syn["usp"][r0:r1] = x[rows]
-        run_chunk(W, x, Y.astype(np.float64), args, done, every,
-                  rec_w[r0:r1] if rec_w.shape[0] else None,
-                  rec_neuron[:, r0:r1] if rec_neuron.shape[1] else None)
+            # a recording is played by next(), with the traces of every step (their extremes)
+            _, Y, x, a_m, a_s = src.next(n, return_usp=True, trace_steps=np.arange(n))
+            rows = np.arange((every - (done + 1) % every) % every, n, every) if every else []
+            for name, a in (("trace_m", a_m), ("trace_s", a_s), ("usp", x)):
+                if rec_aff.shape[1]:
+                    rec_aff[AFFERENT_VARS.index(name), r0:r1] = a[rows]
+                if name != "usp":                 # run_chunk counts the USPs' extremes
+                    q = EXTREME_VARS.index(name)
+                    np.minimum(ext[:, 0, q], a.min(axis=(0, 2)), out=ext[:, 0, q])
+                    np.maximum(ext[:, 1, q], a.max(axis=(0, 2)), out=ext[:, 1, q])
+            teach_spk += Y.sum(axis=0, dtype=np.int64)
+            run_chunk(W, x, Y.astype(np.float64), args, done, every,
+                      rec_w[r0:r1] if rec_w.shape[0] else None,
+                      rec_neuron[:, r0:r1] if rec_neuron.shape[1] else None, ext=ext)
         done += n
         if progress is not None:
             progress(done)
     columns = dict(zip(NEURON_VARS, rec_neuron))
-    columns.update(rec_syn, weights=rec_w)
+    columns.update(zip(AFFERENT_VARS, rec_aff), weights=rec_w)
     recorded = {name: columns[name] for name in record}
     t_rec = np.arange(1, n_rec + 1) * every * task.params.dt
+    extremes = {name: tuple(np.where(ext[:, 0, q] <= ext[:, 1, q], ext[:, i, q], np.nan)
+                            for i in (0, 1))
+                for q, name in enumerate(EXTREME_VARS)}
     return RunResult(config_name=cfg.name, steps=steps, seed=seed, trials=trials,
                      w_final=W, w_int=None, counters={}, record=recorded,
-                     record_t_s=t_rec, output_spikes=None, teacher_spikes=teach_spk)
+                     record_t_s=t_rec, output_spikes=None, teacher_spikes=teach_spk,
+                     extremes=extremes)

@@ -13,6 +13,11 @@ It must stay bit-identical to the numpy step (``tests/test_emulator_backends.py`
 travels as one :class:`KernelState` named tuple, the scalars as one record
 (:func:`emulator.stages_jit.pack`), the tables as :class:`KernelTables` and the recording
 arrays as :class:`KernelRecords`, all derived from :mod:`emulator.variables`.
+
+Every step also folds each recordable variable into its trial's running minimum and maximum
+(``State.lo`` / ``State.hi``, the report's range use), equal to what the numpy step's
+:func:`emulator.datapath.track_extremes` counts; the weights' accumulator is folded as each
+step starts (and once more at a chunk's end), which counts the same values.
 """
 from __future__ import annotations
 
@@ -22,7 +27,7 @@ import numpy as np
 from numba import njit
 
 from emulator.datapath import (C_BRACKET, C_GAMMA, C_POST, C_TRACE, C_USP, C_V, C_WSAT,
-                               C_WUNDER, State)
+                               C_WUNDER, EXTREME_INDEX, NO_HI, NO_LO, State)
 from emulator.discretize import Discretized
 from emulator.threads import default_parallel, n_threads, run_threads, trial_blocks  # noqa: F401
 from emulator.stages_jit import (bracket_cwv_one, bracket_homo_row, bracket_row, error_one,
@@ -35,7 +40,7 @@ from fixedpoint.jit import stream_prefix
 #: The integer state the kernel updates in place (fields of :class:`emulator.datapath.State`).
 KernelState = collections.namedtuple(
     "KernelState", ("trials", "a_m", "a_s", "acc", "gamma", "x", "v", "sigma", "err", "post",
-                    "spikes", "counts", "first"))
+                    "spikes", "counts", "first", "lo", "hi"))
 #: Tables and per-afferent vectors of the Discretized record.
 KernelTables = collections.namedtuple("KernelTables",
                                       ("homo_mant", "rates_q", "sigma_lut", "gamma_lut"))
@@ -59,6 +64,16 @@ _I_POST = SITE_INDEX["post"]
 _I_W = SITE_INDEX["weights"]
 _I_OUT = SITE_INDEX["student"]
 _N_SITES = len(SITE_STREAMS)
+# columns of the running extremes (State.lo / State.hi)
+_Q_TM = EXTREME_INDEX["trace_m"]
+_Q_TS = EXTREME_INDEX["trace_s"]
+_Q_X = EXTREME_INDEX["usp"]
+_Q_V = EXTREME_INDEX["potential"]
+_Q_SIGMA = EXTREME_INDEX["sigma"]
+_Q_ERR = EXTREME_INDEX["error"]
+_Q_GAMMA = EXTREME_INDEX["gamma_s"]
+_Q_POST = EXTREME_INDEX["post"]
+_Q_W = EXTREME_INDEX["weights"]
 
 
 @njit(cache=True, inline="always")
@@ -68,6 +83,13 @@ def _add(n, counts, first, which, k):
         counts[which] += n
         if first[which] < 0 or k < first[which]:
             first[which] = k
+
+
+@njit(cache=True, inline="always")
+def _fold(lo, hi, q, v):
+    """Running extremes: ``lo[q] = min(lo[q], v)``, ``hi[q] = max(hi[q], v)``."""
+    lo[q] = min(lo[q], v)
+    hi[q] = max(hi[q], v)
 
 
 @njit(cache=True, inline="always")
@@ -87,11 +109,30 @@ def _trial_step(k, p, spk, y, b, st, c, tab, homo, w_row, tmp1, tmp2, dw, counts
     n_tr += traces_row(as_row, tmp1, c.decay_s, spk, c, p[_I_TRACE], tb + 1, 2)
     _add(n_tr, counts_b, first_b, C_TRACE, k)
     _add(usp_row(x_row, am_row, as_row, tmp1, c, p[_I_USP], tb), counts_b, first_b, C_USP, k)
+    # running extremes of this trial (one pass, which LLVM vectorizes)
+    lo = st.lo[b]
+    hi = st.hi[b]
+    lm, hm, ls, hs, lx, hx = lo[_Q_TM], hi[_Q_TM], lo[_Q_TS], hi[_Q_TS], lo[_Q_X], hi[_Q_X]
+    for i in range(N):
+        lm = min(lm, am_row[i])
+        hm = max(hm, am_row[i])
+        ls = min(ls, as_row[i])
+        hs = max(hs, as_row[i])
+        lx = min(lx, x_row[i])
+        hx = max(hx, x_row[i])
+    lo[_Q_TM], hi[_Q_TM], lo[_Q_TS], hi[_Q_TS], lo[_Q_X], hi[_Q_X] = lm, hm, ls, hs, lx, hx
     bracket_homo_row(homo, x_row, tab.homo_mant, tmp2, c, p[_I_HOMO], tb)
     for j in range(M):
         acc_row = st.acc[b, j]
+        la = lo[_Q_W]        # the accumulator this step starts from (the one after the
+        ha = hi[_Q_W]        # chunk's last step: _fold_acc)
         for i in range(N):
-            w_row[i] = acc_row[i] >> w_extra
+            a = acc_row[i]
+            la = min(la, a)
+            ha = max(ha, a)
+            w_row[i] = a >> w_extra
+        lo[_Q_W] = la
+        hi[_Q_W] = ha
         # 3.-4. V
         vj, n = potential_one(w_row, x_row, c, p[_I_POT], tb + j)
         _add(n, counts_b, first_b, C_V, k)
@@ -117,10 +158,30 @@ def _trial_step(k, p, spk, y, b, st, c, tab, homo, w_row, tmp1, tmp2, dw, counts
         n_under, n_sat = update_row(acc_row, pj, tmp1, tmp2, dw, c, p[_I_W], tb + j * N)
         _add(n_under, counts_b, first_b, C_WUNDER, k)
         _add(n_sat, counts_b, first_b, C_WSAT, k)
+        # running extremes of the neuron's values (branch-free: cheaper than a test)
+        _fold(lo, hi, _Q_V, vj)
+        _fold(lo, hi, _Q_SIGMA, sj)
+        _fold(lo, hi, _Q_ERR, ej)
+        _fold(lo, hi, _Q_GAMMA, st.gamma[b, j])
+        _fold(lo, hi, _Q_POST, pj)
         # 11. student spike
         sp = output_spike_one(sj, c, p[_I_OUT], tb + j)
         st.spikes[b, j] = sp
         spike_count[b, j] += sp
+
+
+@njit(cache=True, inline="always")
+def _fold_acc(st, b):
+    """Fold trial ``b``'s accumulator into its running extremes (the end of a chunk: each
+    step folds the accumulator it starts from)."""
+    la = st.lo[b, _Q_W]
+    ha = st.hi[b, _Q_W]
+    for j in range(st.acc.shape[1]):
+        for i in range(st.acc.shape[2]):
+            la = min(la, st.acc[b, j, i])
+            ha = max(ha, st.acc[b, j, i])
+    st.lo[b, _Q_W] = la
+    st.hi[b, _Q_W] = ha
 
 
 @njit(cache=True, inline="always")
@@ -170,6 +231,7 @@ def _chunk_impl(X, Y, k0, seed, st, c, tab, rec, record_every, streams, row0, sp
             if record_every > 0 and (k + 1) % record_every == 0:
                 _record_trial(rec, row0 + (k + 1) // record_every - k0 // record_every - 1, b,
                               st, c.w_extra)
+        _fold_acc(st, b)
     if record_every > 0:
         return row0 + (k0 + T) // record_every - k0 // record_every
     return row0
@@ -207,6 +269,7 @@ def _fused_impl(T, k0, sp, seed, st, c, tab, rec, record_every, streams, row0, s
             if record_every > 0 and (k + 1) % record_every == 0:
                 _record_trial(rec, row0 + (k + 1) // record_every - k0 // record_every - 1, b,
                               st, c.w_extra)
+        _fold_acc(st, b)
     if record_every > 0:
         return row0 + (k0 + T) // record_every - k0 // record_every
     return row0
@@ -223,7 +286,13 @@ run_fused_kernel = njit(cache=True, nogil=True)(_fused_impl)
 
 
 def kernel_state(state: State) -> KernelState:
-    """The arrays of ``state`` (shared, not copied) as the kernel's structured argument."""
+    """The arrays of ``state`` (shared, not copied) as the kernel's structured argument.  A
+    State without running extremes (one wrapping Lava Vars) gets fresh ones, which nothing
+    reads."""
+    if state.lo is None or state.hi is None:
+        b, r = state.acc.shape[0], len(EXTREME_INDEX)
+        state.lo = np.full((b, r), NO_LO, np.int64)
+        state.hi = np.full((b, r), NO_HI, np.int64)
     return KernelState(**{f: getattr(state, f) for f in KernelState._fields})
 
 

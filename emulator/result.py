@@ -19,6 +19,11 @@ class RunResult:
     ``record[name]`` has shape (n_records, B, ...) taken after every global step k with
     ``(k + 1) % record_every == 0`` (times ``record_t_s``).  ``counters`` maps a variable
     to ``{'saturation': n, 'underflow': n, 'overflow': n, 'first_step': {...}}``.
+    ``extremes[name]`` is ``(min, max)``, two (B,) arrays: the running minimum and maximum of
+    a recordable variable over every step of each trial (over its neurons / afferents),
+    counted inside the kernels whatever is recorded (the weights with their initial values);
+    NaN where nothing was seen.  Integer and float64 runs fill it; the learning-engine model
+    does not (empty).
     """
 
     config_name: str
@@ -33,3 +38,4 @@ class RunResult:
     output_spikes: np.ndarray | None    #: (B, M) student spike counts (fixed runs; None for float)
     teacher_spikes: np.ndarray          #: (B, M) teacher spike counts over the run
     state: object = None                #: final integer State (fixed only)
+    extremes: dict = dataclasses.field(default_factory=dict)   #: name -> (min (B,), max (B,))

@@ -36,6 +36,20 @@ def record_arrays(n_rec: int, B: int, M: int, N: int) -> dict:
             for r in RECORDABLE}
 
 
+def extremes_dict(d, lo: np.ndarray, hi: np.ndarray) -> dict:
+    """Running extremes ``State.lo`` / ``State.hi`` (B, len(RECORDABLE)) integer codes ->
+    ``{name: (min (B,), max (B,))}`` in physical units (NaN where no step was seen); the
+    weights as visible (``acc >> extra_frac``: floor shifts keep the order)."""
+    scales = record_scales(d)
+    out = {}
+    for q, name in enumerate(RECORDABLE):
+        seen = lo[:, q] <= hi[:, q]
+        shift = d.w_extra if name == "weights" else 0
+        out[name] = tuple(np.where(seen, (a[:, q] >> shift) * scales[name], np.nan)
+                          for a in (lo, hi))
+    return out
+
+
 def counters_dict(counts: np.ndarray, first: np.ndarray) -> dict:
     """Counter arrays of the datapath (:data:`emulator.variables.COUNTERS` order) -> nested
     dict per variable: ``{'overflow': n, 'saturation': n, 'underflow': n, 'first_step':
@@ -116,6 +130,7 @@ def run(config, task: Task, steps: int, seed: int, *, eta: float | None = None,
 
     d = discretize(cfg, task.params, task.rates, eta)
     src = SpikeSource(task, seed, trials)
+    fused = fused and not src.recorded       # a recording is played by next(), same bits
     state = datapath.init_state(d, task.w_init[trials], trials)
     n_rec = steps // record_every if record_every else 0
     B, M, N = state.acc.shape
@@ -161,7 +176,7 @@ def run(config, task: Task, steps: int, seed: int, *, eta: float | None = None,
                      w_final=w_vis * 2.0**-d.w_frac, w_int=w_vis,
                      counters=counters_dict(state.counts, state.first), record=recorded,
                      record_t_s=t_rec, output_spikes=out_spk, teacher_spikes=teach_spk,
-                     state=state)
+                     state=state, extremes=extremes_dict(d, state.lo, state.hi))
 
 
 #: Learning-engine neuron counters -> (variable, kind) of :attr:`RunResult.counters`.
@@ -170,6 +185,8 @@ LE_COUNTERS = {"potential_saturation": ("potential", "saturation"),
                "vq_saturation": ("vq", "saturation"),
                "gamma_saturation": ("gamma_s", "saturation"),
                "carry_saturation": ("carry", "saturation"),
+               "word_saturation": ("neuron_word", "saturation"),
+               "input_saturation": ("neuron_input", "saturation"),
                # LearningDense's own clips (the emulator counts what Lava clips silently)
                "tag_saturation": ("tag_2", "saturation"),
                "weight_saturation": ("weights", "saturation"),

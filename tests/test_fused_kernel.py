@@ -28,7 +28,7 @@ def _assert_same(a, b):
     for name in a.record:
         np.testing.assert_array_equal(a.record[name], b.record[name], err_msg=name)
     for field in ("a_m", "a_s", "acc", "v", "x", "gamma", "sigma", "err", "post", "spikes",
-                  "counts", "first"):
+                  "counts", "first", "lo", "hi"):     # lo, hi: the running extremes
         np.testing.assert_array_equal(getattr(a.state, field), getattr(b.state, field),
                                       err_msg=field)
     np.testing.assert_array_equal(a.output_spikes, b.output_spikes)
