@@ -85,8 +85,20 @@ def _compare(pairs: dict, steps: int) -> dict:
             else "differ: " + ", ".join(differ)}
 
 
+def _extremes(res, name) -> tuple[float, float] | None:
+    """(min, max) of a variable over every step of every trial of a run (the kernels'
+    running extremes, :attr:`emulator.RunResult.extremes`), None if not counted."""
+    e = res.extremes.get(name)
+    if e is None or not np.any(np.isfinite(e[0])):
+        return None
+    return float(np.nanmin(e[0])), float(np.nanmax(e[1]))
+
+
 def _variable_table(cfg, fl, fx) -> dict:
-    """Per-variable error statistics in LSB of the fixed format, plus range use."""
+    """Per-variable error statistics in LSB of the fixed format (from the recorded steps),
+    plus range use from every step: the float run's and the chip's running extremes, and the
+    headroom above the larger magnitude of the two (negative: float needs more range than the
+    format has; 0: the chip saturated)."""
     out = {}
     for name, var in REPORT_VARS.items():
         f = variable_format(cfg, var)
@@ -94,7 +106,9 @@ def _variable_table(cfg, fl, fx) -> dict:
         if a is None or b is None or a.size == 0:
             continue
         err = (b - a) / f["lsb"]
-        peak = float(np.max(np.abs(a)))
+        ext_fl, ext_fx = _extremes(fl, name), _extremes(fx, name)
+        seen = [v for e in (ext_fl, ext_fx) if e is not None for v in e]
+        peak = max(abs(v) for v in seen) if seen else float(np.max(np.abs(a)))
         top = max(abs(f["lo"]), abs(f["hi"]))
         counters = fx.counters.get(var, {})
         out[name] = {
@@ -103,7 +117,11 @@ def _variable_table(cfg, fl, fx) -> dict:
             "rmse_lsb": float(np.sqrt(np.mean(err**2))),
             "mean_err_lsb": float(np.mean(err)),
             "max_abs_err_lsb": float(np.max(np.abs(err))),
-            "float_min": float(np.min(a)), "float_max": float(np.max(a)),
+            "range_from": "every step" if seen else "recorded steps",
+            "float_min": ext_fl[0] if ext_fl else float(np.min(a)),
+            "float_max": ext_fl[1] if ext_fl else float(np.max(a)),
+            "chip_min": ext_fx[0] if ext_fx else float(np.min(b)),
+            "chip_max": ext_fx[1] if ext_fx else float(np.max(b)),
             "range_lo": f["lo"], "range_hi": f["hi"],
             "headroom_bits": float(math.log2(top / peak)) if peak > 0 else None,
             "overflow": int(counters.get("overflow", 0)),

@@ -97,7 +97,9 @@ def _fig_err_hist(errs, path):
 
 
 def _fig_range(report, fl, path):
-    """hls4ml-style: observed |value| spread (log2) against the format's [LSB, max]."""
+    """hls4ml-style: observed |value| spread (log2) against the format's [LSB, max]: the 1st
+    percentile and the median of the float run's recorded steps, its largest |value| over
+    every step (the running extremes of the report's table)."""
     names = list(report["variables"])
     clipped = False
     fig, ax = plt.subplots(figsize=(7, 0.5 * len(names) + 1.5))
@@ -110,12 +112,16 @@ def _fig_range(report, fl, path):
                 solid_capstyle="butt", label="representable [LSB, max]" if n == 0 else None)
         if a.size:
             lo, med, hi = np.log2(np.percentile(a, [1, 50, 100]))
+            peak = max(abs(row["float_min"]), abs(row["float_max"]))
+            if peak > 0:                   # every step, not only the recorded ones
+                hi = max(hi, np.log2(peak))
             floor = np.log2(row["lsb"]) - 8           # tails far below the LSB are clipped
             if lo < floor:
                 ax.plot([floor], [n], "<", color="C0", ms=6,
                         label="clipped tail (below LSB / 256)" if not clipped else None)
                 clipped, lo = True, floor
-            ax.plot([lo, hi], [n, n], color="C0", lw=4, label="observed |value| p1..max" if n == 0 else None)
+            ax.plot([lo, hi], [n, n], color="C0", lw=4,
+                    label="float |value|: p1 (recorded) .. max (every step)" if n == 0 else None)
             ax.plot([med], [n], "k|", ms=12)
     ax.set_yticks(range(len(names)), names)
     ax.set_xlabel("log2 |value|")
@@ -172,14 +178,20 @@ def _markdown(report) -> str:
                   "![error histograms](error_histograms.png)", "",
                   "## Overflow, saturation, underflow and headroom", "",
                   "The datapath saturates (never wraps), so overflow is always 0. Underflow = a "
-                  "nonzero weight update rounded to zero.", "",
+                  "nonzero weight update rounded to zero. The float and chip ranges are the "
+                  "smallest and largest value over every step of every trial (running extremes "
+                  "counted inside the kernels; the weights include their initial values); the "
+                  "headroom is log2 of the format's largest magnitude over the larger of the "
+                  "two (negative: float needs more range than the format has).", "",
                   "| variable | overflow | saturation | underflow | first step | float range | "
-                  "format range | headroom [bits] |", "|---|---|---|---|---|---|---|---|"]
+                  "chip range | format range | headroom [bits] |",
+                  "|---|---|---|---|---|---|---|---|---|"]
         for name, r in report["variables"].items():
             first = ", ".join(f"{k} @ {v}" for k, v in r["first_step"].items()) or "-"
             head = "-" if r["headroom_bits"] is None else f"{r['headroom_bits']:.2f}"
+            chip = (f"[{r['chip_min']:.3g}, {r['chip_max']:.3g}]" if "chip_min" in r else "-")
             lines.append(f"| {name} | {r['overflow']} | {r['saturation']} | {r['underflow']} | "
-                         f"{first} | [{r['float_min']:.3g}, {r['float_max']:.3g}] | "
+                         f"{first} | [{r['float_min']:.3g}, {r['float_max']:.3g}] | {chip} | "
                          f"[{r['range_lo']:.3g}, {r['range_hi']:.3g}] | {head} |")
         lines += ["", "![range use](range_use.png)", ""]
     u = report.get("updates")

@@ -84,3 +84,16 @@ def test_float_extremes_every_step():
         np.testing.assert_array_equal(b.extremes[name][0], want[name][0], err_msg=name)
         np.testing.assert_array_equal(b.extremes[name][1], want[name][1], err_msg=name)
 
+
+def test_report_range_of_the_error_comes_from_every_step():
+    """Issue 21's example: on loihi2_ideal the error e reaches about +1 at every teacher
+    spike, so its headroom in S18.16 (|e| < 2) is about 1 bit.  The table used to come from
+    the 40 recorded steps ([-0.0061, -0.00037], 8.35 bits)."""
+    from natgrad.main_job import run_main_job
+    rep = run_main_job(load("loihi2_ideal"), 2000, 0, trials=1, lava_steps=0, progress=False)
+    e = rep["variables"]["error"]
+    assert e["range_from"] == "every step"
+    assert e["float_max"] >= 0.9 and e["chip_max"] >= 0.9
+    assert 0.5 < e["headroom_bits"] < 1.5
+    for name, row in rep["variables"].items():
+        assert row["float_min"] <= row["float_max"] and row["chip_min"] <= row["chip_max"], name
