@@ -151,6 +151,19 @@ def _evidence(cfg, fx, variables: dict, upd: dict | None, steps: int, trials: in
         sc = getattr(fx.state, "synapse_counters", {}) or {}
         n_neuron = max(trials * steps, 1)
         n_syn_epochs = max(n_syn // max(d.t_epoch, 1), 1)
+        n_neuron = max(n_neuron * fx.w_final.shape[-2], 1)          # neurons x steps
+        words = c.get("neuron_word", {}).get("saturation", 0)
+        inputs = c.get("neuron_input", {}).get("saturation", 0)
+        if words or inputs:
+            nf = d.neuron
+            ev["neuron word"] = (
+                min(1.0, 20.0 * (words + inputs) / n_neuron),
+                f"the learning neuron's {nf.word_bits}-bit words saturated {words} times and "
+                f"its 16-bit input {inputs} times in {n_neuron} neuron steps (the task's "
+                f"dendritic current exceeds what filter_frac {nf.filter_frac} leaves room for: "
+                f"|A| <= 2**{nf.word_bits - 1 - nf.filter_frac} weight LSB x spikes)",
+                "fewer fractional bits in the neuron's filters (neuron.filter_frac; each one "
+                "doubles their range), or a coarser weight LSB (mapping.w_frac)")
         carried = c.get("post", {}).get("carry", c.get("post", {}).get("saturation", 0))
         share = carried / n_neuron
         coding = (f"{d.levels} levels of E_n and {d.unit_ratio} E_n" if d.encoding == "graded"
