@@ -165,6 +165,9 @@ def test_cli_experiment_writes_png_and_json(tmp_path, capsys):
     (["experiment", "fig4", "--config", "/nonexistent.yaml"], "cannot read config"),
     (["experiment", "fig4", "--scale", "huge"], "invalid choice"),
     (["experiment", "fig4", "--seed", "-1"], "--seed must be an integer in [0, 2**64 - 1]"),
+    (["experiment", "fig4", "--eta", "0"], "--eta must be in (0, 1]"),
+    (["experiment", "all", "--eta", "nan"], "--eta must be in (0, 1]"),
+    (["experiment", "fig3f", "--eta", "fast"], "--eta 'fast': expected a number"),
 ])
 def test_cli_experiment_bad_input(args, needle, tmp_path, capsys):
     out = tmp_path / "never"
@@ -173,3 +176,49 @@ def test_cli_experiment_bad_input(args, needle, tmp_path, capsys):
     err = capsys.readouterr().err.strip().splitlines()
     assert exc.value.code == 2 and len(err) == 1 and needle in err[0]
     assert not out.exists()
+
+
+def test_cli_experiment_eta_reaches_the_experiment(tmp_path):
+    """``--eta`` (code units, as on ``run``) is the approximate rule's rate of the experiment,
+    the other rules scaled alike, recorded in NAME.json; it changes the result."""
+    out = tmp_path / "fig4"
+    assert main(["experiment", "fig4", "--eta", "0.001", "--out", str(out), "--quiet"]) == 0
+    data = json.loads((out / "fig4.json").read_text())
+    assert data["eta_approx_code"] == 0.001 and data["params"]["eta"] == 0.001
+    assert data["eta_code"]["natural"] == data["eta_code"]["approx"] == 0.001
+    default = fig4(seed=0)
+    k = 0.001 / default["eta_approx_code"]
+    assert default["eta_approx_code"] == eta_from_paper(0.017) != 0.001
+    assert np.isclose(data["eta_code"]["euclid"], default["eta_code"]["euclid"] * k, rtol=1e-12)
+    assert data["relative_change_pct"]["natural"][0] != pytest.approx(
+        default["relative_change_pct"]["natural"][0], rel=1e-3)
+
+
+def test_eta_scales_the_other_rules_and_the_default_is_unchanged():
+    """fig3f's rates under --eta: the scaled protocol's own rate gives exactly the default
+    rates; another rate moves every rule by the same factor."""
+    from emulator.reference import ETA_CODE
+    from natgrad.experiments.fig3 import FIG3F_PRESETS, fig3f_etas
+    p = dict(FIG3F_PRESETS["small"])
+    assert fig3f_etas(dict(p, eta=4 * 5.5e-4)) == fig3f_etas(p)
+    e = fig3f_etas(dict(p, eta=1.1e-3))
+    assert e["approx"] == 1.1e-3
+    for r in ("euclid", "natural"):
+        assert e[r] == pytest.approx(ETA_CODE[r] * 2.0, rel=1e-12)
+
+
+def test_cli_experiment_all_passes_eta_to_each_experiment(tmp_path, monkeypatch):
+    import natgrad.experiments as ex
+    seen = []
+
+    class Stop(Exception):
+        pass
+
+    def fake(name, **kw):
+        seen.append((name, kw))
+        raise Stop
+    monkeypatch.setattr(ex, "run_experiment", fake)
+    with pytest.raises(Stop):
+        main(["experiment", "all", "--eta", "0.003", "--out", str(tmp_path / "all"), "--quiet"])
+    assert seen and seen[0][1]["eta"] == 0.003
+

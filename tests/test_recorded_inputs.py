@@ -93,3 +93,24 @@ def test_lava_path2_equals_the_emulator_on_the_recording(spec):
     np.testing.assert_array_equal(lava["x1"], emu.x_traces[0, 0])
     for f in ("carry", "gamma", "hbar", "a_m"):
         np.testing.assert_array_equal(lava["neuron"][f], getattr(emu.neuron, f)[0], err_msg=f)
+
+
+def test_datapath_float_and_lava_path1_on_identical_recorded_spikes(spec):
+    """The integer datapath (numba kernel and numpy steps) bit for bit, Lava path 1 equal to
+    both, and the float64 run on the very same spikes (its teacher spike counts are the
+    integer runs')."""
+    from lava_procs import run_lava
+    task = spec.build(2, 0)
+    steps = 2500
+    a = R.run("loihi2_ideal", task, steps, 0, eta=spec.eta, backend="numba", chunk_steps=900)
+    b = R.run("loihi2_ideal", task, steps, 0, eta=spec.eta, backend="numpy")
+    np.testing.assert_array_equal(a.w_int, b.w_int)
+    np.testing.assert_array_equal(a.output_spikes, b.output_spikes)
+    assert a.counters == b.counters and a.output_spikes.sum() >= 5          # measured 8
+    fl = R.run("float64", task, steps, 0, eta=spec.eta, chunk_steps=700)
+    np.testing.assert_array_equal(fl.teacher_spikes, a.teacher_spikes)
+    assert np.abs(fl.w_final - task.w_init).max() > 0            # it learnt
+    lava = run_lava("loihi2_ideal", task, 300, 0, trial=1, eta=spec.eta, backend="numba")
+    em = R.run("loihi2_ideal", task, 300, 0, eta=spec.eta, trials=[1])
+    np.testing.assert_array_equal(lava["w_int"], em.w_int[0])
+    np.testing.assert_array_equal(lava["output_spikes"].sum(axis=0), em.output_spikes[0])

@@ -4,7 +4,10 @@ Each experiment is a function ``NAME(scale='small', config=None, seed=0, out=Non
 returning a JSON-able dict (the plotted numbers, an ``effect`` section with the paper's expected
 effect as numbers, and with a fixed-point ``config`` an ``effect_config`` section and the
 emulator's saturation/underflow counters); with ``out`` it writes PNG figures and ``NAME.json``.
-``overrides`` replace entries of the scale preset (``FIGx_PRESETS``), e.g. ``n_trials=4``.
+``overrides`` replace entries of the scale preset (``FIGx_PRESETS``), e.g. ``n_trials=4``;
+every preset has ``eta``: the approximate rule's learning rate in code units (None: the
+preset's rates; ``natgrad experiment --eta``), the other rules scaled alike, and every
+result records the rate it ran as ``eta_approx_code``.
 
 The float64 reference runs by default.  With a fixed-point config the approximate-rule parts
 also run on the integer emulator (:func:`emulator.run`) on the same spikes, while the exact
@@ -107,7 +110,7 @@ def cmd_experiment(args) -> int:
             common.set_status(hb.status, hb.stage)
             try:
                 res = run_experiment(args.name, scale=args.scale, config=cfg, seed=args.seed,
-                                     out=tmp, **_shard_kwargs(args))
+                                     out=tmp, **_shard_kwargs(args), **_eta_kwargs(args))
             finally:
                 common.set_status(None, None)
         for name in sorted(os.listdir(tmp)):
@@ -156,6 +159,11 @@ def _shard_kwargs(args) -> dict:
     return kw
 
 
+def _eta_kwargs(args) -> dict:
+    """``--eta`` as the preset override ``eta`` (not given: the presets' own rates)."""
+    return {} if getattr(args, "eta", None) is None else {"eta": args.eta}
+
+
 def _cmd_all(args, cfg) -> int:
     """The six experiments in turn (each into its own subfolder), then the summary."""
     import os
@@ -181,7 +189,7 @@ def _cmd_all(args, cfg) -> int:
                 sub.mkdir()
                 common.set_status(hb.status, hb.stage)
                 try:
-                    kw = _shard_kwargs(argparse_copy(args, name))
+                    kw = _shard_kwargs(argparse_copy(args, name)) | _eta_kwargs(args)
                     results[name] = run_experiment(name, scale=args.scale, config=cfg,
                                                    seed=args.seed, out=sub, **kw)
                 finally:
@@ -205,7 +213,7 @@ def _cmd_all(args, cfg) -> int:
 
 
 def add_parser(sub) -> None:
-    from natgrad.cli import HelpFormatter, pos_int, seed_arg
+    from natgrad.cli import HelpFormatter, eta_arg, pos_int, seed_arg
 
     e = sub.add_parser("experiment", help="reproduce a figure of the paper (PNG + JSON)",
                        formatter_class=HelpFormatter,
@@ -222,6 +230,11 @@ def add_parser(sub) -> None:
     e.add_argument("--out", default=None, help="output folder (not given: natgrad-experiments/NAME)")
     e.add_argument("--seed", type=seed_arg(), default=0,
                    help="seed of the counter RNG, an integer in [0, 2**64 - 1]")
+    e.add_argument("--eta", type=eta_arg(), default=None,
+                   help="learning rate of the approximate rule in the code's units (the "
+                        "paper's eta_A is 5.5e-4); the experiment's other rules are scaled by "
+                        "the same factor, and NAME.json records it as eta_approx_code "
+                        "(default: each experiment's own, e.g. fig3f small: 4 x 5.5e-4)")
     e.add_argument("--quiet", action="store_true", help="no progress output")
     e.add_argument("--executor", choices=("serial", "local", "dask"), default="serial",
                    help="fig3f, fig12: where the trial shards run (a local process pool, or "

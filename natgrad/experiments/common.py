@@ -37,6 +37,19 @@ def preset(presets: dict, scale: str, overrides: dict) -> dict:
     return p
 
 
+def scaled_etas(p: dict, defaults: dict) -> dict:
+    """The experiment's learning rates in code units, rule -> rate, under ``natgrad experiment
+    --eta``: the preset entry ``eta`` (None: ``defaults`` as they are) is the approximate
+    rule's rate; a rule whose default equals the approximate rule's keeps sharing it, every
+    other rule's default is scaled by the same factor (as ``natgrad run --eta`` scales its
+    Euclidean context run).  ``defaults`` must hold ``'approx'``."""
+    eta = p.get("eta")
+    if eta is None:
+        return dict(defaults)
+    base = defaults["approx"]
+    return {r: float(eta) if v == base else v * (float(eta) / base) for r, v in defaults.items()}
+
+
 def steps_of(seconds: float, dt: float = 0.0005) -> int:
     return int(round(seconds / dt))
 

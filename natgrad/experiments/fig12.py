@@ -23,20 +23,20 @@ from emulator.task import fig3_task
 
 from .stats import verdict
 from .common import (Timer, finish, angle_deg, config_label, counters_summary, plt, preset,
-                     save_fig, weight_range)
-from .fig3 import RULE_STYLE, _stats, _stats_arrays, lc_effects, sharded_curves
+                     save_fig, scaled_etas, weight_range)
+from .fig3 import RULE_STYLE, _stats, _stats_arrays, fig3f_etas, lc_effects, sharded_curves
 
 FIG12_PRESETS = {
     "small": dict(pairs=((10.0, 10.0), (10.0, 30.0), (10.0, 50.0), (20.0, 20.0), (20.0, 40.0)),
                   N=100, n_weights=30, n_samples=30, sample_steps=500, w_scale=5.0,
                   lc_pairs=((10.0, 50.0), (20.0, 40.0)), lc_trials=4, lc_T_s=300.0, lc_eta_scale=4.0,
                   lc_eval_s=20.0, lc_late_window_s=(200.0, 300.0), rmse_threshold_hz=2.5, kl_threshold=2e-4,
-                  config_check_w_scale=1.0),
+                  config_check_w_scale=1.0, eta=None),
     "paper": dict(pairs=((10.0, 10.0), (10.0, 30.0), (10.0, 50.0), (20.0, 20.0), (20.0, 40.0)),
                   N=100, n_weights=100, n_samples=100, sample_steps=2000, w_scale=5.0,
                   lc_pairs=((10.0, 30.0), (10.0, 50.0), (20.0, 20.0), (20.0, 40.0)), lc_trials=1000,
                   lc_T_s=8000.0, lc_eta_scale=1.0, lc_eval_s=100.0, lc_late_window_s=(1000.0, 2000.0),
-                  rmse_threshold_hz=1.0, kl_threshold=5e-5, config_check_w_scale=1.0),
+                  rmse_threshold_hz=1.0, kl_threshold=5e-5, config_check_w_scale=1.0, eta=None),
 }
 
 
@@ -89,6 +89,12 @@ def chip_approx_direction(d, W, X, p_teacher):
     return (post[:, :, None].astype(np.float64) * bracket.astype(np.float64))[:, 0, :]
 
 
+def _angle_eta(p) -> float:
+    """The learning rate of the engine design whose direction the angles measure: the
+    paper's code rate, or ``natgrad experiment --eta``."""
+    return scaled_etas(p, {"approx": ETA_CODE["approx"]})["approx"]
+
+
 def angles_for_pair(pair, p, seed, cfg=None, batch: int = 10):
     """Mean (over USP samples) angles per weight sample for one rate pair (weights in batches)."""
     N, K, S = p["N"], p["n_weights"], p["n_samples"]
@@ -102,7 +108,7 @@ def angles_for_pair(pair, p, seed, cfg=None, batch: int = 10):
         d = discretize(cfg, params, r, 1.0)
     elif cfg is not None and cfg.is_learning_engine:
         from emulator import learning
-        le = learning.design_for_config(cfg, task, ETA_CODE["approx"])
+        le = learning.design_for_config(cfg, task, _angle_eta(p))
     out = {}
     for b0 in range(0, K, batch):
         tr = np.arange(b0, min(K, b0 + batch))
@@ -136,7 +142,7 @@ def angles_for_pair(pair, p, seed, cfg=None, batch: int = 10):
             "fraction_weights_beyond_config_range": None}
     if cfg is not None:
         info["fraction_weights_beyond_config_range"] = float(np.mean(
-            np.abs(Wk) > weight_range(cfg, task, ETA_CODE["approx"])))
+            np.abs(Wk) > weight_range(cfg, task, _angle_eta(p))))
     return {k: np.concatenate(v) for k, v in out.items()}, info
 
 
@@ -176,6 +182,8 @@ def fig12(scale: str = "small", config=None, seed: int = 0, out=None, curves: bo
            "max_ratio_approx_to_euclid_angle_euclidean": max(
                s["nat_approx_euclidean"] / s["nat_euclid_euclidean"] for s in summary.values())}
     result = {"experiment": "fig12", "scale": scale, "seed": seed, "params": p, "config": label,
+              "eta_approx_code": {"angles": _angle_eta(p),
+                                  "learning_curves": fig3f_etas(_lc_protocol(p, None))["approx"]},
               "angles_per_weight_deg": angles, "weight_info": infos, "effect": eff}
     if label is not None:
         result["effect_config"] = {
@@ -208,16 +216,22 @@ def fig12(scale: str = "small", config=None, seed: int = 0, out=None, curves: bo
     return finish(result, out, "fig12", _plot_12, timer)
 
 
+def _lc_protocol(p, pair):
+    """The Fig 3F shard protocol of the learning curves at a rate pair (10/50-Hz code
+    rates, 50 test samples)."""
+    return {"n_trials": p["lc_trials"], "N": p["N"], "group_rates": pair,
+            "rules": ("euclid", "natural", "approx"), "eta_scale": p["lc_eta_scale"],
+            "eta": p["eta"], "T_s": p["lc_T_s"], "eval_s": p["lc_eval_s"], "batch": 50,
+            "n_test": 50}
+
+
 def _curves(p, cfg, seed, label, shard_kw):
     lp = {"late_window_s": p["lc_late_window_s"], "rmse_threshold_hz": p["rmse_threshold_hz"],
           "kl_threshold": p["kl_threshold"]}
     outc = {}
     for pair in p["lc_pairs"]:
         key = f"{pair[0]:g}/{pair[1]:g}"
-        # the Fig 3F shard at this rate pair (10/50-Hz code rates, 50 test samples)
-        sp = {"n_trials": p["lc_trials"], "N": p["N"], "group_rates": pair,
-              "rules": ("euclid", "natural", "approx"), "eta_scale": p["lc_eta_scale"],
-              "T_s": p["lc_T_s"], "eval_s": p["lc_eval_s"], "batch": 50, "n_test": 50}
+        sp = _lc_protocol(p, pair)
         merged, shard_count = sharded_curves(sp, seed, cfg, **shard_kw)
         res = merged["res"]
         t = res["natural"].t_s

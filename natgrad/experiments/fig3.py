@@ -15,7 +15,8 @@ from emulator.task import Task, fig3_task
 
 from .stats import ci95, verdict
 from .common import (Timer, finish, angle_deg, chip_run, config_label, counters_summary, curve_metrics,
-                     first_below, float_rules, plt, preset, save_fig, steps_of, weight_range)
+                     first_below, float_rules, plt, preset, save_fig, scaled_etas, steps_of,
+                     weight_range)
 
 RULE_STYLE = {"euclid": ("C0", "Euclidean"), "natural": ("C3", "natural"), "approx": ("C2", "approx. natural")}
 
@@ -24,12 +25,24 @@ FIG3F_PRESETS = {
     # validated scaled-down protocol of SPEC §3.1 (η ×4, K = 8, 300 s, evaluation every 20 s)
     "small": dict(n_trials=8, N=100, group_rates=(10.0, 50.0), T_s=300.0, eta_scale=4.0,
                   eval_s=20.0, n_test=50, batch=8, late_window_s=(200.0, 300.0),
-                  rmse_threshold_hz=2.5, kl_threshold=2e-4, rules=("euclid", "natural", "approx")),
+                  rmse_threshold_hz=2.5, kl_threshold=2e-4, rules=("euclid", "natural", "approx"),
+                  eta=None),
     # the paper: 1000 trials x 8000 s, code learning rates, evaluation every 100 s (Fig 9D: KL < 5e-5)
     "paper": dict(n_trials=1000, N=100, group_rates=(10.0, 50.0), T_s=8000.0, eta_scale=1.0,
                   eval_s=100.0, n_test=50, batch=50, late_window_s=(1000.0, 2000.0),
-                  rmse_threshold_hz=1.0, kl_threshold=5e-5, rules=("euclid", "natural", "approx")),
+                  rmse_threshold_hz=1.0, kl_threshold=5e-5, rules=("euclid", "natural", "approx"),
+                  eta=None),
 }
+# ``eta`` (every preset of every experiment): the approximate rule's learning rate in code
+# units (``natgrad experiment --eta``); None: the preset's own rates (common.scaled_etas)
+
+
+def fig3f_etas(p: dict) -> dict:
+    """Rule -> learning rate (code units) of a Fig 3F protocol ``p``: the code rates times
+    ``eta_scale``, or with ``eta`` the approximate rule's rate and the others scaled alike;
+    ``'approx'`` always included (the chip runs it)."""
+    return scaled_etas(p, {r: ETA_CODE[r] * p["eta_scale"]
+                           for r in tuple(p["rules"]) + ("approx",)})
 
 
 def _stats(c) -> dict:
@@ -109,22 +122,22 @@ def fig3f_shard(p: dict, seed: int, cfg_tree: dict | None, trials) -> dict:
     cfg = validate(cfg_tree, "<fig3f shard>") if cfg_tree else None
     trials = np.asarray(trials, np.int64)
     task = fig3_task(n_trials=p["n_trials"], N=p["N"], group_rates=tuple(p["group_rates"]), seed=seed)
-    etas = {r: ETA_CODE[r] * p["eta_scale"] for r in p["rules"]}
+    all_etas = fig3f_etas(p)
+    etas = {r: all_etas[r] for r in p["rules"]}
     steps, ev = steps_of(p["T_s"]), steps_of(p["eval_s"])
     res = float_rules(task, etas, steps, seed, eval_every=ev, batch=p["batch"], n_test=p["n_test"],
                       trials=trials)
     out = {"t_s": res[p["rules"][0]].t_s,
            "rules": {r: {"rmse": c.rmse, "kl": c.kl, "wdist": c.wdist} for r, c in res.items()}}
     if cfg is not None:
-        Wr, tr, _, counters = chip_run(cfg, task, steps, seed,
-                                       etas.get("approx", ETA_CODE["approx"] * p["eta_scale"]),
+        Wr, tr, _, counters = chip_run(cfg, task, steps, seed, all_etas["approx"],
                                        record_every=ev, trials=trials)
         rm, kl, wd = curve_metrics(task, Wr, seed, p["n_test"], trials)
         out["chip"] = {"t_s": tr, "rmse": rm, "kl": kl, "wdist": wd, "counters": counters}
         if cfg.is_learning_engine and "euclid" in p["rules"]:
             # the same engine and coding learning the Euclidean rule: the fair comparison
             ecfg = cfg.with_overrides(**{"mapping.rule": "euclid"})
-            Wr, tr, _, counters = chip_run(ecfg, task, steps, seed, etas["euclid"],
+            Wr, tr, _, counters = chip_run(ecfg, task, steps, seed, all_etas["euclid"],
                                            record_every=ev, trials=trials)
             rm, kl, wd = curve_metrics(task, Wr, seed, p["n_test"], trials)
             out["chip_euclid"] = {"t_s": tr, "rmse": rm, "kl": kl, "wdist": wd,
@@ -201,7 +214,8 @@ def fig3f(scale: str = "small", config=None, seed: int = 0, out=None, progress=N
     p = preset(FIG3F_PRESETS, scale, overrides)
     timer = Timer()
     task = fig3_task(n_trials=p["n_trials"], N=p["N"], group_rates=p["group_rates"], seed=seed)
-    etas = {r: ETA_CODE[r] * p["eta_scale"] for r in p["rules"]}
+    all_etas = fig3f_etas(p)
+    etas = {r: all_etas[r] for r in p["rules"]}
     steps, ev = steps_of(p["T_s"]), steps_of(p["eval_s"])
     label = config_label(config)
     merged, shard_count = sharded_curves(p, seed, config, executor=executor, workers=workers,
@@ -225,6 +239,7 @@ def fig3f(scale: str = "small", config=None, seed: int = 0, out=None, progress=N
         tn, te = eff["t_rmse_below_s"]["natural"], eff["t_rmse_below_s"]["euclid"]
         eff["natural_reaches_rmse_threshold_first"] = tn is not None and (te is None or tn < te)
     result = {"experiment": "fig3f", "scale": scale, "seed": seed, "params": p, "eta_code": etas,
+              "eta_approx_code": all_etas["approx"],
               "shards": shard_count,
               "config": config_label(config), "t_s": t, "curves": curves, "effect": eff,
               "per_trial_kl_late": per_trial_late}
@@ -301,7 +316,7 @@ def fig3f(scale: str = "small", config=None, seed: int = 0, out=None, progress=N
         ceff["all_targets_pass"] = all(t["pass"] is True for t in ceff["targets"])
         result.update(curves_config=cc, t_config_s=tr, effect_config=ceff,
                       counters=counters_summary(counters),
-                      weight_range=weight_range(config, task, etas.get("approx", ETA_CODE["approx"] * p["eta_scale"])),
+                      weight_range=weight_range(config, task, all_etas["approx"]),
                       max_abs_weight_task=float(max(np.abs(task.w_init).max(), np.abs(task.w_target).max())))
     return finish(result, out, "fig3f", _plot_3f, timer)
 
@@ -343,11 +358,11 @@ FIG3DE_PRESETS = {
     "small": dict(n_trials=16, T_s=1000.0, record_s=10.0, probe_s=200.0, grid_step=0.06,
                   n_samples=500, sample_steps=2000, contour_n=61,
                   eta_euclid=7e-7, eta_natural=2.5e-4, eta_approx=2.5e-4 * 5.5 / 6.0,
-                  rules=("euclid", "natural", "approx")),
+                  rules=("euclid", "natural", "approx"), eta=None),
     "paper": dict(n_trials=500, T_s=6000.0, record_s=100.0, probe_s=200.0, grid_step=0.06,
                   n_samples=2000, sample_steps=2000, contour_n=167,
                   eta_euclid=7e-7, eta_natural=2.5e-4, eta_approx=2.5e-4 * 5.5 / 6.0,
-                  rules=("euclid", "natural", "approx")),
+                  rules=("euclid", "natural", "approx"), eta=None),
 }
 W_START = np.array([-0.15, 0.25])     # = (-0.3, 0.5)/N, SPEC §3.3
 W_STAR = np.array([0.075, 0.075])     # = (0.15, 0.15)/N
@@ -438,13 +453,15 @@ def fig3de(scale: str = "small", config=None, seed: int = 0, out=None, fields: b
     timer = Timer()
     task = _task_3de(p["n_trials"])
     steps, rec = steps_of(p["T_s"]), steps_of(p["record_s"])
-    etas = {r: p[f"eta_{r}"] for r in p["rules"]}
+    all_etas = scaled_etas(p, {r: p[f"eta_{r}"] for r in ("euclid", "natural", "approx")})
+    etas = {r: all_etas[r] for r in p["rules"]}
     res = float_rules(task, etas, steps, seed, eval_every=rec, record_every=rec, batch=64)
     t = res[p["rules"][0]].t_record_s
     paths = {r: c.W_record[:, :, 0, :].mean(1) for r, c in res.items()}
     eff = {"paths": {r: _path_effects(t, paths[r], p["probe_s"]) for r in paths},
            "kl_final": {r: float(c.kl[-1].mean()) for r, c in res.items()}}
     result = {"experiment": "fig3de", "scale": scale, "seed": seed, "params": p, "config": config_label(config),
+              "eta_code": etas, "eta_approx_code": all_etas["approx"],
               "w_start": W_START, "w_target": W_STAR, "rates": RATES_3DE, "t_s": t, "paths": paths,
               "effect": eff}
     if fields:
@@ -453,7 +470,8 @@ def fig3de(scale: str = "small", config=None, seed: int = 0, out=None, fields: b
         eff.update(feff)
     label = config_label(config)
     if label is not None:
-        Wr, tr, _, counters = chip_run(config, task, steps, seed, p["eta_approx"], record_every=rec)
+        Wr, tr, _, counters = chip_run(config, task, steps, seed, all_etas["approx"],
+                                       record_every=rec)
         cpath = Wr[:, :, 0, :].mean(1)
         ce = {f"approx@{label}": _path_effects(tr, cpath, p["probe_s"])}
         fa = eff["paths"].get("approx", {}).get("angle_to_straight_line_deg")
@@ -465,7 +483,7 @@ def fig3de(scale: str = "small", config=None, seed: int = 0, out=None, fields: b
         result.update(t_config_s=tr, path_config={f"approx@{label}": cpath},
                       effect_config=ce,
                       counters=counters_summary(counters),
-                      weight_range=weight_range(config, task, p["eta_approx"]))
+                      weight_range=weight_range(config, task, all_etas["approx"]))
     return finish(result, out, "fig3de", _plot_3de, timer)
 
 

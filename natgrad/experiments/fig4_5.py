@@ -15,17 +15,17 @@ from emulator.task import Attenuation, Task
 
 from .stats import paired, verdict
 from .common import (Timer, finish, chip_initial, chip_run, config_label, counters_summary, float_rules, plt, preset,
-                     save_fig, steps_of, weight_range)
+                     save_fig, scaled_etas, steps_of, weight_range)
 
 # =============================================================================== Fig 4
 FIG4_PRESETS = {
     # Fig 4 is cheap: the small scale *is* the paper's protocol (one run per attenuation)
     "small": dict(inv_alphas=tuple(float(a) for a in range(1, 11)), rate=5.0, teacher_rate=20.0,
                   T_s=5.0, eta_paper=0.017, w_soma0=0.05, lambda_um=200.0, record_s=0.05,
-                  examples=(3.0, 7.0)),
+                  examples=(3.0, 7.0), eta=None),
     "paper": dict(inv_alphas=tuple(float(a) for a in range(1, 11)), rate=5.0, teacher_rate=20.0,
                   T_s=5.0, eta_paper=0.017, w_soma0=0.05, lambda_um=200.0, record_s=0.05,
-                  examples=(3.0, 7.0)),
+                  examples=(3.0, 7.0), eta=None),
 }
 
 
@@ -48,7 +48,8 @@ def fig4(scale: str = "small", config=None, seed: int = 0, out=None, **overrides
     ws0 = p["w_soma0"]
     gs0 = float(coefficients(ws0 * p["rate"], ws0 ** 2 * p["rate"] / params.c_eps, params.c_eps * p["rate"])[0])
     eta_e = eta_n * gs0 * params.c_eps / p["rate"]
-    etas = {"natural": eta_n, "approx": eta_n, "euclid": eta_e}
+    etas = scaled_etas(p, {"natural": eta_n, "approx": eta_n, "euclid": eta_e})
+    eta_n = etas["approx"]
     steps, rec = steps_of(p["T_s"]), steps_of(p["record_s"])
     inv = np.asarray(p["inv_alphas"], dtype=float)
     alpha = 1.0 / inv
@@ -76,6 +77,7 @@ def fig4(scale: str = "small", config=None, seed: int = 0, out=None, **overrides
                   "loglog_slope_somatic_vs_alpha": float(np.polyfit(np.log(alpha), np.log(np.abs(dws[k])), 1)[0])}
     eff["euclid"]["predicted_ratio_alpha_squared"] = alpha ** 2
     result = {"experiment": "fig4", "scale": scale, "seed": seed, "params": p, "config": config_label(config),
+              "eta_approx_code": eta_n,
               "eta_code": etas, "gamma_s0": gs0, "inv_alpha": inv, "distance_um": dist,
               "dw_dendritic": dwd, "dw_somatic": dws, "relative_change_pct": rel,
               "t_s": t_rec, "example_traces_dendritic": traces, "effect": eff}
@@ -144,11 +146,11 @@ def _plot_4(r, out):
 FIG5_PRESETS = {
     "small": dict(tau_s_ms=(1.0, 3.0, 5.0, 8.0, 15.0, 20.0), tau_rate=10.0,
                   rates=(10.0, 20.0, 30.0, 40.0, 50.0), rate_tau_s_ms=20.0, teacher_rate=80.0,
-                  T_s=5.0, eta_paper=1e-4, w0=0.01, n_seeds=32),
+                  T_s=5.0, eta_paper=1e-4, w0=0.01, n_seeds=32, eta=None),
     # the paper: one run per condition (32 seeds when a chip config is compared)
     "paper": dict(tau_s_ms=(1.0, 3.0, 5.0, 8.0, 15.0, 20.0), tau_rate=10.0,
                   rates=(10.0, 20.0, 30.0, 40.0, 50.0), rate_tau_s_ms=20.0, teacher_rate=80.0,
-                  T_s=5.0, eta_paper=1e-4, w0=0.01, n_seeds=1, config_seeds=32),
+                  T_s=5.0, eta_paper=1e-4, w0=0.01, n_seeds=1, config_seeds=32, eta=None),
 }
 
 
@@ -165,7 +167,7 @@ def fig5(scale: str = "small", config=None, seed: int = 0, out=None, **overrides
     """
     p = preset(FIG5_PRESETS, scale, overrides)
     timer = Timer()
-    eta = eta_from_paper(p["eta_paper"])
+    eta = scaled_etas(p, {"approx": eta_from_paper(p["eta_paper"])})["approx"]
     conds = [("tau_s", p["tau_rate"], ts) for ts in p["tau_s_ms"]] + \
             [("rate", r, p["rate_tau_s_ms"]) for r in p["rates"]]
     steps = steps_of(p["T_s"])
@@ -222,6 +224,7 @@ def fig5(scale: str = "small", config=None, seed: int = 0, out=None, **overrides
         e["variance_ratio_highest_to_lowest"] = float(var.max() / var.min())
         eff[k] = e
     result = {"experiment": "fig5", "scale": scale, "seed": seed, "params": p, "config": label,
+              "eta_approx_code": eta,
               "eta_code": eta, "conditions": rows, "effect": eff}
     if label is not None:
         lsb = (weight_range(config, task, eta) / (2 ** (config["engine"]["synaptic_bits"] - 1) - 1)

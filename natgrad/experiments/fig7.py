@@ -24,17 +24,19 @@ from emulator.spikes import SpikeSource
 from emulator.task import Task
 
 from .common import (Timer, finish, chip_initial, chip_run, config_label, counters_summary, plt, preset, save_fig,
-                     steps_of, weight_range)
+                     scaled_etas, steps_of, weight_range)
 from .stats import paired, verdict
 
 FIG7_PRESETS = {
     "small": dict(n_grid=24, w_lo=1.04, w_hi=5.0, T_s=60.0, eta_paper=1e-3, rate=5.0, n_stim=5,
                   n_unstim=5, teacher_rate=20.0, theta=15.0, record_s=1.0,
-                  examples=((1.6, 1.6), (2.5, 2.5), (4.5, 4.5)), config_grid=4, config_seeds=32),
+                  examples=((1.6, 1.6), (2.5, 2.5), (4.5, 4.5)), config_grid=4, config_seeds=32,
+                  eta=None),
     # the paper's 600 x 600 grid on [0.25, 5] (plotted from index 100, i.e. [1.04, 5])
     "paper": dict(n_grid=600, w_lo=0.25, w_hi=5.0, T_s=60.0, eta_paper=1e-3, rate=5.0, n_stim=5,
                   n_unstim=5, teacher_rate=20.0, theta=15.0, record_s=1.0,
-                  examples=((1.6, 1.6), (2.5, 2.5), (4.5, 4.5)), config_grid=24, config_seeds=32),
+                  examples=((1.6, 1.6), (2.5, 2.5), (4.5, 4.5)), config_grid=24, config_seeds=32,
+                  eta=None),
 }
 REGIMES = {(1, -1): "O1", (-1, 1): "O2", (-1, -1): "S", (1, 1): "same+"}
 
@@ -71,6 +73,12 @@ def _fig7_chunk(W, A, B, x, y, rate, ceps, q, beta, theta, phidt, Acoef, eta):
             B[j] = B[j] * (1.0 + P * gw) - P * gu
 
 
+def fig7_eta(p: dict, params: NeuronParams) -> float:
+    """The learning rate (code units) of Fig 7's natural and approximate rules: the paper's
+    ``eta_paper``, or ``natgrad experiment --eta``."""
+    return scaled_etas(p, {"approx": eta_from_paper(p["eta_paper"], params)})["approx"]
+
+
 def stim_unstim_changes(w_st, w_ust, p: dict, seed: int, record_every: int | None = None):
     """Relative changes [%] of the stimulated / unstimulated group means on the grid
     w_st (R,) x w_ust (C,) (both in units of 10 x per-synapse weight).
@@ -80,7 +88,7 @@ def stim_unstim_changes(w_st, w_ust, p: dict, seed: int, record_every: int | Non
     """
     params = NeuronParams(theta=p["theta"])
     ntot = p["n_stim"] + p["n_unstim"]
-    eta = eta_from_paper(p["eta_paper"], params)
+    eta = fig7_eta(p, params)
     src_task = Task(rates=np.full(p["n_stim"], p["rate"]), w_init=np.zeros((1, 1, p["n_stim"])),
                     teacher_rate=p["teacher_rate"], params=params)
     src = SpikeSource(src_task, seed)
@@ -146,6 +154,7 @@ def fig7(scale: str = "small", config=None, seed: int = 0, out=None, **overrides
            "fraction_S_regime": float(same_neg.mean()),
            "S_corner_min_w": _corner(g, same_neg)}
     result = {"experiment": "fig7", "scale": scale, "seed": seed, "params": p, "config": config_label(config),
+              "eta_approx_code": fig7_eta(p, NeuronParams(theta=p["theta"])),
               "grid_w": g, "d_stim_pct": d_st, "d_unstim_pct": d_ust,
               "sign_map_opposite": opposite, "example_t_s": t_s,
               "example_stim_mean_w": wst_t * ntot, "example_unstim_mean_w": ust_t * ntot, "effect": eff}
@@ -190,7 +199,7 @@ def _fig7_config(p, cfg, seed, label):
                          np.repeat(cells[:, 1:] / ntot, p["n_unstim"], 1)], axis=1)[None]
     rates = np.concatenate([np.full(p["n_stim"], p["rate"]), np.zeros(p["n_unstim"])])
     task = Task(rates=rates, w_init=w0, teacher_rate=p["teacher_rate"], params=params)
-    eta = eta_from_paper(p["eta_paper"], params)
+    eta = fig7_eta(p, params)
     steps = steps_of(p["T_s"])
     top = weight_range(cfg, task, eta)
     w0c = chip_initial(cfg, w0[0], task, eta)   # initial weights as stored (saturated)
