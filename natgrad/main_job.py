@@ -337,7 +337,7 @@ def run_main_job(cfg: HwConfig, steps: int, seed: int, trials: int = 4, out: Pat
                     "learned_change_rms_float": float(learned)},
         "counters": fx.counters,
         "crosscheck": cross,
-        "provenance": _provenance(seed, t_start),
+        "provenance": {**_provenance(seed, t_start), "task": task_info},
     }
     deployment = (_judged_deployment(cfg, fx, task, seed, eta,
                                      None if task_spec is None else task_spec.source)

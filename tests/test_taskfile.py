@@ -179,3 +179,18 @@ def test_weights_and_time_constants_beyond_the_chip_are_named_limits():
     slow = _spec({"neuron": {"tau_m": 20.0}})
     with pytest.raises(ValueError, match=r"tau_m = 20 s .*decay_frac"):
         LE.design_for_config(load("loihi2"), slow.build(2, 0), slow.eta)
+
+
+def test_run_report_names_the_task_and_its_digest(tmp_path):
+    """natgrad run --task writes the task's name, N, M and SHA-256 into report.json's
+    provenance (a tiny run of the recorded-inputs task)."""
+    from natgrad.cli import main
+    out = tmp_path / "rep"
+    assert main(["run", "--task", "recorded_inputs", "--steps", "400", "--trials", "2",
+                 "--lava-steps", "0", "--quiet", "--out", str(out)]) == 0
+    rep = json.loads((out / "report.json").read_text())
+    spec = load_task("recorded_inputs")
+    t = rep["provenance"]["task"]
+    assert t["name"] == "recorded_inputs" and t["sha256"] == spec.digest
+    assert (t["N"], t["M"]) == (40, 1) and t["recorded_inputs"]["steps"] == 40_000
+    assert rep["N"] == 40 and rep["eta_code"]["approx"] == pytest.approx(spec.eta)
