@@ -222,3 +222,18 @@ def test_cli_experiment_all_passes_eta_to_each_experiment(tmp_path, monkeypatch)
         main(["experiment", "all", "--eta", "0.003", "--out", str(tmp_path / "all"), "--quiet"])
     assert seen and seen[0][1]["eta"] == 0.003
 
+
+def test_fig7_reports_progress_per_chunk():
+    """Issue 21 item 6: ``experiment all`` showed one unchanged line for ~110 s during Fig 7;
+    its grid now reports every chunk of steps (and the config part every seed)."""
+    from natgrad.experiments import common
+    seen = []
+    common.set_status(seen.append, None)
+    try:
+        fig7(seed=0, n_grid=3, T_s=3.0, record_s=1.0, examples=((2.5, 2.5),))
+    finally:
+        common.set_status(None, None)
+    grid = [m for m in seen if "rows of the (w_st, w_ust) grid" in m]
+    assert len(grid) == 3 and len(set(grid)) == 3            # 6000 steps in chunks of 2000
+    assert [int(m.split("step ")[1].split()[0]) for m in grid] == [0, 2000, 4000]
+    assert any("example traces" in m for m in seen)

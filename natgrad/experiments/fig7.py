@@ -23,7 +23,7 @@ from emulator.reference import (g_matrix_scalar, moments_scalar, sig_pair, eta_f
 from emulator.spikes import SpikeSource
 from emulator.task import Task
 
-from .common import (Timer, finish, chip_initial, chip_run, config_label, counters_summary, plt, preset, save_fig,
+from .common import (Timer, _status, finish, chip_initial, chip_run, config_label, counters_summary, plt, preset, save_fig,
                      scaled_etas, steps_of, weight_range)
 from .stats import paired, verdict
 
@@ -101,7 +101,10 @@ def stim_unstim_changes(w_st, w_ust, p: dict, seed: int, record_every: int | Non
     q = params.c_eps * p["rate"] * p["n_stim"]
     rec = ([0.0], [W.mean(1).copy()], [A.copy()], [B.copy()])
     done = 0
+    what = (f"fig7: {w_st.size} rows of the (w_st, w_ust) grid" if record_every is None
+            else f"fig7: {w_st.size} example traces")
     while done < steps:
+        _status(f"{what}, natural rule, step {done} of {steps} ({100 * done // steps} %)")
         n = min(chunk, steps - done)
         _, Y, x = src.next(n, return_usp=True)
         _fig7_chunk(W, A, B, np.ascontiguousarray(x[:, 0, :]), Y[:, 0, 0].astype(np.float64), p["rate"],
@@ -212,6 +215,7 @@ def _fig7_config(p, cfg, seed, label):
     # float64 and the chip on identical spikes, seed by seed: paired statistics can fail
     fst, fus, cst, cus, counters = [], [], [], [], {}
     for s in range(p["config_seeds"]):
+        _status(f"fig7 on {cfg.name}: seed {s + 1} of {p['config_seeds']}, {M} cells, float64")
         fl = simulate(task, "approx", eta, steps, seed + s).W[0]
         _, _, wf, cnt = chip_run(cfg, task, steps, seed + s, eta)
         a, b = rel(fl, w0[0])
