@@ -17,8 +17,10 @@ from natgrad.errors import UsageError  # noqa: F401 - the subcommands import it 
 #: Seeds of the counter RNG are 64-bit words (fixedpoint.rng masks them to 64 bits).
 SEED_MAX = 2**64 - 1
 #: Emulator throughput on one core (trial-steps per second for the float reference, the
-#: integer emulator and the Euclidean rule together), for the run-time estimate: measured
-#: 1e5 with 4 trials, 2e4 with 400 (a shared 2-core machine); the lower, conservative.
+#: integer emulator and the Euclidean rule together), only to refuse a job that would run
+#: for more than :data:`MAX_RUN_S` before it starts: measured 1e5 with 4 trials, 2e4 with
+#: 400 (a shared 2-core machine); the lower, conservative.  The time a command shows while
+#: it runs is measured in that run (:class:`natgrad.progress.Progress`), not this.
 RUN_TRIAL_STEPS_PER_S = 2.0e4
 #: Estimated run times beyond this are refused (no one waits for them; shorten --steps).
 MAX_RUN_S = 7 * 24 * 3600.0
@@ -97,14 +99,6 @@ def check_fits(what: str, need_bytes: float, est_s: float | None = None) -> None
                          f"(limit {MAX_RUN_S / 86400:g} days)")
 
 
-def human_time(seconds: float) -> str:
-    if seconds < 120:
-        return f"{seconds:.0f} s"
-    if seconds < 7200:
-        return f"{seconds / 60:.0f} min"
-    return f"{seconds / 3600:.1f} h"
-
-
 def check_out_dir(path: Path) -> Path:
     """Create ``path`` if needed and make sure it is writable; UsageError otherwise.
 
@@ -178,8 +172,6 @@ def cmd_run(args) -> int:
     check_fits(f"run --steps {args.steps} --trials {args.trials}", need, est)
     from natgrad.tasks import check_chip
     check_chip(cfg, spec, args.trials, args.seed, spec.eta if args.eta is None else args.eta)
-    if est > 60:
-        print(f"natgrad run: estimated time about {human_time(est)}", file=sys.stderr)
     out = check_out_dir(Path(args.out)) if args.out else None
     run_main_job(cfg, steps=args.steps, seed=args.seed, trials=args.trials, out=out,
                  lava_steps=args.lava_steps, progress=not args.quiet, eta=args.eta,

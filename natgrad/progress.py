@@ -6,6 +6,11 @@ logs stay short.  A background thread draws, so the output keeps coming while a 
 without callbacks runs.  Stage names (work that is not a simulation: the Lava
 cross-check, writing the report) are printed as lines at once in both cases.  Nothing is
 printed once the command is interrupted (:mod:`natgrad.interrupt`).
+
+With a known total the line also says how long the rest will take, from the rate measured
+in this run (:meth:`Progress.rate`): none before the first chunk has reported, then the
+first chunk's rate (cold: set-up and compilation included), then the rate since that first
+chunk (warm).  No throughput constant is involved.
 """
 from __future__ import annotations
 
@@ -33,16 +38,20 @@ class Progress:
     prefix : start of every line, e.g. ``natgrad run``
     every_s : seconds between lines when the stream is not a terminal
     stream : default ``sys.stderr``
+    clock : seconds now (default ``time.time``; tests pass a fake one)
     """
 
     def __init__(self, total: int | None, enabled: bool = True, prefix: str = "natgrad",
-                 every_s: float = EVERY_S, stream=None):
+                 every_s: float = EVERY_S, stream=None, clock=time.time):
         self.stream = stream if stream is not None else sys.stderr
         self.total = None if total is None else max(int(total), 1)
         self.enabled, self.prefix = enabled, prefix
         self.tty = bool(getattr(self.stream, "isatty", lambda: False)())
         self.every_s = every_s
-        self.t0 = time.time()
+        self.clock = clock
+        self.t0 = clock()
+        self._first = None        # (time, done) of the first update that reported work
+        self._last = None         # (time, done) of the latest update that moved
         self.done, self.label = 0, ""
         self._drawn = False
         self._lock = threading.Lock()
@@ -55,9 +64,34 @@ class Progress:
 
     # ------------------------------------------------------------------ updates
     def __call__(self, done: int, label: str = "") -> None:
+        if done > 0 and (self._last is None or done != self._last[1]):
+            now = self.clock()
+            if self._first is None:
+                self._first = (now, done)
+            self._last = (now, done)
         self.done = done
         if label:
             self.label = label
+
+    def rate(self) -> float | None:
+        """Units per second measured in this run: between the first and the latest update
+        that reported work (warm), or with one such update from the start to it (cold: the
+        set-up and compilation included); None before any work was reported."""
+        if self._last is None:
+            return None
+        (t1, d1), (t2, d2) = self._first, self._last
+        if d2 > d1 and t2 > t1:
+            return (d2 - d1) / (t2 - t1)
+        return d1 / (t1 - self.t0) if t1 > self.t0 else None
+
+    def remaining(self) -> float | None:
+        """Seconds still to go at the measured :meth:`rate` (counted down since the latest
+        update); None without a total or before the first chunk has reported."""
+        r = self.rate()
+        if self.total is None or r is None or r <= 0:
+            return None
+        left = (self.total - self.done) / r - (self.clock() - self._last[0])
+        return max(left, 0.0)
 
     def status(self, label: str) -> None:
         self.label = label
@@ -93,20 +127,26 @@ class Progress:
         return False
 
     # ------------------------------------------------------------------ drawing
+    def _left(self) -> str:
+        left = self.remaining()
+        return "" if left is None else f"about {human_time(left)} left"
+
     def _line(self) -> str:
-        elapsed = time.time() - self.t0
+        elapsed = self.clock() - self.t0
         label = self.label[:40]
         if self.total is None:
             return f"\r  {elapsed:6.0f} s  {label:<40s}"
         frac = min(self.done / self.total, 1.0)
-        return f"\r  [{'#' * int(30 * frac):<30s}] {100 * frac:5.1f}%  {elapsed:6.0f} s  {label:<40s}"
+        return (f"\r  [{'#' * int(30 * frac):<30s}] {100 * frac:5.1f}%  {elapsed:6.0f} s  "
+                f"{self._left():<20s} {label:<40s}")
 
     def _text(self) -> str:
-        elapsed = time.time() - self.t0
+        elapsed = self.clock() - self.t0
         head = f"{self.prefix}: {elapsed:.0f} s"
         if self.total is not None:
             head += f", {100 * min(self.done / self.total, 1.0):.1f}% ({self.done}/{self.total})"
-        return head + (f", {self.label}" if self.label else "")
+        left = self._left()
+        return head + (f", {self.label}" if self.label else "") + (f", {left}" if left else "")
 
     def _loop(self) -> None:
         from natgrad import interrupt
@@ -129,6 +169,15 @@ class Progress:
             self.stream.flush()
         except (OSError, ValueError):       # stderr closed: progress is optional
             self.enabled = False
+
+
+def human_time(seconds: float) -> str:
+    """A duration for people: seconds below 2 min, minutes below 2 h, else hours."""
+    if seconds < 120:
+        return f"{seconds:.0f} s"
+    if seconds < 7200:
+        return f"{seconds / 60:.0f} min"
+    return f"{seconds / 3600:.1f} h"
 
 
 def Heartbeat(prefix: str, enabled: bool = True, **kw) -> Progress:

@@ -34,7 +34,7 @@ from emulator.variables import SWEEP_FIELDS
 from natgrad.analysis import mean_ci, resolve_verdict
 
 from natgrad import interrupt
-from natgrad.cli import (HelpFormatter, UsageError, check_fits, check_out_dir, human_time,
+from natgrad.cli import (HelpFormatter, UsageError, check_fits, check_out_dir,
                          eta_arg, load_config, pos_int)
 
 N_AFFERENTS = 100
@@ -592,7 +592,7 @@ def cmd_sweep(args) -> int:
     if args.executor != "dask" and args.scheduler:
         raise UsageError("--scheduler needs --executor dask")
     n_points = len(build_grid(base, varies))
-    est = preflight(n_points, args.seeds, args.steps, args.trials, args.workers, args.executor)
+    preflight(n_points, args.seeds, args.steps, args.trials, args.workers, args.executor)
     if not str(args.out):
         raise UsageError("--out: empty path (give a folder name)")
     out = Path(args.out)
@@ -601,8 +601,9 @@ def cmd_sweep(args) -> int:
     tmp = Path(tempfile.mkdtemp(prefix=".natgrad-sweep-", dir=out))
     try:
         if not args.quiet:
+            # the time left is shown once the first run has finished, at the measured rate
             print(f"natgrad sweep: {args.seeds * (n_points + 1)} runs on executor "
-                  f"{args.executor}, estimated time about {human_time(est)}", file=sys.stderr)
+                  f"{args.executor}", file=sys.stderr)
         what = (f"N = {N_AFFERENTS}" if spec is None
                 else f"task {spec.name}, N = {spec.N}, M = {spec.M}")
         print(f"natgrad sweep: base {base.name}, {n_points} configs x {args.seeds} seeds "
