@@ -1,7 +1,7 @@
 """Simulate: the integer datapath of the approximate natural-gradient rule (numpy backend).
 
 One call of :func:`step` advances every trial of a batch by one time step of 0.5 ms, in the
-order of SPEC §2.5.  The same arithmetic, element by element, is compiled by numba in
+order of docs/model.md#step-order.  The same arithmetic, element by element, is compiled by numba in
 :mod:`emulator.kernels`; the two are bit-identical (``tests/test_emulator_backends.py``).
 ``docs/datapath.md`` lists every format, rounding and saturation; in short (``F_x`` is the
 fractional-bit count of variable x from the config, ``rs(v, s, mode)`` is

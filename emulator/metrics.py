@@ -1,4 +1,4 @@
-"""Test set and learning-curve metrics of the Fig 3F task (SPEC §3.1, bug table B11).
+"""Test set and learning-curve metrics of the Fig 3F task (docs/model.md#metrics).
 
 All metrics are per trial and per output neuron: arrays of shape (K, M).
 """
@@ -14,13 +14,13 @@ from .task import IDENTITY, Parametrization
 
 __all__ = ["test_set", "rate_rmse_hz", "kl_cost", "weight_distance"]
 
-TEST_TRAIN_STEPS = 500   # 250 ms trains (SPEC §1.1 `testtimesteps`)
+TEST_TRAIN_STEPS = 500   # 250 ms trains (docs/model.md#metrics)
 
 
 def test_set(task, seed: int, n_samples: int = 50, trials=None, n_steps: int = TEST_TRAIN_STEPS,
              chunk: int = 50) -> np.ndarray:
     """Per-trial test set: USP vectors (K, S, N), each the final step of an independent
-    ``n_steps``-step Poisson train (250 ms by default), SPEC §3.1.
+    ``n_steps``-step Poisson train (250 ms by default), docs/model.md#metrics.
 
     Spikes: ``rng.bernoulli(r_i dt, seed, STREAM_TEST, k, t<<32 | (s*N + i))`` for steps
     k = 0..n_steps-1; traces start at 0 and include the bin-k spike at step k (as SpikeSource; the
@@ -65,7 +65,7 @@ def rate_rmse_hz(W, W_target, X_test, params: NeuronParams, f: Parametrization =
 
 
 def kl_cost(W, W_target, X_test, params: NeuronParams, f: Parametrization = IDENTITY) -> np.ndarray:
-    """Bernoulli KL per 0.5-ms bin between teacher and student (SPEC §3.1), mean over the test set:
+    """Bernoulli KL per 0.5-ms bin between teacher and student (docs/model.md#metrics), mean over the test set:
     mean_s [p* (ln p* - ln p) + (1-p*)(ln(1-p*) - ln(1-p))], p = φ(V) dt.  Shape (K, M)."""
     lc = np.log(params.phi_max * params.dt)
     a = params.beta * (_potentials(W, X_test, f) - params.theta)

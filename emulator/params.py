@@ -1,8 +1,8 @@
-"""Neuron constants of the float64 reference model (SPEC §1.1-§1.4).
+"""Neuron constants of the float64 reference model (docs/model.md#constants).
 
 Units: membrane potentials in mV *above rest*, times in s, rates in Hz.  With the
 kernel amplitude eps0 = 1 mV*s the USP x is numerically "1/s" (= mV per unit weight),
-weights are dimensionless (SPEC §1.3).
+weights are dimensionless (docs/model.md#units).
 """
 from __future__ import annotations
 
@@ -35,7 +35,7 @@ def check_positive(name: str, value) -> None:
 
 @dataclass(frozen=True)
 class NeuronParams:
-    """Constants of the Poisson neuron and its learning rules (defaults: SPEC §1.1, Fig 3).
+    """Constants of the Poisson neuron and its learning rules (defaults: the paper's Fig 3, docs/model.md#constants).
 
     Attributes
     ----------
@@ -92,7 +92,7 @@ class NeuronParams:
 
     @property
     def int_eps(self) -> float:
-        """Continuous-time integral of the kernel, = 1 by construction (SPEC §1.3)."""
+        """Continuous-time integral of the kernel, = 1 by construction (docs/model.md#usp-kernel)."""
         return 1.0
 
     @property
@@ -103,7 +103,7 @@ class NeuronParams:
 
     @property
     def c_eps(self) -> float:
-        """c_eps = 1/∫eps² [s] (continuous; 0.026 for defaults), SPEC §1.4."""
+        """c_eps = 1/∫eps² [s] (continuous; 0.026 for defaults), docs/model.md#membrane-potential-statistics."""
         return 1.0 / self.int_eps_sq
 
     @property
@@ -119,10 +119,10 @@ class NeuronParams:
         return self.usp_scale ** 2 * self.dt * s
 
     def usp_mean(self, rate):
-        """Exact mean of the discrete USP of a Bernoulli(rate*dt) input (SPEC §1.4): p Σ eps_k."""
+        """Exact mean of the discrete USP of a Bernoulli(rate*dt) input (docs/model.md#membrane-potential-statistics): p Σ eps_k."""
         return rate * self.kernel_sum
 
     def usp_var(self, rate):
-        """Exact variance of the discrete USP (SPEC §1.4): p (1-p) Σ eps_k², p = rate*dt."""
+        """Exact variance of the discrete USP (docs/model.md#membrane-potential-statistics): p (1-p) Σ eps_k², p = rate*dt."""
         p = rate * self.dt
         return p * (1.0 - p) * self.kernel_sq_sum / self.dt

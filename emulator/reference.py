@@ -4,8 +4,8 @@ Everything is vectorised over K trials x M output neurons x N afferents:
 weights ``W`` (K, M, N) in parametrization coordinates w (somatic weight f(w)), current USPs
 ``X`` (K, N), teacher spike counts ``y`` (K, M), input rates ``r`` (N,).
 
-Learning-rate convention ("code units", SPEC §2.1, bug table B10)
-------------------------------------------------------------------
+Learning-rate convention ("code units", docs/model.md#learning-rate-units)
+---------------------------------------------------------------------------
 All update functions use the error factor of the authors' Fig 3 code, i.e. φ'/φ = β(1-σ) is
 replaced by (1-σ) -- the factor β is absorbed into η:
 
@@ -16,17 +16,18 @@ replaced by (1-σ) -- the factor β is absorbed into η:
 with e = y - φ_max σ(V) dt (teacher count in the bin minus expected student count) and one update
 per Euler step (no extra factor dt: e already is [Y* - φ] dt).  Hence
 ``η_code = β η_paper`` (:func:`eta_from_paper`); :data:`ETA_CODE` holds the Fig 3F rates of the
-original code, which reproduce the SPEC §3.1 learning curves.  Figs 4/5/7 quote paper units (β
+original code, which reproduce the Fig 3F learning curves (docs/model.md#fig3f).  Figs 4/5/7 quote paper units (β
 included): convert them with :func:`eta_from_paper`.
 
-Coefficients (SPEC §2.2.1) are evaluated exactly every step from the current somatic weights
-(m = Σ f(w_i) r_i, v = Σ f(w_i)² r_i / c_ε with the *exact* continuous c_ε = 1/∫ε², i.e. 38.4615
-instead of the code's rounded 38.46) -- no lookup table (bugs B3/B4 avoided); the approximated
-rule uses γ_w = c_w V_k recomputed every step (bug B1 avoided).
+Coefficients (docs/model.md#coefficients) are evaluated exactly every step from the current
+somatic weights (m = Σ f(w_i) r_i, v = Σ f(w_i)² r_i / c_ε with the *exact* continuous
+c_ε = 1/∫ε², i.e. 38.4615 instead of the original scripts' rounded 38.46) -- no lookup table;
+the approximated rule uses γ_w = c_w V_k recomputed every step (docs/spec_drift.md lists both
+choices).
 
-Step ordering (SPEC §2.5): traces take the bin-k spikes -> x_k; V_k = Σ f(w_k) x_k; teacher y_k;
+Step ordering (docs/model.md#step-order): traces take the bin-k spikes -> x_k; V_k = Σ f(w_k) x_k; teacher y_k;
 coefficients from w_k; w_{k+1} = w_k + Δw(x_k, V_k, y_k, w_k).  Inputs are continuous Poisson
-trains (no per-second restart, bug B6), learning happens in every bin.
+trains (never reset, docs/spec_drift.md#continuous-inputs), learning happens in every bin.
 """
 from __future__ import annotations
 
@@ -54,9 +55,9 @@ __all__ = [
 
 DEFAULT_PARAMS = NeuronParams()
 
-#: Fig 3F learning rates of the original code (code units, β omitted), SPEC §1.1 / §3.1.
+#: Fig 3F learning rates of the original code (code units, β omitted), docs/model.md#constants.
 ETA_CODE = {"euclid": 4.5e-7, "natural": 6e-4, "approx": 5.5e-4}
-#: The ×4 rates of the validated scaled-down Fig 3F test (SPEC §3.1).
+#: The ×4 rates of the validated scaled-down Fig 3F test (docs/model.md#fig3f).
 ETA_CODE_SCALED = {k: 4.0 * v for k, v in ETA_CODE.items()}
 RULES = ("euclid", "natural", "approx")
 
@@ -136,7 +137,7 @@ def moments(m, v, params, need=3):
     the trapezoid rule converges geometrically; the node count per element is chosen so that
     the step is <= min(0.5 sqrt(v), 0.45/β) (37 nodes at v = 4 mV², 269 at v = 500 mV²), giving
     ~1e-13 relative accuracy.  The window shrinks with sqrt(v), so narrow Gaussians are exact
-    where quad(-inf, inf) silently returns 0 (SPEC §2.2.1, B14).  v == 0: point values.
+    where quad(-inf, inf) silently returns 0 (docs/model.md#coefficients).  v == 0: point values.
     Each element is computed independently (results do not depend on the batch).
     """
     m, v = np.broadcast_arrays(np.asarray(m, dtype=np.float64), np.asarray(v, dtype=np.float64))
@@ -162,7 +163,7 @@ def _check_mv(m, v):
 def gauss_moments(m, v, params: NeuronParams = DEFAULT_PARAMS):
     """(I1, c2, c3) = (E[h(V)], E[h'(V)], E[h''(V)]) for V ~ N(m, v), broadcasting over m, v.
 
-    By Stein's lemma c2 = (I2 - I1 m)/v and c3 = (I3 - I1(m²+v) - 2 c2 m v)/v² of SPEC §2.2.1;
+    By Stein's lemma c2 = (I2 - I1 m)/v and c3 = (I3 - I1(m²+v) - 2 c2 m v)/v² (docs/model.md#coefficients);
     evaluating h' = β h (1-3σ) and h'' = β² h (1 - 9σ + 12σ²) directly avoids the cancellation of
     those raw-moment formulas for small v.
     """
@@ -189,7 +190,7 @@ g_matrix_scalar = numba.njit(cache=True)(g_matrix)
 
 
 def coefficients(m, v, q, params: NeuronParams = DEFAULT_PARAMS):
-    """Natural-gradient coefficients (γ_s, g1, g2, g3, g4) of SPEC §2.2.1 (paper Eqs. 77-109).
+    """Natural-gradient coefficients (γ_s, g1, g2, g3, g4), docs/model.md#coefficients (paper Eqs. 77-109).
 
     m = Σ f(w_i) r_i [mV], v = Σ f(w_i)² r_i / c_ε [mV²], q = c_ε Σ r_i; all broadcast.
     γ_s = 1/I1 and [[g1, g2], [g3, g4]] = -C (I1 Id + Q C)^-1 (equal to the code's K1/K2 formulas;
@@ -339,7 +340,7 @@ def delta_euclid(W, X, y, r, params: NeuronParams = DEFAULT_PARAMS, f: Parametri
 
 def delta_natural(W, X, y, r, params: NeuronParams = DEFAULT_PARAMS, f: Parametrization = IDENTITY,
                   eta: float = 1.0):
-    """One Euler step of the full natural-gradient rule (paper Eq. 13, SPEC §2.2/§2.4, code units):
+    """One Euler step of the full natural-gradient rule (paper Eq. 13, docs/model.md#natural-rule, code units):
     Δw = η γ_s (1-σ) e (1/f'(w)) [c_ε x/r - γ_u + γ_w f(w)], exact coefficients at the current w.
 
     γ_u = -c_ε (c_ε S g1 + V g3), γ_w = c_ε S g2 + V g4, S = Σ_i x_i.  Synapses with r_i = 0 get no
@@ -351,7 +352,7 @@ def delta_natural(W, X, y, r, params: NeuronParams = DEFAULT_PARAMS, f: Parametr
 
 def delta_approx(W, X, y, r, params: NeuronParams = DEFAULT_PARAMS, f: Parametrization = IDENTITY,
                  eta: float = 1.0):
-    """One Euler step of the approximated rule (paper Eq. 114, SPEC §2.3, code units):
+    """One Euler step of the approximated rule (paper Eq. 114, docs/model.md#approximate-rule, code units):
     Δw = η γ_s (1-σ) e (1/f'(w)) [c_ε x/r - c_ε c_u + c_w V f(w)], γ_s = 1/I1 exact, γ_w = c_w V_k
     of *this* step.  Shapes as :func:`delta_euclid`.
     """

@@ -70,7 +70,7 @@ def _as_config(config) -> HwConfig:
 
 
 def default_eta() -> float:
-    """Learning rate of the approximate rule, code units (SPEC §1.1, eta_A = 5.5e-4)."""
+    """Learning rate of the approximate rule, code units (docs/model.md#constants, eta_A = 5.5e-4)."""
     from emulator.reference import ETA_CODE
     return ETA_CODE["approx"]
 

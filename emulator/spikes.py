@@ -7,8 +7,8 @@ the trials into batches yields bit-identical spikes.
 
 * input spike of trial t, afferent i, step k:
   ``rng.bernoulli(r_i*dt, seed, STREAM_INPUT, k, t<<32 | i)``
-* realizable teacher (SPEC §1.5): float64 traces a_m, a_s start at 0 and are updated with the
-  bin-k spike included at step k (SPEC §1.3, continuous-input variant),
+* realizable teacher (docs/model.md#teacher): float64 traces a_m, a_s start at 0 and are updated
+  with the bin-k spike included at step k (docs/model.md#usp-kernel, continuous inputs),
   x_k = (a_m - a_s) * usp_scale, V*_k = Σ_i f(w*_i) x_{i,k} summed in ascending i (fixed order,
   no BLAS), y_k = ``rng.bernoulli(phi_max*sigma(V*_k)*dt, seed, STREAM_TEACHER, k, t<<32 | j)``
 * Poisson teacher (Figs 4, 5, 7): ``rng.bernoulli(teacher_rate*dt, seed, STREAM_TEACHER, k, t<<32 | j)``
@@ -61,7 +61,8 @@ def _traces(X, am, as_, dm, ds, scale, x, rows, am_rows, as_rows):
 def expit_one(z):
     """``scipy.special.expit`` of one float64, bit for bit: scipy computes 1 / (1 + exp(-z))
     with the C library's ``exp``, which is also what numba calls (numpy's own SIMD ``exp``
-    differs in the last bit, so do not vectorize this; ``tests/test_fused_spikes.py``)."""
+    differs in the last bit, so do not vectorize this; ``tests/test_fused_kernel.py``
+    ``test_scalar_twins_match_scipy_and_rng``)."""
     return 1.0 / (1.0 + np.exp(-z))
 
 
@@ -138,7 +139,7 @@ def spikes_chunk(sp, trials, seed, k0, X, Y):
 
 
 def sigma(V, params):
-    """Normalised transfer function σ(V) = 1/(1+exp(-β(V-θ))) (SPEC §1.2); elementwise, overflow-safe."""
+    """Normalised transfer function σ(V) = 1/(1+exp(-β(V-θ))) (docs/model.md#transfer-function); elementwise, overflow-safe."""
     return expit(params.beta * (np.asarray(V, dtype=np.float64) - params.theta))
 
 

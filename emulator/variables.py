@@ -77,7 +77,7 @@ class VariableSpec:
     accumulator: bool = False   #: stored with ``extra_frac`` hidden bits below its LSB
 
 
-#: The declarations, in datapath order (SPEC §2.5; docs/datapath.md steps 1-10).
+#: The declarations, in datapath order (docs/model.md#step-order; docs/datapath.md steps 1-10).
 SPECS: tuple[VariableSpec, ...] = (
     VariableSpec("traces", "trace", "traces", False, "spike counts",
                  sites=(("trace", rng.STREAM_TRACE),), counters=("saturation",),

@@ -314,7 +314,7 @@ _declare_state_vars(PyNatGradNeuronFixed, np.int64)
 
 # ------------------------------------------------------------------------ float64
 def float_step(pm, x_spk, y_spk) -> None:
-    """One float64 step of the approximate rule (SPEC §2.5 order) on the Vars of ``pm``.
+    """One float64 step of the approximate rule (docs/model.md#step-order) on the Vars of ``pm``.
 
     Traces a <- decay a + X (the recursion of :class:`emulator.spikes.SpikeSource`),
     x = (a_m - a_s) usp_scale; V, sigma, e, gamma_s and P from

@@ -1,6 +1,6 @@
 """Emulator mode ``learning_engine``: the arithmetic of Path 2 (Loihi 2 learning engine).
 
-Path 2 maps the approximate natural-gradient rule (SPEC §2.3)
+Path 2 maps the approximate natural-gradient rule (docs/model.md#approximate-rule)
 
     dw_i = eta gamma_s (1 - sigma(V)) e [c_eps x_i / r_i - c_eps c_u + c_w V w_i]
 

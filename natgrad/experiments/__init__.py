@@ -1,4 +1,4 @@
-"""``natgrad experiment NAME``: reproductions of the paper's figures (SPEC §3).
+"""``natgrad experiment NAME``: reproductions of the paper's figures (docs/model.md#experiments).
 
 Each experiment is a function ``NAME(scale='small', config=None, seed=0, out=None, **overrides)``
 returning a JSON-able dict (the plotted numbers, an ``effect`` section with the paper's expected
@@ -23,7 +23,7 @@ from .fig7 import fig7
 from .fig12 import fig12
 
 EXPERIMENTS = {
-    "fig3de": (fig3de, "weight paths, vector fields and cost contours, N = 2 (SPEC §3.3)"),
+    "fig3de": (fig3de, "weight paths, vector fields and cost contours, N = 2 (docs/model.md#fig3de)"),
     "fig3f": (fig3f, "learning curves of Euclidean, natural, approximate rules with min/max spread (Fig 3F, 9A-C)"),
     "fig4": (fig4, "democratic plasticity: amplitude change against distance from the soma"),
     "fig5": (fig5, "weight change against USP variance, varying rate and tau_s"),

@@ -1,4 +1,4 @@
-"""Fig 12: how good is the approximate (local) rule? SPEC §3.10-§3.11.
+"""Fig 12: how good is the approximate (local) rule? docs/model.md#fig12.
 
 A-B: angles between the approximate and the exact natural update, and between the Euclidean
 and the exact natural update, in the Euclidean and the Fisher metric, for two afferent groups
@@ -42,7 +42,7 @@ FIG12_PRESETS = {
 
 def fisher_inner(a, b, W, r, params):
     """a^T F b with F = I1(Σ + r rᵀ) + c2(r uᵀ + u rᵀ) + c3 u uᵀ, Σ = diag(r)/c_ε, u = Σ w
-    (SPEC §2.2.1), for rows a, b (S, N) at weights W (S, N)."""
+    (docs/model.md#coefficients), for rows a, b (S, N) at weights W (S, N)."""
     ce = params.c_eps
     m = W @ r
     v = (W * W) @ r / ce

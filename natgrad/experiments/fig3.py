@@ -1,6 +1,6 @@
 """Fig 3D-E (weight paths and vector fields, N = 2) and Fig 3F / 9A-C (learning curves).
 
-SPEC §3.1 and §3.3.  Code-unit learning rates (β omitted, see :mod:`emulator.reference`).
+docs/model.md#fig3f and #fig3de.  Code-unit learning rates (β omitted, see :mod:`emulator.reference`).
 """
 from __future__ import annotations
 
@@ -22,7 +22,7 @@ RULE_STYLE = {"euclid": ("C0", "Euclidean"), "natural": ("C3", "natural"), "appr
 
 # =============================================================================== Fig 3F
 FIG3F_PRESETS = {
-    # validated scaled-down protocol of SPEC §3.1 (η ×4, K = 8, 300 s, evaluation every 20 s)
+    # validated scaled-down protocol of docs/model.md#fig3f (η ×4, K = 8, 300 s, evaluation every 20 s)
     "small": dict(n_trials=8, N=100, group_rates=(10.0, 50.0), T_s=300.0, eta_scale=4.0,
                   eval_s=20.0, n_test=50, batch=8, late_window_s=(200.0, 300.0),
                   rmse_threshold_hz=2.5, kl_threshold=2e-4, rules=("euclid", "natural", "approx"),
@@ -364,7 +364,7 @@ FIG3DE_PRESETS = {
                   eta_euclid=7e-7, eta_natural=2.5e-4, eta_approx=2.5e-4 * 5.5 / 6.0,
                   rules=("euclid", "natural", "approx"), eta=None),
 }
-W_START = np.array([-0.15, 0.25])     # = (-0.3, 0.5)/N, SPEC §3.3
+W_START = np.array([-0.15, 0.25])     # = (-0.3, 0.5)/N, docs/model.md#fig3de
 W_STAR = np.array([0.075, 0.075])     # = (0.15, 0.15)/N
 RATES_3DE = np.array([10.0, 50.0])
 

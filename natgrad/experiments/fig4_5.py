@@ -1,9 +1,10 @@
-"""Fig 4 (democratic plasticity) and Fig 5 (variance normalisation), SPEC §3.4-§3.5.
+"""Fig 4 (democratic plasticity) and Fig 5 (variance normalisation), docs/model.md#fig4 and #fig5.
 
 Both are single-synapse runs with a homogeneous Poisson teacher; learning rates are given in
 the paper's units (β included) and converted with :func:`emulator.reference.eta_from_paper`.
-Unlike the original scripts (bug B9) the coefficients are recomputed from the current weight
-every step and V uses the current (somatic) weight.
+Unlike the original scripts, which froze them at the start, the coefficients are recomputed
+from the current weight every step and V uses the current (somatic) weight
+(docs/spec_drift.md#frozen-coefficients).
 """
 from __future__ import annotations
 

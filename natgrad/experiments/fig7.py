@@ -1,4 +1,4 @@
-"""Fig 7B-G: homo- and heterosynaptic plasticity maps and the three sign regimes (SPEC §3.6-§3.7).
+"""Fig 7B-G: homo- and heterosynaptic plasticity maps and the three sign regimes (docs/model.md#fig7).
 
 Ten synapses, five stimulated by independent 5-Hz Poisson trains and five unstimulated, a 20-Hz
 Poisson teacher, θ = 15 mV, η = 1e-3 (paper units), 60 s.  Stimulated weights all start at
@@ -10,7 +10,8 @@ depend on the unstimulated weights, and each unstimulated weight obeys the linea
 w ← (1 + P γ_w) w − P γ_u (P = η γ_s (1−σ) e): w_ust(T) = A w_ust(0) + B with (A, B) from one
 stimulated trajectory.  So one compiled trajectory per stimulated weight gives a whole row of
 the map exactly; all cells share input and teacher spikes (the paper's cells drew their own).
-Coefficients are recomputed every step (Fig 7E-G; the heat-map script froze them, bug B9).
+Coefficients are recomputed every step (as the original Fig 7E-G script; its heat-map
+script froze them, docs/spec_drift.md#frozen-coefficients).
 """
 from __future__ import annotations
 
