@@ -485,7 +485,7 @@ class Oracle:
 # ----------------------------------------------------------------------------- spikes (float)
 def teacher_and_inputs(params, rates, w_target, trials, seed, steps, poisson_rate=None):
     """Input spikes X (T, B, N), teacher spikes Y (T, B, M), and the teacher probabilities
-    p (T, B, M) of docs/datapath.md *Randomness* / SPEC §1.5, in plain Python floats.
+    p (T, B, M) of docs/datapath.md *Randomness* / docs/model.md#teacher, in plain Python floats.
 
     Input spike: draw53(seed, input, k, t<<32|i) < floor(r_i dt 2**53).  Float64 traces
     a <- d a + X_k (bin-k spike included), x = (a_m - a_s)/(tau_m - tau_s), V* = sum_i w*_i x_i

@@ -73,7 +73,7 @@ def test_main_job_report(tmp_path):
         for key in ("rmse_lsb", "mean_err_lsb", "max_abs_err_lsb", "overflow", "saturation",
                     "underflow", "headroom_bits"):
             assert key in row, (var, key)
-    # loihi2's 9-bit weights: almost every tiny update rounds to zero (SPEC §5), and it is counted
+    # loihi2's 9-bit weights: almost every tiny update rounds to zero (docs/model.md#weight-precision), and it is counted
     assert rep["variables"]["weights"]["underflow"] > 0
     assert rep["weights"]["final_rmse_vs_float"] > 0
     # the Lava fixed_pt process equals the emulator bit for bit (lava_procs path 1)

@@ -9,7 +9,7 @@ from emulator.hwconfig import load
 from emulator.reference import ETA_CODE, coefficients
 from emulator.task import fig3_task
 
-STEPS = 20_000   # 10 s of the Fig 3F task (SPEC §3.1): N = 100, 10/50 Hz, w ~ U(-1, 1)/N
+STEPS = 20_000   # 10 s of the Fig 3F task (docs/model.md#fig3f): N = 100, 10/50 Hz, w ~ U(-1, 1)/N
 
 
 @pytest.fixture(scope="module")
@@ -61,8 +61,8 @@ def gamma_bound_rel(d, W, rates, c_eps):
 
 
 def test_gamma_table_error_in_the_fig3_regime():
-    """fxp32's gamma_s against the exact one at the Fig 3 task's (m, v) (SPEC §1.4: m ~ N(0,
-    2 mV), v ~ 3-5 mV^2): within :func:`gamma_bound_rel`, derived from the formats.
+    """fxp32's gamma_s against the exact one at the Fig 3 task's (m, v) (docs/model.md#membrane-potential-statistics:
+    m ~ N(0, 2 mV), v ~ 3-5 mV^2): within :func:`gamma_bound_rel`, derived from the formats.
 
     Measured: max relative error 4.4e-4, 0.55 of the bound (9.0e-4 at worst).  It is not
     the 1024 x 1024 table's interpolation (3.9e-5 at these points) but the floor of the

@@ -1,4 +1,4 @@
-"""``natgrad experiment``: the paper's expected effects at reduced scale (SPEC §3), pinned seeds.
+"""``natgrad experiment``: the paper's expected effects at reduced scale (docs/model.md#experiments), pinned seeds.
 
 Every margin quoted below was measured with the code under test; the experiments are
 deterministic functions of the seed (counter RNG), so a failure means the behaviour changed.
@@ -19,11 +19,11 @@ from natgrad.experiments.fig7 import FIG7_PRESETS, stim_unstim_changes
 
 
 def test_fig3f_natural_reaches_rmse_threshold_before_euclid():
-    """Fig 3F (SPEC §3.1 scaled-down protocol: N = 100, 10/50 Hz, η ×4, 300 s, evaluation every
+    """Fig 3F (docs/model.md#fig3f, scaled-down protocol: N = 100, 10/50 Hz, η ×4, 300 s, evaluation every
     20 s) with K = 4 trials instead of 8 to fit the test budget (trials 0-3 of the K = 8 run).
     Natural first reaches a mean RMSE < 2.5 Hz at 220 s, Euclid at 280 s (seeds 1, 2: 240 vs
     280 s, 200 s vs never); mean KL over [200, 300] s natural/Euclid = 0.67 (0.70, 0.55 for seeds
-    1, 2).  Euclid is ahead during the first ~150 s, as in SPEC §3.1."""
+    1, 2).  Euclid is ahead during the first ~150 s, as docs/model.md#fig3f expects."""
     r = fig3f(seed=0, n_trials=4, rules=("euclid", "natural"))
     e = r["effect"]
     t_nat, t_euc = e["t_rmse_below_s"]["natural"], e["t_rmse_below_s"]["euclid"]
@@ -36,7 +36,7 @@ def test_fig3f_natural_reaches_rmse_threshold_before_euclid():
 
 
 def test_fig3de_paths_and_fields():
-    """Fig 3D-E (SPEC §3.3, N = 2, 10/50 Hz, code η, from (-0.15, 0.25) to w* = (0.075, 0.075)),
+    """Fig 3D-E (docs/model.md#fig3de, N = 2, 10/50 Hz, code η, from (-0.15, 0.25) to w* = (0.075, 0.075)),
     K = 8 trials x 100 s to fit the test budget (natural rule: ~136 quadrature nodes per step at
     v ≈ 130 mV²): the mean natural path heads straight for w* (angle of the displacement to the
     straight line 8.3°, seeds 1-2: 8.1°, 8.5°; K = 32 x 200 s: 7.7-7.8°; bound 15°) while the
@@ -56,7 +56,7 @@ def test_fig3de_paths_and_fields():
 
 
 def test_fig4_democratic_plasticity():
-    """Fig 4 (SPEC §3.4: 5 Hz input, 20 Hz Poisson teacher, 5 s, η = 0.017, w^s(0) = 0.05,
+    """Fig 4 (docs/model.md#fig4: 5 Hz input, 20 Hz Poisson teacher, 5 s, η = 0.017, w^s(0) = 0.05,
     1/α = 1..10, identical spikes): the natural rule's somatic change α Δw^d is the same at every
     distance (to 1e-13; relative change +19.5 %), the Euclidean one falls like α² (log-log slope
     1.97, 1.1 % of the proximal change at 1/α = 10, i.e. 460 µm)."""
@@ -72,7 +72,7 @@ def test_fig4_democratic_plasticity():
 
 
 def test_fig5_change_scales_inversely_with_variance():
-    """Fig 5 (SPEC §3.5: 80 Hz Poisson teacher, 5 s, η = 1e-4, ε0 = 1/r; τ_s sweep at 10 Hz and
+    """Fig 5 (docs/model.md#fig5: 80 Hz Poisson teacher, 5 s, η = 1e-4, ε0 = 1/r; τ_s sweep at 10 Hz and
     rate sweep at τ_s = 20 ms; mean over 4 seeds): the weight change decreases monotonically with
     the USP variance σ² in both sweeps and follows 1/(1 + σ²) (∝ 1/σ² for σ² ≫ 1; the 1 is the
     squared mean USP, 1 mV): Δ·(1+σ²) varies by 2.7 % (bound 10 %) while Δ·σ² varies by 36 %.
@@ -124,12 +124,12 @@ def test_fig7_kernel_matches_reference_rule():
 
 
 def test_fig7_sign_regimes():
-    """Fig 7D-G (SPEC §3.6-3.7: 5 stimulated 5-Hz + 5 unstimulated synapses, 20 Hz teacher,
+    """Fig 7D-G (docs/model.md#fig7: 5 stimulated 5-Hz + 5 unstimulated synapses, 20 Hz teacher,
     θ = 15 mV, η = 1e-3, 60 s): the example points fall in the paper's regimes —
     (1.6, 1.6) O1: stimulated +0.57 %, unstimulated -1.23 %; (2.5, 2.5) O2: -0.59 % / +0.65 %;
     (4.5, 4.5) S: -0.70 % / -0.125 % (smallest margin).  On the grid w = 1.04, 3.02, 5: stimulated
     LTP (+4.6 %) at the smallest weight, LTD above (the 24-point map puts the switch at 1.89,
-    SPEC: ≈ 1.8); unstimulated synapses depressed in the bottom row (-6 … -11 %)."""
+    the paper's: ≈ 1.8); unstimulated synapses depressed in the bottom row (-6 … -11 %)."""
     r = fig7(seed=0, n_grid=3)
     ex = r["effect"]["examples"]
     assert [e["regime"] for e in ex] == ["O1", "O2", "S"]
@@ -140,7 +140,7 @@ def test_fig7_sign_regimes():
 
 
 def test_fig12_approx_angle_smaller_than_euclid_angle():
-    """Fig 12A-B (SPEC §3.10: N = 100, 10/50 Hz, w ~ U(-5, 5)/N, fixed w*, expected teacher;
+    """Fig 12A-B (docs/model.md#fig12: N = 100, 10/50 Hz, w ~ U(-5, 5)/N, fixed w*, expected teacher;
     10 weights x 10 USP samples): mean angle natural-approx 12° vs natural-Euclid 60° in the
     Euclidean metric (bound: < 0.5x), 35° vs 79° in the Fisher metric."""
     r = fig12(seed=0, curves=False, pairs=((10.0, 50.0),), n_weights=10, n_samples=10)

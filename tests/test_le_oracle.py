@@ -904,7 +904,7 @@ def test_oracle_equals_numpy_on_constructed_states(setup):
 
 def host_hbar(d, w_int) -> np.ndarray:
     """The host's initial running mean (doc, neuron step 5): E[sigma (1 - sigma)^2] for
-    V ~ N(m, v), m = sum w r, v = sum w^2 r / c_eps (SPEC §1.4), c_eps = 1 / int eps^2 =
+    V ~ N(m, v), m = sum w r, v = sum w^2 r / c_eps (docs/model.md#membrane-potential-statistics), c_eps = 1 / int eps^2 =
     1 / (s^2 (tau_m / 2 - 2 tau_m tau_s / (tau_m + tau_s) + tau_s / 2)), in U0.hbar_frac;
     by trapezoidal quadrature on 40 001 points over +-14 sd (spectrally accurate)."""
     p = d.params

@@ -1,8 +1,8 @@
-"""Natural-gradient coefficients (γ_s, g1..g4) of SPEC §2.2.1 (paper Eqs. 77-109).
+"""Natural-gradient coefficients (γ_s, g1..g4) of docs/model.md#coefficients (paper Eqs. 77-109).
 
 Checks ``emulator.reference.coefficients`` / ``gauss_moments`` against brute-force adaptive
-quadrature on a finite window (SPEC §2.2.1 numerics, bug B14), against the code's K1/K2
-formulas, and against the numbers quoted in SPEC §3.5, §3.9 and §5.
+quadrature on a finite window (where quad over (-inf, inf) fails for narrow Gaussians), against
+the original scripts' K1/K2 formulas, and against the numbers of docs/model.md#coefficient-values.
 """
 import warnings
 
@@ -17,7 +17,7 @@ from emulator.reference import g_matrix
 P = NeuronParams()
 BETA, THETA, A = P.beta, P.theta, P.phi_max * P.beta ** 2
 
-# the regime of the issue: m in [-30, 30] mV, v in [1e-4, 500] mV^2, incl. SPEC's quad-failure point
+# the whole regime: m in [-30, 30] mV, v in [1e-4, 500] mV^2, incl. the point where quad(-inf, inf) fails
 M_GRID = [-30.0, -20.0, -10.0, -3.0, 0.0, 5.0, 10.0, 10.2, 15.0, 20.0, 30.0]
 V_GRID = [1e-4, 2.8e-4, 1e-2, 0.5, 4.0, 30.0, 100.0, 250.0, 500.0]
 
@@ -45,7 +45,7 @@ def _quad(fun, m, v):
 
 def test_moments_match_bruteforce_quadrature():
     """E[h], E[h'], E[h''] agree with brute-force quad over the full regime m in [-30, 30] mV,
-    v in [1e-4, 500] mV² (incl. narrow Gaussians where quad(-inf, inf) fails, SPEC B14).
+    v in [1e-4, 500] mV² (incl. narrow Gaussians where quad(-inf, inf) fails).
 
     Tolerance: I1 relative 1e-10; c2 and c3 (which change sign) relative to their natural
     scales β·I1 and β²·I1: 1e-9.  (Observed: <= ~1e-12.)
@@ -62,7 +62,7 @@ def test_moments_match_bruteforce_quadrature():
 
 @pytest.mark.parametrize("m,v", [(-10.0, 0.5), (0.0, 4.0), (10.2, 30.0), (25.0, 250.0)])
 def test_stein_identities_of_spec_raw_moment_formulas(m, v):
-    """SPEC §2.2.1 defines c2 = (I2 - I1 m)/v and c3 = (I3 - I1(m²+v) - 2 c2 m v)/v² from the raw
+    """The paper defines c2 = (I2 - I1 m)/v and c3 = (I3 - I1(m²+v) - 2 c2 m v)/v² from the raw
     moments I_k = E[h V^k]; we evaluate c2 = E[h'], c3 = E[h''] (Stein's lemma).  Both agree
     (tolerance 1e-7 relative to the scale, limited by cancellation in the raw-moment form)."""
     I1r, I2r, I3r = (_quad(lambda u, k=k: _h(u, 0) * u ** k, m, v) for k in range(3))
@@ -75,7 +75,7 @@ def test_stein_identities_of_spec_raw_moment_formulas(m, v):
 
 
 def test_narrow_gaussian_limit_and_b14_point():
-    """SPEC §2.2.1: at m = 10.2, v = 2.8e-4 quad(-inf, inf) returns 0; the exact value is
+    """docs/model.md#coefficients: at m = 10.2, v = 2.8e-4 quad(-inf, inf) returns 0; the exact value is
     ≈ h(10.2) = 1.090.  v -> 0 converges continuously to the point values (v = 0 allowed)."""
     I1, _, _ = gauss_moments(10.2, 2.8e-4)
     assert abs(I1 - _h(10.2, 0)) < 1e-3 * I1 and I1 > 1.0
@@ -87,7 +87,7 @@ def test_narrow_gaussian_limit_and_b14_point():
 
 
 def _g_k1k2(I1, c2, c3, m, v, q):
-    """The authors' formulas (File04_create_lt.py:140-165, SPEC §2.2.1)."""
+    """The authors' formulas (original scripts, File04_create_lt.py:140-165; docs/model.md#coefficients)."""
     K1 = 1 / (I1 * (q + 1) + c2 * m)
     K2 = 1 / (I1 + c2 * m + c3 * v - K1 * (I1 * m + c2 * v) * (c2 * q + c3 * m))
     g1 = K1 * K2 * (-I1 / K2 + (I1 * c2 * m + c2 ** 2 * v)
@@ -100,7 +100,7 @@ def _g_k1k2(I1, c2, c3, m, v, q):
 
 
 def test_g_formulas_equal_2x2_solve_and_g2_equals_g3():
-    """SPEC §2.2.1: the K1/K2 formulas == -C (I1 Id + Q C)^-1 (closed form and np.linalg), g2 == g3."""
+    """docs/model.md#coefficients: the K1/K2 formulas == -C (I1 Id + Q C)^-1 (closed form and np.linalg), g2 == g3."""
     mm, vv, qq = np.meshgrid(M_GRID, V_GRID, [1.56, 5.0, 78.0, 780.0], indexing="ij")
     I1, c2, c3 = gauss_moments(mm, vv)
     G = np.array(g_matrix(I1, c2, c3, mm, vv, qq))
@@ -119,8 +119,8 @@ def test_g_formulas_equal_2x2_solve_and_g2_equals_g3():
 
 
 def test_spec_reference_values():
-    """γ_s = 1/I1 against SPEC §3.9 (Fig 10: v = 4 / 80 mV²) and §3.5 (Fig 5 regime), within 1 %
-    (SPEC quotes 2-3 digits)."""
+    """γ_s = 1/I1 against docs/model.md#coefficient-values (Fig 10: v = 4 / 80 mV²; the Fig 5
+    regime), within 1 % (the table quotes 2-3 digits)."""
     table = [(-20, 4, 752), (-5, 4, 8.8), (0, 4, 2.35), (20, 4, 30), (-20, 80, 45), (0, 80, 2.15),
              (0.01, 1e-4, 2.575)]
     for m, v, gs_ref in table:
@@ -129,11 +129,11 @@ def test_spec_reference_values():
 
 
 def test_fig3f_regime_spec5_facts():
-    """SPEC §5.1 / §2.2.1 in the Fig 3F regime (q = 78, m ~ N(0, 2.08²), v in 3.2..4.6 mV²):
+    """docs/model.md#coefficient-values in the Fig 3F regime (q = 78, m ~ N(0, 2.08²), v in 3.2..4.6 mV²):
     g1 ≈ -1/(1+q) within 5 %, g2 = g3 ≈ -0.0032 (q g2 in [-0.34, -0.2]), γ_s in [1.1, 11.5],
-    0 < g4 < 0.05 increasing with m.  (SPEC §5.1 quotes g4 = 0.017-0.046; the exact values here are
-    0.003-0.035 over m in [-5.7, 3.7] -- 0.016 at m = 0 -- the SPEC range matches v + 9 mV², i.e.
-    the repo's lookup-table offset B3.)"""
+    0 < g4 < 0.05 increasing with m.  (An earlier reproduction quoted g4 = 0.017-0.046; the exact values here
+    are 0.003-0.035 over m in [-5.7, 3.7] -- 0.016 at m = 0 -- that range matches v + 9 mV², the
+    original lookup table's offset, docs/spec_drift.md#lookup-table.)"""
     m = np.linspace(-5.7, 3.7, 11)[:, None]
     v = np.linspace(3.2, 4.6, 5)[None, :]
     gs, g1, g2, g3, g4 = coefficients(m, v, 78.0)
@@ -141,8 +141,8 @@ def test_fig3f_regime_spec5_facts():
     assert np.allclose(g2, g3, rtol=1e-12, atol=0)
     assert np.all((78 * g2 > -0.34) & (78 * g2 < -0.2))
     assert np.all((g4 > 0) & (g4 < 0.05)) and np.all(np.diff(g4, axis=0) > 0)
-    assert np.all((gs > 1.1) & (gs < 11.5))   # SPEC §5.1: 1.13 ... 10.9
-    # the m = 0, v = 4 point quoted in SPEC §5.1: g1 = -0.0126, g2 = g3 = -0.0032
+    assert np.all((gs > 1.1) & (gs < 11.5))   # docs/model.md#numerical-ranges: 1.13 ... 10.9
+    # the m = 0, v = 4 point of docs/model.md#coefficient-values: g1 = -0.0126, g2 = g3 = -0.0032
     gs, g1, g2, g3, g4 = coefficients(0.0, 4.0, 78.0)
     assert round(float(g1), 4) == -0.0126 and round(float(g2), 4) == -0.0032
 

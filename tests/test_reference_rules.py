@@ -1,10 +1,11 @@
-"""Learning rules of the float64 reference (SPEC §2, paper Eqs. 10, 13, 114, Figs 4 and 8).
+"""Learning rules of the float64 reference (docs/model.md#learning-rules, paper Eqs. 10, 13, 114, Figs 4 and 8).
 
 * the closed-form natural update equals F^{-1}·(Euclidean update) with the Fisher matrix built
-  explicitly (SPEC §2.2.1);
-* parametrization invariance (paper Fig 8, Eqs. 13-17; SPEC §2.4) for a per-synapse attenuation
+  explicitly (docs/model.md#coefficients);
+* parametrization invariance (paper Fig 8, Eqs. 13-17; docs/model.md#parametrization) for a per-synapse attenuation
   and for the nonlinear f(w) = w0 sinh(w/w0); Fig 4 "democratic plasticity" over a whole run;
-* the approximated rule uses γ_w = c_w V of the current step (SPEC §2.3, bug B1 avoided);
+* the approximated rule uses γ_w = c_w V of the current step (docs/model.md#approximate-rule;
+  the original scripts used a stale V);
 * simulate: chunk/batch invariance, numba == numpy backend, and learning happens.
 """
 import numpy as np
@@ -29,7 +30,7 @@ def _inputs(K=4, M=2, N=100, seed=0, w_scale=None):
 
 @pytest.mark.parametrize("N,w_scale", [(100, None), (100, 0.05), (2, 0.2), (7, 1.0)])
 def test_natural_update_equals_fisher_solve(N, w_scale):
-    """SPEC §2.2.1: F = I1(Σ + r rᵀ) + c2(r uᵀ + u rᵀ) + c3 u uᵀ, Σ = diag(r)/c_ε, u = Σ w;
+    """docs/model.md#coefficients: F = I1(Σ + r rᵀ) + c2(r uᵀ + u rᵀ) + c3 u uᵀ, Σ = diag(r)/c_ε, u = Σ w;
     delta_natural == F^{-1} delta_euclid to 1e-10 relative (same η, code units)."""
     task, W, X, y = _inputs(N=N, w_scale=w_scale, seed=N)
     r = task.rates
@@ -50,7 +51,7 @@ def test_natural_update_equals_fisher_solve(N, w_scale):
 
 def test_euclid_and_approx_closed_forms():
     """Eq. 10 and Eq. 114 in code units: Δw = η (1-σ) e x and η γ_s (1-σ) e [c_ε x/r - c_ε c_u + c_w V w],
-    e = y - φ_max σ dt, γ_s = 1/I1(m, v) -- with γ_w = c_w V of *this* step (SPEC §2.3)."""
+    e = y - φ_max σ dt, γ_s = 1/I1(m, v) -- with γ_w = c_w V of *this* step (docs/model.md#approximate-rule)."""
     task, W, X, y = _inputs()
     r, eta = task.rates, 2e-3
     V = np.einsum("kmn,kn->km", W, X)
@@ -62,14 +63,14 @@ def test_euclid_and_approx_closed_forms():
     ref = (eta * ef / I1)[..., None] * (P.c_eps * X[:, None, :] / r - P.c_eps * P.c_u
                                         + P.c_w * V[..., None] * W)
     assert np.allclose(delta_approx(W, X, y, r, P, eta=eta), ref, rtol=1e-12, atol=1e-14 * np.abs(ref).max())
-    # γ_w follows V step by step (the original code froze a stale V, bug B1)
+    # γ_w follows V step by step (the original code froze a stale V, docs/spec_drift.md#stale-potential)
     for Xs in (X, 0.5 * X):
         gs, gu, gw, Vs = natural_gammas(W, Xs, r, P, rule="approx")
         assert np.allclose(gw, P.c_w * Vs, rtol=1e-15) and np.allclose(gu, P.c_eps * P.c_u)
 
 
 def test_parametrization_invariance_fig8_attenuation():
-    """Paper Fig 8 / Eq. 13-17, SPEC §2.4: with w^s = α w^d, the natural rule's somatic change
+    """Paper Fig 8 / Eq. 13-17, docs/model.md#parametrization: with w^s = α w^d, the natural rule's somatic change
     α Δw^d is independent of α (equals the somatic-coordinate update), while the Euclidean rule's
     somatic change scales with α²."""
     task, Ws, X, y = _inputs(K=3, M=2, N=50, seed=4)
@@ -104,7 +105,7 @@ def test_parametrization_invariance_nonlinear_f():
 
 
 def test_fig4_democratic_plasticity_run():
-    """Fig 4 (SPEC §3.4): one synapse, 5 Hz input, 20 Hz Poisson teacher, 5 s, η = 0.017 (paper units,
+    """Fig 4 (docs/model.md#fig4): one synapse, 5 Hz input, 20 Hz Poisson teacher, 5 s, η = 0.017 (paper units,
     β included), somatic start 0.05, w^d(0) = 0.05/α for 1/α in {1, 3, 7}, same spikes for all α.
     Natural rule: relative change identical for all α and Δw^d ∝ 1/α (exactly: Euler steps of the
     somatic weight do not depend on α for linear f).  Euclidean contrast: relative change ∝ α²."""
@@ -145,7 +146,7 @@ def test_simulate_chunk_batch_backend_invariance():
 
 
 def test_learning_reduces_cost_fig3():
-    """SPEC §3.1 (scaled: η×4, code units): 10 s of natural-gradient learning on 4 Fig-3 trials
+    """docs/model.md#fig3f (scaled: η×4, code units): 10 s of natural-gradient learning on 4 Fig-3 trials
     lowers the mean KL cost and the rate RMSE (start RMSE ≈ 6-9 Hz)."""
     task = fig3_task(n_trials=4)
     res = simulate(task, "natural", ETA_CODE_SCALED["natural"], 20000, seed=0)
@@ -155,9 +156,9 @@ def test_learning_reduces_cost_fig3():
 
 
 def test_each_rule_lowers_the_rate_rmse():
-    """SPEC §3.1 scaled protocol (η×4, code units; N = 100, 10/50 Hz, 4 trials, seed 0):
+    """docs/model.md#fig3f, scaled protocol (η×4, code units; N = 100, 10/50 Hz, 4 trials, seed 0):
     after 20 s each rule lowers the mean test-set rate RMSE from 8.83 Hz (measured: Euclid
-    4.73, natural 7.73, approx 5.53 Hz -- Euclid is ahead early, SPEC §3.1).  Margin: 10 %.
+    4.73, natural 7.73, approx 5.53 Hz -- Euclid is ahead early, as docs/model.md#fig3f expects).  Margin: 10 %.
     The natural-before-Euclid threshold crossing is in tests/test_experiments.py (Fig 3F)."""
     task = fig3_task(n_trials=4, seed=0)
     for rule in RULES:

@@ -1,9 +1,9 @@
-"""The shared spike generator ``emulator.spikes.SpikeSource`` (SPEC §1.3-§1.5).
+"""The shared spike generator ``emulator.spikes.SpikeSource`` (docs/model.md#usp-kernel, #teacher).
 
 * chunk- and batch-split invariance, bit for bit;
 * spikes are exactly the documented counter-RNG draws, teacher exactly Bernoulli(φ(V*) dt) with
-  V* from traces that include the bin-k spike (SPEC §1.3 continuous-input variant, §1.5);
-* USP mean and variance match the closed forms of SPEC §1.4 within a derived statistical bound.
+  V* from traces that include the bin-k spike (docs/model.md#usp-kernel, #teacher);
+* USP mean and variance match the closed forms of docs/model.md#membrane-potential-statistics within a derived statistical bound.
 """
 import numpy as np
 from scipy.special import expit
@@ -91,7 +91,7 @@ def _kernel(n=4000):
 
 
 def test_usp_mean_and_variance_match_spec_closed_forms():
-    """SPEC §1.4: E[x] = r Σ_k ε_k dt (0.99931 r), Var[x] = p(1-p) Σ_k ε_k² (p = r dt; 382.7 @ 10 Hz,
+    """docs/model.md#membrane-potential-statistics: E[x] = r Σ_k ε_k dt (0.99931 r), Var[x] = p(1-p) Σ_k ε_k² (p = r dt; 382.7 @ 10 Hz,
     1875 @ 50 Hz), x_k = Σ_j ε_j X_{k-j}, X ~ Bernoulli(p) i.i.d.
 
     Bound.  Time averages over n steps of A independent afferents of one rate (after a 200-step
@@ -129,7 +129,7 @@ def test_usp_mean_and_variance_match_spec_closed_forms():
         bias = C.sum() / steps                       # E[s² - var] = -Var[single-afferent mean]
         assert abs(mean - mean_cf) < 5 * sd_mean, (r, mean, mean_cf, sd_mean)
         assert abs(var - var_cf) < 5 * sd_var + bias, (r, var, var_cf, sd_var)
-    # SPEC §1.3/1.4 discrete-kernel constants vs the continuous ones (∫ε = 1, ∫ε² = 1/c_ε):
+    # docs/model.md#usp-kernel: discrete-kernel constants vs the continuous ones (∫ε = 1, ∫ε² = 1/c_ε):
     assert abs(P.kernel_sum - 0.99931) < 1e-5 and abs(P.kernel_sq_sum - 38.4613) < 1e-4
     assert abs(P.kernel_sq_sum * P.c_eps - 1) < 1e-5
     # ... so Var = (1 - r dt) r / c_ε up to 1e-5 (Bernoulli instead of Poisson input)

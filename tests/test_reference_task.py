@@ -1,5 +1,5 @@
 """Neuron constants, task generator, test set, metrics and parameter validation of ``emulator``
-(SPEC §1.1-§1.4, §3.1, bug table B11; issue part 6: bad parameters raise ValueError)."""
+(docs/model.md#constants, #metrics, #fig3f; bad parameters raise ValueError)."""
 import numpy as np
 import pytest
 from numpy.testing import assert_array_equal
@@ -12,7 +12,7 @@ P = NeuronParams()
 
 
 def test_derived_constants_spec_1():
-    """SPEC §1.1/§1.3: decays 0.951229 / 0.846482, 1/(τm-τs) = 142.857 /s, c_ε = 1/38.4615 = 0.026 s,
+    """docs/model.md#constants: decays 0.951229 / 0.846482, 1/(τm-τs) = 142.857 /s, c_ε = 1/38.4615 = 0.026 s,
     discrete kernel Σε dt = 0.99931, Σε² dt = 38.4613, peak 59.665 mV at k = 10; q = 78 (Fig 3)."""
     assert round(P.decay_m, 6) == 0.951229 and round(P.decay_s, 6) == 0.846482
     assert abs(P.usp_scale - 142.857142857) < 1e-6
@@ -25,7 +25,7 @@ def test_derived_constants_spec_1():
 
 
 def test_fig3_task():
-    """SPEC §3.1: N = 100, i < 50 at 10 Hz, i >= 50 at 50 Hz, w_init, w* ~ U(-1, 1)/N i.i.d. per trial,
+    """docs/model.md#fig3f: N = 100, i < 50 at 10 Hz, i >= 50 at 50 Hz, w_init, w* ~ U(-1, 1)/N i.i.d. per trial,
     the same for a trial whatever n_trials is."""
     t5 = fig3_task(n_trials=5, seed=3)
     t2 = fig3_task(n_trials=2, seed=3)
@@ -42,14 +42,14 @@ def test_fig3_task():
 
 
 def test_test_set_and_metrics():
-    """Test set (SPEC §1.1: 50 USP vectors = last step of 500-step trains, STREAM_TEST) and the
-    metrics of SPEC §3.1: RMSE = φ_max sqrt(mean_s (σ - σ*)²) [Hz], Bernoulli KL per bin, ‖w - w*‖."""
+    """Test set (docs/model.md#metrics: 50 USP vectors = last step of 500-step trains, STREAM_TEST) and the
+    metrics of docs/model.md#metrics: RMSE = φ_max sqrt(mean_s (σ - σ*)²) [Hz], Bernoulli KL per bin, ‖w - w*‖."""
     task = fig3_task(n_trials=4, seed=1)
     X = metrics.test_set(task, 7)
     assert X.shape == (4, 50, 100)
     assert_array_equal(metrics.test_set(task, 7, trials=[2, 0]), X[[2, 0]])
     assert not np.array_equal(metrics.test_set(task, 8), X)
-    # USP sample means are near the rates (SPEC §1.4; 200 samples per afferent group per trial)
+    # USP sample means are near the rates (docs/model.md#membrane-potential-statistics; 200 samples per afferent group per trial)
     assert abs(X[..., :50].mean() / 10.0 - 1) < 0.1 and abs(X[..., 50:].mean() / 50.0 - 1) < 0.05
     W, Wt = task.w_init, task.w_target
     rm, kl, wd = rate_rmse_hz(W, Wt, X, P), kl_cost(W, Wt, X, P), weight_distance(W, Wt)
@@ -61,7 +61,7 @@ def test_test_set_and_metrics():
     kl_ref = np.mean(pt * np.log(pt / p) + (1 - pt) * np.log((1 - pt) / (1 - p)), -1)
     assert np.allclose(kl, kl_ref, rtol=1e-9)
     assert np.allclose(wd[:, 0], np.linalg.norm(W - Wt, axis=-1)[:, 0])
-    assert np.all(kl > 0) and 1e-4 < kl.mean() < 1e-2 and 2 < rm.mean() < 15   # SPEC §3.1: KL(0) ≈ 2e-3
+    assert np.all(kl > 0) and 1e-4 < kl.mean() < 1e-2 and 2 < rm.mean() < 15   # docs/model.md#fig3f: KL(0) ≈ 2e-3
     assert np.all(rate_rmse_hz(Wt, Wt, X, P) == 0) and np.all(kl_cost(Wt, Wt, X, P) == 0)
 
 
@@ -76,7 +76,7 @@ def _one_line_error(fn, *names):
 
 
 def test_bad_parameters_raise_valueerror():
-    """Issue part 6: bad parameters raise a one-line ValueError naming the parameter and its range."""
+    """Bad parameters raise a one-line ValueError naming the parameter and its range."""
     msg = _one_line_error(lambda: NeuronParams(tau_s=0.01, tau_m=0.01), "tau_s", "tau_m")
     assert msg == "tau_s must be < tau_m (got tau_s=0.01, tau_m=0.01)"
     _one_line_error(lambda: NeuronParams(tau_s=0.02), "tau_s", "< tau_m")

@@ -45,7 +45,7 @@ def rho(mode: str, shift: int) -> float:
 
 
 def c_eps(p: NeuronParams) -> float:
-    """1 / int eps^2 (SPEC §1.4), written out."""
+    """1 / int eps^2 (docs/model.md#membrane-potential-statistics), written out."""
     tm, ts = p.tau_m, p.tau_s
     return 1.0 / ((1.0 / (tm - ts)) ** 2 * (tm / 2 - 2 * tm * ts / (tm + ts) + ts / 2))
 
