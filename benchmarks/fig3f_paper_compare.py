@@ -1,4 +1,5 @@
-"""Compare a paper-scale Fig 3F run with the paper's Fig 3F (and SPEC §3.1's reproduction).
+"""Compare a paper-scale Fig 3F run with the paper's Fig 3F (and a 16-trial reproduction of the original code,
+docs/model.md#fig3f).
 
 Reads the ``fig3f.json`` written by
 
@@ -20,7 +21,7 @@ import sys
 
 import numpy as np
 
-#: SPEC §3.1's reproduction of the original code (16 trials, exact coefficients): time until
+#: A float64 reproduction of the original code (16 trials, exact coefficients; docs/model.md#fig3f): time until
 #: the mean KL < 5e-5 and mean RMSE < 1 Hz, plateau RMSE (paper: "residual RMSE of 0.8 Hz").
 REFERENCE = {"euclid": (2900, 3900, 0.81), "natural": (1100, 1300, 0.85),
              "approx": (1000, 1400, 0.90)}
@@ -45,8 +46,8 @@ def main(path):
     print(f"Fig 3F, {n} trials x {t[-1]:.0f} s, N = {r['params']['N']}, config "
           f"{r.get('config')}, seed {r['seed']}\n")
     print("| rule | " + " | ".join(f"RMSE {x:.0f} s [Hz] (min-max)" for x in TIMES)
-          + f" | KL 8000 s | t(mean KL < {kthr:g}) [s] (SPEC repro) | t(mean RMSE < {rthr:g} Hz) "
-          f"[s] (SPEC repro) | per-trial t(RMSE < {rthr:g} Hz), mean ± 95 % CI [s] |")
+          + f" | KL 8000 s | t(mean KL < {kthr:g}) [s] (16-trial repro) | t(mean RMSE < {rthr:g} Hz) "
+          f"[s] (16-trial repro) | per-trial t(RMSE < {rthr:g} Hz), mean ± 95 % CI [s] |")
     print("|---" * (len(TIMES) + 5) + "|")
     # (the float rules and the chip share the evaluation times of the run)
     per = (r.get("effect_config") or {}).get("per_trial", {}).get("t_rmse_below_s", {})

@@ -1,4 +1,4 @@
-"""How each config handles sub-LSB weight updates (SPEC §5): a measurement, not a test.
+"""How each config handles sub-LSB weight updates (docs/model.md#weight-precision): a measurement, not a test.
 
 Per step a weight changes by a median 2.5e-6 of its value, far below one LSB of an 8-bit
 weight.  For every bundled config, plus ablations of Loihi 2's choice (round to nearest
