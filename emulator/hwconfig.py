@@ -162,10 +162,10 @@ LE_SCHEMA: dict[str, Any] = {
         "word_bits": Field(int, 16, 62, doc="the learning neuron's word: every state variable and intermediate is one signed (magnitudes: unsigned) word, products are double words shifted back (Loihi 2: 24); each format must fit it"),
     },
     "mapping": {
-        "w_frac": Field(int, 0, 40, auto=True, doc="weight LSB 2**-w_frac (LearningDense weight exponent); auto: the task's weights use at least 6 of the 8 mantissa bits with headroom"),
+        "w_frac": Field(int, 0, 40, auto=True, doc="weight LSB 2**-w_frac (LearningDense weight exponent); auto: the task's initial weights and its expected weight range use at least 6 of the 8 mantissa bits with headroom (never the teacher's weights)"),
         "k_x": Field(int, 1, 127, auto=True, doc="presynaptic trace impulse per spike; auto: the largest within the traces' headroom whose tags land on the exact tag grid"),
         "c_ev": Field(float, 2.0**-10, 2**20, auto=True, doc="accumulator units of one event's (events) or one negative level's (graded) constant term; euclid: per trace count"),
-        "v_range_mv": Field(float, 1.0, 128.0, auto=True, doc="range of abs(V) that y3 = 64 + Vq covers (mV); auto: abs(m) + 4 sd of V at the task's weights"),
+        "v_range_mv": Field(float, 1.0, 128.0, auto=True, doc="range of abs(V) that y3 = 64 + Vq covers (mV); auto: abs(m) + 4 sd of V at the initial weights and over weights uniform in the expected weight range"),
         "tag_step": Field(int, 1, 64, auto=True, doc="tag quantum: 16 (events) or 32 (graded) makes the homosynaptic products exact"),
         "hidden_bits": Field(int, 0, 6, auto=True, doc="update bits kept below the weight LSB in synaptic tag 2 (d) and carried into the weight; auto: the most whose tag 2 holds the largest step of either sign (needs flush_log2 null)"),
         "flush_log2": Field(int, 0, 9, nullable=True, doc="null: the tag's whole LSBs are carried into the weight every epoch; k: the whole tag is flushed every 2**k epochs (Lava's u<k>)"),

@@ -151,6 +151,10 @@ class Task:
     inputs : :class:`emulator.recorded.RecordedSpikes` played as the input spikes of every
         trial instead of the Poisson draws at ``rates`` (``rates`` then says what the
         design assumes: by default the recording's mean rates), or None.
+    w_range : the largest |w| the weights are expected to reach while learning, as the user
+        states it (parametrization coordinates), or None (unknown).  Automatic
+        discretization fits the chip's weight and V ranges to ``w_init`` and this range;
+        it never reads ``w_target``, which a user deploying for real does not have.
     """
 
     rates: np.ndarray
@@ -160,6 +164,7 @@ class Task:
     params: NeuronParams = field(default_factory=NeuronParams)
     f: Parametrization = field(default_factory=Identity)
     inputs: object = None
+    w_range: float | None = None
 
     def __post_init__(self):
         if not isinstance(self.params, NeuronParams):
@@ -194,6 +199,9 @@ class Task:
             self.teacher_rate = tr
         elif self.w_target is None:
             raise ValueError("w_target must be given when teacher_rate is None (no teacher defined)")
+        if self.w_range is not None:
+            check_positive("w_range", self.w_range)
+            self.w_range = float(self.w_range)
         if not isinstance(self.f, Parametrization):
             raise ValueError(f"f must be a Parametrization (got {type(self.f).__name__})")
         self.f.check(r.shape[0])
@@ -244,7 +252,8 @@ def fig3_task(n_trials: int = 16, N: int = 100, M: int = 1, group_rates=(10.0, 5
               f: Parametrization | None = None, teacher_rate=None) -> Task:
     """The Fig 3 teacher-student task (SPEC §3.1): N afferents in groups of equal size with their
     own rates (i < N/2 at 10 Hz, i >= N/2 at 50 Hz by default), w_init, w* ~ U(-1, 1) * w_scale
-    i.i.d. per trial (w_scale = 1/N by default, as in the paper).
+    i.i.d. per trial (w_scale = 1/N by default, as in the paper).  The expected weight range
+    ``w_range`` is ``w_scale``: the bound of the teacher's distribution, known before learning.
 
     Weights come from the counter RNG ``rng.uniform(seed, STREAM_INIT, step, trial<<32 | (j*N+i))``
     with step 0 for w_init and step 1 for w_target, so trial t gets the same weights whatever
@@ -266,4 +275,5 @@ def fig3_task(n_trials: int = 16, N: int = 100, M: int = 1, group_rates=(10.0, 5
     w0 = (2.0 * rng.uniform(seed, rng.STREAM_INIT, 0, idx) - 1.0) * w_scale
     ws = (2.0 * rng.uniform(seed, rng.STREAM_INIT, 1, idx) - 1.0) * w_scale
     return Task(rates=rates, w_init=w0.reshape(n_trials, M, N), w_target=ws.reshape(n_trials, M, N),
-                teacher_rate=teacher_rate, params=params, f=IDENTITY if f is None else f)
+                teacher_rate=teacher_rate, params=params, f=IDENTITY if f is None else f,
+                w_range=w_scale)

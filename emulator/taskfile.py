@@ -25,7 +25,7 @@ from fixedpoint import rng
 from .params import NeuronParams
 from .task import IDENTITY, Task
 
-__all__ = ["TaskError", "TaskSpec", "load_task", "resolve_task_path", "bundled_tasks",
+__all__ = ["TaskError", "TaskSpec", "load_task", "with_weight_range", "resolve_task_path", "bundled_tasks",
            "TASK_DIR", "DEFAULT_TASK"]
 
 TASK_DIR = Path(__file__).resolve().parent.parent / "tasks"
@@ -86,6 +86,9 @@ class TaskSpec:
     teacher: dict
     initial: dict
     inputs: object = None    #: RecordedSpikes, or None (Poisson inputs at ``rates``)
+    #: largest |w| expected while learning (parametrization coordinates), 'teacher' (the
+    #: teacher's weights, stated explicitly), or None (unknown: the initial weights only)
+    weight_range: float | str | None = None
 
     @property
     def N(self) -> int:
@@ -103,14 +106,18 @@ class TaskSpec:
         shape = (n_trials, self.M, self.N)
         w0 = _weights(self.initial, shape, seed, _INIT_STEP, "initial_weights")
         ws = _weights(self.teacher["weights"], shape, seed, _TEACHER_STEP, "teacher.weights")
+        w_range = self.weight_range
+        if w_range == "teacher":
+            w_range = float(np.max(np.abs(ws)))
         return Task(rates=self.rates.copy(), w_init=w0, w_target=ws, params=self.params,
-                    f=IDENTITY, inputs=self.inputs)
+                    f=IDENTITY, inputs=self.inputs, w_range=w_range)
 
     def describe(self) -> dict:
         """The task's identity for reports' provenance."""
         out = {"name": self.name, "source": self.source, "sha256": self.digest,
                "N": self.N, "M": self.M, "rates_hz": _rate_summary(self.rates),
-               "eta_code": self.eta, "rule": self.rule}
+               "eta_code": self.eta, "rule": self.rule,
+               "expected_weight_range": self.weight_range}
         if self.inputs is not None:
             out["recorded_inputs"] = {"file": str(self.inputs.path),
                                       "steps": self.inputs.n_steps,
@@ -224,7 +231,7 @@ class _V:
 
 
 _TOP = ("name", "description", "afferents", "outputs", "teacher", "initial_weights",
-        "neuron", "parametrization", "rule", "learning_rate", "protocol")
+        "expected_weight_range", "neuron", "parametrization", "rule", "learning_rate", "protocol")
 _NEURON = tuple(f.name for f in dataclasses.fields(NeuronParams))
 
 
@@ -333,6 +340,7 @@ def validate_task(tree, where: str, base: Path) -> TaskSpec:
     te = v.mapping(tree["teacher"], "teacher", ("weights",), ("weights",))
     teacher = {"weights": _dist(v, te["weights"], "teacher.weights", N, M)}
     initial = _dist(v, tree["initial_weights"], "initial_weights", N, M)
+    weight_range = _weight_range(v, tree.get("expected_weight_range"), N)
     par = tree.get("parametrization", "identity")
     if par != "identity":
         v.err("parametrization", f"must be 'identity' (the chip stores somatic weights; got "
@@ -364,7 +372,32 @@ def validate_task(tree, where: str, base: Path) -> TaskSpec:
     return TaskSpec(name=name, description=desc, source=where, digest=h.hexdigest(),
                     rates=rates, M=M, params=params, eta=float(eta), rule=rule,
                     duration_s=duration, trials=trials, seed=seed, teacher=teacher,
-                    initial=initial, inputs=inputs)
+                    initial=initial, inputs=inputs, weight_range=weight_range)
+
+
+def _weight_range(v: _V, spec, N: int):
+    """``expected_weight_range``: {max_abs: x, scale: s | 1/N} -> x s; 'teacher'; absent -> None."""
+    key = "expected_weight_range"
+    if spec is None:
+        return None
+    if spec == "teacher":
+        return "teacher"
+    if not isinstance(spec, dict):
+        v.err(key, f"must be {{max_abs: x, scale: s}} (scale optional, may be 1/N) or "
+                   f"'teacher' (got {spec!r})")
+    v.mapping(spec, key, ("max_abs", "scale"), ("max_abs",))
+    x = v.number(spec["max_abs"], f"{key}.max_abs", 0.0, 1e3, lo_open=True)
+    sc = spec.get("scale", 1.0)
+    sc = 1.0 / N if sc == "1/N" else v.number(sc, f"{key}.scale", 0.0, 1e3, lo_open=True)
+    return x * sc
+
+
+def with_weight_range(spec: TaskSpec, max_abs: float | None) -> TaskSpec:
+    """``spec`` with its expected weight range replaced by ``max_abs`` (the command line's
+    ``--weight-range``), or unchanged for None."""
+    if max_abs is None:
+        return spec
+    return dataclasses.replace(spec, weight_range=float(max_abs))
 
 
 def load_task(path_or_name=DEFAULT_TASK) -> TaskSpec:

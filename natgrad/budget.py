@@ -390,9 +390,9 @@ def cmd_budget(args) -> int:
     if args.seconds <= 0:
         raise UsageError(f"--seconds must be > 0 (got {args.seconds})")
     spec = None
-    if args.task is not None:
+    if args.task is not None or args.weight_range is not None:
         from natgrad.tasks import check_chip, load_task_arg
-        spec = load_task_arg(args.task)
+        spec = load_task_arg("fig3" if args.task is None else args.task, args.weight_range)
         steps = int(round(args.seconds / spec.params.dt))
         if spec.inputs is not None and steps > spec.inputs.n_steps:
             raise UsageError(f"--seconds {args.seconds:g}: the task's recording holds "
@@ -421,6 +421,8 @@ def add_parser(sub) -> None:
     b.add_argument("--task", default=None,
                    help="task file (tasks/README.md) or a bundled task's name (default: the "
                         "built-in Fig 3 task); seed s draws its trials")
+    from natgrad.tasks import add_weight_range_argument
+    add_weight_range_argument(b)
     b.add_argument("--seconds", type=float, default=100.0,
                    help="simulated seconds per run (default 100)")
     b.add_argument("--trials", type=pos_int("--trials"), default=4, help="trials per seed (default 4)")

@@ -155,7 +155,7 @@ def cmd_run(args) -> int:
     if args.out is not None and not args.out:
         raise UsageError("--out: empty path (give a folder name, or leave --out out for no report)")
     from natgrad.tasks import load_task_arg
-    spec = load_task_arg(args.task)
+    spec = load_task_arg(args.task, args.weight_range)
     args.steps = spec.steps if args.steps is None else args.steps
     args.trials = spec.trials if args.trials is None else args.trials
     args.seed = spec.seed if args.seed is None else args.seed
@@ -221,6 +221,8 @@ def build_parser() -> argparse.ArgumentParser:
     r.add_argument("--task", default="fig3",
                    help="task file (tasks/README.md): a path, or the name of a bundled task "
                         "(fig3, large_n1000_m500, recorded_inputs)")
+    from natgrad.tasks import add_weight_range_argument
+    add_weight_range_argument(r)
     r.add_argument("--steps", type=pos_int("--steps"), default=None,
                    help="time steps of dt (default: the task's duration; fig3: 600000 = 300 s)")
     r.add_argument("--seed", type=seed_arg(), default=None,

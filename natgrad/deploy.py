@@ -84,7 +84,7 @@ def cmd_deploy(args) -> int:
         if args.rates is not None or args.afferents is not None:
             raise UsageError("--task: give the task file, or --rates / --afferents, not both "
                              "(the task file names its afferents)")
-        args.spec = load_task_arg(args.task)
+        args.spec = load_task_arg(args.task, args.weight_range)
         args.eta = args.spec.eta if args.eta is None else args.eta
         args.trials = args.spec.trials if args.trials is None else args.trials
         args.seed = args.spec.seed if args.seed is None else args.seed
@@ -163,6 +163,8 @@ def _deploy_learning_engine(cfg, args, rates) -> int:
     else:
         task = fig3_task(n_trials=args.trials, N=args.afferents, group_rates=rate_vec,
                          seed=args.seed)
+        if args.weight_range is not None:
+            task.w_range = args.weight_range
     try:
         d = learning.design_for_config(cfg, task, args.eta)
     except ValueError as exc:
@@ -206,6 +208,8 @@ def add_parser(sub) -> None:
     p.add_argument("--task", default=None,
                    help="task file (tasks/README.md) or a bundled task's name; not with "
                         "--rates / --afferents (default: the Fig 3 task of those two)")
+    from natgrad.tasks import add_weight_range_argument
+    add_weight_range_argument(p)
     p.add_argument("--rates", default=None, metavar="R1,R2,...",
                    help="input rates in Hz (each >= 0, at least one > 0) of equal-size afferent "
                         "groups (default 10,50: Fig 3); --afferents must be a multiple of their "

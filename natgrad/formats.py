@@ -49,12 +49,12 @@ def _range_warnings(cfg: HwConfig) -> list[str]:
     runs count the saturations, but the user should know before running)."""
     from emulator.task import fig3_task
     task = fig3_task(n_trials=4, N=100, seed=0)
-    need = float(max(abs(task.w_init).max(), abs(task.w_target).max()))
+    need = float(max(abs(task.w_init).max(), task.w_range))
     hi = variable_table(cfg)["weights"].describe()["hi"]
     if hi >= need:
         return []
-    return [f"  warning: weights range +-{hi:.3g} is below the Fig 3 task's largest |w| "
-            f"({need:.3g}): its runs would saturate the weights (counted); widen "
+    return [f"  warning: weights range +-{hi:.3g} is below the Fig 3 task's expected largest "
+            f"|w| ({need:.3g}): its runs would saturate the weights (counted); widen "
             "weights.bits - weights.frac"]
 
 

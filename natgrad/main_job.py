@@ -132,6 +132,208 @@ def _variable_table(cfg, fl, fx) -> dict:
     return out
 
 
+#: The learning-engine variables of the report: name -> (the float run's record it is
+#: compared with, scaled by ``k_x`` for the traces; None: no float counterpart), the
+#: counter of :attr:`emulator.RunResult.counters` whose saturations it shows, and what its
+#: local reference is (:func:`natgrad.analysis.le_local_references`) or why it has none.
+LE_REPORT_VARS = {
+    "x1": ("trace_m", "trace", "the float trace a_m (tau_m) on the same spikes, times k_x"),
+    "x2": ("trace_s", "trace", "the float trace a_s (tau_s) on the same spikes, times k_x"),
+    "potential": ("potential", "potential",
+                  "the chip's visible weights of the step before (those Dense used) times the "
+                  "float USP on the same spikes"),
+    "vq": (None, "vq", "L V of the chip's own V (L: the step's level, 1 for events), at the "
+           "recorded steps that sent a level; the float rule sends V itself, not coded, so there "
+           "is no trajectory counterpart"),
+    "sigma": ("sigma", None, "the exact sigmoid of the chip's V"),
+    "error": ("error", None, "the teacher count minus phi_max dt times the chip's sigma"),
+    "gamma_s": ("gamma_s", "gamma_s", "the exact 1 / E[sigma (1 - sigma)^2] for the chip's "
+                "weights (the chip estimates it from a running mean)"),
+    "post": ("post", None, "eta gamma_s (1 - sigma) e of the chip's own gamma_s, sigma and e"),
+    "coded": ("post", None, "the amount the coding was given (this step's post factor plus "
+              "the carried excess): the error is the coding's (stochastic level rounding, and "
+              "minus the carry at the top level)"),
+    "carry": (None, "carry", None),
+    "weights": ("weights", "weights",
+                "the weights with hidden bits one step before plus the float update P B from "
+                "the chip's own post factor, V and weights: the error is what the third-factor "
+                "coding and the engine's products and roundings add to one update"),
+}
+#: why a learning-engine variable has no local reference or no float counterpart
+LE_NO_COUNTERPART = {
+    "carry": "no float counterpart on the chip: the carry is the coding's own bookkeeping (the "
+             "post factor beyond the top level, sent in later steps); its range and saturations "
+             "are shown",
+}
+
+
+def _le_formats(d) -> dict:
+    """Format, LSB (physical) and representable range of each learning-engine report
+    variable (:data:`LE_REPORT_VARS`), from the design's engine and neuron records."""
+    nf, e = d.neuron, d.engine
+    post = d.e_q * 2.0 ** -nf.prob_frac
+    tmax = 2 ** e.trace_bits - 1
+    wtop = 2 ** (e.synaptic_bits - 1)
+
+    def signed(bits, frac, lsb, unit, what=""):
+        top = 2 ** (bits - 1)
+        return {"format": f"S{bits}.{frac}{what}", "lsb": lsb, "lo": -top * lsb,
+                "hi": (top - 1) * lsb, "unit": unit}
+    unit_hi = d.levels * d.unit_ratio * d.e_q
+    return {
+        "x1": {"format": f"U{e.trace_bits}.0", "lsb": 1.0, "lo": 0.0, "hi": float(tmax),
+               "unit": f"trace units (k_x = {d.k_x} per spike)"},
+        "x2": {"format": f"U{e.trace_bits}.0", "lsb": 1.0, "lo": 0.0, "hi": float(tmax),
+               "unit": f"trace units (k_x = {d.k_x} per spike)"},
+        "potential": signed(nf.v_bits, nf.v_frac, 2.0 ** -nf.v_frac, "mV"),
+        "vq": {"format": f"y3 - {d.y_offset}: S{e.trace_bits}, LSB v_lsb", "lsb": d.v_lsb,
+               "lo": -d.y_offset * d.v_lsb, "hi": (d.y_offset - 1) * d.v_lsb, "unit": "mV"},
+        "sigma": {"format": f"U{nf.sigma_frac + 1}.{nf.sigma_frac}",
+                  "lsb": 2.0 ** -nf.sigma_frac, "lo": 0.0, "hi": 1.0, "unit": "1"},
+        "error": signed(nf.word_bits, nf.error_frac, 2.0 ** -nf.error_frac, "1 per step"),
+        "gamma_s": {"format": f"U{nf.gamma_bits}.{nf.gamma_frac}", "lsb": 2.0 ** -nf.gamma_frac,
+                    "lo": 0.0, "hi": (2 ** nf.gamma_bits - 1) * 2.0 ** -nf.gamma_frac,
+                    "unit": "1"},
+        "post": signed(nf.word_bits, nf.prob_frac, post, "1", " x E"),
+        "coded": {"format": (f"{d.levels} levels of E_n = {d.e_q:.3g} (x{d.unit_ratio} if "
+                             "positive)") if d.encoding == "graded"
+                  else f"events of E_q = {d.e_q:.3g}", "lsb": d.e_q,
+                  "lo": -(d.levels if d.encoding == "graded" else 1) * d.e_q,
+                  "hi": unit_hi if d.encoding == "graded" else d.e_q, "unit": "1"},
+        "carry": signed(nf.carry_bits, nf.prob_frac, post, "1", " x E"),
+        "weights": {"format": f"S{e.synaptic_bits}.{d.w_frac} + {d.hidden_bits} hidden bits "
+                              "(tag_2)", "lsb": d.lsb_w, "lo": -wtop * d.lsb_w,
+                    "hi": (wtop - 1) * d.lsb_w, "unit": "1"},
+    }
+
+
+def _le_variable_table(cfg, fl, fx, task, eta: float) -> tuple[dict, dict, dict]:
+    """The learning-engine config's per-variable table: like :func:`_variable_table`
+    (format, errors in LSB, range use from every step, saturations) for the variables of
+    :data:`LE_REPORT_VARS`, each with ``local`` (against float arithmetic on the chip's own
+    state) and ``trajectory`` (against the float run at the same step) error splits, or
+    ``no_local`` / ``no_trajectory`` saying why there is none.  Also returns the trajectory
+    error arrays (LSB) and the float values per variable, for the figures."""
+    from natgrad import analysis
+    d = fx.state.design
+    rec, frec = fx.record, fl.record
+    chip = dict(rec)
+    chip["weights"] = analysis.le_effective_weights(rec)
+    local = analysis.le_local_references(rec, frec, task, d, eta)
+    fmts = _le_formats(d)
+    rows, errs, values = {}, {}, {}
+    for name, (fname, counter, local_text) in LE_REPORT_VARS.items():
+        f = fmts[name]
+        lsb = f["lsb"]
+        b = chip[name]
+        a = None if fname is None else frec[fname] * (d.k_x if name in ("x1", "x2") else 1.0)
+        if name == "weights":   # with hidden bits: bounds from the visible and residual extremes
+            vis, res_ = _extremes(fx, "weights"), _extremes(fx, "tag_2")
+            ext_fx = (vis[0] + min(res_[0], 0.0), vis[1] + max(res_[1], 0.0)) \
+                if vis and res_ else vis
+        else:
+            ext_fx = _extremes(fx, name)
+        ext_fl = None
+        if fname is not None:
+            e = _extremes(fl, fname)
+            if e is not None:
+                scale = d.k_x if name in ("x1", "x2") else 1.0
+                ext_fl = (e[0] * scale, e[1] * scale)
+        seen = [v for ex in (ext_fl, ext_fx) if ex is not None for v in ex]
+        peak = max(abs(v) for v in seen) if seen else float(np.max(np.abs(b)))
+        top = max(abs(f["lo"]), abs(f["hi"]))
+        counters = fx.counters.get(counter, {}) if counter else {}
+        row = {"format": f["format"], "lsb": lsb, "unit": f["unit"],
+               "float_counterpart": fname if fname is None else (
+                   f"float run's {fname}" + (" x k_x" if name in ("x1", "x2") else ""))}
+        if a is not None:
+            err = (b - a) / lsb
+            row.update(rmse_lsb=float(np.sqrt(np.mean(err ** 2))),
+                       mean_err_lsb=float(np.mean(err)),
+                       max_abs_err_lsb=float(np.max(np.abs(err))))
+            row["trajectory"] = analysis.error_split(b, a, lsb)
+            errs[name] = err
+            values[name] = a
+        else:
+            row["no_trajectory"] = LE_NO_COUNTERPART.get(name, local_text)
+            values[name] = b
+        ref = local.get(name)
+        if ref is not None:
+            ok = np.isfinite(ref)
+            if ok.any():
+                row["local"] = analysis.error_split(b[ok], ref[ok], lsb)
+                row["local_reference"] = local_text
+            else:
+                row["no_local"] = "no recorded step sent a level (Vq unused there)"
+        else:
+            row["no_local"] = LE_NO_COUNTERPART.get(
+                name, "no float counterpart on the chip's state for this rule")
+        row.update({
+            "range_from": "every step" if ext_fx is not None else "recorded steps",
+            "float_min": ext_fl[0] if ext_fl else (float(np.min(a)) if a is not None else None),
+            "float_max": ext_fl[1] if ext_fl else (float(np.max(a)) if a is not None else None),
+            "chip_min": ext_fx[0] if ext_fx else float(np.min(b)),
+            "chip_max": ext_fx[1] if ext_fx else float(np.max(b)),
+            "range_lo": f["lo"], "range_hi": f["hi"],
+            "headroom_bits": float(math.log2(top / peak)) if peak > 0 else None,
+            "overflow": int(counters.get("overflow", 0)),
+            "saturation": int(counters.get("saturation", 0)),
+            "underflow": int(counters.get("underflow", 0)),
+            "first_step": counters.get("first_step", {}),
+        })
+        if counter == "trace":
+            row["saturation_note"] = "LearningDense's trace clips, x1 and x2 together"
+        rows[name] = row
+    return rows, errs, values
+
+
+def _third_factor(cfg, fx, steps: int, trials: int) -> dict:
+    """How the post factor reached the synapses: the coding, what was sent, carried and
+    clipped (learning engine: levels or events, the carry, Vq; datapath: one word)."""
+    n_neuron_steps = max(trials * steps * fx.w_final.shape[-2], 1)
+    c = fx.counters
+    sat = lambda var: int(c.get(var, {}).get("saturation", 0))  # noqa: E731
+    if cfg.is_fixed:
+        from natgrad.formats import variable_format
+        f = variable_format(cfg, "post")
+        return {"coding": f"the post factor as one {f['format']} word (rounding "
+                          f"{f['rounding']}), no levels or events, nothing carried",
+                "format": f["format"], "lsb": f["lsb"], "range": [f["lo"], f["hi"]],
+                "saturations": sat("post"), "neuron_steps": n_neuron_steps,
+                "saturated_share": sat("post") / n_neuron_steps}
+    d = fx.state.design
+    st = fx.state
+    pos, neg = (int(st.events[..., j].sum()) for j in range(2))
+    carries = sat("post")               # LE_COUNTERS: post_carry -> ('post', 'saturation')
+    out = {"coding": d.encoding, "rule": d.mapped_rule, "t_epoch": d.t_epoch,
+           "levels": d.levels if d.encoding == "graded" else 1,
+           "unit_ratio": d.unit_ratio, "y_unit": d.y_unit,
+           "E_n": d.e_q, "E_p": d.e_q * d.unit_ratio,
+           "sent_positive": pos, "sent_negative": neg,
+           "sent_unit": "levels" if d.encoding == "graded" else "events",
+           "neuron_steps": n_neuron_steps,
+           "sent_per_neuron_step": (pos + neg) / n_neuron_steps,
+           "carries": carries, "carry_share": carries / n_neuron_steps,
+           "carry_saturations": sat("carry"), "vq_saturations": sat("vq"),
+           "gamma_saturations": sat("gamma_s"), "word_saturations": sat("neuron_word"),
+           "input_saturations": sat("neuron_input"),
+           "tag_2_saturations": sat("tag_2"), "accumulator_saturations": sat("accumulator"),
+           "weight_saturations": sat("weights"), "trace_saturations": sat("trace")}
+    rec = fx.record
+    if "coded" in rec and rec["coded"].size:
+        unit = np.where(rec["coded"] > 0, d.unit_ratio * d.e_q, d.e_q)
+        lev = (np.sign(rec["coded"]) * np.rint(np.abs(rec["coded"]) / unit)).astype(int).ravel()
+        vals, counts = np.unique(lev, return_counts=True)
+        out["level_counts_at_recorded_steps"] = {str(int(v)): int(n)
+                                                 for v, n in zip(vals, counts)}
+        out["carry_rms_in_E_n"] = float(np.sqrt(np.mean((rec["carry"] / d.e_q) ** 2)))
+        ex = fx.extremes.get("carry")
+        if ex is not None and np.any(np.isfinite(ex[0])):
+            out["carry_max_abs_in_E_n"] = float(max(abs(np.nanmin(ex[0])),
+                                                    abs(np.nanmax(ex[1]))) / d.e_q)
+    return out
+
+
 #: The main job runs SPEC §3.1's validated scaled-down Fig 3F protocol: the code learning
 #: rates times 4 (:mod:`natgrad.protocol`), so that a few hundred seconds show the whole
 #: story (Euclid first, then the natural-gradient rules ahead) instead of only its beginning.
@@ -293,6 +495,11 @@ def run_main_job(cfg: HwConfig, steps: int, seed: int, trials: int = 4, out: Pat
     print("  " + story["sentence"])
 
     variables, upd, d = {}, None, None
+    figure_series = None
+    if cfg.is_learning_engine:
+        variables, le_errs, le_values = _le_variable_table(cfg, fl, fx, task, eta)
+        figure_series = {"errors": le_errs, "values": le_values}
+        upd = analysis.le_updates(fx.record, fl.record, task, fx.state.design)
     if cfg.is_fixed:
         from emulator.discretize import discretize
         d = discretize(cfg, task.params, task.rates, eta)
@@ -336,11 +543,17 @@ def run_main_job(cfg: HwConfig, steps: int, seed: int, trials: int = 4, out: Pat
                     "final_max_abs_vs_float": float(np.max(np.abs(w_err))),
                     "learned_change_rms_float": float(learned)},
         "counters": fx.counters,
+        "third_factor": None if cfg.is_float else _third_factor(cfg, fx, steps, trials),
         "crosscheck": cross,
         "provenance": {**_provenance(seed, t_start), "task": task_info},
     }
+    if cfg.is_float:
+        why = ("the config is float64 itself: its run is the float reference, so it has no "
+               "formats, no quantization error, no weight LSB and no third-factor coding")
+        report["not_applicable"] = {"variables": why, "updates": why, "third_factor": why}
     deployment = (_judged_deployment(cfg, fx, task, seed, eta,
-                                     None if task_spec is None else task_spec.source)
+                                     None if task_spec is None else task_spec.source,
+                                     None if task_spec is None else task_spec.weight_range)
                   if out is not None else None)
     if deployment is not None:
         report["deployment"] = {k: v for k, v in deployment.items() if k != "write"}
@@ -363,12 +576,14 @@ def run_main_job(cfg: HwConfig, steps: int, seed: int, trials: int = 4, out: Pat
         with Heartbeat("natgrad run", progress) as hb:
             hb.stage("writing the report")
             write_report(report, fl, fx, out,   # atomic: a temp folder, then renames
-                         extra=None if deployment is None else deployment["write"])
+                         extra=None if deployment is None else deployment["write"],
+                         series=figure_series)
         print(f"  report written to {out}/report.html, report.md, report.json")
     return report
 
 
-def _judged_deployment(cfg, fx, task, seed: int, eta: float, task_source=None) -> dict | None:
+def _judged_deployment(cfg, fx, task, seed: int, eta: float, task_source=None,
+                       weight_range=None) -> dict | None:
     """The deployment of exactly the design this run judged (``natgrad deploy`` with the
     same --config, --seed, --trials and --eta writes the same bits): its files, digest and a
     writer into the report's folder."""
@@ -376,6 +591,8 @@ def _judged_deployment(cfg, fx, task, seed: int, eta: float, task_source=None) -
 
     from natgrad import deploy_files as deploy
     task_arg = f" --task {task_source}" if task_source else ""
+    if isinstance(weight_range, float):
+        task_arg += f" --weight-range {weight_range!r}"
     if cfg.is_learning_engine:
         d = fx.state.design                          # the Design the emulator ran
 

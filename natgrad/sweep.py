@@ -145,25 +145,29 @@ def build_grid(base, varies: list[tuple[str, list[int]]]) -> list[dict]:
 
 # --------------------------------------------------------------------------- one task
 @functools.lru_cache(maxsize=8)
-def _task_and_test_set(seed: int, trials: int, task_source: str | None = None):
+def _task_and_test_set(seed: int, trials: int, task_source: str | None = None,
+                       weight_range: float | None = None):
     from emulator import metrics
     from emulator.task import fig3_task
     if task_source is None:
         task = fig3_task(n_trials=trials, N=N_AFFERENTS, seed=seed)
+        if weight_range is not None:
+            task.w_range = float(weight_range)
     else:
-        from emulator.taskfile import load_task
-        task = load_task(task_source).build(trials, seed)
+        from emulator.taskfile import load_task, with_weight_range
+        task = with_weight_range(load_task(task_source), weight_range).build(trials, seed)
     return task, metrics.test_set(task, seed)
 
 
 def run_point(base_tree: dict | None, source: str, overrides: dict | None, seed: int,
               steps: int, trials: int, eta: float | None = None,
-              task_source: str | None = None) -> dict:
+              task_source: str | None = None, weight_range: float | None = None) -> dict:
     """One task of the sweep: a pure function of its arguments.
 
     ``base_tree`` None runs the float64 reference.  ``eta``: the approximate rule's learning
     rate in code units (None: the paper's 5.5e-4, :func:`emulator.runner.default_eta`).
     ``task_source``: a task file (None: the built-in Fig 3 task); seed s draws its trials.
+    ``weight_range``: the expected largest |w| replacing the task's (None: the task's).
     Returns the final rate RMSE per trial (Hz), the final weights (trials, M, N) and the
     saturation / underflow totals.
     """
@@ -171,7 +175,7 @@ def run_point(base_tree: dict | None, source: str, overrides: dict | None, seed:
     from emulator import runner as R
     from emulator.hwconfig import validate
 
-    task, x_test = _task_and_test_set(int(seed), int(trials), task_source)
+    task, x_test = _task_and_test_set(int(seed), int(trials), task_source, weight_range)
     if base_tree is None:
         cfg = "float64"
     else:
@@ -465,8 +469,10 @@ def run_sweep(base, varies, seeds: int, steps: int, trials: int = DEFAULT_TRIALS
     tree, src = base.tree, str(base.source)
     eta = default_eta() if eta is None else float(eta)
     ts = None if task_spec is None else str(task_spec.source)
-    float_tasks = [(None, src, None, s, steps, trials, eta, ts) for s in seed_list]
-    fixed_tasks = [(tree, src, g["overrides"], s, steps, trials, eta, ts)
+    wr = (task_spec.weight_range if task_spec is not None
+          and isinstance(task_spec.weight_range, float) else None)
+    float_tasks = [(None, src, None, s, steps, trials, eta, ts, wr) for s in seed_list]
+    fixed_tasks = [(tree, src, g["overrides"], s, steps, trials, eta, ts, wr)
                    for g in grid for s in seed_list]
     t0 = time.time()
     results = execute(float_tasks + fixed_tasks, executor, scheduler, workers, progress)
@@ -569,9 +575,9 @@ def cmd_sweep(args) -> int:
         raise UsageError(f"--config {args.config}: sweep needs a fixed-point or learning-engine "
                          "config (kind: fixed or learning_engine)")
     spec = None
-    if args.task is not None:
+    if args.task is not None or args.weight_range is not None:
         from natgrad.tasks import check_chip, load_task_arg
-        spec = load_task_arg(args.task)
+        spec = load_task_arg("fig3" if args.task is None else args.task, args.weight_range)
         if spec.inputs is not None and args.steps > spec.inputs.n_steps:
             raise UsageError(f"--steps {args.steps}: the task's recording holds "
                              f"{spec.inputs.n_steps} steps")
@@ -643,6 +649,8 @@ def add_parser(sub) -> None:
                    help="task file (tasks/README.md) or a bundled task's name (default: the "
                         "built-in Fig 3 task); seed s draws its trials; the learning rate stays "
                         "--eta's (the task file's rate is run's, budget's and deploy's)")
+    from natgrad.tasks import add_weight_range_argument
+    add_weight_range_argument(s)
     s.add_argument("--seeds", type=pos_int("--seeds"), default=4,
                    help="number of seeds: 0..S-1")
     s.add_argument("--steps", type=pos_int("--steps"), default=DEFAULT_STEPS,

@@ -3,7 +3,13 @@ from __future__ import annotations
 
 from natgrad.errors import UsageError
 
-__all__ = ["TASK_HELP", "add_task_argument", "load_task_arg"]
+__all__ = ["TASK_HELP", "add_task_argument", "add_weight_range_argument", "load_task_arg"]
+
+WEIGHT_RANGE_HELP = ("largest |w| you expect the weights to reach while learning, in the "
+                     "weights' units (code units: mV per unit of USP); the chip's automatic "
+                     "ranges are fitted to it and to the initial weights, never to the "
+                     "teacher's (default: the task file's expected_weight_range; fig3: 1/N "
+                     "= 0.01)")
 
 TASK_HELP = ("task file (tasks/README.md): a path, or the name of a bundled task (fig3, "
              "large_n1000_m500, recorded_inputs); default fig3, the paper's Fig 3 task")
@@ -13,14 +19,32 @@ def add_task_argument(p, default: str | None = "fig3") -> None:
     p.add_argument("--task", default=default, help=TASK_HELP)
 
 
-def load_task_arg(text: str):
-    """The validated :class:`emulator.taskfile.TaskSpec`; a bad file is a UsageError (one
-    line, exit 2)."""
-    from emulator.taskfile import TaskError, load_task
+def add_weight_range_argument(p) -> None:
+    p.add_argument("--weight-range", type=_weight_range_arg, default=None, metavar="W",
+                   help=WEIGHT_RANGE_HELP)
+
+
+def _weight_range_arg(text: str) -> float:
+    import argparse
+    import math
+    try:
+        v = float(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"--weight-range {text!r}: expected a number") from None
+    if not (math.isfinite(v) and 0.0 < v <= 1e3):
+        raise argparse.ArgumentTypeError(f"--weight-range must be in (0, 1000] (the largest "
+                                         f"|w| expected), got {text}")
+    return v
+
+
+def load_task_arg(text: str, weight_range: float | None = None):
+    """The validated :class:`emulator.taskfile.TaskSpec`, with its expected weight range
+    replaced by ``weight_range`` when given; a bad file is a UsageError (one line, exit 2)."""
+    from emulator.taskfile import TaskError, load_task, with_weight_range
     if not str(text):
         raise UsageError("--task: empty (give a task file or a bundled task's name)")
     try:
-        return load_task(text)
+        return with_weight_range(load_task(text), weight_range)
     except TaskError as exc:
         raise UsageError(f"--task {text}: {exc}") from None
 

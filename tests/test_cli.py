@@ -158,8 +158,8 @@ def test_small_input_mistakes_are_one_line_errors(capsys):
 
 
 def test_check_config_warns_when_the_weights_cannot_hold_the_task(tmp_path, capsys):
-    """Issue 21 item 8: weights S4.40 (range +-6e-12) are a valid format, but no Fig 3
-    weight (|w| up to 0.01) fits: check-config says so; the bundled fxp16 gets no warning."""
+    """Weights S4.40 (range +-6e-12) are a valid format, but no Fig 3 weight (expected |w| up
+    to 0.01) fits: check-config says so; the bundled fxp16 gets no warning."""
     import yaml
     tree = yaml.safe_load((Path(__file__).parents[1] / "hw_configs" / "fxp16.yaml").read_text())
     tree["weights"].update(bits=4, frac=40)
@@ -167,6 +167,6 @@ def test_check_config_warns_when_the_weights_cannot_hold_the_task(tmp_path, caps
     f.write_text(yaml.safe_dump(tree))
     assert main(["check-config", str(f)]) == 0
     out = capsys.readouterr().out
-    assert "warning: weights range +-6.37e-12 is below the Fig 3 task's largest |w|" in out
+    assert "warning: weights range +-6.37e-12 is below the Fig 3 task's expected largest |w| (0.01)" in out
     assert main(["check-config", "fxp16"]) == 0
     assert "warning" not in capsys.readouterr().out

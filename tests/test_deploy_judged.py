@@ -1,6 +1,6 @@
-"""One design from run to deploy (issue 21 item 2): ``natgrad run --out`` writes the
-deployment of exactly the design it judged, with its digest in report.json, and
-``natgrad deploy`` with the same --config, --seed, --trials and --eta writes the same bits."""
+"""One design from run to deploy: ``natgrad run --out`` writes the deployment of exactly the
+design it judged, with its digest in report.json, and ``natgrad deploy`` with the same
+--config, --seed, --trials, --eta and --weight-range writes the same bits."""
 import json
 
 from natgrad.cli import main
@@ -49,3 +49,18 @@ def test_eta_is_checked(capsys):
         assert exc.value.code == 2
         err = capsys.readouterr().err
         assert "--eta" in err and err.count("\n") == 1
+
+
+def test_weight_range_reaches_run_and_deploy_alike(tmp_path, capsys):
+    """--weight-range 0.04 changes the design (w_frac 13 -> 11) in run and deploy alike, and
+    run's report tells how to deploy the same design."""
+    rep_dir, dep = tmp_path / "rep", tmp_path / "dep"
+    assert main(RUN + ["--weight-range", "0.04", "--out", str(rep_dir)]) == 0
+    rep = json.loads((rep_dir / "report.json").read_text())
+    assert "--weight-range 0.04" in rep["deployment"]["same_as"]
+    assert main(["deploy", "--config", "loihi2", "--seed", "5", "--trials", "2",
+                 "--weight-range", "0.04", "--out", str(dep)]) == 0
+    for name in ("design.json", "network.json"):
+        assert (rep_dir / "deployment" / name).read_bytes() == (dep / name).read_bytes(), name
+    from emulator.learning.deployment import read_design
+    assert read_design(dep).w_frac == 11

@@ -118,7 +118,24 @@ BROKEN = [
     ({"protocol": {"trials": 0}}, "protocol.trials"),
     ({"protocol": {"seed": -1}}, "protocol.seed"),
     ({"protocol": {"steps": 5}}, "protocol.steps"),
+    ({"expected_weight_range": 0.01}, "expected_weight_range"),
+    ({"expected_weight_range": {"max_abs": 0}}, "expected_weight_range.max_abs"),
+    ({"expected_weight_range": {"max_abs": 1, "scale": "1/M"}}, "expected_weight_range.scale"),
+    ({"expected_weight_range": {"scale": 0.1}}, "expected_weight_range.max_abs"),
+    ({"expected_weight_range": {"max_abs": 1, "from": "teacher"}}, "expected_weight_range.from"),
 ]
+
+
+def test_expected_weight_range_forms():
+    """The stated range (1/N on fig3, fig3_task's bound), 'teacher' only when said, and none."""
+    t = load_task("fig3").build(2, 0)
+    assert t.w_range == fig3_task(n_trials=2, N=100, seed=0).w_range == 0.01
+    t = _spec({"expected_weight_range": "teacher"}).build(2, 0)
+    assert t.w_range == float(np.max(np.abs(t.w_target)))
+    t = _spec({"expected_weight_range": _DELETE}).build(2, 0)
+    assert t.w_range is None
+    t = _spec({"expected_weight_range": {"max_abs": 3, "scale": 0.01}}).build(2, 0)
+    assert t.w_range == pytest.approx(0.03)
 
 
 @pytest.mark.parametrize("change,key", BROKEN, ids=[k for _, k in BROKEN])
@@ -172,8 +189,10 @@ def test_rate_ratio_beyond_the_tags_is_a_named_limit():
 def test_weights_and_time_constants_beyond_the_chip_are_named_limits():
     from emulator import learning as LE
     from emulator.hwconfig import load
-    big = _spec({"teacher": {"weights": {"distribution": "uniform", "low": -1, "high": 1,
-                                         "scale": 500}}})
+    big = _spec({"expected_weight_range": {"max_abs": 500}})
+    with pytest.raises(ValueError, match="beyond the engine's weight range at every exponent"):
+        LE.design_for_config(load("loihi2"), big.build(2, 0), big.eta)
+    big = _spec({"initial_weights": {"constant": 300.0}})
     with pytest.raises(ValueError, match="beyond the engine's weight range at every exponent"):
         LE.design_for_config(load("loihi2"), big.build(2, 0), big.eta)
     slow = _spec({"neuron": {"tau_m": 20.0}})

@@ -906,10 +906,12 @@ def design(params: NeuronParams, rates, eta: float, w_frac: int | None = None, *
 def design_for_task(task: Task, eta: float, w_frac: int | None = None, *,
                     mapping: MappingSpec | None = None, engine: EngineSpec | None = None,
                     neuron: NeuronSpec | None = None, **kw) -> Design:
-    """:func:`design` with ``w_frac`` 'auto' fitted to the task's initial/target weights.
+    """:func:`design` with ``w_frac`` and the V range 'auto' fitted to what a user knows
+    before learning: the initial weights and the stated expected range ``task.w_range``.
 
-    'auto' picks the finest LSB 2**-w_frac with the largest |w| of the initial and target
-    weights within 128 LSB (2x headroom to 255); ``Design.choices['w_frac']`` says so.
+    'auto' picks the finest LSB 2**-w_frac with the larger of max |w_init| and ``w_range``
+    within 128 LSB (2x headroom to 255); ``Design.choices['w_frac']`` says so.  The
+    teacher's weights are never read: a user deploying for real does not have them.
     """
     mp = dataclasses.replace(mapping or DEFAULT_MAPPING,
                              **{k: kw.pop(k) for k in list(kw) if k in _MAPPING_KW})
@@ -917,16 +919,14 @@ def design_for_task(task: Task, eta: float, w_frac: int | None = None, *,
         mp = dataclasses.replace(mp, w_frac=int(w_frac))
     choices = {}
     if mp.w_frac == "auto":
-        wmax = float(np.max(np.abs(task.w_init)))
-        if task.w_target is not None:
-            wmax = max(wmax, float(np.max(np.abs(task.w_target))))
+        wmax, source = expected_max_abs_weight(task)
         wf = default_w_frac(wmax)
         if not 0 <= wf <= 40:
             raise ValueError(
-                f"the task's weights (largest |w| {wmax:.4g}) are beyond the engine's weight "
-                f"range at every exponent: {e_bits(engine)}-bit weights with an LSB 2**-w_frac, "
-                f"w_frac in [0, 40], hold |w| in [{2.0 ** -40 * 128:.3g}, 128]")
-        choices["w_frac"] = (wf, f"largest |w| {wmax:.4g} of initial/target weights uses "
+                f"the task's weights (largest |w| {wmax:.4g}, {source}) are beyond the engine's "
+                f"weight range at every exponent: {e_bits(engine)}-bit weights with an LSB "
+                f"2**-w_frac, w_frac in [0, 40], hold |w| in [{2.0 ** -40 * 128:.3g}, 128]")
+        choices["w_frac"] = (wf, f"largest |w| {wmax:.4g} ({source}) uses "
                                  f"{wmax * 2.0 ** wf:.0f} of 255 LSB (<= 128: 2x headroom)")
         mp = dataclasses.replace(mp, w_frac=wf)
     if mp.v_range_mv == "auto":
@@ -937,24 +937,47 @@ def design_for_task(task: Task, eta: float, w_frac: int | None = None, *,
                   choices=choices, **kw)
 
 
+def expected_max_abs_weight(task: Task) -> tuple[float, str]:
+    """(largest |w| the design must hold, where it comes from): the larger of the initial
+    weights' and the stated expected range ``task.w_range``; the teacher's weights are
+    never read."""
+    w0 = float(np.max(np.abs(task.w_init)))
+    if task.w_range is None:
+        return w0, "initial weights; no expected weight range stated"
+    if task.w_range >= w0:
+        return float(task.w_range), "the stated expected weight range"
+    return w0, "initial weights, beyond the stated expected weight range"
+
+
 def auto_v_range(task: Task, n_sd: float = 4.0, floor_mv: float = 10.0) -> tuple[float, str]:
-    """|V| range that y3 = 64 + Vq must cover for ``task``: the largest ``|m| + n_sd sqrt(v)``
-    of the membrane potential's Gaussian (SPEC §1.4: m = sum w r, v = sum w^2 r / c_eps) at
-    the initial and the target weights of every trial, rounded up to 1 mV, at least
-    ``floor_mv``.  A wider range makes Vq coarser (64 levels per sign), so the smallest
-    covering one is chosen."""
+    """|V| range that y3 = 64 + Vq must cover for ``task``, from what a user knows before
+    learning (never the teacher's weights), rounded up to 1 mV and at least ``floor_mv``:
+
+    - at the initial weights of every trial, the largest ``|m| + n_sd sqrt(v)`` of the
+      membrane potential's Gaussian (docs/model.md#membrane-potential-statistics:
+      m = sum f(w) r, v = sum f(w)^2 r / c_eps);
+    - with a stated expected range ``w_range``, ``n_sd`` standard deviations of V over
+      weights spread uniformly in [-w_range, w_range] and the input noise:
+      ``sqrt(sum_i f(w_range)_i^2 / 3 * (r_i^2 + r_i / c_eps))``.
+
+    A wider range makes Vq coarser (64 levels per sign), so the smallest covering one is
+    chosen.
+    """
     p = task.params
-    worst = 0.0
-    for w in (task.w_init, task.w_target):
-        if w is None:
-            continue
-        ws = task.f.f(np.asarray(w, dtype=np.float64))
-        m = ws @ task.rates
-        v = (ws * ws) @ task.rates / p.c_eps
-        worst = max(worst, float(np.max(np.abs(m) + n_sd * np.sqrt(v))))
+    ws = task.f.f(np.asarray(task.w_init, dtype=np.float64))
+    m = ws @ task.rates
+    v = (ws * ws) @ task.rates / p.c_eps
+    worst = float(np.max(np.abs(m) + n_sd * np.sqrt(v)))
+    why = f"|m| + {n_sd:g} sd of V at the initial weights reaches {worst:.3g} mV"
+    if task.w_range is not None:
+        r = np.asarray(task.rates, dtype=np.float64)
+        fr = np.abs(task.f.f(np.full(r.shape, task.w_range)))      # per afferent
+        spread = n_sd * math.sqrt(float(np.sum(fr * fr / 3.0 * (r * r + r / p.c_eps))))
+        why += (f", {n_sd:g} sd of V over weights uniform in +-{task.w_range:.3g} "
+                f"{spread:.3g} mV")
+        worst = max(worst, spread)
     vr = float(max(floor_mv, math.ceil(worst)))
-    return vr, (f"|m| + {n_sd:g} sd of V at the initial/target weights reaches {worst:.3g} mV; "
-                f"Vq's 64 levels per sign cover +-{vr:g} mV")
+    return vr, f"{why}; Vq's 64 levels per sign cover +-{vr:g} mV"
 
 
 def mis_scaled(d: Design, index: int, delta: int = 1) -> Design:
