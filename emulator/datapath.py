@@ -35,8 +35,7 @@ import numpy as np
 
 from emulator import stages
 from emulator.discretize import Discretized
-from emulator.variables import (COUNTER_INDEX, COUNTERS, RECORD_FIELD, RECORDABLE,  # noqa: F401
-                                 STREAM_SITE, variable_table)
+from emulator.variables import COUNTER_INDEX, COUNTERS, RECORD_FIELD, RECORDABLE
 from fixedpoint.qformat import QFormat
 
 C_TRACE = COUNTER_INDEX["traces", "saturation"]

@@ -77,7 +77,6 @@ def deploy_record(cfg, rates: np.ndarray | None = None, seed: int = 0, n_afferen
     ``eta`` (code units; default: ``natgrad run``'s)."""
     from emulator import datapath
     from emulator import discretize as D
-    from emulator.reference import ETA_CODE
     from emulator.runner import counters_dict
     from emulator.task import fig3_task
 
