@@ -1,4 +1,4 @@
-"""Which vector registers the compiled kernels use (issue 13: "check the assembly").
+"""Which vector registers the compiled kernels use ("check the assembly").
 
 numba cannot show the assembly of code loaded from its cache, so this script compiles into a
 fresh cache folder.  It counts the 512-bit (zmm), 256-bit (ymm) and 128-bit (xmm) register

@@ -7,7 +7,7 @@
 * the integer emulator, numpy backend and compiled (numba, trials in parallel) backend,
   at B = 1, 100 and 1000 trials of the Fig 3F task (N = 100, M = 1);
 * the 1000 -> 500 scenario of the Zenke & Ganguli slides (N = 1000 shared by M = 500);
-* ``--targets``: the issue-13 targets, each as a ratio to the paper loop measured in the same
+* ``--targets``: the throughput targets, each as a ratio to the paper loop measured in the same
   run (interleaved): loihi2_ideal at B = 1000 x N = 100 (>= 2e8 synapse-steps/s), B = 1
   (>= 1e8), the learning-engine model ``loihi2`` at B = 1000 (>= 1e8), the float64
   reference's approximate and Euclidean rules (>= 1e8) and natural rule (>= 2e7), all with
@@ -101,7 +101,7 @@ def rule_run(rule, b, steps, parallel):
     return b * 100 * steps / wall, cpu / wall
 
 
-#: (label, config or float rule, B, steps, run keywords) of the issue-13 targets; N = 100.
+#: (label, config or float rule, B, steps, run keywords) of the throughput targets; N = 100.
 TARGETS = (("datapath B=1000 parallel", "loihi2_ideal", 1000, 1000, {"parallel": True}),
            ("datapath B=1000 serial", "loihi2_ideal", 1000, 1000, {"parallel": False}),
            ("datapath B=1", "loihi2_ideal", 1, 40000, {}),

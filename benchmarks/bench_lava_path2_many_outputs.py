@@ -1,4 +1,4 @@
-"""Path 2 with many outputs (issue 22 item 4): the large bundled task under Lava, bit for bit
+"""Path 2 with many outputs: the large bundled task under Lava, bit for bit
 against the emulator, and the speed of both.
 
     uv run python benchmarks/bench_lava_path2_many_outputs.py [--steps 2000] [--no-numpy]

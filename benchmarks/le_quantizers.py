@@ -1,4 +1,4 @@
-"""Which quantizer of the learning engine holds it back (issue 11; not a test).
+"""Which quantizer of the learning engine holds it back (a measurement, not a test).
 
     PYTHONPATH=. python benchmarks/le_quantizers.py [--seconds 400] [--late 200]
         [--seed 0] [--variants default,h2,...]

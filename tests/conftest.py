@@ -1,4 +1,4 @@
-"""Test-suite guards (issue 15, part 6): numba and Lava are dependencies, so a test must
+"""Test-suite guards: numba and Lava are dependencies, so a test must
 never be *skipped* because one of them (or the numba kernel) is missing or broken.
 
 * at session start, a missing ``numba`` or ``lava`` package stops the run with an error;
@@ -58,7 +58,7 @@ def pytest_runtest_logreport(report):
 
 
 def pytest_terminal_summary(terminalreporter):
-    """Issue 24 item 5: each config option, the values the oracles run it at, and the
+    """Each config option, the values the oracles run it at, and the
     oracle and equivalence tests that exercise it (tests/option_coverage.py), with how many
     of those passed in this run."""
     if not any(n.startswith(_COVERAGE_FILES) for n in _OUTCOMES):

@@ -1,4 +1,4 @@
-"""Mutation probes of issue 15 (a tool, not a test; pytest does not collect it).
+"""Mutation probes of the test suite (a tool, not a test; pytest does not collect it).
 
 Each probe is a one-line change applied to BOTH twins at once (numpy stages and their numba
 twin, or the one shared function), so that twin-against-twin tests cannot see it.  The
@@ -15,7 +15,7 @@ counted without its ``post x bracket != 0`` condition; d: student spike threshol
 e: decay constants floored in discretize; f: teacher spike probability 16 % too high;
 g: sign of the heterosynaptic term.
 
-Issue 24: the learning engine's options that the shipped configs leave at one value
+The learning engine's options that the shipped configs leave at one value
 (``neuron.py`` / ``lava_replica.py`` and their twin ``kernel.py``):
 h: a negative event sent on every step of an epoch, not only on its last (the backlog
 drains too fast); i: the flush's u<k> ticks one step early (``k // t_epoch`` for
@@ -82,7 +82,7 @@ MUTATIONS = {
         "    b, s_b = _sat_fmt(homo[:, None, :] - d.cu_q - het, fmt)\n"),
        ("emulator/stages_jit.py",
         "        b = homo[i] - cu + out[i]\n", "        b = homo[i] - cu - out[i]\n")],
- # ---- issue 24: learning-engine options
+ # ---- learning-engine options
  "h": [("emulator/learning/neuron.py",
         "    go_n = (st.pend[..., 1] > 0) & last\n", "    go_n = st.pend[..., 1] > 0\n"),
        ("emulator/learning/kernel.py",

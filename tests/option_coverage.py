@@ -1,4 +1,4 @@
-"""Which oracle and equivalence tests exercise each config option (issue 24 item 5).
+"""Which oracle and equivalence tests exercise each config option.
 
 Every leaf of both config schemas (:data:`emulator.hwconfig.SCHEMA`, ``kind: fixed``, and
 :data:`emulator.hwconfig.LE_SCHEMA`, ``kind: learning_engine``), enumerated from the schema

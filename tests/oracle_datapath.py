@@ -1,4 +1,4 @@
-"""An independent, scalar, plain-Python-int oracle of the integer datapath (issue 15 item 1).
+"""An independent, scalar, plain-Python-int oracle of the integer datapath.
 
 Written from ``docs/datapath.md`` (sections *Formats*, *Step order*, *How gamma_s is obtained
 on chip*, *Randomness* and *Exact integer arithmetic of one step*), not from ``emulator/``: it

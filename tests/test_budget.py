@@ -1,4 +1,4 @@
-"""natgrad budget (issue 12 item 4): the "all on" row is the plain chip run bit for bit, the
+"""natgrad budget: the "all on" row is the plain chip run bit for bit, the
 "all off" row is float64 within a stated bound, and a quantizer that is off changes nothing
 else."""
 import numpy as np
@@ -42,7 +42,7 @@ def test_all_on_row_hash_equals_a_plain_run():
 
 
 def test_learning_engine_budget_has_its_coding_row_and_omits_no_op_rows():
-    """Issue 21 item 3: on loihi2 the third-factor coding is a row (the graded levels widen
+    """On loihi2 the third-factor coding is a row (the graded levels widen
     to the finest unit the engine represents with the design's hidden bits: y_unit 2**-6 =
     0.5 accumulator units against the design's 2), and rows whose wide setting is the chip's
     own (epoch: t_epoch 1) or that have none wider (hidden bits: 'auto' takes the most tag_2

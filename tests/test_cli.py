@@ -92,7 +92,7 @@ def test_default_run_is_the_learning_engine_cross_checked_against_lava_path2(tmp
     rep = json.loads((out / "report.json").read_text())
     assert rep["config"]["name"] == "loihi2" and rep["config"]["kind"] == "learning_engine"
     assert rep["crosscheck"]["lava_bit_exact"] is True
-    # one trial has no interval: the verdict says so instead of yes or no (issue 21 item 1)
+    # one trial has no interval: the verdict says so instead of yes or no
     assert rep["verdict"]["status"] == "not resolved" and rep["verdict"]["tracks_float"] is None
     assert "NOT RESOLVED" in proc.stdout and "to resolve it:" in proc.stdout
     assert {"weights", "tag_2", "counters"} <= set(rep["crosscheck"]["compared"])
@@ -147,7 +147,7 @@ def test_report_values_finite_and_interrupted_write_leaves_nothing(tmp_path, mon
 
 
 def test_small_input_mistakes_are_one_line_errors(capsys):
-    """Issue 21 item 8: --lava-steps beyond --steps is refused (it was accepted silently),
+    """--lava-steps beyond --steps is refused (it was accepted silently),
     and a config that does not exist names the bundled configs."""
     code, cap = _run(["run", "--steps", "2000", "--lava-steps", "5000"], capsys)
     assert code == 2 and "--lava-steps 5000: at most --steps (2000)" in cap.err

@@ -33,7 +33,7 @@ def bad_files(tmp_path_factory):
     d = tmp_path_factory.mktemp("bad")
     (d / "binary.yaml").write_bytes(bytes(range(256)) * 4)
     (d / "latin1.yaml").write_bytes("name: café\nkind: float64\n".encode("latin-1"))
-    # task files (issue 22): each broken in one key
+    # task files: each broken in one key
     fig3 = (ROOT / "tasks" / "fig3.yaml").read_text()
     for name, old, new in TASK_BREAKS:
         assert old in fig3, old

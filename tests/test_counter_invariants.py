@@ -1,4 +1,4 @@
-"""Counter invariants of the integer datapath (issue 15 item 5).
+"""Counter invariants of the integer datapath.
 
 * After a run that saturates, no recorded or final value leaves its format
   (docs/datapath.md *Formats*; the bounds are computed here from the config YAML).

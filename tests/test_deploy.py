@@ -144,7 +144,7 @@ def test_deploy_round_trips_bit_for_bit(tmp_path, config):
 
 
 def test_edited_datapath_deploy_yaml_is_refused_with_one_line(tmp_path, capsys):
-    """Issue 24 item 3: the datapath deploy.yaml is a record with its content digest in the
+    """The datapath deploy.yaml is a record with its content digest in the
     header; load_deployment refuses a truncated, emptied or edited copy with one line."""
     from natgrad.cli import UsageError
     from natgrad.deploy import load_deployment

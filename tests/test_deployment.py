@@ -1,6 +1,6 @@
 """natgrad deploy on the learning-engine config writes a folder from which
 lava_procs.deployment builds the Lava network alone, and that network under Loihi2SimCfg
-reproduces the emulator bit for bit (issue 11 item 5)."""
+reproduces the emulator bit for bit."""
 import subprocess
 import sys
 
@@ -92,7 +92,7 @@ def _weights_consistent_edit(f):
     ("manifest.json", lambda f: f.unlink(), "missing"),
 ])
 def test_build_refuses_a_folder_that_is_not_what_it_says(tmp_path, name, damage, reason):
-    """Issue 24 item 3: a truncated, emptied or edited file of a deploy folder (deploy.yaml
+    """A truncated, emptied or edited file of a deploy folder (deploy.yaml
     included: it is a record, never read to build) and files that disagree with each other
     make build_from_deployment refuse with one line naming the file; the intact folder
     verifies."""

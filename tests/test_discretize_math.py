@@ -1,4 +1,4 @@
-"""Discretization against math (issue 15, part 3).
+"""Discretization against math.
 
 Every integer that ``emulator.discretize`` (fixed datapath) and
 ``emulator.learning.design`` (learning engine) derive from float parameters is recomputed

@@ -1,5 +1,5 @@
 """The numba kernel and the numpy datapath give identical bits; chunking and batch split
-change nothing (issue: bit-accurate emulator)."""
+change nothing: the emulator is bit-accurate."""
 import numpy as np
 import pytest
 

@@ -1,7 +1,6 @@
 """What ``natgrad experiment`` concludes, on constructed inputs: the chip's natural-vs-Euclid
 comparison is three-valued and says which measure decided it, and the summary page renders
-pass, fail, not resolved and "no target" as such, with |x| kept as written (issue 21 items 1
-and 7; issue 25 item 6)."""
+pass, fail, not resolved and "no target" as such, with |x| kept as written."""
 import numpy as np
 
 from natgrad.experiments.fig3 import chip_rule_comparison
@@ -66,7 +65,7 @@ def test_summary_renders_each_verdict_and_keeps_pipes(tmp_path):
 
 
 def test_a_target_with_an_interval_is_pass_fail_or_not_resolved():
-    """Issue 21 item 1 for the experiments: Fig 3F's late-KL ratio (measured 1.22 with a
+    """For the experiments: Fig 3F's late-KL ratio (measured 1.22 with a
     per-trial 95 % interval of +-0.15 over 8 trials, target 1.10) is not resolved, not a
     fail; wholly above or below the target it fails or passes; without an interval the
     value alone decides, as before."""

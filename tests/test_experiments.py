@@ -224,8 +224,8 @@ def test_cli_experiment_all_passes_eta_to_each_experiment(tmp_path, monkeypatch)
 
 
 def test_fig7_reports_progress_per_chunk():
-    """Issue 21 item 6: ``experiment all`` showed one unchanged line for ~110 s during Fig 7;
-    its grid now reports every chunk of steps (and the config part every seed)."""
+    """``experiment all`` must not show one unchanged line for ~110 s during Fig 7: its grid
+    reports every chunk of steps (and the config part every seed)."""
     from natgrad.experiments import common
     seen = []
     common.set_status(seen.append, None)

@@ -1,4 +1,4 @@
-"""Experiments on the learning-engine config (issue 12): each runs on loihi2 at a tiny scale
+"""Experiments on the learning-engine config: each runs on loihi2 at a tiny scale
 and writes the new keys, and the paired metrics detect a broken chip: a config whose weight
 exponent is 4 bits too coarse fails the Fig 12 and Fig 7 targets that the shipped loihi2
 passes.  Seeds pinned (0); margins stated next to each assertion."""

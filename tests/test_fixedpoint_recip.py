@@ -1,4 +1,4 @@
-"""Division-free reciprocal in 24-bit words (issue 23 item 2): the seed table and two Newton
+"""Division-free reciprocal in 24-bit words: the seed table and two Newton
 steps stay within the stated bound (one unit of y's last place, REL_ERROR_BOUND relative) on
 EVERY mantissa a 24-bit word can hold; the numba twin equals the numpy version; one Newton
 step is not enough (so the bound is tight and a broken step cannot hide)."""

@@ -1,4 +1,4 @@
-"""The fused datapath kernel (spikes drawn inside the compiled loop, issue 13) gives the bits
+"""The fused datapath kernel (spikes drawn inside the compiled loop) gives the bits
 of the numpy stages fed by :class:`emulator.spikes.SpikeSource`; serial and parallel agree."""
 import numpy as np
 import pytest
@@ -130,7 +130,7 @@ def _le_assert_same(a, b):
 @pytest.mark.parametrize("t_epoch, hidden, per_synapse",
                          [(1, 3, False), (2, 4, False), (3, 0, True)])
 def test_learning_engine_fused_and_parallel_equal_numpy(t_epoch, hidden, per_synapse):
-    """Issue 13: the learning-engine kernel with spikes drawn inside (serial and on threads,
+    """The learning-engine kernel with spikes drawn inside (serial and on threads,
     chunks of 1, 7 and 4000 steps) gives the bits of the numpy neuron + LearningDense replica
     fed by SpikeSource; the state carries over between chunks."""
     from emulator import learning as le

@@ -1,9 +1,9 @@
 """The bit contract: integer results hash to the values recorded before the refactors.
 
 ``tests/golden/hashes.json`` was written by ``python tests/golden/compute.py`` on the code of
-commit ba7544a (before issue 10).  A refactor or speed-up must not move a single bit of the
-final weights, spike counts, counters or the recorded V and weight traces; only an issue
-that says so may regenerate the file (and must say so in its note).
+commit ba7544a (before the refactors).  A refactor or speed-up must not move a single bit of
+the final weights, spike counts, counters or the recorded V and weight traces; only a change
+that means to change the results may regenerate the file, and its commit message says so.
 """
 import json
 import pathlib

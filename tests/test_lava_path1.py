@@ -31,7 +31,7 @@ CASES = [("loihi2_ideal", 3, 0), ("loihi2_ideal", 11, 1), ("fxp16", 3, 1), ("fxp
 
 
 def test_numba_kernel_is_available():
-    """numba is a dependency: the numba bit-exact tests below run, never skip (issue 15)."""
+    """numba is a dependency: the numba bit-exact tests below run, never skip."""
     assert numba_available()
 
 

@@ -1,4 +1,4 @@
-"""Path 2 with non-default engine settings (issue 11): the Design's spec records, learning
+"""Path 2 with non-default engine settings: the Design's spec records, learning
 epochs t_epoch > 1, hidden precision bits in tag_2, per-synapse roundings.
 
 * ``design_for_task`` takes ``mapping=``, ``engine=``, ``neuron=`` and says why each 'auto'

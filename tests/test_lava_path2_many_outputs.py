@@ -1,4 +1,4 @@
-"""Path 2 with many output neurons (issue 22 item 4): M > 1 neurons share the N inputs, one
+"""Path 2 with many output neurons: M > 1 neurons share the N inputs, one
 ``LearningDense`` of shape (M, N) and one learning-neuron process of shape (M,).
 
 * Lava equals the emulator's learning-engine mode (numba kernel and numpy steps) bit for bit

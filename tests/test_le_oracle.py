@@ -1,4 +1,4 @@
-"""An independent integer oracle of the learning-engine mode (issue 15, part 1, ``kind:
+"""An independent integer oracle of the learning-engine mode (``kind:
 learning_engine``).
 
 :class:`Oracle` is a scalar, plain-Python-int implementation of one step of the learning
@@ -687,7 +687,7 @@ def test_oracle_equals_numba_backend_every_step(setup):
 
 # ============================================================================ every option
 #: Designs that exercise, through the oracle, every engine, neuron and mapping option the
-#: shipped configs leave at one value (issue 24 item 4): name -> (bundled config, overrides,
+#: shipped configs leave at one value: name -> (bundled config, overrides,
 #: eta).  ``_exercised`` checks that each run really reached its option.
 NEURON_FORMATS = {"neuron.filter_frac": 6, "neuron.decay_frac": 12, "neuron.v_frac": 6,
                   "neuron.v_bits": 14, "neuron.sigma_frac": 12, "neuron.sigma_span_mv": 32,

@@ -1,4 +1,4 @@
-"""The graph of intra-project module imports has no cycle (issue 10, item 5).
+"""The graph of intra-project module imports has no cycle.
 
 Every ``import`` / ``from ... import`` statement of every module of the project's packages
 counts, wherever it stands (module level, inside a function, under ``if TYPE_CHECKING``),

@@ -1,4 +1,4 @@
-"""The learning neuron's program (docs/learning_neuron_program.md, issue 23 items 1-3).
+"""The learning neuron's program (docs/learning_neuron_program.md).
 
 The document's listing is parsed and executed line by line in Python integers, with the
 machine model it states (24-bit words; a product is a double word shifted back into a

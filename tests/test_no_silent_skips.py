@@ -1,4 +1,4 @@
-"""No silent skips (issue 15, part 6): ``numba_available()`` says False only when numba is
+"""No silent skips: ``numba_available()`` says False only when numba is
 not installed, and a skip for a missing numba / Lava is a failure (``tests/conftest.py``)."""
 import sys
 

@@ -1,4 +1,4 @@
-"""Every config option has a row in the coverage table (issue 24 item 5), and the rows are
+"""Every config option has a row in the coverage table, and the rows are
 true: the tests they name exist, and an option said to be run by an oracle is run at more
 than one value (every choice, 'auto' and a fixed value, null and a number).
 

@@ -1,5 +1,4 @@
-"""The integer datapath against an independent oracle, every state field after every step
-(issue 15 item 1).
+"""The integer datapath against an independent oracle, every state field after every step.
 
 ``tests/oracle_datapath.py`` is a scalar plain-Python-int implementation of one step written
 from ``docs/datapath.md`` (*Formats*, *Step order*, *How gamma_s is obtained on chip*,

@@ -1,4 +1,4 @@
-"""Progress tells the truth (issue 21 item 6): the time still to go comes from the rate
+"""Progress tells the truth: the time still to go comes from the rate
 measured in the run, never from a throughput constant, and nothing is promised before the
 first chunk has reported."""
 import io

@@ -1,4 +1,4 @@
-"""The small public API (issue 10 item 6): ``emulator.run`` and ``lava_procs.run`` take the
+"""The small public API: ``emulator.run`` and ``lava_procs.run`` take the
 same arguments and return the same type, and agree bit for bit on a fixed config."""
 import numpy as np
 
@@ -49,7 +49,7 @@ def test_learning_engine_config_runs_the_same_in_emulator_and_lava():
 
 
 def test_learning_engine_reports_progress_per_chunk():
-    """Issue 21 item 6: the engine reports while it runs (after every chunk), not only at
+    """The engine reports while it runs (after every chunk), not only at
     its end (natgrad run showed the float stage's line for the engine's whole run)."""
     task = fig3_task(n_trials=1, N=20, seed=0)
     seen = []

@@ -1,4 +1,4 @@
-"""Range use from every step (issue 21 item 4): the kernels keep a running minimum and maximum
+"""Range use from every step: the kernels keep a running minimum and maximum
 of every recordable variable per trial, so a value that peaks between two recorded steps (the
 error e at a teacher spike) still shows in the report's range table and headroom."""
 import numpy as np
@@ -86,7 +86,7 @@ def test_float_extremes_every_step():
 
 
 def test_report_range_of_the_error_comes_from_every_step():
-    """Issue 21's example: on loihi2_ideal the error e reaches about +1 at every teacher
+    """On loihi2_ideal the error e reaches about +1 at every teacher
     spike, so its headroom in S18.16 (|e| < 2) is about 1 bit.  The table used to come from
     the 40 recorded steps ([-0.0061, -0.00037], 8.35 bits)."""
     from natgrad.main_job import run_main_job

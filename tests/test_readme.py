@@ -1,4 +1,4 @@
-"""The README is tested (issue 21 item 5): a stale snippet fails here.
+"""The README is tested: a stale snippet fails here.
 
 Every fenced ``python`` block is run (at a tiny scale: step counts divided by 10; ``DIR``
 is a real deployment folder), except the SLURM example, which needs ``dask_jobqueue`` and a

@@ -1,4 +1,4 @@
-"""Recorded input spikes all the way through (issue 22 item 5): a recording plays identically
+"""Recorded input spikes all the way through: a recording plays identically
 to every engine (float64, the integer datapath, the learning engine, Lava path 2), the
 integer paths bit for bit, whatever the chunking; rasters are memory-mapped and read chunk
 by chunk; spike times and rasters of the same spikes are the same input."""

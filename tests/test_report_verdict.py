@@ -1,4 +1,4 @@
-"""The report's verdict (issue 14 item 4): its keys, and that it flips when a config is made
+"""The report's verdict: its keys, and that it flips when a config is made
 much coarser.  Fig 3 task, 4 trials, 20 s at the scaled learning rates, seed 3."""
 import numpy as np
 
@@ -46,8 +46,8 @@ def test_verdict_keys_and_flip_on_a_much_coarser_config():
 
 
 def test_verdict_knows_its_uncertainty():
-    """Issue 21 item 1: three answers.  One trial has no interval: not resolved.  An interval
-    that straddles the tolerance (the issue's --steps 200000 --trials 2: +0.134 +- 0.37 Hz
+    """Three answers.  One trial has no interval: not resolved.  An interval
+    that straddles the tolerance (a run with --steps 200000 --trials 2: +0.134 +- 0.37 Hz
     against 0.278 Hz) is not resolved, and the trial count that would resolve it is named
     (n (ci / |tol - |excess||)^2 = 2 (0.37 / 0.144)^2 -> 14).  Intervals wholly inside or
     outside the tolerance give "tracks" / "does not track"."""

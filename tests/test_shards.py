@@ -1,4 +1,4 @@
-"""Sharded experiments (issue 13 item 4): Fig 3F's numbers are identical for 1, 2 and 3
+"""Sharded experiments: Fig 3F's numbers are identical for 1, 2 and 3
 shards, on the serial, local-pool and Dask LocalCluster executors, and a run resumed from
 its shard cache equals an uninterrupted one.  Fig 12's learning curves (the Fig 3F protocol
 at other rate pairs) run through the same shards."""
@@ -100,7 +100,7 @@ def _damage_digest(f, other):
     (_damage_digest, "do not match their digest")])
 def test_untrusted_shard_is_recomputed_with_one_warning(reference, tmp_path, capsys,
                                                          damage, reason):
-    """Issue 24 item 2: a truncated shard, a shard from another config, a shard whose
+    """A truncated shard, a shard from another config, a shard whose
     contents do not match its digest: each is recomputed with one warning line naming the
     file and the reason, never loaded and never a traceback; the numbers are the reference."""
     cache, other_cache = tmp_path / "cache", tmp_path / "other"

@@ -1,5 +1,5 @@
 """Teacher, input and student spikes recomputed from the RNG words and the probability, bit for
-bit (issue 15 item 4), with enough spikes to see a biased probability.
+bit, with enough spikes to see a biased probability.
 
 The recomputation uses the plain-int SplitMix64 and the plain-float teacher of
 ``tests/oracle_datapath.py`` (docs/datapath.md, *Randomness* and *Step order* 3 and 6):

@@ -1,4 +1,4 @@
-"""Stage bounds against float, in LSB (issue 15, part 2).
+"""Stage bounds against float, in LSB.
 
 Each fixed-datapath stage (``emulator/stages.py`` and its numba twin in
 ``emulator/stages_jit.py``) is compared with its float formula on the *same* inputs (the

@@ -1,5 +1,5 @@
 """Each numpy stage of the datapath equals its numba twin, on random states, in every
-rounding mode (issue 10 item 2).  The twins are called row by row, as the fused kernel
+rounding mode.  The twins are called row by row, as the fused kernel
 calls them; the numpy stages on the whole batch.  A stage pair that disagreed on any
 element, counter or random index would fail here before the golden hashes notice."""
 import numpy as np

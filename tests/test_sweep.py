@@ -62,7 +62,7 @@ def test_recommended_uses_other_fields_at_max(tmp_path):
 
 
 def test_minimum_width_needs_a_resolved_interval():
-    """Issue 21 item 1: the minimum width is the smallest whose interval lies inside the
+    """The minimum width is the smallest whose interval lies inside the
     tolerance.  (8, 10) at 0.45 +- ~0.2 Hz straddles 0.5 Hz: not resolved, so the answer is
     12, not 8; with one seed there is no interval and no width is recommended, with why."""
     table = {(8, 6): 9.0, (8, 10): 0.45, (12, 6): 3.0, (12, 10): 0.0}
@@ -164,7 +164,7 @@ def test_serial_local_dask_identical(tmp_path, capsys):
 
 
 def test_grid_plot_marks_each_cell_with_its_verdict(tmp_path, monkeypatch):
-    """Issue 21 item 7: the heat map's cells say tracks / does not / not resolved (the old
+    """The heat map's cells say tracks / does not / not resolved (the old
     title promised white contours the colour map never showed) and the ticks are the widths."""
     import matplotlib.axes
     from natgrad.sweep import write_plots
@@ -185,7 +185,7 @@ def test_grid_plot_marks_each_cell_with_its_verdict(tmp_path, monkeypatch):
 
 
 def test_eta_reaches_the_runs():
-    """Issue 21 item 2: --eta is the approximate rule's rate in code units, also in a sweep
+    """--eta is the approximate rule's rate in code units, also in a sweep
     point (default the paper's 5.5e-4): a faster rate learns more in the same steps."""
     from natgrad.sweep import run_point
     base = load("fxp16")

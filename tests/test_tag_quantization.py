@@ -1,6 +1,5 @@
 """The static tags of the learning-engine mapping for arbitrary rates, against the closed
-form of ``docs/learning_engine.md`` (issue 24 item 4: "tag quantization for arbitrary
-rates, against the closed form").
+form of ``docs/learning_engine.md``.
 
 The doc ("The constants, derived", "Homosynaptic term"; "The constants" of the graded
 coding): synapse i's homosynaptic products give ``hc t_i (x1 - x2)`` accumulator units per

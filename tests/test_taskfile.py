@@ -1,4 +1,4 @@
-"""Task files (issue 22 items 1-3): the bundled fig3 file is the paper's task bit for bit
+"""Task files: the bundled fig3 file is the paper's task bit for bit
 (so the golden hashes hold through it), every key is validated with a one-line error naming
 it, and tasks beyond the chip get the named limit, not a silent clip."""
 from __future__ import annotations
@@ -119,6 +119,9 @@ BROKEN = [
     ({"protocol": {"seed": -1}}, "protocol.seed"),
     ({"protocol": {"steps": 5}}, "protocol.steps"),
     ({"expected_weight_range": 0.01}, "expected_weight_range"),
+    ({"test_set": {"samples": 0}}, "test_set.samples"),
+    ({"test_set": {"train_s": 0}}, "test_set.train_s"),
+    ({"test_set": {"size": 5}}, "test_set.size"),
     ({"expected_weight_range": {"max_abs": 0}}, "expected_weight_range.max_abs"),
     ({"expected_weight_range": {"max_abs": 1, "scale": "1/M"}}, "expected_weight_range.scale"),
     ({"expected_weight_range": {"scale": 0.1}}, "expected_weight_range.max_abs"),
@@ -176,7 +179,7 @@ def test_unknown_task_names_the_bundled_ones():
 
 
 def test_rate_ratio_beyond_the_tags_is_a_named_limit():
-    """1000:1 (paper's example in issue 22): the tag of the fast afferents would round to 0
+    """1000:1 (an extreme rate ratio): the tag of the fast afferents would round to 0
     and their homosynaptic term vanish; the design refuses, naming the tags."""
     from emulator import learning as LE
     from emulator.hwconfig import load
@@ -213,3 +216,18 @@ def test_run_report_names_the_task_and_its_digest(tmp_path):
     assert t["name"] == "recorded_inputs" and t["sha256"] == spec.digest
     assert (t["N"], t["M"]) == (40, 1) and t["recorded_inputs"]["steps"] == 40_000
     assert rep["N"] == 40 and rep["eta_code"]["approx"] == pytest.approx(spec.eta)
+
+
+def test_test_set_is_the_files():
+    """test_set: {samples: 7, train_s: 0.1} gives 7 samples after 200-step trains; fig3's
+    explicit default is the paper's 50 x 250 ms (the metric's former fixed set, bit for bit)."""
+    from emulator import metrics
+    t = _spec({"test_set": {"samples": 7, "train_s": 0.1}}).build(2, 0)
+    assert (t.test_samples, t.test_steps) == (7, 200)
+    x = metrics.test_set(t, 3)
+    assert x.shape == (2, 7, 100)
+    np.testing.assert_array_equal(x, metrics.test_set(t, 3, 7, n_steps=200))
+    f3 = load_task("fig3").build(2, 0)
+    np.testing.assert_array_equal(metrics.test_set(f3, 3),
+                                  metrics.test_set(fig3_task(n_trials=2, N=100), 3, 50,
+                                                   n_steps=500))

@@ -1,4 +1,4 @@
-"""Writes that cannot half-happen (issue 24 item 1).
+"""Writes that cannot half-happen.
 
 A full disk is injected at the lowest layer every writer shares: a file opened for writing
 (builtin ``open``, ``io.open`` and pathlib's opener, which matplotlib, json and numpy writes go

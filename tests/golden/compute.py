@@ -1,8 +1,8 @@
-"""Golden hashes of the integer results: the bit contract (issue 10 item 7).
+"""Golden hashes of the integer results: the bit contract.
 
 ``python tests/golden/compute.py`` prints the hashes of the current code; the test
 (``tests/test_golden.py``) compares them with ``hashes.json``.  They must not move unless
-an issue says so.  Each case hashes the final visible integer weights, the student's and
+a change means to move them (and its commit message says so).  Each case hashes the final visible integer weights, the student's and
 the teacher's spike counts, every counter, and a recorded integer trace of V and the
 weights (so a change in any stage, not only in the end state, moves the hash).
 """
@@ -27,10 +27,10 @@ CASES = (
 
 #: Learning-engine mode (Lava path 2's emulator) on the Fig 3 task: (case name, N, M,
 #: trials, steps, seed, config or None for the default spec records, config overrides).
-#: Re-recorded for issue 25 (graded third factors, the carry, tag_2's 8-bit range): the two
+#: Re-recorded for the graded third factors, the carry and tag_2's 8-bit range: the two
 #: default-record cases keep their weights, traces and events bit for bit, only their
-#: counters' names changed; the config cases are new.  Re-recorded again, all six, for
-#: issue 23: the learning neuron computes in 24-bit words (U0.25 running mean, amounts in
+#: counters' names changed; the config cases are new.  Re-recorded again, all six, when
+#: the learning neuron moved to 24-bit words (U0.25 running mean, amounts in
 #: units 2**-14, |e| eta / E before gamma_s (1 - sigma)), gamma_s without a division
 #: (within 2**-21 of the quotient, no longer equal to it), and two new counters.
 LE_CASES = (
