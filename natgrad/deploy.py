@@ -24,8 +24,6 @@ import os
 import tempfile
 from pathlib import Path
 
-import numpy as np
-
 from natgrad.cli import UsageError, load_config, pos_int
 from natgrad.deploy_files import (CONTENT_DIGEST, FORMAT_VERSION, LIST_LIMIT,  # noqa: F401
                                   deploy_record, dump_yaml, learning_engine_record,
@@ -143,7 +141,6 @@ def _deploy_learning_engine(cfg, args, rates) -> int:
     import shutil
     import tempfile
     from emulator import learning
-    from emulator.reference import ETA_CODE
     from emulator.task import fig3_task
     out = Path(args.out if args.out is not None else "natgrad-deploy")
     if not str(args.out if args.out is not None else "x"):
