@@ -17,16 +17,21 @@ __all__ = ["test_set", "rate_rmse_hz", "kl_cost", "weight_distance"]
 TEST_TRAIN_STEPS = 500   # 250 ms trains (docs/model.md#metrics)
 
 
-def test_set(task, seed: int, n_samples: int = 50, trials=None, n_steps: int = TEST_TRAIN_STEPS,
-             chunk: int = 50) -> np.ndarray:
+def test_set(task, seed: int, n_samples: int | None = None, trials=None,
+             n_steps: int | None = None, chunk: int = 50) -> np.ndarray:
     """Per-trial test set: USP vectors (K, S, N), each the final step of an independent
-    ``n_steps``-step Poisson train (250 ms by default), docs/model.md#metrics.
+    ``n_steps``-step Poisson train at the task's rates, docs/model.md#metrics.  Defaults: the
+    task's test set (``task.test_samples``, ``task.test_steps``), else 50 samples of 250 ms.
 
     Spikes: ``rng.bernoulli(r_i dt, seed, STREAM_TEST, k, t<<32 | (s*N + i))`` for steps
     k = 0..n_steps-1; traces start at 0 and include the bin-k spike at step k (as SpikeSource; the
     original code drops the bin-0 spike, whose weight in the final value is ~1e-11).
     A trial's test set does not depend on which other trials are requested.
     """
+    if n_samples is None:
+        n_samples = getattr(task, "test_samples", None) or 50
+    if n_steps is None:
+        n_steps = getattr(task, "test_steps", None) or TEST_TRAIN_STEPS
     if int(n_samples) != n_samples or n_samples < 1:
         raise ValueError(f"n_samples must be an integer >= 1 (got n_samples={n_samples!r})")
     if int(n_steps) != n_steps or n_steps < 1:

@@ -151,6 +151,9 @@ class Task:
     inputs : :class:`emulator.recorded.RecordedSpikes` played as the input spikes of every
         trial instead of the Poisson draws at ``rates`` (``rates`` then says what the
         design assumes: by default the recording's mean rates), or None.
+    test_samples, test_steps : the test set the metrics use (docs/model.md#metrics): that many
+        USP samples, each after a Poisson train of that many steps at ``rates``; None: 50
+        samples of 500 steps (250 ms), the paper's.
     w_range : the largest |w| the weights are expected to reach while learning, as the user
         states it (parametrization coordinates), or None (unknown).  Automatic
         discretization fits the chip's weight and V ranges to ``w_init`` and this range;
@@ -165,6 +168,8 @@ class Task:
     f: Parametrization = field(default_factory=Identity)
     inputs: object = None
     w_range: float | None = None
+    test_samples: int | None = None
+    test_steps: int | None = None
 
     def __post_init__(self):
         if not isinstance(self.params, NeuronParams):
@@ -199,6 +204,10 @@ class Task:
             self.teacher_rate = tr
         elif self.w_target is None:
             raise ValueError("w_target must be given when teacher_rate is None (no teacher defined)")
+        for name in ("test_samples", "test_steps"):
+            v = getattr(self, name)
+            if v is not None and (int(v) != v or v < 1):
+                raise ValueError(f"{name} must be an integer >= 1 (got {name}={v!r})")
         if self.w_range is not None:
             check_positive("w_range", self.w_range)
             self.w_range = float(self.w_range)

@@ -89,6 +89,8 @@ class TaskSpec:
     #: largest |w| expected while learning (parametrization coordinates), 'teacher' (the
     #: teacher's weights, stated explicitly), or None (unknown: the initial weights only)
     weight_range: float | str | None = None
+    test_samples: int = 50   #: test set: USP samples per trial
+    test_steps: int = 500    #: test set: steps of each sample's Poisson train
 
     @property
     def N(self) -> int:
@@ -110,14 +112,17 @@ class TaskSpec:
         if w_range == "teacher":
             w_range = float(np.max(np.abs(ws)))
         return Task(rates=self.rates.copy(), w_init=w0, w_target=ws, params=self.params,
-                    f=IDENTITY, inputs=self.inputs, w_range=w_range)
+                    f=IDENTITY, inputs=self.inputs, w_range=w_range,
+                    test_samples=self.test_samples, test_steps=self.test_steps)
 
     def describe(self) -> dict:
         """The task's identity for reports' provenance."""
         out = {"name": self.name, "source": self.source, "sha256": self.digest,
                "N": self.N, "M": self.M, "rates_hz": _rate_summary(self.rates),
                "eta_code": self.eta, "rule": self.rule,
-               "expected_weight_range": self.weight_range}
+               "expected_weight_range": self.weight_range,
+               "test_set": {"samples": self.test_samples,
+                            "train_s": self.test_steps * self.params.dt}}
         if self.inputs is not None:
             out["recorded_inputs"] = {"file": str(self.inputs.path),
                                       "steps": self.inputs.n_steps,
@@ -231,7 +236,8 @@ class _V:
 
 
 _TOP = ("name", "description", "afferents", "outputs", "teacher", "initial_weights",
-        "expected_weight_range", "neuron", "parametrization", "rule", "learning_rate", "protocol")
+        "expected_weight_range", "neuron", "parametrization", "rule", "learning_rate", "protocol",
+        "test_set")
 _NEURON = tuple(f.name for f in dataclasses.fields(NeuronParams))
 
 
@@ -365,6 +371,10 @@ def validate_task(tree, where: str, base: Path) -> TaskSpec:
     duration = v.number(pr.get("duration_s", 300.0), "protocol.duration_s", params.dt, 1e7)
     trials = v.number(pr.get("trials", 4), "protocol.trials", 1, 100_000, integer=True)
     seed = v.number(pr.get("seed", 0), "protocol.seed", 0, 2 ** 63, integer=True)
+    ts = v.mapping(tree.get("test_set", {}) or {}, "test_set", ("samples", "train_s"))
+    test_samples = v.number(ts.get("samples", 50), "test_set.samples", 1, 100_000, integer=True)
+    train_s = v.number(ts.get("train_s", 0.25), "test_set.train_s", params.dt, 100.0)
+    test_steps = int(round(train_s / params.dt))
     h = hashlib.sha256()
     h.update(Path(where).read_bytes() if Path(where).is_file() else repr(tree).encode())
     for f in v.files:
@@ -372,7 +382,8 @@ def validate_task(tree, where: str, base: Path) -> TaskSpec:
     return TaskSpec(name=name, description=desc, source=where, digest=h.hexdigest(),
                     rates=rates, M=M, params=params, eta=float(eta), rule=rule,
                     duration_s=duration, trials=trials, seed=seed, teacher=teacher,
-                    initial=initial, inputs=inputs, weight_range=weight_range)
+                    initial=initial, inputs=inputs, weight_range=weight_range,
+                    test_samples=test_samples, test_steps=test_steps)
 
 
 def _weight_range(v: _V, spec, N: int):
