@@ -1,4 +1,4 @@
-"""Teacher-student tasks and weight parametrizations (SPEC §1.5, §2.4, §3.1).
+"""Teacher-student tasks and weight parametrizations (docs/model.md#teacher, #parametrization, #fig3f).
 
 Array layout used throughout ``emulator``: weights ``(K, M, N)`` = (trials, output
 neurons, afferents); per-step inputs ``(K, N)``; per-step outputs ``(K, M)``.
@@ -15,7 +15,7 @@ import numpy as np
 
 from fixedpoint import rng
 
-from .params import NeuronParams, check_finite, check_positive
+from .params import NeuronParams, check_positive
 
 __all__ = [
     "Parametrization", "Identity", "Attenuation", "Sinh", "IDENTITY",
@@ -67,7 +67,7 @@ IDENTITY = Identity()
 
 @dataclass(frozen=True, eq=False)
 class Attenuation(Parametrization):
-    """Dendritic parametrization with per-synapse linear attenuation f(w) = alpha_i w (SPEC §2.4, Fig 4).
+    """Dendritic parametrization with per-synapse linear attenuation f(w) = alpha_i w (docs/model.md#parametrization, Fig 4).
 
     ``alpha`` has shape ``(N,)`` with entries in (0, inf) (physically (0, 1], alpha = exp(-d/lambda)).
     """
@@ -142,7 +142,7 @@ class Task:
     ------
     rates : (N,) input rates [Hz], each >= 0 and rate*dt <= 1.
     w_init : (K, M, N) initial student weights (parametrization coordinates).
-    w_target : (K, M, N) teacher weights (realizable teacher, SPEC §1.5) or None.
+    w_target : (K, M, N) teacher weights (realizable teacher, docs/model.md#teacher) or None.
     teacher_rate : homogeneous Poisson teacher rate [Hz] (scalar or (M,)), used instead of the
         realizable teacher when not None (Figs 4, 5, 7).  ``w_target`` may then still be given
         (it is only used for the metrics).
@@ -243,7 +243,7 @@ class Task:
 
     @property
     def q(self) -> float:
-        """q = c_eps Σ r_i (SPEC §1.4; 78.0 for the Fig 3 task)."""
+        """q = c_eps Σ r_i (docs/model.md#membrane-potential-statistics; 78.0 for the Fig 3 task)."""
         return self.params.c_eps * float(self.rates.sum())
 
 
@@ -259,7 +259,7 @@ def group_rates_vector(N: int, group_rates) -> np.ndarray:
 def fig3_task(n_trials: int = 16, N: int = 100, M: int = 1, group_rates=(10.0, 50.0), seed: int = 0,
               w_scale: float | None = None, params: NeuronParams | None = None,
               f: Parametrization | None = None, teacher_rate=None) -> Task:
-    """The Fig 3 teacher-student task (SPEC §3.1): N afferents in groups of equal size with their
+    """The Fig 3 teacher-student task (docs/model.md#fig3f): N afferents in groups of equal size with their
     own rates (i < N/2 at 10 Hz, i >= N/2 at 50 Hz by default), w_init, w* ~ U(-1, 1) * w_scale
     i.i.d. per trial (w_scale = 1/N by default, as in the paper).  The expected weight range
     ``w_range`` is ``w_scale``: the bound of the teacher's distribution, known before learning.

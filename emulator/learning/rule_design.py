@@ -289,7 +289,7 @@ def auto_level_unit(params: NeuronParams, eta: float, w_frac: int, g_cap: float,
 
 def trace_headroom_kx(params: NeuronParams, rates, trace_bits: int, n_sd: float = 8.0) -> int:
     """The largest trace impulse K_x whose slow trace stays within ``2**trace_bits - 1`` up to
-    ``mean + n_sd sd`` of the fastest afferent's count trace ``a_m`` (Poisson, SPEC-style
+    ``mean + n_sd sd`` of the fastest afferent's count trace ``a_m`` (Poisson inputs as
     Bernoulli bins: mean r dt / (1 - d_m), variance r dt (1 - r dt) / (1 - d_m^2))."""
     r = float(np.max(rates)) if np.size(rates) else 0.0
     p = min(1.0, r * params.dt)
