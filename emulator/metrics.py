@@ -12,7 +12,8 @@ from fixedpoint import rng
 from .params import NeuronParams
 from .task import IDENTITY, Parametrization
 
-__all__ = ["test_set", "rate_rmse_hz", "kl_cost", "weight_distance"]
+__all__ = ["test_set", "rate_rmse_hz", "kl_cost", "weight_distance", "evaluator",
+           "recorded_teacher_rmse_hz"]
 
 TEST_TRAIN_STEPS = 500   # 250 ms trains (docs/model.md#metrics)
 
@@ -89,3 +90,66 @@ def weight_distance(W, W_target, f: Parametrization | None = None) -> np.ndarray
     if f is not None:
         W, Wt = f.f(W), f.f(Wt)
     return np.sqrt(np.sum((W - Wt) ** 2, axis=-1))
+
+
+def recorded_teacher_rmse_hz(W_rec, task, bin_steps: int | None = None,
+                             chunk: int = 20_000) -> np.ndarray:
+    """Output-rate error against a recorded teacher, (E, K): for each weight snapshot
+    ``W_rec[e]`` (K, M, N) the student replays the recording (its recorded inputs through the
+    USP traces of docs/model.md#usp-kernel, the float recursion of
+    :class:`emulator.spikes.SpikeSource`), and in every bin of ``bin_steps`` steps its
+    expected spike count sum_t phi(V_t) dt is compared with the teacher's recorded count:
+
+        sqrt(mean over bins and output neurons ((expected - recorded) / bin)^2)   [Hz]
+
+    The teacher's own Poisson spread enters as a floor common to every learner (about
+    sqrt(rate / bin)), so differences between learners on the same recording are what
+    this error tells.  The recording is the one the neuron learns from (an in-sample
+    error); it is streamed in chunks of ``chunk`` steps, never loaded whole.
+    """
+    from .spikes import SpikeSource
+    p = task.params
+    if task.teacher_spikes is None:
+        raise ValueError("recorded_teacher_rmse_hz needs a task with a recorded teacher")
+    W_rec = np.asarray(W_rec, dtype=np.float64)
+    fW = task.f.f(W_rec)                                          # (E, K, M, N)
+    bin_steps = int(task.test_bin_steps if bin_steps is None else bin_steps)
+    T = min(task.teacher_spikes.n_steps,
+            task.inputs.n_steps if task.inputs is not None else task.teacher_spikes.n_steps)
+    n_bins = T // bin_steps
+    if n_bins < 1:
+        raise ValueError(f"the recording ({T} steps) is shorter than one bin ({bin_steps} steps)")
+    src = SpikeSource(task, 0, np.array([0]))
+    E, K, M, _ = fW.shape
+    sq = np.zeros((E, K))
+    k = 0
+    chunk = max(bin_steps, chunk - chunk % bin_steps)
+    while k < n_bins * bin_steps:
+        n = min(chunk, n_bins * bin_steps - k)
+        _, Y, x = src.next(n, return_usp=True)                   # x (n, 1, N), Y (n, 1, M)
+        V = np.einsum("tn,ekmn->tekm", x[:, 0, :], fW)
+        rate = p.phi_max * expit(p.beta * (V - p.theta)) * p.dt  # expected count per step
+        nb = n // bin_steps
+        exp_b = rate.reshape(nb, bin_steps, E, K, M).sum(axis=1)
+        obs_b = Y[:, 0, :].reshape(nb, bin_steps, M).sum(axis=1).astype(np.float64)
+        sq += np.sum((exp_b - obs_b[:, None, None, :]) ** 2, axis=(0, 3))
+        k += n
+    bin_s = bin_steps * p.dt
+    return np.sqrt(sq / (n_bins * M)) / bin_s
+
+
+def evaluator(task, seed: int):
+    """The task's learning-curve error as a function of the weights: ``err(W_rec)`` maps
+    snapshots (E, K, M, N) to the output-rate error (E, K) in Hz, mean over output neurons.
+
+    A teacher with weights: :func:`rate_rmse_hz` against them on the task's test set
+    (:func:`test_set` with ``seed``).  A recorded teacher: :func:`recorded_teacher_rmse_hz`.
+    """
+    if task.teacher_spikes is not None:
+        return lambda W_rec: recorded_teacher_rmse_hz(W_rec, task)
+    if task.w_target is None:
+        raise ValueError("the task has no teacher weights and no recorded teacher: its error "
+                         "is not defined")
+    x_test = test_set(task, seed)
+    return lambda W_rec: np.array([rate_rmse_hz(w, task.w_target, x_test, task.params, task.f)
+                                   .mean(axis=1) for w in np.asarray(W_rec)])

@@ -17,6 +17,8 @@ the trials into batches yields bit-identical spikes.
   compiled loops that draw their own spikes cannot play a recording: drivers take
   :meth:`SpikeSource.next` when :attr:`SpikeSource.recorded` (same bits either way for
   drawn spikes).
+* recorded teacher (``task.teacher_spikes``): the recording's step-k row (one column per
+  output neuron) for every trial instead of a teacher drawn from weights or a rate.
 """
 from __future__ import annotations
 
@@ -185,7 +187,7 @@ class SpikeSource:
         self._idx_out = rng.trial_unit_index(trials, np.arange(M))
         self._am = np.zeros((B, N))
         self._as = np.zeros((B, N))
-        if task.poisson_teacher:
+        if task.poisson_teacher or task.teacher_spikes is not None:
             self._fw_target = None
         else:
             self._fw_target = np.ascontiguousarray(task.f.f(task.w_target[trials]), dtype=np.float64)
@@ -222,7 +224,10 @@ class SpikeSource:
                                     n, self._idx_in)
         x = np.empty(X.shape)
         _traces(X, self._am, self._as, p.decay_m, p.decay_s, p.usp_scale, x, rows, am_rows, as_rows)
-        if self.task.poisson_teacher:
+        if self.task.teacher_spikes is not None:
+            Y = np.ascontiguousarray(np.broadcast_to(
+                self.task.teacher_spikes.chunk(self.k, n)[:, None, :], (n, B, M)))
+        elif self.task.poisson_teacher:
             Y = rng.bernoulli_steps(np.broadcast_to(self.task.teacher_rate * p.dt, (self.task.M,)),
                                     self.seed, rng.STREAM_TEACHER, self.k, n, self._idx_out)
         else:
@@ -236,9 +241,9 @@ class SpikeSource:
 
     @property
     def recorded(self) -> bool:
-        """True when the inputs come from a recording (use :meth:`next`, not the compiled
-        loops that draw their own spikes)."""
-        return self.task.inputs is not None
+        """True when the inputs or the teacher come from a recording (use :meth:`next`, not
+        the compiled loops that draw their own spikes)."""
+        return self.task.inputs is not None or self.task.teacher_spikes is not None
 
     def kernel_args(self) -> SpikeKernelArgs:
         """The arguments of :func:`spikes_step` for the current state: compiled loops that draw

@@ -151,6 +151,12 @@ class Task:
     inputs : :class:`emulator.recorded.RecordedSpikes` played as the input spikes of every
         trial instead of the Poisson draws at ``rates`` (``rates`` then says what the
         design assumes: by default the recording's mean rates), or None.
+    teacher_spikes : :class:`emulator.recorded.RecordedSpikes` with one column per output
+        neuron: the teacher's recorded spikes, played to every trial, instead of a teacher
+        drawn from ``w_target`` or ``teacher_rate`` (the error is then measured against these
+        spikes on the recording, :func:`emulator.metrics.evaluator`), or None.
+    test_bin_steps : with ``teacher_spikes``, the bin in steps over which the student's
+        expected and the teacher's recorded counts are compared (default 2000: 1 s).
     test_samples, test_steps : the test set the metrics use (docs/model.md#metrics): that many
         USP samples, each after a Poisson train of that many steps at ``rates``; None: 50
         samples of 500 steps (250 ms), the paper's.
@@ -168,6 +174,8 @@ class Task:
     f: Parametrization = field(default_factory=Identity)
     inputs: object = None
     w_range: float | None = None
+    teacher_spikes: object = None
+    test_bin_steps: int = 2000
     test_samples: int | None = None
     test_steps: int | None = None
 
@@ -202,9 +210,22 @@ class Task:
             if tr.ndim > 1 or (tr.ndim == 1 and tr.shape[0] != self.w_init.shape[1]):
                 raise ValueError(f"teacher_rate must be a scalar or have shape (M,) (got shape {tr.shape})")
             self.teacher_rate = tr
-        elif self.w_target is None:
+        elif self.w_target is None and self.teacher_spikes is None:
             raise ValueError("w_target must be given when teacher_rate is None (no teacher defined)")
-        for name in ("test_samples", "test_steps"):
+        if self.teacher_spikes is not None:
+            from .recorded import RecordedSpikes
+            if not isinstance(self.teacher_spikes, RecordedSpikes):
+                raise ValueError("teacher_spikes must be RecordedSpikes (got "
+                                 f"{type(self.teacher_spikes).__name__})")
+            if self.teacher_rate is not None:
+                raise ValueError("give teacher_spikes or teacher_rate, not both")
+            if self.teacher_spikes.N != self.w_init.shape[1]:
+                raise ValueError(f"the teacher recording has {self.teacher_spikes.N} output "
+                                 f"neurons, the task M = {self.w_init.shape[1]}")
+            if abs(self.teacher_spikes.dt / self.params.dt - 1.0) > 1e-9:
+                raise ValueError(f"the teacher recording's dt {self.teacher_spikes.dt:g} s "
+                                 f"differs from the neuron's dt {self.params.dt:g} s")
+        for name in ("test_samples", "test_steps", "test_bin_steps"):
             v = getattr(self, name)
             if v is not None and (int(v) != v or v < 1):
                 raise ValueError(f"{name} must be an integer >= 1 (got {name}={v!r})")

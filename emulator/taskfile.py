@@ -91,6 +91,7 @@ class TaskSpec:
     weight_range: float | str | None = None
     test_samples: int = 50   #: test set: USP samples per trial
     test_steps: int = 500    #: test set: steps of each sample's Poisson train
+    test_bin_steps: int = 2000   #: recorded teacher: bin of the count comparison, steps
 
     @property
     def N(self) -> int:
@@ -107,12 +108,15 @@ class TaskSpec:
         seed = self.seed if seed is None else int(seed)
         shape = (n_trials, self.M, self.N)
         w0 = _weights(self.initial, shape, seed, _INIT_STEP, "initial_weights")
-        ws = _weights(self.teacher["weights"], shape, seed, _TEACHER_STEP, "teacher.weights")
+        recorded = self.teacher.get("recorded")
+        ws = None if recorded is not None else _weights(self.teacher["weights"], shape, seed,
+                                                        _TEACHER_STEP, "teacher.weights")
         w_range = self.weight_range
         if w_range == "teacher":
             w_range = float(np.max(np.abs(ws)))
         return Task(rates=self.rates.copy(), w_init=w0, w_target=ws, params=self.params,
-                    f=IDENTITY, inputs=self.inputs, w_range=w_range,
+                    f=IDENTITY, inputs=self.inputs, w_range=w_range, teacher_spikes=recorded,
+                    test_bin_steps=self.test_bin_steps,
                     test_samples=self.test_samples, test_steps=self.test_steps)
 
     def describe(self) -> dict:
@@ -123,6 +127,12 @@ class TaskSpec:
                "expected_weight_range": self.weight_range,
                "test_set": {"samples": self.test_samples,
                             "train_s": self.test_steps * self.params.dt}}
+        rec = self.teacher.get("recorded")
+        if rec is not None:
+            out["recorded_teacher"] = {"file": str(rec.path), "steps": rec.n_steps,
+                                       "merged_spikes": rec.merged}
+            out["test_set"] = {"recorded_teacher_bin_s": self.test_bin_steps * self.params.dt,
+                               "window": "the whole recording (in-sample)"}
         if self.inputs is not None:
             out["recorded_inputs"] = {"file": str(self.inputs.path),
                                       "steps": self.inputs.n_steps,
@@ -300,18 +310,7 @@ def validate_task(tree, where: str, base: Path) -> TaskSpec:
     rmax = 1.0 / params.dt
     inputs = None
     if form == "recorded":
-        from .recorded import RecordedSpikes, RecordingError
-        rec = v.mapping(af["recorded"], "afferents.recorded", ("file", "dt_s"), ("file", "dt_s"))
-        dt_rec = v.number(rec["dt_s"], "afferents.recorded.dt_s", 0.0, 1.0, lo_open=True)
-        if abs(dt_rec / params.dt - 1.0) > 1e-9:
-            v.err("afferents.recorded.dt_s", f"must equal the neuron's dt = {params.dt:g} s "
-                                             f"(got {dt_rec:g})")
-        path = v.base / v.text(rec["file"], "afferents.recorded.file")
-        try:
-            inputs = RecordedSpikes(path, dt_rec)
-        except RecordingError as exc:
-            v.err("afferents.recorded.file", f"cannot be played: {exc}")
-        v.files.append(path)
+        inputs = _recording(v, af["recorded"], "afferents.recorded", params)
         rates = inputs.mean_rates()
     elif form == "groups":
         groups = af["groups"]
@@ -343,8 +342,24 @@ def validate_task(tree, where: str, base: Path) -> TaskSpec:
     N = int(rates.size)
     M = v.number(tree.get("outputs", 1), "outputs", 1, _MAX_M, integer=True)
     # teacher
-    te = v.mapping(tree["teacher"], "teacher", ("weights",), ("weights",))
-    teacher = {"weights": _dist(v, te["weights"], "teacher.weights", N, M)}
+    te = v.mapping(tree["teacher"], "teacher", ("weights", "recorded"))
+    if v.one_of(te, "teacher", ("weights", "recorded")) == "weights":
+        teacher = {"weights": _dist(v, te["weights"], "teacher.weights", N, M)}
+    else:
+        if inputs is None:
+            v.err("teacher.recorded", "needs recorded inputs (afferents.recorded): a recorded "
+                                      "teacher answers the inputs it heard")
+        rec = _recording(v, te["recorded"], "teacher.recorded", params)
+        if rec.N != M:
+            v.err("teacher.recorded.file", f"holds {rec.N} output neurons, the task's outputs "
+                                           f"are M = {M}")
+        if rec.n_steps != inputs.n_steps:
+            v.err("teacher.recorded.file", f"holds {rec.n_steps} steps, the input recording "
+                                           f"{inputs.n_steps}")
+        if tree.get("expected_weight_range") == "teacher":
+            v.err("expected_weight_range", "cannot be 'teacher' for a recorded teacher (it has "
+                                           "no weights): give {max_abs: x}")
+        teacher = {"recorded": rec}
     initial = _dist(v, tree["initial_weights"], "initial_weights", N, M)
     weight_range = _weight_range(v, tree.get("expected_weight_range"), N)
     par = tree.get("parametrization", "identity")
@@ -371,10 +386,17 @@ def validate_task(tree, where: str, base: Path) -> TaskSpec:
     duration = v.number(pr.get("duration_s", 300.0), "protocol.duration_s", params.dt, 1e7)
     trials = v.number(pr.get("trials", 4), "protocol.trials", 1, 100_000, integer=True)
     seed = v.number(pr.get("seed", 0), "protocol.seed", 0, 2 ** 63, integer=True)
-    ts = v.mapping(tree.get("test_set", {}) or {}, "test_set", ("samples", "train_s"))
-    test_samples = v.number(ts.get("samples", 50), "test_set.samples", 1, 100_000, integer=True)
-    train_s = v.number(ts.get("train_s", 0.25), "test_set.train_s", params.dt, 100.0)
-    test_steps = int(round(train_s / params.dt))
+    if "recorded" in teacher:
+        ts = v.mapping(tree.get("test_set", {}) or {}, "test_set", ("bin_s",))
+        bin_s = v.number(ts.get("bin_s", 1.0), "test_set.bin_s", params.dt,
+                         teacher["recorded"].duration_s)
+        test_bin_steps, test_samples, test_steps = int(round(bin_s / params.dt)), 50, 500
+    else:
+        ts = v.mapping(tree.get("test_set", {}) or {}, "test_set", ("samples", "train_s"))
+        test_samples = v.number(ts.get("samples", 50), "test_set.samples", 1, 100_000,
+                                integer=True)
+        train_s = v.number(ts.get("train_s", 0.25), "test_set.train_s", params.dt, 100.0)
+        test_steps, test_bin_steps = int(round(train_s / params.dt)), 2000
     h = hashlib.sha256()
     h.update(Path(where).read_bytes() if Path(where).is_file() else repr(tree).encode())
     for f in v.files:
@@ -383,7 +405,24 @@ def validate_task(tree, where: str, base: Path) -> TaskSpec:
                     rates=rates, M=M, params=params, eta=float(eta), rule=rule,
                     duration_s=duration, trials=trials, seed=seed, teacher=teacher,
                     initial=initial, inputs=inputs, weight_range=weight_range,
-                    test_samples=test_samples, test_steps=test_steps)
+                    test_samples=test_samples, test_steps=test_steps,
+                    test_bin_steps=test_bin_steps)
+
+
+def _recording(v: _V, spec, key: str, params: NeuronParams):
+    """``{file: F, dt_s: dt}`` -> :class:`emulator.recorded.RecordedSpikes` (its dt the neuron's)."""
+    from .recorded import RecordedSpikes, RecordingError
+    rec = v.mapping(spec, key, ("file", "dt_s"), ("file", "dt_s"))
+    dt_rec = v.number(rec["dt_s"], f"{key}.dt_s", 0.0, 1.0, lo_open=True)
+    if abs(dt_rec / params.dt - 1.0) > 1e-9:
+        v.err(f"{key}.dt_s", f"must equal the neuron's dt = {params.dt:g} s (got {dt_rec:g})")
+    path = v.base / v.text(rec["file"], f"{key}.file")
+    try:
+        out = RecordedSpikes(path, dt_rec)
+    except RecordingError as exc:
+        v.err(f"{key}.file", f"cannot be played: {exc}")
+    v.files.append(path)
+    return out
 
 
 def _weight_range(v: _V, spec, N: int):

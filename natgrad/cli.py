@@ -220,7 +220,7 @@ def build_parser() -> argparse.ArgumentParser:
                    help="hardware config: a file, or the name of a bundled one")
     r.add_argument("--task", default="fig3",
                    help="task file (tasks/README.md): a path, or the name of a bundled task "
-                        "(fig3, large_n1000_m500, recorded_inputs)")
+                        "(fig3, large_n1000_m500, recorded_inputs, recorded_teacher)")
     from natgrad.tasks import add_weight_range_argument
     add_weight_range_argument(r)
     r.add_argument("--steps", type=pos_int("--steps"), default=None,

@@ -143,8 +143,7 @@ LE_REPORT_VARS = {
                   "the chip's visible weights of the step before (those Dense used) times the "
                   "float USP on the same spikes"),
     "vq": (None, "vq", "L V of the chip's own V (L: the step's level, 1 for events), at the "
-           "recorded steps that sent a level; the float rule sends V itself, not coded, so there "
-           "is no trajectory counterpart"),
+           "recorded steps that sent a level"),
     "sigma": ("sigma", None, "the exact sigmoid of the chip's V"),
     "error": ("error", None, "the teacher count minus phi_max dt times the chip's sigma"),
     "gamma_s": ("gamma_s", "gamma_s", "the exact 1 / E[sigma (1 - sigma)^2] for the chip's "
@@ -159,7 +158,13 @@ LE_REPORT_VARS = {
                 "the chip's own post factor, V and weights: the error is what the third-factor "
                 "coding and the engine's products and roundings add to one update"),
 }
-#: why a learning-engine variable has no local reference or no float counterpart
+#: why a learning-engine variable has no trajectory counterpart in the float run
+LE_NO_TRAJECTORY = {
+    "vq": "the float rule uses V itself, not a coded L V: no trajectory counterpart (V's own "
+          "trajectory is the potential's row)",
+    "carry": "no float counterpart: the float rule applies every post factor at once",
+}
+#: why a learning-engine variable has no local reference
 LE_NO_COUNTERPART = {
     "carry": "no float counterpart on the chip: the carry is the coding's own bookkeeping (the "
              "post factor beyond the top level, sent in later steps); its range and saturations "
@@ -255,7 +260,7 @@ def _le_variable_table(cfg, fl, fx, task, eta: float) -> tuple[dict, dict, dict]
             errs[name] = err
             values[name] = a
         else:
-            row["no_trajectory"] = LE_NO_COUNTERPART.get(name, local_text)
+            row["no_trajectory"] = LE_NO_TRAJECTORY[name]
             values[name] = b
         ref = local.get(name)
         if ref is not None:
@@ -447,7 +452,7 @@ def run_main_job(cfg: HwConfig, steps: int, seed: int, trials: int = 4, out: Pat
         eta = task_spec.eta if eta is None else eta
     eval_every = max(1, steps // 40) if steps else 1
     rec_every = eval_every
-    x_test = metrics.test_set(task, seed)
+    error_hz = metrics.evaluator(task, seed)      # weights (E, K, M, N) -> (E, K) [Hz]
     eta = default_eta() if eta is None else float(eta)
     eta_scale = eta / ETA_CODE["approx"]
     bar = Progress(3 * steps + 1, progress, prefix="natgrad run")
@@ -477,15 +482,16 @@ def run_main_job(cfg: HwConfig, steps: int, seed: int, trials: int = 4, out: Pat
     bar.close()
 
     def curve(w_rec):                 # (points, trials)
-        w_all = np.concatenate([task.w_init[None], w_rec])
-        return np.array([metrics.rate_rmse_hz(w, task.w_target, x_test, task.params).mean(axis=1)
-                         for w in w_all])
+        return error_hz(np.concatenate([task.w_init[None], w_rec]))
 
     t_s = np.concatenate([[0.0], fl.record_t_s])
     ct_float = curve(fl.record["weights"])
     ct_fixed = curve(fx.record["weights"]) if not cfg.is_float else ct_float
     c_float, c_fixed = ct_float.mean(axis=1), ct_fixed.mean(axis=1)
-    c_euclid = eu.rmse.mean(axis=(1, 2)) if eu.rmse is not None else None
+    if eu.rmse is not None:
+        c_euclid = eu.rmse.mean(axis=(1, 2))
+    else:                             # a recorded teacher: the same error as the others
+        c_euclid = error_hz(eu.W_record).mean(axis=1) if len(eu.W_record) else None
 
     print(f"\n  {'t [s]':>7s} {'float RMSE [Hz]':>16s} {cfg.name + ' RMSE [Hz]':>18s} {'Euclid [Hz]':>12s}")
     for n in range(0, len(t_s), max(1, len(t_s) // 10)):

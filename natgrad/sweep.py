@@ -156,7 +156,7 @@ def _task_and_test_set(seed: int, trials: int, task_source: str | None = None,
     else:
         from emulator.taskfile import load_task, with_weight_range
         task = with_weight_range(load_task(task_source), weight_range).build(trials, seed)
-    return task, metrics.test_set(task, seed)
+    return task, metrics.evaluator(task, seed)
 
 
 def run_point(base_tree: dict | None, source: str, overrides: dict | None, seed: int,
@@ -171,19 +171,18 @@ def run_point(base_tree: dict | None, source: str, overrides: dict | None, seed:
     Returns the final rate RMSE per trial (Hz), the final weights (trials, M, N) and the
     saturation / underflow totals.
     """
-    from emulator import metrics
     from emulator import runner as R
     from emulator.hwconfig import validate
 
-    task, x_test = _task_and_test_set(int(seed), int(trials), task_source, weight_range)
+    task, error_hz = _task_and_test_set(int(seed), int(trials), task_source, weight_range)
     if base_tree is None:
         cfg = "float64"
     else:
         cfg = validate(base_tree, source).with_overrides(**(overrides or {}))
     from natgrad.main_job import chunk_steps
     res = R.run(cfg, task, int(steps), int(seed), eta=eta, chunk_steps=chunk_steps(trials))
-    rmse = metrics.rate_rmse_hz(res.w_final, task.w_target, x_test, task.params).mean(axis=1)
-    init = metrics.rate_rmse_hz(task.w_init, task.w_target, x_test, task.params).mean(axis=1)
+    rmse = error_hz(np.asarray(res.w_final)[None])[0]
+    init = error_hz(task.w_init[None])[0]
     counters = res.counters or {}
     return {"rate_rmse_hz": [float(v) for v in rmse],
             "initial_rate_rmse_hz": [float(v) for v in init],

@@ -12,7 +12,8 @@ WEIGHT_RANGE_HELP = ("largest |w| you expect the weights to reach while learning
                      "= 0.01)")
 
 TASK_HELP = ("task file (tasks/README.md): a path, or the name of a bundled task (fig3, "
-             "large_n1000_m500, recorded_inputs); default fig3, the paper's Fig 3 task")
+             "large_n1000_m500, recorded_inputs, recorded_teacher); default fig3, the "
+             "paper's Fig 3 task")
 
 
 def add_task_argument(p, default: str | None = "fig3") -> None:

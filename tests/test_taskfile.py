@@ -97,7 +97,7 @@ BROKEN = [
     ({"afferents": {"rates_hz": [10], "groups": [{"count": 1, "rate_hz": 3}]}}, "afferents"),
     ({"outputs": 0}, "outputs"),
     ({"outputs": 2.5}, "outputs"),
-    ({"teacher": {}}, "teacher.weights"),
+    ({"teacher": {}}, "teacher"),
     ({"teacher": {"weights": {"distribution": "cauchy"}}}, "teacher.weights.distribution"),
     ({"teacher": {"weights": {"distribution": "uniform", "low": 1, "high": 0}}},
      "teacher.weights.high"),
