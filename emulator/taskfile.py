@@ -23,7 +23,7 @@ import numpy as np
 from fixedpoint import rng
 
 from .params import NeuronParams
-from .task import IDENTITY, Task
+from .task import IDENTITY, Attenuation, Parametrization, Sinh, Task
 
 __all__ = ["TaskError", "TaskSpec", "load_task", "with_weight_range", "resolve_task_path", "bundled_tasks",
            "TASK_DIR", "DEFAULT_TASK"]
@@ -89,6 +89,8 @@ class TaskSpec:
     #: largest |w| expected while learning (parametrization coordinates), 'teacher' (the
     #: teacher's weights, stated explicitly), or None (unknown: the initial weights only)
     weight_range: float | str | None = None
+    #: the weight parametrization f (somatic weight f(w)); chips store somatic weights only
+    f: Parametrization = IDENTITY
     test_samples: int = 50   #: test set: USP samples per trial
     test_steps: int = 500    #: test set: steps of each sample's Poisson train
     test_bin_steps: int = 2000   #: recorded teacher: bin of the count comparison, steps
@@ -115,7 +117,7 @@ class TaskSpec:
         if w_range == "teacher":
             w_range = float(np.max(np.abs(ws)))
         return Task(rates=self.rates.copy(), w_init=w0, w_target=ws, params=self.params,
-                    f=IDENTITY, inputs=self.inputs, w_range=w_range, teacher_spikes=recorded,
+                    f=self.f, inputs=self.inputs, w_range=w_range, teacher_spikes=recorded,
                     test_bin_steps=self.test_bin_steps,
                     test_samples=self.test_samples, test_steps=self.test_steps)
 
@@ -124,6 +126,7 @@ class TaskSpec:
         out = {"name": self.name, "source": self.source, "sha256": self.digest,
                "N": self.N, "M": self.M, "rates_hz": _rate_summary(self.rates),
                "eta_code": self.eta, "rule": self.rule,
+               "parametrization": type(self.f).__name__,
                "expected_weight_range": self.weight_range,
                "test_set": {"samples": self.test_samples,
                             "train_s": self.test_steps * self.params.dt}}
@@ -362,10 +365,7 @@ def validate_task(tree, where: str, base: Path) -> TaskSpec:
         teacher = {"recorded": rec}
     initial = _dist(v, tree["initial_weights"], "initial_weights", N, M)
     weight_range = _weight_range(v, tree.get("expected_weight_range"), N)
-    par = tree.get("parametrization", "identity")
-    if par != "identity":
-        v.err("parametrization", f"must be 'identity' (the chip stores somatic weights; got "
-                                 f"{par!r})")
+    param_f = _parametrization(v, tree.get("parametrization", "identity"), N)
     rule = tree.get("rule", "approx")
     if rule not in ("approx", "euclid"):
         v.err("rule", f"must be one of approx, euclid (got {rule!r})")
@@ -404,9 +404,36 @@ def validate_task(tree, where: str, base: Path) -> TaskSpec:
     return TaskSpec(name=name, description=desc, source=where, digest=h.hexdigest(),
                     rates=rates, M=M, params=params, eta=float(eta), rule=rule,
                     duration_s=duration, trials=trials, seed=seed, teacher=teacher,
-                    initial=initial, inputs=inputs, weight_range=weight_range,
+                    initial=initial, inputs=inputs, weight_range=weight_range, f=param_f,
                     test_samples=test_samples, test_steps=test_steps,
                     test_bin_steps=test_bin_steps)
+
+
+def _parametrization(v: _V, spec, N: int) -> Parametrization:
+    """``identity``, ``{attenuation: {alpha: a | [a_1, ..., a_N]}}`` or
+    ``{sinh: {w_scale: s}}`` (docs/model.md#parametrization)."""
+    key = "parametrization"
+    if spec == "identity":
+        return IDENTITY
+    if not isinstance(spec, dict) or len(spec) != 1:
+        v.err(key, "must be identity, {attenuation: {alpha: a}} or {sinh: {w_scale: s}} "
+                   f"(got {spec!r})")
+    (kind, body), = spec.items()
+    if kind == "attenuation":
+        v.mapping(body, f"{key}.attenuation", ("alpha",), ("alpha",))
+        a = body["alpha"]
+        if isinstance(a, list):
+            if len(a) != N:
+                v.err(f"{key}.attenuation.alpha", f"must hold N = {N} values (got {len(a)})")
+            alpha = [v.number(x, f"{key}.attenuation.alpha[{i}]", 0.0, 1e3, lo_open=True)
+                     for i, x in enumerate(a)]
+        else:
+            alpha = [v.number(a, f"{key}.attenuation.alpha", 0.0, 1e3, lo_open=True)] * N
+        return Attenuation(np.array(alpha))
+    if kind == "sinh":
+        v.mapping(body, f"{key}.sinh", ("w_scale",), ("w_scale",))
+        return Sinh(v.number(body["w_scale"], f"{key}.sinh.w_scale", 0.0, 1e3, lo_open=True))
+    v.err(key, f"must be identity, {{attenuation: ...}} or {{sinh: ...}} (got {kind!r})")
 
 
 def _recording(v: _V, spec, key: str, params: NeuronParams):

@@ -55,6 +55,11 @@ def check_chip(cfg, spec, trials: int, seed: int, eta: float) -> None:
     (learning engine) or the discretization (datapath) of the task names the limit."""
     if cfg.is_float:
         return
+    if not getattr(spec.f, "is_identity", False):
+        raise UsageError(f"task {spec.name} on config {cfg.name}: its weights are parametrized "
+                         f"({type(spec.f).__name__}); the chip stores somatic weights only "
+                         "(parametrization identity): run it with --config float64, or state "
+                         "the task in somatic weights")
     task = spec.build(trials, seed)
     try:
         if cfg.is_learning_engine:

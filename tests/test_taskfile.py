@@ -110,6 +110,10 @@ BROKEN = [
     ({"neuron": {"tau_m": 0.001, "tau_s": 0.003}}, "neuron"),
     ({"neuron": {"gamma": 1}}, "neuron.gamma"),
     ({"parametrization": "sinh"}, "parametrization"),
+    ({"parametrization": {"sinh": {"w_scale": 0}}}, "parametrization.sinh.w_scale"),
+    ({"parametrization": {"attenuation": {"alpha": [0.5, 0.5]}}}, "parametrization.attenuation.alpha"),
+    ({"parametrization": {"attenuation": {"alpha": -1}}}, "parametrization.attenuation.alpha"),
+    ({"parametrization": {"spine": {}}}, "parametrization"),
     ({"rule": "natural"}, "rule"),
     ({"learning_rate": {"code": 2}}, "learning_rate.code"),
     ({"learning_rate": {"code": 0.1, "paper": 0.1}}, "learning_rate"),
@@ -231,3 +235,27 @@ def test_test_set_is_the_files():
     np.testing.assert_array_equal(metrics.test_set(f3, 3),
                                   metrics.test_set(fig3_task(n_trials=2, N=100), 3, 50,
                                                    n_steps=500))
+
+
+def test_parametrizations_run_in_float_and_are_a_named_limit_on_chips(tmp_path, capsys):
+    """attenuation and sinh reach the Task (the neuron sees f(w)); a chip config refuses them
+    in one line naming the limit (chips store somatic weights); float64 runs them."""
+    from emulator.task import Attenuation, Sinh
+    from natgrad.cli import main
+    t = _spec({"parametrization": {"attenuation": {"alpha": 0.5}}}).build(1, 0)
+    assert isinstance(t.f, Attenuation) and np.all(t.f.alpha == 0.5)
+    tree = json.loads(json.dumps(FIG3))
+    tree["parametrization"] = {"sinh": {"w_scale": 0.01}}
+    f = tmp_path / "sinh.yaml"
+    f.write_text(yaml.safe_dump(tree))
+    assert isinstance(load_task(f).build(1, 0).f, Sinh)
+    with pytest.raises(SystemExit) as exc:
+        main(["run", "--task", str(f), "--config", "loihi2", "--steps", "400"])
+    assert exc.value.code == 2
+    err = capsys.readouterr().err
+    assert err.count("\n") == 1 and "stores somatic weights only" in err
+    out = tmp_path / "rep"
+    assert main(["run", "--task", str(f), "--config", "float64", "--steps", "400", "--trials",
+                 "1", "--lava-steps", "0", "--quiet", "--out", str(out)]) == 0
+    rep = json.loads((out / "report.json").read_text())
+    assert rep["provenance"]["task"]["parametrization"] == "Sinh"

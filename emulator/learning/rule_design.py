@@ -913,6 +913,9 @@ def design_for_task(task: Task, eta: float, w_frac: int | None = None, *,
     within 128 LSB (2x headroom to 255); ``Design.choices['w_frac']`` says so.  The
     teacher's weights are never read: a user deploying for real does not have them.
     """
+    if not getattr(task.f, "is_identity", False):
+        raise ValueError(f"the learning engine stores somatic weights only (parametrization "
+                         f"identity); this task's weights are {type(task.f).__name__}")
     mp = dataclasses.replace(mapping or DEFAULT_MAPPING,
                              **{k: kw.pop(k) for k in list(kw) if k in _MAPPING_KW})
     if w_frac is not None:
