@@ -142,11 +142,15 @@ def load_config(name):
         raise UsageError(str(exc))
 
 
-def run_preflight(steps: int, trials: int, synapses: int = 100) -> tuple[float, float]:
-    """(bytes, seconds) estimated for ``natgrad run``: measured about 0.2 GiB plus 12 MiB per
-    trial and 100 synapses (spike chunks of 4000 steps and the records; independent of the
-    number of steps), and :data:`RUN_TRIAL_STEPS_PER_S` (measured with 100 synapses)."""
-    need = 0.25 * 2**30 + trials * synapses * 4000 * 30
+def run_preflight(steps: int, trials: int, afferents: int = 100,
+                  outputs: int = 1) -> tuple[float, float]:
+    """(bytes, seconds) estimated for ``natgrad run``, independent of the number of steps:
+    about 0.25 GiB, plus per trial 12 MiB per 100 afferents (spike and trace chunks of 4000
+    steps) and 6 KiB per synapse (the recorded variables: 41 rows of each; measured 3.05 GiB
+    peak for N = 1000 afferents x M = 500 outputs, one trial); the time from
+    :data:`RUN_TRIAL_STEPS_PER_S` (measured with 100 synapses)."""
+    synapses = afferents * outputs
+    need = 0.25 * 2**30 + trials * (afferents * 4000 * 30 + synapses * 6 * 2**10)
     return need, steps * trials * max(synapses / 100, 1.0) / RUN_TRIAL_STEPS_PER_S
 
 
@@ -168,7 +172,7 @@ def cmd_run(args) -> int:
         raise UsageError(f"--steps {args.steps}: the task's recording holds "
                          f"{spec.inputs.n_steps} steps ({spec.inputs.duration_s:g} s)")
     cfg = load_config(args.config)
-    need, est = run_preflight(args.steps, args.trials, spec.N * spec.M)
+    need, est = run_preflight(args.steps, args.trials, spec.N, spec.M)
     check_fits(f"run --steps {args.steps} --trials {args.trials}", need, est)
     from natgrad.tasks import check_chip
     check_chip(cfg, spec, args.trials, args.seed, spec.eta if args.eta is None else args.eta)

@@ -259,3 +259,16 @@ def test_parametrizations_run_in_float_and_are_a_named_limit_on_chips(tmp_path, 
                  "1", "--lava-steps", "0", "--quiet", "--out", str(out)]) == 0
     rep = json.loads((out / "report.json").read_text())
     assert rep["provenance"]["task"]["parametrization"] == "Sinh"
+
+
+def test_run_preflight_counts_afferents_and_synapses():
+    """The large bundled task (N = 1000, M = 500, one trial; measured 3.05 GiB peak) is
+    estimated at about 3.4 GiB, not refused as if every synapse held spike chunks (the
+    former per-synapse estimate asked for 56 GiB); Fig 3's 4 trials stay under 0.5 GiB."""
+    from natgrad.cli import run_preflight
+    need, _ = run_preflight(20_000, 1, 1000, 500)
+    assert 3.0 * 2**30 < need < 4.0 * 2**30
+    fig3, _ = run_preflight(600_000, 4, 100, 1)
+    assert fig3 < 0.5 * 2**30
+    more, _ = run_preflight(20_000, 1, 1000, 1000)
+    assert more - need == 500 * 1000 * 6 * 2**10
