@@ -22,8 +22,10 @@ class RunResult:
     ``extremes[name]`` is ``(min, max)``, two (B,) arrays: the running minimum and maximum of
     a recordable variable over every step of each trial (over its neurons / afferents),
     counted inside the kernels whatever is recorded (the weights with their initial values);
-    NaN where nothing was seen.  Integer and float64 runs fill it; the learning-engine model
-    does not (empty).
+    NaN where nothing was seen.  Integer and float64 runs fill it with the recordable
+    variables; the learning-engine model with its own
+    (:data:`emulator.learning.extremes.EXTREME_VARIABLES`: traces x1, x2, V, Vq, sigma, e,
+    gamma_s, the post factor, the amount, the carry, the weights and tag_2's residual).
     """
 
     config_name: str

@@ -192,8 +192,25 @@ LE_COUNTERS = {"potential_saturation": ("potential", "saturation"),
                "weight_saturation": ("weights", "saturation"),
                "acc_saturation": ("accumulator", "saturation"),
                "trace_saturation": ("trace", "saturation")}
-#: What the learning-engine model records (its neuron's formats are not the datapath's).
-LE_RECORDABLE = ("weights",)
+#: What the learning-engine model records (its neuron's formats are not the datapath's), in
+#: physical units: the weights, and the state of
+#: :data:`emulator.learning.driver.STATE_RECORDS` (traces x1, x2 in trace units; V and the
+#: coded Vq in mV; sigma; e; gamma_s; hbar; the post factor, the amount with the carry, its
+#: coded form and the carry in post-factor units; tag_2's residual ``tag_2 - d_offset`` in
+#: weight units), plus ``weights_before`` / ``tag_2_before`` one step before each recorded
+#: step.
+LE_RECORDABLE = ("weights", "x1", "x2", "potential", "vq", "sigma", "error", "gamma_s", "hbar",
+                 "post", "amount", "coded", "carry", "tag_2", "weights_before", "tag_2_before")
+
+
+def le_record_scales(d) -> dict:
+    """Physical value of one integer code of every :data:`LE_RECORDABLE` quantity but tag_2
+    (whose residual is ``(code - d_offset)`` times its scale) for a learning-engine Design."""
+    from emulator.learning.extremes import code_scales
+    sc = code_scales(d)
+    sc.update(hbar=2.0 ** -d.neuron.hbar_frac,
+              weights_before=sc["weights"], tag_2_before=sc["tag_2"])
+    return sc
 
 
 def le_counters_dict(counters: dict) -> dict:
@@ -222,15 +239,22 @@ def run_learning_engine(cfg: HwConfig, task: Task, steps: int, seed: int, *, eta
     d = learning.design_for_config(cfg, task, eta)
     res = learning.run(task, steps, seed, d, trials=trials,
                        record_every=record_every if record else 0, chunk_steps=chunk_steps,
-                       backend=backend, parallel=parallel, fused=fused, progress=progress)
+                       backend=backend, parallel=parallel, fused=fused, progress=progress,
+                       record_state=bool(set(record) - {"weights"}))
     res.design = d
     rec = {"weights": res.record_w} if "weights" in record else {}
+    scales = le_record_scales(d)
+    for name in set(record) - {"weights"}:
+        off = d.d_offset if name.startswith("tag_2") else 0
+        rec[name] = (res.record_state[name] - off) * scales[name]
+    from emulator.learning.extremes import extremes_physical
     return RunResult(config_name=cfg.name, steps=steps, seed=seed, trials=res.trials,
                      w_final=res.w_final, w_int=res.w_int,
                      counters=le_counters_dict({**res.counters, **res.synapse_counters}),
                      record=rec,
                      record_t_s=res.record_t_s if record else np.zeros(0), output_spikes=None,
-                     teacher_spikes=res.teacher_spikes, state=res)
+                     teacher_spikes=res.teacher_spikes, state=res,
+                     extremes=extremes_physical(d, res.lo, res.hi))
 
 
 def _store(rec_int, row, st, w_extra) -> None:

@@ -26,6 +26,8 @@ from fixedpoint.recip import recip_table
 
 from emulator.spikes import spike_prefixes, spikes_step
 
+from .extremes import (EX_AMOUNT, EX_CARRY, EX_CODED, EX_ERROR, EX_GAMMA, EX_POST, EX_SIGMA, EX_TAG2,
+                       EX_V, EX_VQ, EX_W, EX_X1)
 from .constants import (A_OUT_BITS, NEURON_COUNTERS, STREAM_D_ROUND, STREAM_EVENT, STREAM_VQ,
                         STREAM_W_ROUND, STREAM_X_ROUND, STREAM_Y_ROUND)
 from .rule_design import Design, u_exponent
@@ -126,6 +128,42 @@ def _word_i(x, lo, hi, counts):
 
 
 @njit(cache=True, inline="always")
+def _ext_i(ext, b, col, x):
+    """Fold value ``x`` into the running extremes ``ext[0, b, col]`` (min), ``ext[1, b, col]``
+    (max)."""
+    if x < ext[0, b, col]:
+        ext[0, b, col] = x
+    if x > ext[1, b, col]:
+        ext[1, b, col] = x
+
+
+@njit(cache=True)
+def _copy_ext(src, dst, lo, hi, b, col):
+    """``dst[:] = src``, folding every value into ``lo[b, col]``, ``hi[b, col]``."""
+    mn = lo[b, col]
+    mx = hi[b, col]
+    for i in range(src.shape[0]):
+        v = src[i]
+        dst[i] = v
+        mn = min(mn, v)
+        mx = max(mx, v)
+    lo[b, col] = mn
+    hi[b, col] = mx
+
+
+@njit(cache=True)
+def _ext_row(lo, hi, b, col, row):
+    """Fold every value of ``row`` into ``lo[b, col]``, ``hi[b, col]``."""
+    mn = lo[b, col]
+    mx = hi[b, col]
+    for i in range(row.shape[0]):
+        mn = min(mn, row[i])
+        mx = max(mx, row[i])
+    lo[b, col] = mn
+    hi[b, col] = mx
+
+
+@njit(cache=True, inline="always")
 def _unit_i(word):
     """uint64 word -> float64 in [0, 1): :func:`emulator.learning.lava_replica._unit`."""
     return np.float64(word >> np.uint64(11)) * 2.0 ** -53
@@ -209,10 +247,15 @@ def _apply_all(ptab, pconst, q0, q1, acc, vy0, vu, bapm, u, trace_bits, syn_bits
 #: ... ``scounts``) and :class:`.neuron.NeuronState` (``a_m`` ... ``sent``), in their formats;
 #: ``events`` (B, M, 2) counts the positive / negative events sent.  ``counts`` and
 #: ``scounts`` are totals over the trials (a parallel run gives each block its own).
+#: ``nlast`` (4, B, M) holds the neuron's ``post``, ``amount``, ``coded`` and ``vq`` (rows
+#: :data:`NLAST_ROWS`); ``ext`` (2, B, N_EXTREMES) the running minima and maxima of
+#: :mod:`.extremes` (integer codes).  Both have the trials on axis 1.
 LEKernelState = collections.namedtuple(
     "LEKernelState", ("W", "xtr", "a_buff", "tx", "ty", "yr", "dtag", "scounts", "a_m", "a_s",
                       "hbar", "gamma", "vlast", "slast", "elast", "plast", "counts", "pend",
-                      "sent", "carry", "events"))
+                      "sent", "carry", "events", "nlast", "ext"))
+#: rows of ``LEKernelState.nlast``: the :class:`.neuron.NeuronState` fields they are
+NLAST_ROWS = ("post", "amount", "coded", "vq")
 #: The design as the kernels read it: :func:`pack`'s arrays, the sigmoid table, the tags and
 #: ``exp(-1/tau)`` of the x traces (2,) and of the y traces (scalar).
 LEKernelConst = collections.namedtuple(
@@ -323,6 +366,7 @@ def _le_step(k, b, spk, yt, r_x, r_y, r_w, pe, pv, seed, trial, c, st, sc):
                 counts[3] += 1
                 g = gtop
             st.gamma[b, m] = g
+            _ext_i(st.ext, b, EX_GAMMA, g)      # gamma_s changes only here (k = 0 included)
         gam = st.gamma[b, m] if use_gamma else np.int64(1) << fg
         g1 = _word_i(_hu_i(gam * s1, fs), np.int64(0), uhi, counts)
         ek = _word_i(_shr_i((e if e >= 0 else -e) * kc[KC_K_MANT], fe + kc[KC_K_SH] - ekf),
@@ -352,6 +396,7 @@ def _le_step(k, b, spk, yt, r_x, r_y, r_w, pe, pv, seed, trial, c, st, sc):
                 lev = np.int64(0)
                 left = amount
             bp = 1 if (lev > 0 and amount > 0) else 0
+            coded = (lev * kc[KC_UNIT_RATIO] if amount > 0 else -lev) << fp
             bap[m] = bp
             y1v[m] = lev * kc[KC_Y_UNIT]
             y2v[m] = kc[KC_Y2_CONST]
@@ -364,6 +409,7 @@ def _le_step(k, b, spk, yt, r_x, r_y, r_w, pe, pv, seed, trial, c, st, sc):
             ev = over or r < mag
             left = (amount - one if amount > 0 else amount + one) if over else np.int64(0)
             p = one if over else mag
+            coded = (one if amount > 0 else -one) if ev else np.int64(0)
             # events -> bap / y1 / y2 (neuron.send_events)
             if ev and amount > 0:
                 pend[b, m, 0] += 1
@@ -412,6 +458,20 @@ def _le_step(k, b, spk, yt, r_x, r_y, r_w, pe, pv, seed, trial, c, st, sc):
         st.slast[b, m] = s
         st.elast[b, m] = e
         st.plast[b, m] = p
+        post = a if e > 0 else -a
+        st.nlast[0, b, m] = post
+        st.nlast[1, b, m] = amount
+        st.nlast[2, b, m] = coded
+        st.nlast[3, b, m] = vq
+        ext = st.ext
+        _ext_i(ext, b, EX_V, v)
+        _ext_i(ext, b, EX_VQ, vq)
+        _ext_i(ext, b, EX_SIGMA, s)
+        _ext_i(ext, b, EX_ERROR, e)
+        _ext_i(ext, b, EX_POST, post)
+        _ext_i(ext, b, EX_AMOUNT, amount)
+        _ext_i(ext, b, EX_CODED, coded)
+        _ext_i(ext, b, EX_CARRY, left)
     # ---- Dense: a_buff for the next step (pre-learning weights)
     for m in range(M):
         acc = np.int64(0)
@@ -437,6 +497,8 @@ def _le_step(k, b, spk, yt, r_x, r_y, r_w, pe, pv, seed, trial, c, st, sc):
         st.yr[b, 1, m] = y2v[m]
         st.yr[b, 2, m] = y3v[m]
     if not last:
+        for jj in range(2):
+            _ext_row(st.ext[0], st.ext[1], b, EX_X1 + jj, xtr[b, jj])
         return
     # ---- learning phase: trace histories through the epoch
     for i in range(N):
@@ -451,7 +513,8 @@ def _le_step(k, b, spk, yt, r_x, r_y, r_w, pe, pv, seed, trial, c, st, sc):
         py = stream_prefix(seed, STREAM_Y_ROUND, kk) if t_per_syn else np.uint64(0)
         for jj in range(2):
             st.scounts[3] += _decay_x(xh[stp - 1, jj], xh[stp, jj], tx[b], stp, dec_x[jj], r_x,
-                                      t_per_syn, px, tb + jj * N, kc[KC_KX], tmax)
+                                      t_per_syn, px, tb + jj * N, kc[KC_KX], tmax, te == 1,
+                                      st.ext[0], st.ext[1], b, EX_X1 + jj, k > 0)
         for m in range(M):
             for jj in range(3):
                 if t_per_syn:
@@ -461,9 +524,13 @@ def _le_step(k, b, spk, yt, r_x, r_y, r_w, pe, pv, seed, trial, c, st, sc):
                 val = dec_y * yh[stp - 1, jj, m]
                 fl = np.floor(val)
                 yh[stp, jj, m] = np.int64(fl) + (1 if ryy < val - fl else 0)
-    for i in range(N):
+    if te == 1:                  # extremes: at the impulses (_decay_x) and chunk ends
+        for i in range(N):
+            for jj in range(2):
+                xtr[b, jj, i] = xh[te, jj, i]
+    else:
         for jj in range(2):
-            xtr[b, jj, i] = xh[te, jj, i]
+            _copy_ext(xh[te, jj], xtr[b, jj], st.ext[0], st.ext[1], b, EX_X1 + jj)
     u = 1 if ((k + 1) // te) % (np.int64(1) << kc[KC_U_K]) == 0 else 0
     pw = stream_prefix(seed, STREAM_W_ROUND, k)
     pd = stream_prefix(seed, STREAM_D_ROUND, k)
@@ -526,19 +593,33 @@ def _le_step(k, b, spk, yt, r_x, r_y, r_w, pe, pv, seed, trial, c, st, sc):
         n_dsat = np.int64(0)
         n_sat = np.int64(0)
         base = tb + m * N     # tb | (m N + i): the synapse's random-word index
+        wmn = st.ext[0, b, EX_W]
+        wmx = st.ext[1, b, EX_W]
         for i in range(N):
             qq = _round_acc(accw[i], acc_shift, w_per_syn, pw, base + i, thr)
             n_wsat += 1 if (qq < -wtop or qq > wtop - 1) else 0
-            wrow[i] = saturate(qq, -wtop, wtop - 1)
+            wq = saturate(qq, -wtop, wtop - 1)
+            wrow[i] = wq
+            wmn = min(wmn, wq)
+            wmx = max(wmx, wq)
             n_sat += satw[i]
+        st.ext[0, b, EX_W] = wmn
+        st.ext[1, b, EX_W] = wmx
         if has_d:
+            dmn = st.ext[0, b, EX_TAG2]
+            dmx = st.ext[1, b, EX_TAG2]
             for i in range(N):
                 ad = accd[i]
                 n_dsat += 1 if ad < 0 else 0
                 qd = _round_acc(max(ad, np.int64(0)), acc_shift, w_per_syn, pd, base + i, thr)
                 n_dsat += 1 if qd > wtop - 1 else 0
-                drow[i] = min(qd, wtop - 1)          # tag_2: unsigned 8 bits (Lava W_TAG_2_U)
+                dq = min(qd, wtop - 1)               # tag_2: unsigned 8 bits (Lava W_TAG_2_U)
+                drow[i] = dq
+                dmn = min(dmn, dq)
+                dmx = max(dmx, dq)
                 n_sat += satd[i] & (1 - satw[i])
+            st.ext[0, b, EX_TAG2] = dmn
+            st.ext[1, b, EX_TAG2] = dmx
         scounts[0] += n_dsat
         scounts[1] += n_wsat
         scounts[2] += n_sat
@@ -549,12 +630,22 @@ def _le_step(k, b, spk, yt, r_x, r_y, r_w, pe, pv, seed, trial, c, st, sc):
 
 
 @njit(cache=True)
-def _decay_x(prev, out, txb, stp, dec, r_x, per_syn, px, idx0, kx, tmax):
+def _decay_x(prev, out, txb, stp, dec, r_x, per_syn, px, idx0, kx, tmax, note, lo, hi, b, col,
+             with_prev):
     """One step of an x trace over the afferents: ``floor(dec x) + (r < frac)`` with Lava's
     shared number ``r_x`` or a word of stream ``px`` per afferent (index ``idx0 + i``), then
     the impulse ``kx`` where the afferent spiked at epoch step ``stp`` (clipped to ``tmax``).
-    Returns how many impulses the clip cut."""
+    Returns how many impulses the clip cut.
+
+    ``note`` (one-step epochs only): fold into ``lo[b, col]``, ``hi[b, col]`` the traces'
+    extremes at the impulses: the value after the impulse and (``with_prev``: not the run's
+    first step) the value stored the step before.  A decay never raises a trace nor takes it
+    below 0, so each afferent's largest value follows an impulse and its smallest precedes
+    one or ends the run: with the traces at the end of every chunk (:func:`_ext_row`) these
+    are the extremes over every step, at a cost only where an afferent spiked."""
     n_sat = 0
+    mn = lo[b, col]
+    mx = hi[b, col]
     for i in range(prev.shape[0]):
         if per_syn:
             r = _unit_i(random_bits_from_prefix(px, idx0 + i))
@@ -565,9 +656,18 @@ def _decay_x(prev, out, txb, stp, dec, r_x, per_syn, px, idx0, kx, tmax):
         nv = np.int64(fl) + (1 if r < val - fl else 0)
         if txb[i] == stp:
             n_sat += 1 if nv + kx > tmax else 0
-            out[i] = min(nv + kx, tmax)
+            v = min(nv + kx, tmax)
+            out[i] = v
+            if note:
+                mx = max(mx, v)
+                mn = min(mn, v)
+                if with_prev:
+                    mn = min(mn, prev[i])
         else:
             out[i] = nv
+    if note:
+        lo[b, col] = mn
+        hi[b, col] = mx
     return n_sat
 
 
@@ -683,6 +783,16 @@ def _event_prefixes(seed, k0, T):
     return pe, pv
 
 
+@njit(cache=True)
+def _traces_ext(st, b, n_steps):
+    """The traces of trial ``b`` as stored after a chunk of ``n_steps`` steps (if any), folded
+    into the running extremes (with those at the impulses, :func:`_decay_x`, the extremes over
+    every step)."""
+    if n_steps > 0:
+        for jj in range(2):
+            _ext_row(st.ext[0], st.ext[1], b, EX_X1 + jj, st.xtr[b, jj])
+
+
 def _chunk_impl(c, X, Y, rx, ry, rw, k0, seed, trials, st, rec_every, rec, row0):
     """Steps ``k0 .. k0 + n - 1`` of neuron + LearningDense on ``st``, in place; returns the
     next free row of ``rec``.
@@ -705,6 +815,7 @@ def _chunk_impl(c, X, Y, rx, ry, rw, k0, seed, trials, st, rec_every, rec, row0)
                      trial, c, st, sc)
             if rec_every > 0 and (k + 1) % rec_every == 0:
                 rec[row0 + (k + 1) // rec_every - k0 // rec_every - 1, b] = st.W[b]
+        _traces_ext(st, b, n)
     if rec_every > 0:
         return row0 + (k0 + n) // rec_every - k0 // rec_every
     return row0
@@ -733,6 +844,7 @@ def _fused_impl(c, sp, T, rx, ry, rw, k0, seed, trials, st, rec_every, rec, row0
                      st, sc)
             if rec_every > 0 and (k + 1) % rec_every == 0:
                 rec[row0 + (k + 1) // rec_every - k0 // rec_every - 1, b] = st.W[b]
+        _traces_ext(st, b, T)
     if rec_every > 0:
         return row0 + (k0 + T) // rec_every - k0 // rec_every
     return row0
@@ -756,7 +868,8 @@ def kernel_const(d: Design, products) -> LEKernelConst:
 
 def _block(st: LEKernelState, b0: int, b1: int) -> LEKernelState:
     """Trials b0:b1 of ``st`` (views, updated in place) with counters of their own."""
-    return LEKernelState(**{f: (np.zeros_like(a) if f in ("counts", "scounts") else a[b0:b1])
+    return LEKernelState(**{f: (np.zeros_like(a) if f in ("counts", "scounts") else
+                                a[:, b0:b1] if f in ("nlast", "ext") else a[b0:b1])
                             for f, a in st._asdict().items()})
 
 

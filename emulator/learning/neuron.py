@@ -85,6 +85,16 @@ class NeuronState:
     carry: np.ndarray = None
     #: (B, M, 2) positive / negative events (graded: levels) sent
     events: np.ndarray = None
+    #: (B, M) last step's own signed post factor before the carry, units E 2**-prob_frac
+    post: np.ndarray = None
+    #: (B, M) last step's signed post amount with the carried excess (what was coded), same units
+    amount: np.ndarray = None
+    #: (B, M) what the last step's coding drew for that amount, signed, same units: graded
+    #: ``+-L E`` (``E = unit_ratio E_n`` if positive, ``E_n`` if negative), events ``+-E_q``
+    #: or 0 (drawn this step; with t_epoch > 1 it may be sent later)
+    coded: np.ndarray = None
+    #: (B, M) last step's coded potential ``y3 - y_offset`` (graded: ``L V``), units v_lsb mV
+    vq: np.ndarray = None
 
 
 def _gamma_from_hbar(d: Design, hbar: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
@@ -129,7 +139,8 @@ def neuron_init(d: Design, w_init_int: np.ndarray) -> NeuronState:
     st = NeuronState(a_m=z(), a_s=z(), hbar=hbar, gamma=z(), v=z(), sigma=z(), err=z(), p=z(),
                      counts=np.zeros(len(NEURON_COUNTERS), np.int64),
                      pend=np.zeros((b, m, 2), np.int64), sent=z(), carry=z(),
-                     events=np.zeros((b, m, 2), np.int64))
+                     events=np.zeros((b, m, 2), np.int64), post=z(), amount=z(), coded=z(),
+                     vq=z())
     st.gamma = _gamma_from_hbar(d, hbar)[0]
     return st
 
@@ -210,6 +221,7 @@ def neuron_step(d: Design, st: NeuronState, a_in: np.ndarray, y: np.ndarray, k: 
         st.events[..., 0] += np.where(pos, level, 0)
         st.events[..., 1] += np.where(level > 0, level, 0) * (1 - bap)
         vmul = level
+        coded = np.where(amount > 0, level * d.unit_ratio, -level) << fp
     else:
         # events: P(event) = |amount| / E_q; beyond 1 the event is sure and the excess waits
         one = np.int64(1) << fp
@@ -220,6 +232,7 @@ def neuron_step(d: Design, st: NeuronState, a_in: np.ndarray, y: np.ndarray, k: 
         st.events[..., 0] += (y2 > 0) if d.all_y0 else bap
         st.events[..., 1] += y1 > 0
         vmul = np.int64(1)
+        coded = np.where(event, np.sign(amount) * one, 0)
     if (k + 1) % d.engine.t_epoch == 0 or d.encoding == "events":
         st.counts[1] += int(np.count_nonzero(amount_left))     # excess beyond one step
     st.carry = _saturate_carry(d, st, amount_left)
@@ -237,6 +250,7 @@ def neuron_step(d: Design, st: NeuronState, a_in: np.ndarray, y: np.ndarray, k: 
         vq = np.clip(vq, -yo, yo - 1)
     y3 = vq + yo
     st.v, st.sigma, st.err, st.p = v, s, e, p
+    st.post, st.amount, st.coded, st.vq = np.where(e > 0, a, -a), amount, coded, vq
     return bap, y1, y2, y3
 
 
