@@ -143,30 +143,137 @@ def updates(rec_fixed: dict, rec_float: dict, task, lsb_w: float) -> dict | None
     need = {"post", "usp", "potential", "weights"}
     if not need <= set(rec_fixed) or not need <= set(rec_float):
         return None
+    ux, uf = float_update(rec_fixed, task) / lsb_w, float_update(rec_float, task) / lsb_w
+    return update_stats(ux, uf)
+
+
+def float_update(rec: dict, task) -> np.ndarray:
+    """The approximate rule's weight update ``P B`` (weight units, (n_rec, B, M, N)) in float
+    arithmetic from recorded ``post`` P (1), ``usp`` x (mV), ``potential`` V (mV) and
+    ``weights`` w: ``P [c_eps x_i / r_i - c_eps c_u + c_w V w_i]``."""
     p = task.params
     with np.errstate(divide="ignore"):
         homo = np.where(task.rates > 0, p.c_eps / np.where(task.rates > 0, task.rates, 1.0), 0.0)
+    b = (homo * rec["usp"])[:, :, None, :] - p.c_eps * p.c_u \
+        + p.c_w * rec["potential"][..., None] * rec["weights"]
+    return rec["post"][..., None] * b
 
-    def dw(rec):
-        b = (homo * rec["usp"])[:, :, None, :] - p.c_eps * p.c_u \
-            + p.c_w * rec["potential"][..., None] * rec["weights"]
-        return rec["post"][..., None] * b
 
-    ux, uf = dw(rec_fixed) / lsb_w, dw(rec_float) / lsb_w
+#: Edges of the update-size histogram, weight LSB: 0, 2**-12 .. 2**6.
+UPDATE_EDGES = np.concatenate([[0.0], 2.0 ** np.arange(-12, 7)])
+
+
+def update_stats(ux: np.ndarray, uf: np.ndarray) -> dict:
+    """Size histogram (:data:`UPDATE_EDGES`) of the chip's updates ``ux`` (weight LSB,
+    (n_rec, ...)), the share below half an LSB, the median size and the mean cosine (over the
+    recorded steps) between ``ux`` and the float updates ``uf`` (same shape)."""
     a = np.abs(ux).ravel()
     total = float(a.sum())
-    edges = np.concatenate([[0.0], 2.0 ** np.arange(-12, 7)])
+    edges = UPDATE_EDGES
     hist, _ = np.histogram(np.minimum(a, edges[-1]), bins=edges)
-    fx, ff = ux.reshape(ux.shape[0], -1), uf.reshape(uf.shape[0], -1)
-    num = np.sum(fx * ff, axis=1)
-    den = np.linalg.norm(fx, axis=1) * np.linalg.norm(ff, axis=1)
-    cos = num[den > 0] / den[den > 0]
+    cos = _cosines(ux, uf)
     return {"size_hist_edges_lsb": edges.tolist(), "size_hist_counts": hist.tolist(),
             "n_updates": int(a.size),
             "fraction_below_half_lsb": float(np.mean(a < 0.5)) if a.size else None,
             "magnitude_share_below_half_lsb": float(a[a < 0.5].sum() / total) if total > 0 else None,
             "median_size_lsb": float(np.median(a)) if a.size else None,
             "cosine_fixed_vs_float": float(np.mean(cos)) if cos.size else None}
+
+
+def _cosines(ux: np.ndarray, uf: np.ndarray) -> np.ndarray:
+    """Cosine between ``ux`` and ``uf`` per recorded step (axis 0), where both are nonzero."""
+    fx, ff = ux.reshape(ux.shape[0], -1), uf.reshape(uf.shape[0], -1)
+    num = np.sum(fx * ff, axis=1)
+    den = np.linalg.norm(fx, axis=1) * np.linalg.norm(ff, axis=1)
+    return num[den > 0] / den[den > 0]
+
+
+def le_effective_weights(rec: dict, suffix: str = "") -> np.ndarray:
+    """A learning-engine record's weights with their hidden bits: the visible weights plus
+    tag_2's residual (both in weight units, as :data:`emulator.runner.LE_RECORDABLE`)."""
+    return rec["weights" + suffix] + rec["tag_2" + suffix]
+
+
+def le_local_references(rec: dict, rec_float: dict, task, d, eta: float) -> dict:
+    """What float arithmetic gives on a learning-engine run's OWN recorded state (physical
+    units), per variable that has a float counterpart; the local error is ``chip - this``.
+
+    ``rec``: the run's records (:data:`emulator.runner.LE_RECORDABLE`); ``rec_float``: the
+    float64 run's on the same spikes (its traces and USP do not depend on learning); ``d``:
+    the run's :class:`emulator.learning.Design`.
+
+    * ``x1``, ``x2``: ``k_x`` times the float traces a_m, a_s on the same spikes
+    * ``potential``: the chip's visible weights one step before (those Dense used) times the
+      float USP: V's error includes the filters' rounding and the weights' own recent changes
+    * ``vq``: ``L V`` of the chip's V (L = the step's level, graded; 1 for events), only at
+      steps that sent a level (NaN elsewhere)
+    * ``sigma``: the exact sigmoid of the chip's V; ``error``: the teacher count minus
+      phi_max dt times the chip's sigma
+    * ``gamma_s``: the exact 1 / E[sigma (1 - sigma)^2] for V ~ N(m, v) of the chip's weights
+    * ``post``: eta gamma_s (1 - sigma) e of the chip's gamma_s, sigma and e
+    * ``coded``: the amount that was coded (the post factor plus the carry)
+    * ``weights`` (with hidden bits): the weights one step before plus the float update
+      ``P B`` from the chip's own post factor, V and weights (and the float USP)
+    """
+    from emulator.reference import gauss_moments
+    p = task.params
+    k_x = float(d.k_x)
+    v = rec["potential"]
+    out = {"x1": k_x * rec_float["trace_m"], "x2": k_x * rec_float["trace_s"],
+           "potential": np.einsum("rbmn,rbn->rbm", rec["weights_before"], rec_float["usp"]),
+           "sigma": expit(p.beta * (v - p.theta))}
+    if d.mapped_rule == "approx":
+        if d.encoding == "graded":
+            unit = np.where(rec["coded"] > 0, d.unit_ratio * d.e_q, d.e_q)
+            level = np.rint(np.abs(rec["coded"]) / unit)
+        else:
+            level = np.ones(v.shape)
+        out["vq"] = np.where(level > 0, level * v, np.nan)
+    phidt = p.phi_max * p.dt
+    y = np.rint(rec["error"] + phidt * rec["sigma"])
+    out["error"] = y - phidt * rec["sigma"]
+    w = rec["weights"]
+    m = w @ task.rates
+    var = (w * w) @ task.rates / p.c_eps
+    out["gamma_s"] = 1.0 / gauss_moments(m, np.maximum(var, 1e-9), p)[0]
+    gam = rec["gamma_s"] if d.mapped_rule == "approx" else 1.0
+    out["post"] = eta * gam * (1.0 - rec["sigma"]) * rec["error"]
+    out["coded"] = rec["amount"]
+    before = le_effective_weights(rec, "_before")
+    out["weights"] = before + float_update(
+        {"post": rec["post"], "usp": rec_float["usp"], "potential": v, "weights": before}, task)
+    return out
+
+
+def le_updates(rec: dict, rec_float: dict, task, d) -> dict:
+    """Weight updates of a learning-engine run at its recorded steps, in weight LSB.
+
+    The histogram and shares (:func:`update_stats`) are of the update the step asks for,
+    before the engine's roundings: ``P B`` in float from the chip's own post factor, V and
+    weights (with hidden bits) one step before, and the float USP; the cosine is against the
+    float run's own updates.  ``realised``: the change of the weights with hidden bits over
+    the step (weights and tag_2 before and after it; multiples of 2**-hidden_bits LSB), its
+    histogram, its error against the update asked for and its cosine against float.
+    """
+    lsb = d.lsb_w
+    before = le_effective_weights(rec, "_before")
+    asked = float_update({"post": rec["post"], "usp": rec_float["usp"],
+                          "potential": rec["potential"], "weights": before}, task) / lsb
+    uf = float_update(rec_float, task) / lsb
+    out = update_stats(asked, uf)
+    done = (le_effective_weights(rec) - before) / lsb
+    hist, _ = np.histogram(np.minimum(np.abs(done).ravel(), UPDATE_EDGES[-1]), bins=UPDATE_EDGES)
+    err = done - asked
+    cos = _cosines(done, uf)
+    out["realised"] = {
+        "quantum_lsb": 2.0 ** -d.hidden_bits,
+        "size_hist_counts": hist.tolist(),
+        "fraction_zero": float(np.mean(done == 0)) if done.size else None,
+        "error_vs_asked": error_split(done, asked, 1.0) if done.size else None,
+        "mean_asked_lsb": float(np.mean(asked)) if asked.size else None,
+        "mean_realised_lsb": float(np.mean(done)) if done.size else None,
+        "cosine_realised_vs_float": float(np.mean(cos)) if cos.size else None}
+    return out
 
 
 def leader_story(t_s, approx, euclid) -> dict:

@@ -556,7 +556,8 @@ def run_main_job(cfg: HwConfig, steps: int, seed: int, trials: int = 4, out: Pat
     if cfg.is_float:
         why = ("the config is float64 itself: its run is the float reference, so it has no "
                "formats, no quantization error, no weight LSB and no third-factor coding")
-        report["not_applicable"] = {"variables": why, "updates": why, "third_factor": why}
+        report["not_applicable"] = {"variables": why, "updates": why, "third_factor": why,
+                                    "counters": why + "; nothing saturates or underflows"}
     deployment = (_judged_deployment(cfg, fx, task, seed, eta,
                                      None if task_spec is None else task_spec.source,
                                      None if task_spec is None else task_spec.weight_range)

@@ -54,7 +54,11 @@ def _fig_weights(report, fl, fx, path):
     plt.close(fig)
 
 
-def _errors(report, fl, fx):
+def _errors(report, fl, fx, series=None):
+    """Chip minus float per variable, in LSB of the chip's format (``series['errors']`` when
+    given: the learning engine's, whose variables are not the float run's records)."""
+    if series is not None:
+        return series["errors"]
     out = {}
     for name, row in report["variables"].items():
         out[name] = (fx.record[name] - fl.record[name]) / row["lsb"]
@@ -96,23 +100,27 @@ def _fig_err_hist(errs, path):
     plt.close(fig)
 
 
-def _fig_range(report, fl, path):
+def _fig_range(report, fl, path, values=None):
     """hls4ml-style: observed |value| spread (log2) against the format's [LSB, max]: the 1st
     percentile and the median of the float run's recorded steps, its largest |value| over
-    every step (the running extremes of the report's table)."""
+    every step (the running extremes of the report's table).  ``values``: the recorded
+    values per variable when they are not the float run's records (the learning engine's:
+    the float counterpart, or the chip's own for a variable without one)."""
     names = list(report["variables"])
     clipped = False
     fig, ax = plt.subplots(figsize=(7, 0.5 * len(names) + 1.5))
     for n, name in enumerate(names):
         row = report["variables"][name]
-        a = np.abs(fl.record[name].ravel())
-        a = a[a > 0]
+        a = np.abs(np.asarray(values[name] if values is not None else fl.record[name]).ravel())
+        a = a[np.isfinite(a) & (a > 0)]
         top = max(abs(row["range_lo"]), abs(row["range_hi"]))
         ax.plot([np.log2(row["lsb"]), np.log2(top)], [n, n], color="lightgray", lw=10,
                 solid_capstyle="butt", label="representable [LSB, max]" if n == 0 else None)
         if a.size:
             lo, med, hi = np.log2(np.percentile(a, [1, 50, 100]))
-            peak = max(abs(row["float_min"]), abs(row["float_max"]))
+            ends = [row["float_min"], row["float_max"]] if row["float_min"] is not None \
+                else [row["chip_min"], row["chip_max"]]
+            peak = max(abs(v) for v in ends)
             if peak > 0:                   # every step, not only the recorded ones
                 hi = max(hi, np.log2(peak))
             floor = np.log2(row["lsb"]) - 8           # tails far below the LSB are clipped
@@ -158,12 +166,19 @@ def _markdown(report) -> str:
                   f"`{dep['files']}` holds exactly the design this report judged (design digest "
                   f"`{dep['design_digest'][:16]}...`); `{dep['same_as']}` writes the same bits.", ""]
     if report["variables"]:
+        le = report["config"]["kind"] == "learning_engine"
         lines += ["## Per-variable error, in LSB of the fixed format", "",
                   "*Local* = the chip's value against float arithmetic on the chip's own state "
-                  "at the same step (rounding alone; V and gamma_s use the recorded weights, "
-                  "which are those after the step's update, so theirs includes one update). *Trajectory* = the chip's value against "
+                  "at the same step " + (
+                      "(each variable's reference is listed below the table)"
+                      if le else "(rounding alone; V and gamma_s use the recorded weights, "
+                      "which are those after the step's update, so theirs includes one "
+                      "update)") + ". *Trajectory* = the chip's value against "
                   "the float run's at the same step (includes the divergence of the two runs). "
-                  "SNR = spread of the signal / RMS error.", "",
+                  "SNR = spread of the signal / RMS error." + (
+                      " The weights include their hidden bits (tag_2); a variable without a "
+                      "float counterpart shows '-' and says why below." if le else ""), ""]
+        lines += [
                   "| variable | format | local bias | local noise | local SNR | trajectory bias | "
                   "trajectory noise | trajectory SNR |", "|---|---|---|---|---|---|---|---|"]
         for name, r in report["variables"].items():
@@ -171,9 +186,21 @@ def _markdown(report) -> str:
             lb = f"{loc['bias_lsb']:.3g}" if loc else "-"
             ln = f"{loc['noise_lsb']:.3g}" if loc else "-"
             ls = _num(loc.get("snr")) if loc else "-"
-            lines.append(f"| {name} | {r['format']} | {lb} | {ln} | {ls} | "
-                         f"{tra.get('bias_lsb', 0):.3g} | {tra.get('noise_lsb', 0):.3g} | "
-                         f"{_num(tra.get('snr'))} |")
+            tb, tn = ((f"{tra['bias_lsb']:.3g}", f"{tra['noise_lsb']:.3g}") if tra
+                      else ("-", "-"))
+            lines.append(f"| {name} | {r['format']} | {lb} | {ln} | {ls} | {tb} | {tn} | "
+                         f"{_num(tra.get('snr')) if tra else '-'} |")
+        if le:
+            lines.append("")
+            for name, r in report["variables"].items():
+                what = []
+                if r.get("local_reference"):
+                    what.append(f"local against {r['local_reference']}")
+                if r.get("no_local"):
+                    what.append(f"no local reference: {r['no_local']}")
+                if r.get("no_trajectory") and r.get("no_trajectory") != r.get("no_local"):
+                    what.append(f"no trajectory: {r['no_trajectory']}")
+                lines.append(f"* **{name}**: " + "; ".join(what) + ".")
         lines += ["", "![error over time](error_over_time.png)", "",
                   "![error histograms](error_histograms.png)", "",
                   "## Overflow, saturation, underflow and headroom", "",
@@ -190,8 +217,10 @@ def _markdown(report) -> str:
             first = ", ".join(f"{k} @ {v}" for k, v in r["first_step"].items()) or "-"
             head = "-" if r["headroom_bits"] is None else f"{r['headroom_bits']:.2f}"
             chip = (f"[{r['chip_min']:.3g}, {r['chip_max']:.3g}]" if "chip_min" in r else "-")
+            flr = (f"[{r['float_min']:.3g}, {r['float_max']:.3g}]"
+                   if r.get("float_min") is not None else "- (no float counterpart)")
             lines.append(f"| {name} | {r['overflow']} | {r['saturation']} | {r['underflow']} | "
-                         f"{first} | [{r['float_min']:.3g}, {r['float_max']:.3g}] | {chip} | "
+                         f"{first} | {flr} | {chip} | "
                          f"[{r['range_lo']:.3g}, {r['range_hi']:.3g}] | {head} |")
         lines += ["", "![range use](range_use.png)", ""]
     u = report.get("updates")
@@ -205,6 +234,22 @@ def _markdown(report) -> str:
                   f"rounding). Cosine between chip and float updates: "
                   f"{_num(u['cosine_fixed_vs_float'])}.", "",
                   "![update sizes](update_sizes.png)", ""]
+        real = u.get("realised")
+        if real:
+            err = real.get("error_vs_asked") or {}
+            lines += [f"Realised on the chip (the weights with hidden bits after minus before "
+                      f"the step, in multiples of {real['quantum_lsb']:g} LSB): "
+                      f"{100 * (real['fraction_zero'] or 0):.1f} % of the updates are 0; "
+                      f"against the update asked for, bias {_num(err.get('bias_lsb'))} and "
+                      f"noise {_num(err.get('noise_lsb'))} LSB; cosine with float "
+                      f"{_num(real['cosine_realised_vs_float'])}.", ""]
+    tf = report.get("third_factor")
+    if tf:
+        lines += ["## Third factor", ""] + _third_factor_lines(tf) + [""]
+    na = report.get("not_applicable")
+    if na:
+        lines += ["## Sections not applicable", ""] + [f"* {k}: {v}." for k, v in na.items()] \
+            + [""]
     x = report["crosscheck"]
     verdict = ("not run: " + x.get("detail", "")) if x.get("lava_bit_exact") is None else (
         "bit-exact" if x["lava_bit_exact"] else "MISMATCH")
@@ -213,6 +258,36 @@ def _markdown(report) -> str:
               "## Provenance", "", "```", json.dumps(report["provenance"], indent=1),
               json.dumps(report["config"]["tree"], indent=1), "```", ""]
     return "\n".join(lines)
+
+
+def _third_factor_lines(tf: dict) -> list[str]:
+    """The third-factor section: the coding, and what was sent, carried and clipped."""
+    if "sent_positive" not in tf:                       # the datapath's one word
+        return [f"The post factor travels as {tf['coding']}; it saturated "
+                f"{tf['saturations']} times in {tf['neuron_steps']} neuron steps "
+                f"({100 * tf['saturated_share']:.3g} %)."]
+    unit = tf["sent_unit"]
+    coding = (f"graded levels 0..{tf['levels']} (E_n = {tf['E_n']:.3g} negative, E_p = "
+              f"{tf['E_p']:.3g} positive, y1 = {tf['y_unit']} per level)"
+              if tf["coding"] == "graded" else f"events of E_q = {tf['E_n']:.3g}")
+    out = [f"The post factor travels as {coding}, every {tf['t_epoch']} step(s). "
+           f"Sent: {tf['sent_positive']} positive and {tf['sent_negative']} negative {unit} "
+           f"in {tf['neuron_steps']} neuron steps ({tf['sent_per_neuron_step']:.3g} per step). "
+           f"Carried: {tf['carries']} steps ({100 * tf['carry_share']:.3g} %) left post factor "
+           f"for later steps" + (f" (RMS {tf['carry_rms_in_E_n']:.3g} E_n at the recorded "
+                                 "steps" + (f", at most {tf['carry_max_abs_in_E_n']:.3g} E_n"
+                                            if "carry_max_abs_in_E_n" in tf else "") + ")"
+                                 if "carry_rms_in_E_n" in tf else "") + ".", "",
+           "| counter | count |", "|---|---|"]
+    for key in ("carry_saturations", "vq_saturations", "gamma_saturations", "word_saturations",
+                "input_saturations", "tag_2_saturations", "accumulator_saturations",
+                "weight_saturations", "trace_saturations"):
+        out.append(f"| {key.replace('_', ' ')} | {tf[key]} |")
+    lev = tf.get("level_counts_at_recorded_steps")
+    if lev:
+        out += ["", "Signed levels coded at the recorded steps: "
+                + ", ".join(f"{k}: {v}" for k, v in lev.items()) + "."]
+    return out
 
 
 def _num(x) -> str:
@@ -326,19 +401,23 @@ def _esc(text: str) -> str:
     return t
 
 
-def write_report(report: dict, fl, fx, out: Path, extra=None) -> None:
+def write_report(report: dict, fl, fx, out: Path, extra=None, series=None) -> None:
     """Write every report file into ``out`` (atomically per file set); ``extra(folder)``
-    adds further files (the judged design's deployment) to the same set."""
+    adds further files (the judged design's deployment) to the same set.  ``series``:
+    ``{'errors': {name: chip - float in LSB}, 'values': {name: recorded values}}`` for the
+    error and range figures when the variables are not the float run's records (the
+    learning engine's)."""
     out = Path(out)
     tmp = Path(tempfile.mkdtemp(prefix=".natgrad-", dir=out))
     try:
         _fig_learning(report, tmp / "learning_curves.png")
         _fig_weights(report, fl, fx, tmp / "weight_trajectories.png")
         if report["variables"]:
-            errs = _errors(report, fl, fx)
+            errs = _errors(report, fl, fx, series)
             _fig_err_time(report, errs, fl.record_t_s, tmp / "error_over_time.png")
             _fig_err_hist(errs, tmp / "error_histograms.png")
-            _fig_range(report, fl, tmp / "range_use.png")
+            _fig_range(report, fl, tmp / "range_use.png",
+                       None if series is None else series["values"])
         if report.get("updates"):
             _fig_updates(report, tmp / "update_sizes.png")
         md = _markdown(report)

@@ -81,6 +81,78 @@ def test_main_job_report(tmp_path):
     assert "data:image/png;base64" in (out / "report.html").read_text()
 
 
+BUNDLED = sorted(p.stem for p in (Path(__file__).resolve().parents[1] / "hw_configs").glob("*.yaml"))
+#: the report's sections that hold results (each must be filled or declared not applicable)
+SECTIONS = ("verdict", "curves", "variables", "updates", "weights", "counters", "third_factor",
+            "crosscheck", "provenance")
+FIGURES = ("learning_curves.png", "weight_trajectories.png", "error_over_time.png",
+           "error_histograms.png", "range_use.png", "update_sizes.png")
+
+
+@pytest.mark.timeout(600)
+@pytest.mark.parametrize("name", BUNDLED)
+def test_every_bundled_config_fills_every_report_section(name, tmp_path, capsys):
+    """natgrad run --config NAME (tiny) leaves no report section empty or null: a section
+    without content on this config (float64 against itself) is named, with the reason, in
+    ``not_applicable``; every chip config gets the per-variable table, the update histogram,
+    the third factor and every figure."""
+    out = tmp_path / "rep"
+    out.mkdir()
+    assert main(["run", "--config", name, "--steps", "2000", "--trials", "1",
+                 "--lava-steps", "0", "--out", str(out)]) in (0, None)
+    capsys.readouterr()
+    rep = json.loads((out / "report.json").read_text())
+    na = rep.get("not_applicable", {})
+    for sec in SECTIONS:
+        if rep.get(sec) in (None, {}, []):
+            assert sec in na and len(na[sec]) > 20, (name, sec)
+    if rep["config"]["kind"] == "float64":
+        assert set(na) == {"variables", "updates", "third_factor", "counters"}
+        return
+    assert na == {}, na
+    for fig in FIGURES:
+        assert (out / fig).stat().st_size > 0, (name, fig)
+    md = (out / "report.md").read_text()
+    assert "## Third factor" in md and "## Weight updates" in md
+    # the error e peaks at +1 at a teacher spike: only the every-step extremes see it
+    err = rep["variables"]["error"]
+    assert err["range_from"] == "every step" and err["chip_max"] > 0.9
+    u = rep["updates"]
+    assert sum(u["size_hist_counts"]) == u["n_updates"] == 40 * rep["N"] * rep["M"]
+    tf = rep["third_factor"]
+    for row_name, row in rep["variables"].items():
+        assert row["chip_min"] <= row["chip_max"], (name, row_name)
+        assert ("local" in row) != ("no_local" in row) or rep["config"]["kind"] == "fixed"
+    if rep["config"]["kind"] != "learning_engine":
+        assert tf["saturations"] == rep["counters"]["post"]["saturation"]
+        return
+    v = rep["variables"]
+    assert set(v) == {"x1", "x2", "potential", "vq", "sigma", "error", "gamma_s", "post",
+                      "coded", "carry", "weights"}
+    for row_name, row in v.items():
+        assert ("trajectory" in row) != ("no_trajectory" in row), row_name
+        assert row["range_from"] == "every step", row_name
+    assert "no float counterpart" in v["carry"]["no_local"]
+    # traces against k_x times the float traces on the same spikes: within about one LSB
+    # (the stochastic rounding of the decay); one step off they differ by several
+    for x in ("x1", "x2"):
+        assert abs(v[x]["local"]["bias_lsb"]) < 0.3 and v[x]["local"]["noise_lsb"] < 1.5, x
+        assert v[x]["chip_max"] <= 127 and v[x]["headroom_bits"] >= 0
+    # the neuron's post factor against float arithmetic on its own gamma_s, sigma, e
+    assert abs(v["post"]["local"]["bias_lsb"]) < 0.1 and v["post"]["local"]["noise_lsb"] < 1
+    assert v["sigma"]["local"]["rms_lsb"] < 4 and v["error"]["local"]["rms_lsb"] < 2
+    # one update's error, with the hidden bits: a fraction of a weight LSB
+    assert v["weights"]["local"]["rms_lsb"] < 0.2
+    real = u["realised"]
+    assert real["quantum_lsb"] in [2.0 ** -k for k in range(9)]
+    assert sum(real["size_hist_counts"]) == u["n_updates"]
+    assert tf["coding"] == rep["config"]["tree"]["mapping"]["encoding"]
+    assert tf["sent_positive"] + tf["sent_negative"] > 0
+    assert tf["carries"] == rep["counters"]["post"]["saturation"]
+    assert sum(tf["level_counts_at_recorded_steps"].values()) == 40 * rep["M"]
+    assert all(abs(int(k)) <= tf["levels"] for k in tf["level_counts_at_recorded_steps"])
+
+
 def test_default_run_is_the_learning_engine_cross_checked_against_lava_path2(tmp_path):
     """Without --config, natgrad run uses the bundled loihi2 (the learning engine), from any
     folder; its Lava cross-check is path 2 (LearningDense + the learning neuron)."""
