@@ -239,9 +239,11 @@ def le_local_references(rec: dict, rec_float: dict, task, d, eta: float) -> dict
     gam = rec["gamma_s"] if d.mapped_rule == "approx" else 1.0
     out["post"] = eta * gam * (1.0 - rec["sigma"]) * rec["error"]
     out["coded"] = rec["amount"]
-    before = le_effective_weights(rec, "_before")
-    out["weights"] = before + float_update(
-        {"post": rec["post"], "usp": rec_float["usp"], "potential": v, "weights": before}, task)
+    if d.mapped_rule == "approx":            # float_update is the approximate rule's
+        before = le_effective_weights(rec, "_before")
+        out["weights"] = before + float_update(
+            {"post": rec["post"], "usp": rec_float["usp"], "potential": v, "weights": before},
+            task)
     return out
 
 
@@ -261,6 +263,10 @@ def le_updates(rec: dict, rec_float: dict, task, d) -> dict:
                           "potential": rec["potential"], "weights": before}, task) / lsb
     uf = float_update(rec_float, task) / lsb
     out = update_stats(asked, uf)
+    out["rule"] = d.mapped_rule
+    if d.mapped_rule != "approx":
+        out["note"] = ("the engine runs the Euclidean rule: the update asked for and the float "
+                       "run's are the approximate rule's, so the cosines compare two rules")
     done = (le_effective_weights(rec) - before) / lsb
     hist, _ = np.histogram(np.minimum(np.abs(done).ravel(), UPDATE_EDGES[-1]), bins=UPDATE_EDGES)
     err = done - asked

@@ -272,7 +272,7 @@ def _le_variable_table(cfg, fl, fx, task, eta: float) -> tuple[dict, dict, dict]
                 row["no_local"] = "no recorded step sent a level (Vq unused there)"
         else:
             row["no_local"] = LE_NO_COUNTERPART.get(
-                name, "no float counterpart on the chip's state for this rule")
+                name, f"no float counterpart on the chip's state for its {d.mapped_rule} rule")
         row.update({
             "range_from": "every step" if ext_fx is not None else "recorded steps",
             "float_min": ext_fl[0] if ext_fl else (float(np.min(a)) if a is not None else None),
