@@ -1,7 +1,7 @@
 """``natgrad run``: float reference against a chip config on identical spikes.
 
-Runs the Fig 3 teacher-student task (SPEC §1.5, §3.1: N = 100 afferents at 10/50 Hz,
-w, w* ~ U(-1, 1)/N) at SPEC §3.1's scaled learning rates (x4) with
+Runs a task file (default: the Fig 3 teacher-student task, docs/model.md#teacher and
+#fig3f: N = 100 afferents at 10/50 Hz, w, w* ~ U(-1, 1)/N, at the scaled learning rates x4) with
 * the float64 approximate rule (the reference),
 * the same rule on the chosen config (Loihi 2's learning engine, an integer datapath),
 * the float64 Euclidean rule, for context,
@@ -10,9 +10,6 @@ all on the same input and teacher spikes, plus a short Lava cross-check of the c
 """
 from __future__ import annotations
 
-import base64
-import html
-import json
 import math
 import platform
 import time
@@ -28,7 +25,7 @@ from emulator.task import fig3_task
 from emulator.variables import RECORD_VARIABLE
 from natgrad.formats import variable_format
 from natgrad.progress import Progress
-from natgrad.protocol import ETA_SCALE, default_eta  # noqa: F401 (ETA_SCALE: importers)
+from natgrad.protocol import default_eta
 
 N_AFFERENTS = 100
 #: Trial-steps per emulator chunk.  The integer kernels hold the GIL while a chunk runs,
@@ -339,7 +336,7 @@ def _third_factor(cfg, fx, steps: int, trials: int) -> dict:
     return out
 
 
-#: The main job runs SPEC §3.1's validated scaled-down Fig 3F protocol: the code learning
+#: The main job runs the scaled-down Fig 3F protocol (docs/model.md#fig3f): the code learning
 #: rates times 4 (:mod:`natgrad.protocol`), so that a few hundred seconds show the whole
 #: story (Euclid first, then the natural-gradient rules ahead) instead of only its beginning.
 #: Default length: 300 s of simulated time.
@@ -568,8 +565,8 @@ def run_main_job(cfg: HwConfig, steps: int, seed: int, trials: int = 4, out: Pat
     word = {"tracks": "TRACKS float", "does not track": "does NOT track float"}.get(
         v["status"], "NOT RESOLVED whether it tracks float")
     print(f"\n  verdict: {word} within "
-          f"{v['tolerance_hz']:.3g} Hz: late excess {v['excess_hz']:+.3g} Hz "
-          f"(+-{v['excess_ci95_hz']:.2g}, 95 % CI over trials)"
+          f"{v['tolerance_hz']:.3g} Hz: late excess {v['excess_hz']:+.3g} Hz"
+          + _interval_text(v["excess_ci95_hz"])
           + (f", {v['excess_pct_of_learned']:+.1f} % of the {v['learned_hz']:.3g} Hz learned"
              if v["excess_pct_of_learned"] is not None else ""))
     if v["status"] == "not resolved":
@@ -619,6 +616,13 @@ def _judged_deployment(cfg, fx, task, seed: int, eta: float, task_source=None,
                 "same_as": f"natgrad deploy --config {cfg.source}{task_arg} --seed {seed} "
                            f"--eta {eta!r} --out FILE"}
     return None
+
+
+def _interval_text(ci95) -> str:
+    """'(+-x, 95 % CI over trials)', or why there is none (one trial has no spread)."""
+    if ci95 is None or not math.isfinite(ci95):
+        return " (no interval: one trial has no spread)"
+    return f" (+-{ci95:.2g}, 95 % CI over trials)"
 
 
 def _provenance(seed: int, t_start: float) -> dict:

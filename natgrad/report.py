@@ -19,6 +19,14 @@ FIGURES = ("learning_curves.png", "weight_trajectories.png", "error_over_time.pn
            "error_histograms.png", "range_use.png")
 
 
+
+def _ci_text(ci95) -> str:
+    """' +- x (95 % CI over trials)', or why there is none."""
+    import math
+    if ci95 is None or not math.isfinite(ci95):
+        return " (no interval: one trial has no spread)"
+    return f" +- {ci95:.2g} (95 % CI over trials)"
+
 def _fig_learning(report, path):
     c = report["curves"]
     fig, ax = plt.subplots(figsize=(6.5, 4))
@@ -306,7 +314,7 @@ def _verdict_box(report) -> list[str]:
     return ["## Verdict", "",
             f"> **Does {report['config']['name']} track float64 within {v['tolerance_hz']:.3g} Hz? "
             f"{yes}.** Late-window ({lo:g}-{hi:g} s) excess output-rate RMSE "
-            f"{v['excess_hz']:+.3g} Hz +- {v['excess_ci95_hz']:.2g} (95 % CI over trials){pct}.",
+            f"{v['excess_hz']:+.3g} Hz{_ci_text(v['excess_ci95_hz'])}{pct}.",
             ">",
             f"> {v['resolve'][0].upper() + v['resolve'][1:]}.",
             ">",

@@ -74,3 +74,17 @@ def test_verdict_from_curves_says_not_resolved_for_one_trial():
     v = verdict({"t_s": t, "float_trials": four,
                  "fixed_trials": four + np.array([0.04, 0.05, 0.06, 0.05])}, {}, {})
     assert v["status"] == "tracks" and v["tracks_float"] is True
+
+
+def test_one_trial_prints_why_it_has_no_interval(tmp_path, capsys):
+    """One trial has no spread: the console and report.md say so instead of printing
+    '+-nan' (the verdict is 'not resolved', with the trials that would resolve it)."""
+    from natgrad.cli import main
+    assert main(["run", "--steps", "400", "--trials", "1", "--lava-steps", "0", "--quiet",
+                 "--out", str(tmp_path / "r")]) == 0
+    out = capsys.readouterr().out
+    md = (tmp_path / "r" / "report.md").read_text()
+    for text in (out, md):
+        assert "no interval: one trial has no spread" in text
+        assert "+-nan" not in text and "+- nan" not in text
+    assert "NOT RESOLVED" in out and "run at least 4 trials" in out
