@@ -124,7 +124,7 @@ def neuron_init(d: Design, w_init_int: np.ndarray) -> NeuronState:
     """Neuron state for weights (B, M, N) (integers): filters 0, hbar from the host.
 
     The host ("deploy") computes E[sigma (1 - sigma)^2] for V ~ N(m, v) of the initial
-    weights (m = sum w r, v = sum w^2 r / c_eps; SPEC §1.4) once; afterwards the neuron
+    weights (m = sum w r, v = sum w^2 r / c_eps; docs/model.md#membrane-potential-statistics) once; afterwards the neuron
     tracks it online.
     """
     from emulator.reference import gauss_moments
