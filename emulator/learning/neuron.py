@@ -124,8 +124,8 @@ def neuron_init(d: Design, w_init_int: np.ndarray) -> NeuronState:
     """Neuron state for weights (B, M, N) (integers): filters 0, hbar from the host.
 
     The host ("deploy") computes E[sigma (1 - sigma)^2] for V ~ N(m, v) of the initial
-    weights (m = sum w r, v = sum w^2 r / c_eps; docs/model.md#membrane-potential-statistics) once; afterwards the neuron
-    tracks it online.
+    weights (m = sum w r, v = sum w^2 r / c_eps; docs/model.md#membrane-potential-statistics)
+    once; afterwards the neuron tracks it online.
     """
     from emulator.reference import gauss_moments
     w = np.asarray(w_init_int, np.float64) * d.lsb_w
