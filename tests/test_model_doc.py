@@ -120,3 +120,17 @@ def test_anchor_ids_are_unique_and_in_page_links_resolve():
     assert len(ids) == len(set(ids))
     assert all(re.fullmatch(r"[a-z0-9-]+", i) for i in ids)
     assert set(re.findall(r"\]\(#([^)]+)\)", DOC)) <= set(ids)
+
+
+def test_the_repository_cites_only_itself():
+    """A clone has no ../shared: no file cites the specification's sections ('SPEC §') or
+    the shared folder; the model is docs/model.md."""
+    bad = []
+    for path in ROOT.rglob("*"):
+        if (path.suffix not in (".py", ".md", ".yaml", ".yml", ".toml") or ".venv" in path.parts
+                or ".git" in path.parts or path == Path(__file__)):
+            continue
+        for n, line in enumerate(path.read_text(errors="replace").splitlines(), 1):
+            if re.search(r"SPEC ?§|\.\./shared|SPEC\.md", line):
+                bad.append(f"{path.relative_to(ROOT)}:{n}")
+    assert not bad, bad
