@@ -260,10 +260,11 @@ NLAST_ROWS = ("post", "amount", "coded", "vq")
 #: ``exp(-1/tau)`` of the x traces (2,) and of the y traces (scalar).
 LEKernelConst = collections.namedtuple(
     "LEKernelConst", ("kc", "lut", "ptab", "pconst", "tags", "dec_x", "dec_y", "rtab"))
-#: Per-thread scratch of one trial step; ``act`` (P,) lists the products :func:`_active`.
+#: Per-thread scratch of one trial step; ``act`` (P,) lists the products :func:`_active`,
+#: ``spiked`` (N,) the afferents that spiked (one-step epochs: the traces' extremes).
 LEScratch = collections.namedtuple(
     "LEScratch", ("bap", "y1v", "y2v", "y3v", "xh", "yh", "vy0", "vu", "act", "accw", "accd",
-                  "satw", "satd", "tmp"))
+                  "satw", "satd", "tmp", "spiked"))
 
 
 @njit(cache=True, inline="always")
@@ -483,6 +484,8 @@ def _le_step(k, b, spk, yt, r_x, r_y, r_w, pe, pv, seed, trial, c, st, sc):
     xtr = st.xtr
     tx = st.tx
     ty = st.ty
+    spiked = sc.spiked
+    n_spk = 0
     for i in range(N):
         if spk[i]:
             if tx[b, i] > 0:
@@ -490,6 +493,8 @@ def _le_step(k, b, spk, yt, r_x, r_y, r_w, pe, pv, seed, trial, c, st, sc):
                     st.scounts[3] += 1 if xtr[b, jj, i] + kc[KC_KX] > tmax else 0
                     xtr[b, jj, i] = saturate(xtr[b, jj, i] + kc[KC_KX], 0, tmax)
             tx[b, i] = ts
+            spiked[n_spk] = i
+            n_spk += 1
     for m in range(M):
         if bap[m]:
             ty[b, m] = ts
@@ -513,8 +518,7 @@ def _le_step(k, b, spk, yt, r_x, r_y, r_w, pe, pv, seed, trial, c, st, sc):
         py = stream_prefix(seed, STREAM_Y_ROUND, kk) if t_per_syn else np.uint64(0)
         for jj in range(2):
             st.scounts[3] += _decay_x(xh[stp - 1, jj], xh[stp, jj], tx[b], stp, dec_x[jj], r_x,
-                                      t_per_syn, px, tb + jj * N, kc[KC_KX], tmax, te == 1,
-                                      st.ext[0], st.ext[1], b, EX_X1 + jj, k > 0)
+                                      t_per_syn, px, tb + jj * N, kc[KC_KX], tmax)
         for m in range(M):
             for jj in range(3):
                 if t_per_syn:
@@ -524,10 +528,12 @@ def _le_step(k, b, spk, yt, r_x, r_y, r_w, pe, pv, seed, trial, c, st, sc):
                 val = dec_y * yh[stp - 1, jj, m]
                 fl = np.floor(val)
                 yh[stp, jj, m] = np.int64(fl) + (1 if ryy < val - fl else 0)
-    if te == 1:                  # extremes: at the impulses (_decay_x) and chunk ends
+    if te == 1:                  # extremes: at the impulses and chunk ends (_impulse_ext)
         for i in range(N):
             for jj in range(2):
                 xtr[b, jj, i] = xh[te, jj, i]
+        for jj in range(2):
+            _impulse_ext(st.ext, b, EX_X1 + jj, xh[0, jj], xtr[b, jj], spiked, n_spk, k > 0)
     else:
         for jj in range(2):
             _copy_ext(xh[te, jj], xtr[b, jj], st.ext[0], st.ext[1], b, EX_X1 + jj)
@@ -630,22 +636,12 @@ def _le_step(k, b, spk, yt, r_x, r_y, r_w, pe, pv, seed, trial, c, st, sc):
 
 
 @njit(cache=True)
-def _decay_x(prev, out, txb, stp, dec, r_x, per_syn, px, idx0, kx, tmax, note, lo, hi, b, col,
-             with_prev):
+def _decay_x(prev, out, txb, stp, dec, r_x, per_syn, px, idx0, kx, tmax):
     """One step of an x trace over the afferents: ``floor(dec x) + (r < frac)`` with Lava's
     shared number ``r_x`` or a word of stream ``px`` per afferent (index ``idx0 + i``), then
     the impulse ``kx`` where the afferent spiked at epoch step ``stp`` (clipped to ``tmax``).
-    Returns how many impulses the clip cut.
-
-    ``note`` (one-step epochs only): fold into ``lo[b, col]``, ``hi[b, col]`` the traces'
-    extremes at the impulses: the value after the impulse and (``with_prev``: not the run's
-    first step) the value stored the step before.  A decay never raises a trace nor takes it
-    below 0, so each afferent's largest value follows an impulse and its smallest precedes
-    one or ends the run: with the traces at the end of every chunk (:func:`_ext_row`) these
-    are the extremes over every step, at a cost only where an afferent spiked."""
+    Returns how many impulses the clip cut."""
     n_sat = 0
-    mn = lo[b, col]
-    mx = hi[b, col]
     for i in range(prev.shape[0]):
         if per_syn:
             r = _unit_i(random_bits_from_prefix(px, idx0 + i))
@@ -656,19 +652,31 @@ def _decay_x(prev, out, txb, stp, dec, r_x, per_syn, px, idx0, kx, tmax, note, l
         nv = np.int64(fl) + (1 if r < val - fl else 0)
         if txb[i] == stp:
             n_sat += 1 if nv + kx > tmax else 0
-            v = min(nv + kx, tmax)
-            out[i] = v
-            if note:
-                mx = max(mx, v)
-                mn = min(mn, v)
-                if with_prev:
-                    mn = min(mn, prev[i])
+            out[i] = min(nv + kx, tmax)
         else:
             out[i] = nv
-    if note:
-        lo[b, col] = mn
-        hi[b, col] = mx
     return n_sat
+
+
+@njit(cache=True)
+def _impulse_ext(ext, b, col, before, after, spiked, n_spk, with_before):
+    """Fold into ``ext[:, b, col]`` the traces ``after`` (stored after this one-step epoch) of
+    the ``n_spk`` afferents ``spiked[:n_spk]`` that received an impulse, and (``with_before``:
+    not the run's first step) their values ``before`` (stored the step before).  A decay never
+    raises a trace nor takes it below 0, so each afferent's largest value follows an impulse
+    and its smallest precedes one or ends the run: with the traces at the end of every chunk
+    (:func:`_traces_ext`) these are the extremes over every step, at a cost per spike only."""
+    mn = ext[0, b, col]
+    mx = ext[1, b, col]
+    for q in range(n_spk):
+        i = spiked[q]
+        v = after[i]
+        mn = min(mn, v)
+        mx = max(mx, v)
+        if with_before:
+            mn = min(mn, before[i])
+    ext[0, b, col] = mn
+    ext[1, b, col] = mx
 
 
 @njit(cache=True)
@@ -757,7 +765,7 @@ def _scratch(c, N, M):
                      np.zeros((te + 1, 3, M), np.int64), np.zeros(8, np.int64),
                      np.zeros(8, np.int64), np.zeros(c.ptab.shape[0], np.int64),
                      np.zeros(N, np.int64), np.zeros(N, np.int64), np.zeros(N, np.int64),
-                     np.zeros(N, np.int64), np.zeros(N, np.int64))
+                     np.zeros(N, np.int64), np.zeros(N, np.int64), np.zeros(N, np.int64))
 
 
 @njit(cache=True, inline="always")
@@ -786,8 +794,8 @@ def _event_prefixes(seed, k0, T):
 @njit(cache=True)
 def _traces_ext(st, b, n_steps):
     """The traces of trial ``b`` as stored after a chunk of ``n_steps`` steps (if any), folded
-    into the running extremes (with those at the impulses, :func:`_decay_x`, the extremes over
-    every step)."""
+    into the running extremes (with those at the impulses, :func:`_impulse_ext`, the extremes
+    over every step)."""
     if n_steps > 0:
         for jj in range(2):
             _ext_row(st.ext[0], st.ext[1], b, EX_X1 + jj, st.xtr[b, jj])
