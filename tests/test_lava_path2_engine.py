@@ -48,7 +48,8 @@ def test_spec_records_default_to_the_default_design():
     # so the design says so among its choices
     assert set(a.choices) == {"w_frac", "c_ev", "tag_step", "v_range_mv"}
     assert "2**-7" in a.choices["v_range_mv"][1]
-    assert a.choices["w_frac"][0] == 12 and "127 of 255 LSB" in a.choices["w_frac"][1]
+    assert a.choices["w_frac"][0] == 12 and "128 of 255 LSB" in a.choices["w_frac"][1]
+    assert "stated expected weight range" in a.choices["w_frac"][1]     # not the teacher's
     # fixed values are not 'chosen'
     c = LE.design_for_task(task, eta, mapping=LE.MappingSpec(w_frac=11, c_ev=256, tag_step=1))
     assert c.choices == {} and (c.w_frac, c.c_ev, c.tag_step) == (11, 256, 1)
