@@ -78,7 +78,8 @@ def default_eta() -> float:
 def run(config, task: Task, steps: int, seed: int, *, eta: float | None = None,
         record: tuple = (), record_every: int = 0, backend: str = "numba",
         chunk_steps: int = 4000, trials=None, parallel: bool | None = None,
-        fused: bool = True, progress: Callable[[int], None] | None = None) -> RunResult:
+        fused: bool = True, progress: Callable[[int], None] | None = None,
+        design=None) -> RunResult:
     """Run the approximate natural-gradient rule on ``task`` for ``steps`` steps.
 
     Parameters
@@ -101,6 +102,9 @@ def run(config, task: Task, steps: int, seed: int, *, eta: float | None = None,
         False feeds the kernel chunks of :class:`SpikeSource` arrays (the float64 run always
         draws them inside unless it records the USP or traces)
     progress : called with the number of steps done after every chunk
+    design : the config's compiled design of ``task`` at ``eta`` (the datapath's
+        :class:`emulator.discretize.Discretized`, the learning engine's
+        :class:`emulator.learning.Design`), when the caller already has it; default: compiled here
     """
     cfg = _as_config(config)
     steps = int(steps)
@@ -126,9 +130,9 @@ def run(config, task: Task, steps: int, seed: int, *, eta: float | None = None,
         return run_learning_engine(cfg, task, steps, seed, eta=eta, record=record,
                                    record_every=record_every, backend=backend,
                                    chunk_steps=chunk_steps, trials=trials, progress=progress,
-                                   parallel=parallel, fused=fused)
+                                   parallel=parallel, fused=fused, design=design)
 
-    d = discretize(cfg, task.params, task.rates, eta)
+    d = discretize(cfg, task.params, task.rates, eta) if design is None else design
     src = SpikeSource(task, seed, trials)
     fused = fused and not src.recorded       # a recording is played by next(), same bits
     state = datapath.init_state(d, task.w_init[trials], trials)
@@ -226,7 +230,8 @@ def le_counters_dict(counters: dict) -> dict:
 def run_learning_engine(cfg: HwConfig, task: Task, steps: int, seed: int, *, eta: float,
                         record=(), record_every: int = 0, backend: str = "numba",
                         chunk_steps: int = 4000, trials=None, progress=None,
-                        parallel: bool | None = None, fused: bool = True) -> RunResult:
+                        parallel: bool | None = None, fused: bool = True,
+                        design=None) -> RunResult:
     """:func:`run` on a ``kind: learning_engine`` config: the design of the task on that
     engine (:func:`emulator.learning.design_for_config`) run by the learning-engine model,
     bit-exact with Lava path 2 (``lava_procs.run``).  ``state`` is the engine's own result
@@ -236,7 +241,7 @@ def run_learning_engine(cfg: HwConfig, task: Task, steps: int, seed: int, *, eta
     if bad:
         raise ValueError(f"record: {sorted(bad)[0]!r} is not recorded by the learning-engine model "
                          f"(allowed: {', '.join(LE_RECORDABLE)})")
-    d = learning.design_for_config(cfg, task, eta)
+    d = learning.design_for_config(cfg, task, eta) if design is None else design
     res = learning.run(task, steps, seed, d, trials=trials,
                        record_every=record_every if record else 0, chunk_steps=chunk_steps,
                        backend=backend, parallel=parallel, fused=fused, progress=progress,
