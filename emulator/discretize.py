@@ -22,6 +22,7 @@ import numpy as np
 
 from emulator.hwconfig import HwConfig
 from emulator.params import NeuronParams
+from emulator.rule_math import decay_integers, gauss_moments, homosynaptic_factor, sigma_table
 from emulator.variables import variable_table
 from fixedpoint.lut import LUT
 from fixedpoint.qformat import QFormat
@@ -181,20 +182,9 @@ class Discretized:
         return out
 
 
-def sigma_table(params: NeuronParams, v_fmt: QFormat, lut_bits: int, sigma_frac: int) -> LUT:
-    """The sigmoid as a :class:`fixedpoint.LUT` over V's representable range: 2**lut_bits + 1
-    nodes (the last one LSB past the top), entries sigma(V) in U(F_s + 1).F_s rounded half up."""
-    def sigmoid(v):
-        return 0.5 * (1.0 + np.tanh(0.5 * params.beta * (v - params.theta)))
-    return LUT.build(sigmoid, v_fmt, lut_bits, QFormat(sigma_frac + 1, sigma_frac, False),
-                     rounding="half_up")
-
-
 def _gamma_table(params: NeuronParams, m_bits: int, v_bits: int, gamma_bits: int,
                  gamma_frac: int) -> np.ndarray:
     """gamma_s = 1/E[h(V)], V ~ N(m, v), at the table nodes, saturated to the format."""
-    from emulator.reference import gauss_moments
-
     m_nodes = M_LO + np.arange(2**m_bits) * (M_SPAN / 2**m_bits)
     v_nodes = np.arange(2**v_bits) * (V_SPAN / 2**v_bits)
     v_nodes = np.maximum(v_nodes, 1e-6)                # v -> 0: the Gaussian becomes a delta
@@ -239,10 +229,9 @@ def discretize(cfg: HwConfig, params: NeuronParams, rates: np.ndarray, eta: floa
     po, sg, gm = cfg["potential"], cfg["sigmoid"], cfg["gamma_s"]
     br, pt = cfg["bracket"], cfg["post"]
 
-    decay_m = int(round(params.decay_m * 2**tr["decay_frac"]))
-    decay_s = int(round(params.decay_s * 2**tr["decay_frac"]))
+    decay_m, decay_s = decay_integers(params, tr["decay_frac"])
     usp_mant, usp_shift = const_mantissa(params.usp_scale, mb)
-    homo_vals = np.where(rates > 0, params.c_eps / np.where(rates > 0, rates, 1.0), 0.0)
+    homo_vals = homosynaptic_factor(rates, params.c_eps)
     homo_mant, homo_shift = block_mantissas(homo_vals, mb)
     cu_q = int(round(params.c_eps * params.c_u * 2**br["frac"]))
     cw_mant, cw_shift = const_mantissa(params.c_w, mb)

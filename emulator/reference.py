@@ -40,6 +40,12 @@ from scipy.special import expit
 
 from .metrics import kl_cost, rate_rmse_hz, test_set, weight_distance
 from .params import NeuronParams, check_finite
+# the Gaussian moments, the G matrix and the coefficients live in emulator.rule_math (shared
+# with the integer backends, the experiments and the analysis); re-exported from here
+from .rule_math import (approx_terms, coefficients, g_matrix,  # noqa: F401
+                        g_matrix_scalar, gauss_moments, homosynaptic_factor, input_q,
+                        membrane_stats, moments, moments_scalar, natural_terms, rule_bracket,
+                        sig_pair)
 
 from .spikes import SpikeSource, spike_prefixes, spikes_step
 from .threads import run_threads, trial_blocks
@@ -72,138 +78,6 @@ def eta_to_paper(eta_code, params: NeuronParams = DEFAULT_PARAMS):
     return eta_code / params.beta
 
 
-# =============================================================================== coefficients
-_HALF_WIDTH = 9.0     # window half-width in s.d.: neglected mass <= 8 exp(-81/2) ~ 2e-17 (relative)
-_STEP_SD = 0.5        # trapezoid step <= 0.5 s.d.      (Gaussian aliasing ~ exp(-2 pi^2 / 0.25) ~ 1e-34)
-_STEP_BETA = 0.45     # trapezoid step <= 0.45/beta mV  (aliasing from the poles of sigma at pi/beta)
-_MAX_NODES = 4097
-
-
-@numba.njit(cache=True, nogil=True)
-def sig_pair(a):
-    """(σ(a), 1-σ(a)), both with full relative accuracy."""
-    e = math.exp(-abs(a))
-    d = 1.0 / (1.0 + e)
-    if a >= 0.0:
-        return d, e * d
-    return e * d, d
-
-
-@numba.njit(cache=True, nogil=True)
-def moments_scalar(m, v, beta, theta, A, need):
-    """E[h], E[h'], E[h''] for V ~ N(m, v), h = A σ (1-σ)², A = φ_max β² (see :func:`gauss_moments`)."""
-    if v <= 0.0:
-        s, c = sig_pair(beta * (m - theta))
-        h = A * s * c * c
-        return h, beta * h * (1.0 - 3.0 * s), beta * beta * h * (1.0 + s * (12.0 * s - 9.0))
-    sd = math.sqrt(v)
-    ustar = min(max(theta, m - 2.0 * beta * v), m + beta * v)
-    width = 2.0 * _HALF_WIDTH * sd
-    n = int(math.ceil(width / min(_STEP_SD * sd, _STEP_BETA / beta))) + 1
-    n = min(max(n, 2), _MAX_NODES)
-    step = width / (n - 1)
-    lo = ustar - _HALF_WIDTH * sd
-    i1 = 0.0
-    i2 = 0.0
-    i3 = 0.0
-    for j in range(n):
-        u = lo + j * step
-        z = (u - m) / sd
-        s, c = sig_pair(beta * (u - theta))
-        hw = math.exp(-0.5 * z * z) * s * c * c
-        if j == 0 or j == n - 1:
-            hw *= 0.5
-        i1 += hw
-        if need > 1:
-            i2 += hw * (1.0 - 3.0 * s)
-            i3 += hw * (1.0 + s * (12.0 * s - 9.0))
-    norm = A * step / math.sqrt(2.0 * math.pi * v)
-    return i1 * norm, i2 * norm * beta, i3 * norm * beta * beta
-
-
-@numba.njit(cache=True, nogil=True)
-def _moments_flat(m, v, beta, theta, A, need, I1, c2, c3):
-    for k in range(m.size):
-        I1[k], c2[k], c3[k] = moments_scalar(m[k], v[k], beta, theta, A, need)
-
-
-def moments(m, v, params, need=3):
-    """E[h], E[h'], E[h''] for V ~ N(m, v), h = φ'²/φ = φ_max β² σ (1-σ)²; no input checks.
-
-    Quadrature: trapezoid rule on the window u* ± 9 sqrt(v), where u* = clip(θ, m - 2βv, m + βv)
-    is the maximiser of the log-concave envelope φ_max β² min(e^{β(u-θ)}, e^{-2β(u-θ)}) N(u; m, v)
-    of the integrand (envelope <= 8x the integrand at u*, so the neglected tails are < 2e-17
-    relative).  The integrand is analytic in a strip of half-width π/β around the real axis, so
-    the trapezoid rule converges geometrically; the node count per element is chosen so that
-    the step is <= min(0.5 sqrt(v), 0.45/β) (37 nodes at v = 4 mV², 269 at v = 500 mV²), giving
-    ~1e-13 relative accuracy.  The window shrinks with sqrt(v), so narrow Gaussians are exact
-    where quad(-inf, inf) silently returns 0 (docs/model.md#coefficients).  v == 0: point values.
-    Each element is computed independently (results do not depend on the batch).
-    """
-    m, v = np.broadcast_arrays(np.asarray(m, dtype=np.float64), np.asarray(v, dtype=np.float64))
-    mf = np.array(m, dtype=np.float64).ravel()      # writable contiguous copies for numba
-    vf = np.array(v, dtype=np.float64).ravel()
-    I1, c2, c3 = np.empty(mf.size), np.empty(mf.size), np.empty(mf.size)
-    _moments_flat(mf, vf, params.beta, params.theta, params.phi_max * params.beta ** 2, need, I1, c2, c3)
-    if need == 1:
-        return I1.reshape(m.shape), None, None
-    return I1.reshape(m.shape), c2.reshape(m.shape), c3.reshape(m.shape)
-
-
-def _check_mv(m, v):
-    m = np.asarray(m, dtype=np.float64)
-    v = np.asarray(v, dtype=np.float64)
-    if not np.all(np.isfinite(m)):
-        raise ValueError("m must be finite (got non-finite mean membrane potential)")
-    if not np.all(np.isfinite(v)) or np.any(v < 0):
-        raise ValueError(f"v must be finite and >= 0 mV^2 (got min v={np.min(v)!r})")
-    return np.broadcast_arrays(m, v)
-
-
-def gauss_moments(m, v, params: NeuronParams = DEFAULT_PARAMS):
-    """(I1, c2, c3) = (E[h(V)], E[h'(V)], E[h''(V)]) for V ~ N(m, v), broadcasting over m, v.
-
-    By Stein's lemma c2 = (I2 - I1 m)/v and c3 = (I3 - I1(m²+v) - 2 c2 m v)/v² (docs/model.md#coefficients);
-    evaluating h' = β h (1-3σ) and h'' = β² h (1 - 9σ + 12σ²) directly avoids the cancellation of
-    those raw-moment formulas for small v.
-    """
-    m, v = _check_mv(m, v)
-    return moments(m, v, params)
-
-
-def g_matrix(I1, c2, c3, m, v, q):
-    """Closed-form G = -C (I1*Id + Q C)^-1, C = [[I1, c2], [c2, c3]], Q = [[q, m], [m, v]]."""
-    a = I1 * (1.0 + q) + m * c2
-    b = q * c2 + m * c3
-    c = m * I1 + v * c2
-    d = I1 + m * c2 + v * c3
-    det = a * d - b * c
-    g1 = -(I1 * d - c2 * c) / det
-    g2 = -(c2 * a - I1 * b) / det
-    g3 = -(c2 * d - c3 * c) / det
-    g4 = -(c3 * a - c2 * b) / det
-    return g1, g2, g3, g4
-
-
-#: ``g_matrix`` compiled for scalars (same source, used inside the numba step loop).
-g_matrix_scalar = numba.njit(cache=True)(g_matrix)
-
-
-def coefficients(m, v, q, params: NeuronParams = DEFAULT_PARAMS):
-    """Natural-gradient coefficients (γ_s, g1, g2, g3, g4), docs/model.md#coefficients (paper Eqs. 77-109).
-
-    m = Σ f(w_i) r_i [mV], v = Σ f(w_i)² r_i / c_ε [mV²], q = c_ε Σ r_i; all broadcast.
-    γ_s = 1/I1 and [[g1, g2], [g3, g4]] = -C (I1 Id + Q C)^-1 (equal to the code's K1/K2 formulas;
-    g2 == g3 up to rounding).  Accurate to ~1e-12 relative for |m| <= 30 mV, 0 <= v <= 500 mV².
-    """
-    m, v = _check_mv(m, v)
-    q = np.asarray(q, dtype=np.float64)
-    if not np.all(np.isfinite(q)) or np.any(q < 0):
-        raise ValueError(f"q must be finite and >= 0 (got min q={np.min(q)!r})")
-    I1, c2, c3 = moments(m, v, params)
-    return (1.0 / I1,) + g_matrix(I1, c2, c3, m, v, q)
-
-
 # =============================================================================== update rules
 class Rule:
     """Precomputed per-task constants and the per-step update of one rule (no input checks).
@@ -223,11 +97,9 @@ class Rule:
         self.rule, self.params, self.f, self.eta = rule, params, f, float(eta)
         self.ident = bool(getattr(f, "is_identity", False))
         self.r = r
-        ce = params.c_eps
-        self.ceps = ce
-        with np.errstate(divide="ignore"):
-            self.ceps_over_r = np.where(r > 0, ce / np.where(r > 0, r, 1.0), 0.0)  # x = 0 where r = 0
-        self.q = ce * float(r.sum())
+        self.ceps = params.c_eps
+        self.ceps_over_r = homosynaptic_factor(r, self.ceps)    # x = 0 where r = 0
+        self.q = input_q(r, self.ceps)
         self.phidt = params.phi_max * params.dt
 
     def error_factor(self, V, y):
@@ -238,18 +110,14 @@ class Rule:
 
     def natural_gammas(self, ws, x, V):
         p = self.params
-        m = ws @ self.r
-        v = ((ws * ws) @ self.r) / self.ceps
+        m, v = membrane_stats(ws, self.r, self.ceps)
         if self.rule == "approx":
             I1, _, _ = moments(m, v, p, need=1)
-            return 1.0 / I1, self.ceps * p.c_u, p.c_w * V
+            return (1.0 / I1,) + approx_terms(V, p)
         I1, c2, c3 = moments(m, v, p)
         g1, g2, g3, g4 = g_matrix(I1, c2, c3, m, v, self.q)
         S = x.sum(-1)[:, None]
-        ce = self.ceps
-        gu = -ce * (ce * S * g1 + V * g3)
-        gw = ce * S * g2 + V * g4
-        return 1.0 / I1, gu, gw
+        return (1.0 / I1,) + natural_terms(self.ceps, S, V, g1, g2, g3, g4)
 
     def step_variables(self, W, x, y) -> dict:
         """Per-neuron values of one step at weights W (K, M, N), USPs x (K, N), teacher y (K, M).
@@ -265,8 +133,7 @@ class Rule:
         V = np.matmul(ws, x[:, :, None])[..., 0]
         s = expit(p.beta * (V - p.theta))
         e = y - self.phidt * s
-        m = ws @ self.r
-        v = ((ws * ws) @ self.r) / self.ceps
+        m, v = membrane_stats(ws, self.r, self.ceps)
         gs = 1.0 / moments(m, v, p, need=1)[0]
         return {"potential": V, "sigma": s, "error": e, "gamma_s": gs,
                 "post": self.eta * gs * (1.0 - s) * e}
@@ -292,7 +159,7 @@ class Rule:
             return dW if self.ident else dW * self.f.fprime(W)
         gs, gu, gw = self.natural_gammas(ws, x, V)
         gu = np.broadcast_to(gu, V.shape)
-        bracket = self.ceps_over_r * x[:, None, :] - gu[..., None] + gw[..., None] * ws
+        bracket = rule_bracket(self.ceps_over_r * x[:, None, :], gu[..., None], gw[..., None], ws)
         dW = (self.eta * gs * ef)[..., None] * bracket
         return dW if self.ident else dW / self.f.fprime(W)
 

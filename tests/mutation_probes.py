@@ -12,8 +12,8 @@ caught / survived.  Every probe must be caught.
 
 a: weight saturation bound off by one; b: sigmoid table read one node off; c: underflow
 counted without its ``post x bracket != 0`` condition; d: student spike threshold doubled;
-e: decay constants floored in discretize; f: teacher spike probability 16 % too high;
-g: sign of the heterosynaptic term.
+e: decay constants floored (in ``rule_math``, shared by both integer backends); f: teacher
+spike probability 16 % too high; g: sign of the heterosynaptic term.
 
 The learning engine's options that the shipped configs leave at one value
 (``neuron.py`` / ``lava_replica.py`` and their twin ``kernel.py``):
@@ -22,7 +22,7 @@ drains too fast); i: the flush's u<k> ticks one step early (``k // t_epoch`` for
 ``(k + 1) // t_epoch``); j: the per-synapse rounding's random-word index ``m + i`` for
 ``m N + i``; k: the plain sigma lookup floors the node index (the node below, not the
 nearest); l: the tags rounded down onto the quantum (``floor`` for ``round``, in the one
-shared ``rule_design``); m: the per-synapse trace rounding draws every within-epoch step's
+shared ``derivation``); m: the per-synapse trace rounding draws every within-epoch step's
 word at the epoch's last step; n: a second pre spike in an epoch adds no impulse;
 o: graded levels go out on the epoch's first step instead of its last.
 
@@ -68,9 +68,9 @@ MUTATIONS = {
        ("emulator/stages_jit.py",
         "    thr = _shift(sigma * c.phidt_mant, c.sigma_frac + c.phidt_shift - 53, _FLOOR, np.uint64(0))\n",
         "    thr = 2 * _shift(sigma * c.phidt_mant, c.sigma_frac + c.phidt_shift - 53, _FLOOR, np.uint64(0))\n")],
- "e": [("emulator/discretize.py",
-        "    decay_m = int(round(params.decay_m * 2**tr[\"decay_frac\"]))\n    decay_s = int(round(params.decay_s * 2**tr[\"decay_frac\"]))\n",
-        "    decay_m = int(math.floor(params.decay_m * 2**tr[\"decay_frac\"]))\n    decay_s = int(math.floor(params.decay_s * 2**tr[\"decay_frac\"]))\n")],
+ "e": [("emulator/rule_math.py",
+        "    return (int(round(params.decay_m * 2 ** decay_frac)),\n            int(round(params.decay_s * 2 ** decay_frac)))\n",
+        "    return (int(math.floor(params.decay_m * 2 ** decay_frac)),\n            int(math.floor(params.decay_s * 2 ** decay_frac)))\n")],
  "f": [("emulator/spikes.py",
         "            prob = p.phi_max * sigma(Vt, p) * p.dt\n",
         "            prob = p.phi_max * sigma(Vt, p) * p.dt * 1.16\n"),
@@ -103,7 +103,7 @@ MUTATIONS = {
         "        return lut[_hu(pos, sub)]\n", "        return lut[pos >> sub]\n"),
        ("emulator/learning/kernel.py",
         "            s = lut[_hu_i(pos, sub)]\n", "            s = lut[pos >> sub]\n")],
- "l": [("emulator/learning/rule_design.py",
+ "l": [("emulator/learning/derivation.py",
         "(step * np.round(raw / step)).astype(np.int64)",
         "(step * np.floor(raw / step)).astype(np.int64)")],
  "m": [("emulator/learning/lava_replica.py",

@@ -23,6 +23,7 @@ import dataclasses
 
 import numpy as np
 
+from emulator.rule_math import gauss_moments, membrane_stats
 from fixedpoint import rng
 from fixedpoint.recip import recip_word
 from fixedpoint.rounding import shift_right
@@ -127,11 +128,9 @@ def neuron_init(d: Design, w_init_int: np.ndarray) -> NeuronState:
     weights (m = sum w r, v = sum w^2 r / c_eps; docs/model.md#membrane-potential-statistics)
     once; afterwards the neuron tracks it online.
     """
-    from emulator.reference import gauss_moments
     w = np.asarray(w_init_int, np.float64) * d.lsb_w
     b, m, _ = w.shape
-    mu = w @ d.rates
-    var = (w * w) @ d.rates / d.params.c_eps
+    mu, var = membrane_stats(w, d.rates, d.params.c_eps)
     i1 = gauss_moments(mu, var, d.params)[0]                      # E[h], h = A s (1-s)^2
     hbar = np.floor(i1 / (d.params.phi_max * d.params.beta ** 2) * 2 ** d.neuron.hbar_frac + 0.5)
     hbar = hbar.astype(np.int64)
