@@ -72,7 +72,7 @@ def float_events(task, d, steps, seed, rec):
     events of size E_q with probability |P| / E_q (capped at 1): the event coding alone."""
     from scipy.special import expit
 
-    from emulator.reference import moments
+    from emulator.rule_math import membrane_stats, moments
     from emulator.spikes import SpikeSource
     from fixedpoint import rng
     p = task.params
@@ -89,7 +89,7 @@ def float_events(task, d, steps, seed, rec):
             v = (w @ x[t][:, :, None])[..., 0]
             s = expit(p.beta * (v - p.theta))
             e = y[t] - p.phi_max * p.dt * s
-            g = 1.0 / moments(w @ r, (w * w) @ r / c, p, need=1)[0]
+            g = 1.0 / moments(*membrane_stats(w, r, c), p, need=1)[0]
             post = d.eta * g * (1 - s) * e
             u = rng.uniform(seed, 40, k, idx)
             post = np.sign(post) * d.e_q * (u < np.minimum(np.abs(post) / d.e_q, 1.0))

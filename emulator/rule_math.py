@@ -96,7 +96,7 @@ def membrane_stats(ws, rates, c_eps: float):
     Both sums are matrix products (``ws @ rates``), as every caller computed them; the
     compiled step loops sum afferent by afferent instead (:func:`membrane_stats_row`).
     """
-    ws = np.asarray(ws, dtype=np.float64)
+    ws = np.asarray(ws)
     m = ws @ rates
     v = (ws * ws) @ rates / c_eps
     return m, v

@@ -16,6 +16,7 @@ import numpy as np
 from fixedpoint import rng
 
 from .params import NeuronParams, check_positive
+from .rule_math import input_q
 
 __all__ = [
     "Parametrization", "Identity", "Attenuation", "Sinh", "IDENTITY",
@@ -265,7 +266,7 @@ class Task:
     @property
     def q(self) -> float:
         """q = c_eps Σ r_i (docs/model.md#membrane-potential-statistics; 78.0 for the Fig 3 task)."""
-        return self.params.c_eps * float(self.rates.sum())
+        return input_q(self.rates, self.params.c_eps)
 
 
 def group_rates_vector(N: int, group_rates) -> np.ndarray:

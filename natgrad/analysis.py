@@ -126,10 +126,8 @@ def local_references(rec: dict, task, d, eta: float) -> dict:
     if {"post", "gamma_s", "sigma", "error"} <= set(rec):
         out["post"] = eta * rec["gamma_s"] * (1.0 - rec["sigma"]) * rec["error"]
     if {"gamma_s", "weights"} <= set(rec):
-        from emulator.reference import gauss_moments
-        w = rec["weights"]
-        m = w @ task.rates
-        v = (w * w) @ task.rates / p.c_eps
+        from emulator.rule_math import gauss_moments, membrane_stats
+        m, v = membrane_stats(rec["weights"], task.rates, p.c_eps)
         out["gamma_s"] = 1.0 / gauss_moments(m, np.maximum(v, 1e-9), p)[0]
     return out
 
@@ -151,11 +149,12 @@ def float_update(rec: dict, task) -> np.ndarray:
     """The approximate rule's weight update ``P B`` (weight units, (n_rec, B, M, N)) in float
     arithmetic from recorded ``post`` P (1), ``usp`` x (mV), ``potential`` V (mV) and
     ``weights`` w: ``P [c_eps x_i / r_i - c_eps c_u + c_w V w_i]``."""
+    from emulator.rule_math import approx_terms, homosynaptic_factor, rule_bracket
     p = task.params
-    with np.errstate(divide="ignore"):
-        homo = np.where(task.rates > 0, p.c_eps / np.where(task.rates > 0, task.rates, 1.0), 0.0)
-    b = (homo * rec["usp"])[:, :, None, :] - p.c_eps * p.c_u \
-        + p.c_w * rec["potential"][..., None] * rec["weights"]
+    homo = homosynaptic_factor(task.rates, p.c_eps)
+    gamma_u, gamma_w = approx_terms(rec["potential"], p)
+    b = rule_bracket((homo * rec["usp"])[:, :, None, :], gamma_u, gamma_w[..., None],
+                     rec["weights"])
     return rec["post"][..., None] * b
 
 
@@ -215,7 +214,7 @@ def le_local_references(rec: dict, rec_float: dict, task, d, eta: float) -> dict
     * ``weights`` (with hidden bits): the weights one step before plus the float update
       ``P B`` from the chip's own post factor, V and weights (and the float USP)
     """
-    from emulator.reference import gauss_moments
+    from emulator.rule_math import gauss_moments, membrane_stats
     p = task.params
     k_x = float(d.k_x)
     v = rec["potential"]
@@ -232,9 +231,7 @@ def le_local_references(rec: dict, rec_float: dict, task, d, eta: float) -> dict
     phidt = p.phi_max * p.dt
     y = np.rint(rec["error"] + phidt * rec["sigma"])
     out["error"] = y - phidt * rec["sigma"]
-    w = rec["weights"]
-    m = w @ task.rates
-    var = (w * w) @ task.rates / p.c_eps
+    m, var = membrane_stats(rec["weights"], task.rates, p.c_eps)
     out["gamma_s"] = 1.0 / gauss_moments(m, np.maximum(var, 1e-9), p)[0]
     gam = rec["gamma_s"] if d.mapped_rule == "approx" else 1.0
     out["post"] = eta * gam * (1.0 - rec["sigma"]) * rec["error"]

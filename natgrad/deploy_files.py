@@ -77,6 +77,7 @@ def deploy_record(cfg, rates: np.ndarray | None = None, seed: int = 0, n_afferen
     ``eta`` (code units; default: ``natgrad run``'s)."""
     from emulator import datapath
     from emulator import discretize as D
+    from emulator.rule_math import homosynaptic_factor
     from emulator.runner import counters_dict
     from emulator.task import fig3_task
 
@@ -99,7 +100,7 @@ def deploy_record(cfg, rates: np.ndarray | None = None, seed: int = 0, n_afferen
 
     consts = {name: _const(info[name]) for name in
               ("usp_scale", "c_w", "phi_max_dt", "eta", "inv_c_eps", "c_eps_c_u")}
-    homo_vals = np.where(task.rates > 0, p.c_eps / np.where(task.rates > 0, task.rates, 1.0), 0.0)
+    homo_vals = homosynaptic_factor(task.rates, p.c_eps)
     rates_rel = np.abs(d.rates_q * 2.0**-D.RATE_FRAC - task.rates) / np.where(task.rates > 0, task.rates, 1.0)
 
     rec = {

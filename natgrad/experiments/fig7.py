@@ -19,8 +19,10 @@ import numba
 import numpy as np
 
 from emulator.params import NeuronParams
-from emulator.reference import (g_matrix_scalar, moments_scalar, sig_pair, eta_from_paper,
-                                simulate)
+from emulator.reference import eta_from_paper, simulate
+from emulator.rule_math import (g_matrix_scalar, homosynaptic_factor, input_q,
+                                membrane_stats_row, moments_scalar, natural_terms_scalar,
+                                sig_pair)
 from emulator.spikes import SpikeSource
 from emulator.task import Task
 
@@ -43,9 +45,10 @@ REGIMES = {(1, -1): "O1", (-1, 1): "O2", (-1, -1): "S", (1, 1): "same+"}
 
 
 @numba.njit(cache=True, nogil=True)
-def _fig7_chunk(W, A, B, x, y, rate, ceps, q, beta, theta, phidt, Acoef, eta):
-    """Natural rule on R rows of stimulated weights W (R, Ns) sharing USPs x (n, Ns) and teacher
-    y (n,); A, B (R,) carry the unstimulated recurrence w <- (1 + P gw) w - P gu."""
+def _fig7_chunk(W, A, B, x, y, rates, homo, ceps, q, beta, theta, phidt, Acoef, eta):
+    """Natural rule on R rows of stimulated weights W (R, Ns) sharing USPs x (n, Ns) [mV] and
+    teacher y (n,); rates (Ns,) [Hz], homo (Ns,) = c_eps / r_i [s²]; A, B (R,) carry the
+    unstimulated recurrence w <- (1 + P gw) w - P gu."""
     n, Ns = x.shape
     R = W.shape[0]
     for t in range(n):
@@ -54,22 +57,16 @@ def _fig7_chunk(W, A, B, x, y, rate, ceps, q, beta, theta, phidt, Acoef, eta):
             S += x[t, i]
         for j in range(R):
             V = 0.0
-            mm = 0.0
-            vv = 0.0
             for i in range(Ns):
-                w = W[j, i]
-                V += w * x[t, i]
-                mm += w * rate
-                vv += w * w * rate
-            vv /= ceps
+                V += W[j, i] * x[t, i]
+            mm, vv = membrane_stats_row(W[j], rates, ceps)
             s, c = sig_pair(beta * (V - theta))
             I1, c2, c3 = moments_scalar(mm, vv, beta, theta, Acoef, 3)
             g1, g2, g3, g4 = g_matrix_scalar(I1, c2, c3, mm, vv, q)
-            gu = -ceps * (ceps * S * g1 + V * g3)
-            gw = ceps * S * g2 + V * g4
+            gu, gw = natural_terms_scalar(ceps, S, V, g1, g2, g3, g4)
             P = eta * c * (y[t] - phidt * s) / I1
             for i in range(Ns):
-                W[j, i] += P * (ceps / rate * x[t, i] - gu + gw * W[j, i])
+                W[j, i] += P * (homo[i] * x[t, i] - gu + gw * W[j, i])
             A[j] *= 1.0 + P * gw
             B[j] = B[j] * (1.0 + P * gw) - P * gu
 
@@ -99,7 +96,9 @@ def stim_unstim_changes(w_st, w_ust, p: dict, seed: int, record_every: int | Non
     B = np.zeros(w_st.size)
     steps = steps_of(p["T_s"])
     chunk = record_every or 2000
-    q = params.c_eps * p["rate"] * p["n_stim"]
+    rates = np.full(p["n_stim"], float(p["rate"]))
+    homo = homosynaptic_factor(rates, params.c_eps)
+    q = input_q(rates, params.c_eps)
     rec = ([0.0], [W.mean(1).copy()], [A.copy()], [B.copy()])
     done = 0
     what = (f"fig7: {w_st.size} rows of the (w_st, w_ust) grid" if record_every is None
@@ -108,8 +107,8 @@ def stim_unstim_changes(w_st, w_ust, p: dict, seed: int, record_every: int | Non
         _status(f"{what}, natural rule, step {done} of {steps} ({100 * done // steps} %)")
         n = min(chunk, steps - done)
         _, Y, x = src.next(n, return_usp=True)
-        _fig7_chunk(W, A, B, np.ascontiguousarray(x[:, 0, :]), Y[:, 0, 0].astype(np.float64), p["rate"],
-                    params.c_eps, q, params.beta, params.theta, params.phi_max * params.dt,
+        _fig7_chunk(W, A, B, np.ascontiguousarray(x[:, 0, :]), Y[:, 0, 0].astype(np.float64), rates,
+                    homo, params.c_eps, q, params.beta, params.theta, params.phi_max * params.dt,
                     params.phi_max * params.beta ** 2, eta)
         done += n
         if record_every:
