@@ -59,8 +59,9 @@ def homosynaptic_factor(rates, c_eps: float) -> np.ndarray:
     Returns
     -------
     numpy.ndarray (N,)
-        c_ε / r_i [s²] (= 1/Var[x_i] per unit rate; docs/model.md#membrane-potential-statistics);
-        0 for silent afferents, which get no homosynaptic term (docs/model.md#natural-rule).
+        c_ε / r_i [s²], which is 1/Var[x_i] of the afferent's USP
+        (docs/model.md#membrane-potential-statistics); 0 for silent afferents, which get no
+        homosynaptic term (docs/model.md#natural-rule).
     """
     r = np.asarray(rates, dtype=np.float64)
     with np.errstate(divide="ignore"):

@@ -41,7 +41,10 @@ Modules (split the way Lava splits ``lava/magma/core/learning/``)
   and the records :class:`EngineSpec`, :class:`NeuronSpec`, :class:`MappingSpec` that a
   :class:`Design` carries: the arithmetic reads only ``d.engine`` / ``d.neuron``
 * :mod:`.rule_design`       -- :class:`Product`, :func:`rule_string`, :class:`Design`,
-  :func:`design`, :func:`design_for_task` (Lava: ``product.py``, ``learning_rule.py``)
+  :func:`design`, :func:`design_for_task` (Lava: ``product.py``, ``learning_rule.py``),
+  gathered from :mod:`.products`, :mod:`.design_record`, :mod:`.unit_choice`,
+  :mod:`.neuron_constants`, :mod:`.derivation`, :mod:`.task_fit`, :mod:`.expected`; the
+  neuron's sigmoid table and decays come from :mod:`emulator.rule_math`
 * :mod:`.neuron`       -- the learning neuron's integer step, numpy
 * :mod:`.lava_replica` -- LearningDense's fixed-point model: randoms, traces, products,
   weights (Lava: ``learning_rule_applier.py``, ``random.py``, ``model/py/connection.py``)
