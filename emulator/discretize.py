@@ -221,7 +221,7 @@ def discretize(cfg: HwConfig, params: NeuronParams, rates: np.ndarray, eta: floa
     eta : float
         Learning rate of the approximate rule, in code units (see ``emulator.reference``).
     """
-    if cfg.is_float:
+    if not cfg.is_fixed:
         raise ValueError(f"{cfg.source}: discretize needs a fixed-point config (kind: fixed)")
     rates = np.asarray(rates, dtype=np.float64)
     mb = cfg["constants"]["mant_bits"]

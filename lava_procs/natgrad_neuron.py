@@ -165,7 +165,7 @@ class NatGradNeuron(AbstractProcess):
         f = IDENTITY if f is None else f
         cfg = _as_config(config)
         if tag == "fixed_pt":
-            if cfg is None or cfg.is_float:
+            if cfg is None:          # any other kind is refused by discretize, naming it
                 raise ValueError("tag 'fixed_pt' needs a fixed-point config (kind: fixed)")
             if not getattr(f, "is_identity", False):
                 raise ValueError("the fixed-point datapath supports the identity parametrization only")

@@ -152,7 +152,7 @@ def run_lava(config, task: Task, steps: int, seed: int, tag: str = "fixed_pt", t
     cfg = config if config is None or isinstance(config, HwConfig) else load(config)
     d = None
     if tag == "fixed_pt":
-        if cfg is None or cfg.is_float:
+        if cfg is None:              # any other kind is refused by discretize, naming it
             raise ValueError("tag 'fixed_pt' needs a fixed-point config (kind: fixed)")
         if eta is None:
             from emulator.runner import default_eta
@@ -212,6 +212,11 @@ def run_lava(config, task: Task, steps: int, seed: int, tag: str = "fixed_pt", t
     }
 
 
+#: config kind -> what runs it under Lava: path 2 (LearningDense + the learning neuron), or
+#: the ProcessModel tag of the natgrad neuron (the one place lava_procs reads the kind)
+_PATH_OF_KIND = {"learning_engine": "path 2", "fixed": "fixed_pt", "float64": "floating_pt"}
+
+
 def run(config, task: Task, steps: int, seed: int, *, trial: int = 0, eta: float | None = None,
         backend: str = "auto", sync: str = "async") -> RunResult:
     """Run trial ``trial`` of ``task`` under Lava and return the emulator's result type.
@@ -226,9 +231,10 @@ def run(config, task: Task, steps: int, seed: int, *, trial: int = 0, eta: float
     trials=[trial]).state``.  Nothing is recorded (``record`` is empty).
     """
     cfg = config if isinstance(config, HwConfig) else load(config)
-    if cfg.is_learning_engine:
+    path = _PATH_OF_KIND[cfg.kind]
+    if path == "path 2":
         return _run_learning_engine(cfg, task, steps, seed, trial, eta)
-    tag = "floating_pt" if cfg.is_float else "fixed_pt"
+    tag = path
     out = run_lava(cfg, task, steps, seed, tag=tag, trial=trial, eta=eta, backend=backend,
                    sync=sync, read_output=False)
     values = out["vars"]

@@ -38,11 +38,11 @@ def late_slice(n_points: int) -> slice:
 def verdict(curves: dict, counters: dict, evidence: dict) -> dict:
     """Does the chip track float, by how much, what limits it and what to change.
 
-    ``curves``: ``t_s`` and per-trial rate RMSE (points, trials) of ``float`` and ``fixed``.
+    ``curves``: ``t_s`` and per-trial rate RMSE (points, trials) of ``float`` and ``chip``.
     ``evidence``: candidate bottlenecks ``{variable: (score, text, advice)}``; the largest
     score wins (scores are shares of the learning signal lost, 0..1).
     """
-    fl, fx = np.asarray(curves["float_trials"]), np.asarray(curves["fixed_trials"])
+    fl, fx = np.asarray(curves["float_trials"]), np.asarray(curves["chip_trials"])
     late = late_slice(fl.shape[0])
     learned = float(np.mean(fl[0]) - np.mean(fl[late]))
     tol = max(MIN_TOLERANCE_HZ, TOLERANCE_SHARE * abs(learned))

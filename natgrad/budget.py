@@ -16,7 +16,7 @@ and spread over seeds; the table is sorted by the cost of the quantizer alone.  
 
 "Wide" is a setting of the same config kind that removes the quantizer's loss as far as the
 kind allows (more bits with the range kept, round-to-nearest or independent random
-numbers, interpolation), declared per quantizer in :data:`QUANTIZERS`; each wide setting is
+numbers, interpolation), declared per quantizer by its backend (:meth:`natgrad.backends.Backend.quantizer_table`); each wide setting is
 validated by the config loader.
 """
 from __future__ import annotations
@@ -35,71 +35,14 @@ from emulator import runner as R
 from emulator.hwconfig import ConfigError, HwConfig
 from emulator.reference import ETA_CODE
 from emulator.task import fig3_task
+from natgrad import comparison
+from natgrad.backends import backend_for
 from natgrad.protocol import ETA_SCALE  # the learning rates of natgrad run (x4), chosen once
 
 
 
-def _widen(cfg: HwConfig, key: str, delta: int) -> dict:
-    """``key.bits`` and ``key.frac`` both + delta (range kept, resolution finer)."""
-    sec = cfg[key]
-    return {f"{key}.bits": sec["bits"] + delta, f"{key}.frac": sec["frac"] + delta}
-
-
-#: Datapath quantizers: name -> (what it is, function cfg -> wide overrides, candidate deltas).
-FIXED_QUANTIZERS = {
-    "weights": ("weight width and hidden accumulator bits",
-                lambda c, d: {**_widen(c, "weights", d), "weights.extra_frac": 16}),
-    "traces": ("presynaptic traces and their decay",
-               lambda c, d: {**_widen(c, "traces", d), "traces.decay_frac": 24,
-                             "traces.rounding": "half_even"}),
-    "usp": ("USP", lambda c, d: _widen(c, "usp", d)),
-    "potential": ("membrane potential V", lambda c, d: _widen(c, "potential", d)),
-    "sigmoid": ("sigmoid table", lambda c, d: {"sigmoid.lut_bits": min(14, c["potential"]["bits"]),
-                                               "sigmoid.interpolate": True, "sigmoid.frac": 28}),
-    "error": ("teacher error", lambda c, d: {"error.frac": 30}),
-    "gamma_s": ("gamma_s table and refresh epoch",
-                lambda c, d: {"gamma_s.bits": 24, "gamma_s.frac": 16, "gamma_s.m_lut_bits": 10,
-                              "gamma_s.v_lut_bits": 10, "gamma_s.epoch_steps": 1}),
-    "bracket": ("bracket", lambda c, d: _widen(c, "bracket", d)),
-    "post": ("post factor (third factor)", lambda c, d: _widen(c, "post", d)),
-    "constants": ("constant mantissas", lambda c, d: {"constants.mant_bits": 20}),
-}
-
-def _le_hidden_bits(c, d, design):
-    # 'auto' already takes the most tag_2 can hold (<= 6); a pinned smaller count widens to it
-    return None if c["mapping"]["hidden_bits"] == "auto" else {"mapping.hidden_bits": "auto"}
-
-
-def _le_levels(c, d, design):
-    """The third-factor coding: events widen to graded levels; graded levels to the finest
-    level unit the engine represents with the design's hidden bits (y_unit 2**-h
-    accumulator units), every other choice of the design kept."""
-    if design is None:
-        return None
-    if design.encoding != "graded":
-        return {"mapping.encoding": "graded"}
-    finest = design.y_unit * 2.0 ** -design.mapping.hidden_bits
-    if design.c_ev <= finest:
-        return None
-    return {"mapping.c_ev": finest, "mapping.hidden_bits": design.mapping.hidden_bits,
-            "mapping.tag_offset": design.d_offset}
-
-
-#: Learning-engine quantizers (keys of emulator.hwconfig.LE_SCHEMA):
-#: name -> (what it is, function (cfg, delta, design) -> wide overrides or None: no wider
-#: setting in the kind).
-LE_QUANTIZERS = {
-    "hidden bits": ("update bits kept below the weight LSB in tag_2", _le_hidden_bits),
-    "third-factor levels": ("the post factor's coding: fixed-size events, or graded levels "
-                            "of unit E_n (the level noise and the carries)", _le_levels),
-    "weight rounding RNG": ("one random number per epoch shared by all synapses",
-                            lambda c, d, g: {"engine.weight_rounding": "per_synapse"}),
-    "trace rounding RNG": ("one random number per step shared by all traces",
-                           lambda c, d, g: {"engine.trace_rounding": "per_synapse"}),
-    "sigmoid": ("the learning neuron's sigmoid table",
-                lambda c, d, g: {"neuron.sigma_interpolate": True, "neuron.sigma_node_frac": 4}),
-    "epoch": ("learning epoch length", lambda c, d, g: {"engine.t_epoch": 1}),
-}
+#: Points of each budget learning curve after t = 0 (its late window: the last quarter).
+BUDGET_POINTS = 20
 
 _DELTAS = (12, 10, 8, 6, 4, 2, 1)
 
@@ -120,15 +63,10 @@ def quantizers(cfg: HwConfig, task=None, eta: float | None = None) -> tuple[dict
     own; a quantizer whose wide setting is the chip's own (or that has none wider in the
     kind) is omitted with the reason.  Learning-engine rows that depend on the task's design
     (the level unit) need ``task`` and ``eta``."""
-    design = None
-    if cfg.is_learning_engine and task is not None:
-        from emulator import learning
-        design = learning.design_for_config(cfg, task, eta)
-    table = LE_QUANTIZERS if cfg.is_learning_engine else FIXED_QUANTIZERS
     out, omitted = {}, {}
-    for name, (doc, make) in table.items():
+    for name, (doc, make) in backend_for(cfg).quantizer_table(task, eta).items():
         for delta in _DELTAS:
-            ov = make(cfg, delta, design) if cfg.is_learning_engine else make(cfg, delta)
+            ov = make(delta)
             if ov is None:
                 omitted[name] = "no wider setting in this kind (the chip's is the widest)"
                 break
@@ -168,22 +106,14 @@ def _combine(cfg: HwConfig, parts: list[dict]) -> HwConfig:
     return cfg.with_overrides(**acc)
 
 
-def _late_scores(w_late, task, seed) -> tuple[float, float]:
-    """Mean output-rate error [Hz] and KL (nan for a recorded teacher: it has no teacher
-    potential) over the late weight snapshots ``w_late`` (E, K, M, N)."""
-    rm = float(np.mean(metrics.evaluator(task, seed)(w_late)))
+def _late_kl(w_late, task, seed) -> float:
+    """Mean KL over the late weight snapshots ``w_late`` (E, K, M, N); nan for a recorded
+    teacher (it has no teacher potential)."""
     if task.w_target is None:
-        return rm, float("nan")
+        return float("nan")
     x_test = metrics.test_set(task, seed)
-    return rm, float(np.mean([metrics.kl_cost(wk, task.w_target, x_test, task.params)
-                              for wk in w_late]))
-
-
-def _score(res, fl, task, seed, late_from: int):
-    """Late-window (recorded rows >= late_from) RMSE excess [Hz] and KL ratio vs float."""
-    rc, kc = _late_scores(res.record["weights"][late_from:], task, seed)
-    rf, kf = fl
-    return rc - rf, kc / kf
+    return float(np.mean([metrics.kl_cost(wk, task.w_target, x_test, task.params)
+                          for wk in w_late]))
 
 
 def run_budget(cfg: HwConfig, seconds: float = 100.0, trials: int = 4, seeds: int = 2,
@@ -191,8 +121,9 @@ def run_budget(cfg: HwConfig, seconds: float = 100.0, trials: int = 4, seeds: in
     """The budget table of ``cfg`` (see the module docstring) on the Fig 3 task, or on
     ``task_spec`` (a task file's :class:`emulator.taskfile.TaskSpec`; seed s draws its
     trials; ``eta`` defaults to the file's)."""
-    if cfg.is_float:
-        raise ValueError(f"{cfg.source}: a float64 config has no quantizers")
+    why = backend_for(cfg).refuses("budget")
+    if why:
+        raise ValueError(f"{cfg.source}: {why}")
 
     def make_task(seed):
         if task_spec is None:
@@ -210,8 +141,7 @@ def run_budget(cfg: HwConfig, seconds: float = 100.0, trials: int = 4, seeds: in
         rows[f"{n}: on alone"] = _combine(cfg, [qs[m][1] for m in names if m != n])
         rows[f"{n}: off"] = _combine(cfg, [qs[n][1]])
     steps = int(round(seconds / task0.params.dt))
-    every = max(1, steps // 20)
-    late_from = 3 * 20 // 4 - 1                       # last quarter of the 20 records
+    every = comparison.n_records(steps, BUDGET_POINTS)
     results = {name: {"excess_hz": [], "kl_ratio": []} for name in rows}
     chip_sha = None
     total = seeds * (len(rows) + 1)
@@ -221,17 +151,20 @@ def run_budget(cfg: HwConfig, seconds: float = 100.0, trials: int = 4, seeds: in
         if progress is not None:
             progress(done + 1, total, f"seed {s}: float64")
         fl = R.run("float64", task, steps, s, eta=eta, record=("weights",), record_every=every)
-        fl_late = _late_scores(fl.record["weights"][late_from:], task, s)
+        error_hz = metrics.evaluator(task, s)
+        fl_curve = comparison.curve(task, fl.record["weights"], error_hz)
+        fl_kl = _late_kl(comparison.late_weights(fl, len(fl_curve)), task, s)
         done += 1
         for name, c in rows.items():
             if progress is not None:              # says what is running, before it runs
                 progress(done + 1, total, f"seed {s}: {name}")
-            res = R.run(c, task, steps, s, eta=eta, record=("weights",), record_every=every)
-            ex, kr = _score(res, fl_late, task, s, late_from)
-            results[name]["excess_hz"].append(float(ex))
-            results[name]["kl_ratio"].append(float(kr))
+            cmp = comparison.compare(backend_for(c), task, steps, s, eta, record_every=every,
+                                     float_run=fl, error_hz=error_hz, float_trials=fl_curve)
+            kl = _late_kl(comparison.late_weights(cmp.chip_run, len(cmp.t_s)), task, s)
+            results[name]["excess_hz"].append(float(np.mean(comparison.late_excess(cmp))))
+            results[name]["kl_ratio"].append(kl / fl_kl)
             if name == "all on (chip)" and s == 0:
-                chip_sha = _sha(res.w_int)
+                chip_sha = _sha(cmp.chip_run.w_int)
             done += 1
     table = []
     for name, r in results.items():
@@ -389,8 +322,9 @@ def write_budget(rep: dict, out: Path) -> None:
 def cmd_budget(args) -> int:
     from natgrad.cli import UsageError, check_out_dir, load_config
     cfg = load_config(args.config)
-    if cfg.is_float:
-        raise UsageError(f"--config {args.config}: a float64 config has no quantizers")
+    why = backend_for(cfg).refuses("budget")
+    if why:
+        raise UsageError(f"--config {args.config}: {why}")
     if args.seconds <= 0:
         raise UsageError(f"--seconds must be > 0 (got {args.seconds})")
     spec = None

@@ -184,7 +184,7 @@ def cmd_run(args) -> int:
 
 
 def cmd_check_config(args) -> int:
-    from natgrad.formats import describe
+    from natgrad.backends import describe
     cfg = load_config(args.file)
     print(describe(cfg))
     return 0

@@ -20,40 +20,12 @@ value with ``int`` and ``frac`` is ``int * 2**-frac``; a format ``S/U bits.frac`
 from __future__ import annotations
 
 import math
-import os
-import tempfile
-from pathlib import Path
 
 from natgrad.cli import UsageError, load_config, pos_int
 from natgrad.deploy_files import (CONTENT_DIGEST, FORMAT_VERSION, LIST_LIMIT,  # noqa: F401
                                   deploy_record, dump_yaml, learning_engine_record,
                                   load_deployment, loihi2_rule, third_factor_text,
-                                  write_le_deployment)
-
-def write_atomic(path: Path, text: str) -> None:
-    """Write ``text`` to ``path`` via a temp file in the same folder; UsageError on failure."""
-    if path.is_dir():
-        raise UsageError(f"--out {path}: is a folder (give a file name such as deploy.yaml)")
-    parent = path.parent if str(path.parent) else Path(".")
-    tmp = None
-    try:
-        fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=parent)
-        with os.fdopen(fd, "w") as fh:
-            fh.write(text)
-        umask = os.umask(0)
-        os.umask(umask)
-        os.chmod(tmp, 0o666 & ~umask)          # mkstemp makes 0600; give a normal file's mode
-        os.replace(tmp, path)
-        tmp = None
-    except OSError as exc:
-        raise UsageError(f"--out {path}: cannot write ({exc.strerror or exc})") from None
-    finally:
-        if tmp is not None:
-            try:
-                os.unlink(tmp)
-            except OSError:
-                pass
-
+                                  write_atomic, write_le_deployment)
 
 def _parse_rates(text: str | None):
     if text is None:
@@ -73,10 +45,11 @@ def _parse_rates(text: str | None):
 def cmd_deploy(args) -> int:
     from natgrad.protocol import default_eta
     from natgrad.tasks import load_task_arg
-    cfg = load_config(args.config)
-    if cfg.is_float:
-        raise UsageError(f"--config {args.config}: deploy needs a chip config (kind fixed or "
-                         "learning_engine), not kind float64")
+    from natgrad.backends import backend_for
+    backend = backend_for(load_config(args.config))
+    why = backend.refuses("deploy")
+    if why:
+        raise UsageError(f"--config {args.config}: {why}")
     args.spec = None
     if args.task is not None:
         if args.rates is not None or args.afferents is not None:
@@ -97,98 +70,7 @@ def cmd_deploy(args) -> int:
     if args.afferents % len(rates):
         raise UsageError(f"--afferents {args.afferents}: not divisible into {len(rates)} "
                          "equal-size groups of --rates")
-    if cfg.is_learning_engine:
-        return _deploy_learning_engine(cfg, args, rates)
-    if args.out is None:
-        args.out = "deploy.yaml"
-    if not str(args.out):
-        raise UsageError("--out: empty path (give a file name such as deploy.yaml)")
-    out = Path(args.out)
-    if out.is_dir():
-        raise UsageError(f"--out {out}: is a folder (give a file name such as deploy.yaml)")
-    parent = out.parent if str(out.parent) else Path(".")
-    if not parent.is_dir() or not os.access(parent, os.W_OK):
-        raise UsageError(f"--out {out}: cannot write (folder {parent} "
-                         f"{'is not writable' if parent.is_dir() else 'does not exist'})")
-    try:
-        task = args.spec.build(1, args.seed) if args.spec is not None else None
-        rec = deploy_record(cfg, seed=args.seed, n_afferents=args.afferents, group_rates=rates,
-                            lut_format=args.lut_format, eta=args.eta, task=task)
-    except ValueError as exc:
-        raise UsageError(str(exc)) from None
-    write_atomic(out, dump_yaml(rec))
-    g = rec["luts"]["gamma_s"]
-    lr = rec.get("learning_rule")
-    print(f"natgrad deploy: config {cfg.name} -> {out}")
-    print(f"  traces: decay {rec['traces']['decay_m']}, {rec['traces']['decay_s']} "
-          f"/ 2^{rec['traces']['decay_frac']}, impulse {rec['traces']['impulse']}")
-    print(f"  weights: {rec['model']['N']} mantissas, "
-          f"exponent {rec['weights']['exponent']}")
-    print(f"  sigmoid LUT {rec['luts']['sigmoid']['entries']} entries; gamma_s LUT "
-          f"{g['shape'][0]}x{g['shape'][1]} ({g['encoding']})")
-    errs = {k: c["rel_err"] for k, c in rec["discretize_info"].items()
-            if isinstance(c, dict) and "rel_err" in c}
-    worst = max(errs, key=errs.get)
-    print(f"  constants: largest relative error {errs[worst]:.2e} ({worst})")
-    if lr is not None:
-        print(f"  learning rule ({lr['status']}): {lr['rule']}")
-    return 0
-
-
-def _deploy_learning_engine(cfg, args, rates) -> int:
-    """Write the deployment folder of a learning-engine config (atomically: a temporary
-    sibling folder renamed into place)."""
-    import shutil
-    import tempfile
-    from emulator import learning
-    from emulator.task import fig3_task
-    out = Path(args.out if args.out is not None else "natgrad-deploy")
-    if not str(args.out if args.out is not None else "x"):
-        raise UsageError("--out: empty path (give a folder such as natgrad-deploy)")
-    if out.exists() and (not out.is_dir() or any(out.iterdir())):
-        raise UsageError(f"--out {out}: exists and is not an empty folder (a learning-engine "
-                         "deployment is a folder)")
-    parent = out.parent if str(out.parent) else Path(".")
-    if not parent.is_dir() or not os.access(parent, os.W_OK):
-        raise UsageError(f"--out {out}: cannot write (folder {parent} "
-                         f"{'is not writable' if parent.is_dir() else 'does not exist'})")
-    rate_vec = rates if len(rates) == args.afferents else tuple(rates)
-    # the task of `natgrad run` with the same --seed / --trials: the design is chosen over
-    # all its trials, so the same invocation deploys the design run judged
-    if args.spec is not None:
-        task = args.spec.build(args.trials, args.seed)
-    else:
-        task = fig3_task(n_trials=args.trials, N=args.afferents, group_rates=rate_vec,
-                         seed=args.seed)
-        if args.weight_range is not None:
-            task.w_range = args.weight_range
-    try:
-        d = learning.design_for_config(cfg, task, args.eta)
-    except ValueError as exc:
-        raise UsageError(str(exc)) from None
-    tmp = Path(tempfile.mkdtemp(prefix=".natgrad-deploy-", dir=parent))
-    try:
-        write_le_deployment(cfg, d, task, args.seed, tmp)
-        if out.exists():
-            out.rmdir()
-        tmp.rename(out)
-    finally:
-        shutil.rmtree(tmp, ignore_errors=True)
-    print(f"natgrad deploy: config {cfg.name} (learning engine) -> {out}/ "
-          "(deploy.yaml, design.json, network.json, manifest.json)")
-    print(f"  LearningDense: {task.N} x {task.M} weights, weight_exp {d.weight_exp}, "
-          f"LSB 2^-{d.w_frac}; tags {sorted(set(d.tags.tolist()))}")
-    print(f"  dw = {d.rule}")
-    if d.dd_products:
-        print(f"  dd = {d.rule_dd}")
-    for k, (v, why) in d.choices.items():
-        print(f"  auto {k} = {v}: {why}")
-    print(f"  build it in Lava: lava_procs.deployment.build_from_deployment('{out}')")
-    print("  what runs where: the synapses are Lava's LearningDense (on Loihi 2, the chip's "
-          "learning engine); the learning neuron is a CPU ProcessModel only: on a chip its "
-          "program (docs/learning_neuron_program.md: 24-bit words, no division) must be "
-          "written in neuron microcode or for an embedded core")
-    return 0
+    return backend.deploy(args, rates)
 
 
 def add_parser(sub) -> None:

@@ -8,7 +8,9 @@ the command line.  The file conventions are in :mod:`natgrad.deploy`'s docstring
 from __future__ import annotations
 
 import base64
+import os
 import hashlib
+import tempfile
 import zlib
 from pathlib import Path
 
@@ -270,7 +272,7 @@ def load_deployment(path) -> tuple:
     cfg = validate(rec["config"]["tree"], str(path))
     neuron = {k: v for k, v in rec["model"]["neuron"].items() if k != "c_eps"}
     params = NeuronParams(**neuron)
-    f, tr, c, lut = rec["formats"], rec["traces"], rec["constants"], rec["luts"]
+    tr, c, lut = rec["traces"], rec["constants"], rec["luts"]
     tf = rec["third_factor"]
     d = D.Discretized(
         cfg=cfg, params=params,
@@ -407,3 +409,28 @@ def write_le_deployment(cfg, d, task, seed: int, folder: Path) -> str:
     rec = learning_engine_record(cfg, d, w0, seed, 0, task)
     learning.deployment.write_deployment(folder, d, w0, seed, 0, record=dump_yaml(rec))
     return learning.deployment.design_digest(d)
+
+
+def write_atomic(path: Path, text: str) -> None:
+    """Write ``text`` to ``path`` via a temp file in the same folder; UsageError on failure."""
+    if path.is_dir():
+        raise UsageError(f"--out {path}: is a folder (give a file name such as deploy.yaml)")
+    parent = path.parent if str(path.parent) else Path(".")
+    tmp = None
+    try:
+        fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=parent)
+        with os.fdopen(fd, "w") as fh:
+            fh.write(text)
+        umask = os.umask(0)
+        os.umask(umask)
+        os.chmod(tmp, 0o666 & ~umask)          # mkstemp makes 0600; give a normal file's mode
+        os.replace(tmp, path)
+        tmp = None
+    except OSError as exc:
+        raise UsageError(f"--out {path}: cannot write ({exc.strerror or exc})") from None
+    finally:
+        if tmp is not None:
+            try:
+                os.unlink(tmp)
+            except OSError:
+                pass

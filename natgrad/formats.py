@@ -18,14 +18,9 @@ def variable_format(cfg: HwConfig, var: str) -> dict:
     return variable_table(cfg)[var].describe()
 
 
-def describe(cfg: HwConfig) -> str:
-    """A human-readable table of every variable's derived format."""
-    lines = [f"config {cfg.name} ({cfg.source}): kind {cfg.kind}: valid"]
-    if cfg.is_float:
-        lines.append("  float64 reference: no fixed-point formats")
-        return "\n".join(lines)
-    if cfg.is_learning_engine:
-        return "\n".join(lines + _describe_learning_engine(cfg))
+def datapath_lines(cfg: HwConfig) -> list[str]:
+    """The datapath config's table: every variable's format, the accumulator and tables."""
+    lines = []
     lines.append(f"  {'variable':10s} {'format':>9s} {'LSB':>10s} {'range':>27s}  rounding   unit")
     for var in variable_table(cfg).values():
         f = var.describe()
@@ -41,7 +36,7 @@ def describe(cfg: HwConfig) -> str:
     lines.append(f"  sigmoid table: {2**cfg['sigmoid']['lut_bits'] + 1} nodes, "
                  f"{'interpolated' if cfg['sigmoid']['interpolate'] else 'nearest-below'}")
     lines += _range_warnings(cfg)
-    return "\n".join(lines)
+    return lines
 
 
 def _range_warnings(cfg: HwConfig) -> list[str]:
@@ -58,17 +53,3 @@ def _range_warnings(cfg: HwConfig) -> list[str]:
             "weights.bits - weights.frac"]
 
 
-def _describe_learning_engine(cfg: HwConfig) -> list[str]:
-    """The learning-engine config's sections, each key with its value and meaning."""
-    from emulator.hwconfig import LE_SCHEMA
-    lines = []
-    for section, title in (("engine", "learning engine (Lava 0.10 LearningDense)"),
-                           ("neuron", "learning neuron (third factors)"),
-                           ("mapping", "rule -> engine ('auto': chosen per task)")):
-        lines.append(f"  {title}:")
-        for key, value in cfg[section].items():
-            lines.append(f"    {section}.{key:18s} {str(value):>8s}  {LE_SCHEMA[section][key].doc}")
-    e = cfg["engine"]
-    lines.append(f"  weights: {e['synaptic_bits']} bits, updates kept {e['acc_shift']} bits below the LSB "
-                 f"for {e['t_epoch']} step(s), then rounded ({e['weight_rounding']} random numbers)")
-    return lines

@@ -31,7 +31,7 @@ def _fig_learning(report, path):
     c = report["curves"]
     fig, ax = plt.subplots(figsize=(6.5, 4))
     ax.plot(c["t_s"], c["float"]["rate_rmse_hz"], label="approx. natural, float64", lw=2)
-    ax.plot(c["t_s"], c["fixed"]["rate_rmse_hz"], "--", label=f"approx. natural, {report['config']['name']}", lw=2)
+    ax.plot(c["t_s"], c["chip"]["rate_rmse_hz"], "--", label=f"approx. natural, {report['config']['name']}", lw=2)
     eu = c["euclid_float"]["rate_rmse_hz"]
     if eu is not None:
         ax.plot(np.linspace(0, c["t_s"][-1], len(eu)), eu, ":", label="Euclidean, float64", color="gray")
@@ -153,16 +153,16 @@ def _markdown(report) -> str:
     lines = [f"# natgrad quantization report: {cfg['name']}", "",
              f"Task: Fig 3 teacher-student (N = {report['N']}, 10/50 Hz), {report['trials']} trials, "
              f"{report['steps']} steps of {report['dt_s'] * 1e3:g} ms, seed {report['seed']}. "
-             f"Float64 approximate rule against the config ({_kind_text(cfg['kind'])}) on "
+             f"Float64 approximate rule against the config ({cfg['kind_text']}) on "
              "identical spikes.", ""] + _verdict_box(report) + [
              "## Learning curves", "", report.get("story", {}).get("sentence", ""), "",
              "![learning curves](learning_curves.png)", "",
-             "| t [s] | float RMSE [Hz] | fixed RMSE [Hz] |", "|---|---|---|"]
+             "| t [s] | float RMSE [Hz] | chip RMSE [Hz] |", "|---|---|---|"]
     c = report["curves"]
     step = max(1, len(c["t_s"]) // 10)
     for n in range(0, len(c["t_s"]), step):
         lines.append(f"| {c['t_s'][n]:.2f} | {c['float']['rate_rmse_hz'][n]:.3f} | "
-                     f"{c['fixed']['rate_rmse_hz'][n]:.3f} |")
+                     f"{c['chip']['rate_rmse_hz'][n]:.3f} |")
     w = report["weights"]
     lines += ["", "## Final weight error against float", "",
               f"RMS {w['final_rmse_vs_float']:.3g}, max {w['final_max_abs_vs_float']:.3g} "
@@ -174,18 +174,12 @@ def _markdown(report) -> str:
                   f"`{dep['files']}` holds exactly the design this report judged (design digest "
                   f"`{dep['design_digest'][:16]}...`); `{dep['same_as']}` writes the same bits.", ""]
     if report["variables"]:
-        le = report["config"]["kind"] == "learning_engine"
+        local_note, closing_note = report["variables_note"]
         lines += ["## Per-variable error, in LSB of the fixed format", "",
                   "*Local* = the chip's value against float arithmetic on the chip's own state "
-                  "at the same step " + (
-                      "(each variable's reference is listed below the table)"
-                      if le else "(rounding alone; V and gamma_s use the recorded weights, "
-                      "which are those after the step's update, so theirs includes one "
-                      "update)") + ". *Trajectory* = the chip's value against "
+                  "at the same step " + local_note + ". *Trajectory* = the chip's value against "
                   "the float run's at the same step (includes the divergence of the two runs). "
-                  "SNR = spread of the signal / RMS error." + (
-                      " The weights include their hidden bits (tag_2); a variable without a "
-                      "float counterpart shows '-' and says why below." if le else ""), ""]
+                  "SNR = spread of the signal / RMS error." + closing_note, ""]
         lines += [
                   "| variable | format | local bias | local noise | local SNR | trajectory bias | "
                   "trajectory noise | trajectory SNR |", "|---|---|---|---|---|---|---|---|"]
@@ -198,17 +192,19 @@ def _markdown(report) -> str:
                       else ("-", "-"))
             lines.append(f"| {name} | {r['format']} | {lb} | {ln} | {ls} | {tb} | {tn} | "
                          f"{_num(tra.get('snr')) if tra else '-'} |")
-        if le:
-            lines.append("")
-            for name, r in report["variables"].items():
-                what = []
-                if r.get("local_reference"):
-                    what.append(f"local against {r['local_reference']}")
-                if r.get("no_local"):
-                    what.append(f"no local reference: {r['no_local']}")
-                if r.get("no_trajectory") and r.get("no_trajectory") != r.get("no_local"):
-                    what.append(f"no trajectory: {r['no_trajectory']}")
-                lines.append(f"* **{name}**: " + "; ".join(what) + ".")
+        notes = []                    # each variable's reference, where its backend names one
+        for name, r in report["variables"].items():
+            what = []
+            if r.get("local_reference"):
+                what.append(f"local against {r['local_reference']}")
+            if r.get("no_local"):
+                what.append(f"no local reference: {r['no_local']}")
+            if r.get("no_trajectory") and r.get("no_trajectory") != r.get("no_local"):
+                what.append(f"no trajectory: {r['no_trajectory']}")
+            if what:
+                notes.append(f"* **{name}**: " + "; ".join(what) + ".")
+        if notes:
+            lines += [""] + notes
         lines += ["", "![error over time](error_over_time.png)", "",
                   "![error histograms](error_histograms.png)", "",
                   "## Overflow, saturation, underflow and headroom", "",
@@ -262,7 +258,7 @@ def _markdown(report) -> str:
     verdict = ("not run: " + x.get("detail", "")) if x.get("lava_bit_exact") is None else (
         "bit-exact" if x["lava_bit_exact"] else "MISMATCH")
     lines += ["## Lava cross-check", "",
-              f"{_lava_text(cfg['kind'])} vs emulator over {x.get('steps', 0)} steps: **{verdict}**.", "",
+              f"{cfg['lava_text']} vs emulator over {x.get('steps', 0)} steps: **{verdict}**.", "",
               "## Provenance", "", "```", json.dumps(report["provenance"], indent=1),
               json.dumps(report["config"]["tree"], indent=1), "```", ""]
     return "\n".join(lines)
@@ -342,17 +338,6 @@ def _fig_updates(report, path):
     fig.tight_layout()
     fig.savefig(path, dpi=100)
     plt.close(fig)
-
-
-def _kind_text(kind: str) -> str:
-    return {"learning_engine": "Loihi 2's learning engine as Lava 0.10 models it",
-            "fixed": "integer datapath of docs/datapath.md",
-            "float64": "float64"}.get(kind, kind)
-
-
-def _lava_text(kind: str) -> str:
-    return ("Lava path 2 (LearningDense + learning neuron)" if kind == "learning_engine"
-            else "Lava `fixed_pt` process (path 1)")
 
 
 def _html(md: str, folder: Path) -> str:

@@ -17,7 +17,6 @@ it and every larger value, with the other varied fields at their maximum (:func:
 from __future__ import annotations
 
 import argparse
-import contextlib
 import functools
 import json
 import math
@@ -30,10 +29,10 @@ from pathlib import Path
 
 import numpy as np
 
-from emulator.variables import SWEEP_FIELDS
 from natgrad.analysis import mean_ci, resolve_verdict
 
-from natgrad import interrupt
+from natgrad.backends import backend_for
+from natgrad.backends.datapath import FRIENDLY
 from natgrad.cli import (HelpFormatter, UsageError, check_fits, check_out_dir,
                          eta_arg, load_config, pos_int)
 
@@ -49,35 +48,14 @@ MAX_VALUES = 256
 #: Points of the whole grid (each is validated before anything runs).
 MAX_POINTS = 10_000
 
-#: Friendly field names: name -> (width key, key moved by the same amount or None, doc).
-#: With a companion ``frac`` key the format's range (largest representable value) stays
-#: fixed while the width changes: only the resolution changes.  The datapath variables'
-#: fields are declared with the variables (:data:`emulator.variables.SWEEP_FIELDS`); the
-#: constants' mantissa width is not a variable.
-FRIENDLY = {
-    **SWEEP_FIELDS,
-    "mant_bits": ("constants.mant_bits", None, "mantissa width of the float constants"),
-}
 
 
 # --------------------------------------------------------------------------- grid
-def _int_schema_keys(schema=None) -> list[str]:
-    from emulator.hwconfig import SCHEMA, Field
-    keys = []
-    for section, spec in (SCHEMA if schema is None else schema).items():
-        if isinstance(spec, dict):
-            keys += [f"{section}.{k}" for k, f in spec.items()
-                     if isinstance(f, Field) and f.kind is int]
-    return keys
-
-
 def allowed_fields(base=None) -> list[str]:
     """Every name ``--vary`` accepts on ``base``: for a datapath config (or None) the friendly
     names, then the integer keys of the config's schema (a learning-engine config has no
     friendly names: its keys are e.g. ``engine.trace_bits``, ``mapping.hidden_bits``)."""
-    if base is None or base.is_fixed:
-        return list(FRIENDLY) + _int_schema_keys()
-    return _int_schema_keys(base.schema)
+    return backend_for("fxp32" if base is None else base).sweep_fields()
 
 
 def parse_vary(text: str, base=None) -> tuple[str, list[int]]:
@@ -171,16 +149,18 @@ def run_point(base_tree: dict | None, source: str, overrides: dict | None, seed:
     Returns the final rate RMSE per trial (Hz), the final weights (trials, M, N) and the
     saturation / underflow totals.
     """
-    from emulator import runner as R
     from emulator.hwconfig import validate
+    from emulator.runner import default_eta
+    from natgrad.protocol import chunk_steps
 
     task, error_hz = _task_and_test_set(int(seed), int(trials), task_source, weight_range)
     if base_tree is None:
         cfg = "float64"
     else:
         cfg = validate(base_tree, source).with_overrides(**(overrides or {}))
-    from natgrad.main_job import chunk_steps
-    res = R.run(cfg, task, int(steps), int(seed), eta=eta, chunk_steps=chunk_steps(trials))
+    res = backend_for(cfg).run(task, int(steps), int(seed),
+                               eta=default_eta() if eta is None else float(eta),
+                               chunk_steps=chunk_steps(trials))
     rmse = error_hz(np.asarray(res.w_final)[None])[0]
     init = error_hz(task.w_init[None])[0]
     counters = res.counters or {}
@@ -191,92 +171,11 @@ def run_point(base_tree: dict | None, source: str, overrides: dict | None, seed:
             "weights_underflow": int(counters.get("weights", {}).get("underflow", 0))}
 
 
-# --------------------------------------------------------------------------- executors
 def execute(tasks: list[tuple], executor: str = "local", scheduler: str | None = None,
             workers: int = DEFAULT_WORKERS, progress=None, fn=None) -> list:
-    """Run ``fn(*t)`` (default :func:`run_point`) for every task; results in task order
-    whatever the executor."""
-    fn = run_point if fn is None else fn
-    done = 0
-
-    def tick():
-        nonlocal done
-        done += 1
-        if progress is not None:
-            progress(done, len(tasks))
-
-    if executor == "serial":
-        out = []
-        for t in tasks:
-            out.append(fn(*t))
-            tick()
-        return out
-    if executor == "local":
-        import multiprocessing
-        from concurrent.futures import ProcessPoolExecutor, as_completed
-        n = max(1, min(workers, len(tasks)))
-        # spawn: fresh interpreters.  fork is not safe once the parent has run numba code
-        # that started an OpenMP runtime ("fork() called from a process already using GNU
-        # OpenMP"), or a Dask client's threads.
-        pool = ProcessPoolExecutor(max_workers=n, mp_context=multiprocessing.get_context("spawn"),
-                                   initializer=interrupt.ignore_sigint)
-        try:
-            with interrupt.children_ignore_sigint():   # workers start at the first submit
-                futures = [pool.submit(fn, *t) for t in tasks]
-            for _ in as_completed(futures):
-                tick()
-            return [f.result() for f in futures]
-        except BaseException:
-            # Interrupted or failed: do not wait for the running tasks, stop the workers.
-            workers_ = list(getattr(pool, "_processes", {}).values())
-            pool.shutdown(wait=False, cancel_futures=True)
-            for proc in workers_:
-                proc.terminate()
-            for proc in workers_:
-                proc.join(timeout=2.0)
-            raise
-        finally:
-            pool.shutdown(wait=True)
-    if executor == "dask":
-        return _execute_dask(tasks, scheduler, workers, tick, fn)
-    raise UsageError(f"--executor must be one of local, dask, serial (got {executor!r})")
-
-
-def _execute_dask(tasks, scheduler, workers, tick, fn=None) -> list:
-    import logging
-    from dask.distributed import Client, LocalCluster, as_completed
-
-    cluster = None
-    if scheduler:
-        try:
-            client = Client(scheduler, timeout="20s")
-        except (OSError, TimeoutError, ValueError) as exc:
-            raise UsageError(f"--scheduler {scheduler}: cannot connect ({exc})") from None
-    else:
-        # Workers and nannies start with SIGINT blocked: a Ctrl-C reaches only this process,
-        # which closes the cluster (no worker tracebacks).
-        with interrupt.children_ignore_sigint(from_other_threads=True):
-            cluster = LocalCluster(n_workers=workers, threads_per_worker=1, processes=True,
-                                   dashboard_address=None, silence_logs=logging.CRITICAL)
-            client = Client(cluster)
-            client.wait_for_workers(workers, timeout=60)
-    futures, wait_s = [], 10
-    try:
-        futures = client.map(fn or run_point, *zip(*tasks), pure=False)
-        for _ in as_completed(futures):
-            tick()
-        return client.gather(futures)
-    except BaseException:
-        wait_s = 1                      # interrupted: the watchdog allows a few seconds
-        with contextlib.suppress(Exception):
-            client.cancel(futures)
-        raise
-    finally:
-        with contextlib.suppress(Exception):
-            client.close(timeout=wait_s)
-        if cluster is not None:
-            with contextlib.suppress(Exception):
-                cluster.close(timeout=wait_s)
+    """:func:`natgrad.executors.execute` of :func:`run_point` (or ``fn``) over ``tasks``."""
+    from natgrad.executors import execute as run_all
+    return run_all(run_point if fn is None else fn, tasks, executor, scheduler, workers, progress)
 
 
 # --------------------------------------------------------------------------- analysis
@@ -570,9 +469,9 @@ def _print_summary(rep: dict, varies) -> None:
 
 def cmd_sweep(args) -> int:
     base = load_config(args.config)
-    if base.is_float:
-        raise UsageError(f"--config {args.config}: sweep needs a fixed-point or learning-engine "
-                         "config (kind: fixed or learning_engine)")
+    why = backend_for(base).refuses("sweep")
+    if why:
+        raise UsageError(f"--config {args.config}: {why}")
     spec = None
     if args.task is not None or args.weight_range is not None:
         from natgrad.tasks import check_chip, load_task_arg

@@ -53,20 +53,11 @@ def load_task_arg(text: str, weight_range: float | None = None):
 def check_chip(cfg, spec, trials: int, seed: int, eta: float) -> None:
     """Refuse (UsageError, one line) a task the chip config cannot represent: the design
     (learning engine) or the discretization (datapath) of the task names the limit."""
-    if cfg.is_float:
+    from natgrad.backends import backend_for
+    backend = backend_for(cfg)
+    if backend.label() is None:           # the float reference runs every task
         return
-    if not getattr(spec.f, "is_identity", False):
-        raise UsageError(f"task {spec.name} on config {cfg.name}: its weights are parametrized "
-                         f"({type(spec.f).__name__}); the chip stores somatic weights only "
-                         "(parametrization identity): run it with --config float64, or state "
-                         "the task in somatic weights")
-    task = spec.build(trials, seed)
     try:
-        if cfg.is_learning_engine:
-            from emulator import learning
-            learning.design_for_config(cfg, task, eta)
-        else:
-            from emulator.discretize import discretize
-            discretize(cfg, task.params, task.rates, eta)
+        backend.check_task(spec.build(trials, seed), eta)
     except ValueError as exc:
         raise UsageError(f"task {spec.name} on config {cfg.name}: {exc}") from None

@@ -67,7 +67,7 @@ def test_main_job_report(tmp_path):
     rep = json.loads((out / "report.json").read_text())
     assert rep["config"]["name"] == "loihi2_ideal" and rep["steps"] == 2000 and rep["seed"] == 0
     assert len(rep["curves"]["t_s"]) == len(rep["curves"]["float"]["rate_rmse_hz"]) \
-        == len(rep["curves"]["fixed"]["rate_rmse_hz"])
+        == len(rep["curves"]["chip"]["rate_rmse_hz"])
     for var in ("weights", "potential", "trace_m", "usp", "sigma", "gamma_s", "post"):
         row = rep["variables"][var]
         for key in ("rmse_lsb", "mean_err_lsb", "max_abs_err_lsb", "overflow", "saturation",
@@ -203,7 +203,7 @@ def test_report_values_finite_and_interrupted_write_leaves_nothing(tmp_path, mon
     out = tmp_path / "ok"
     out.mkdir()
     rep = run_main_job(load("loihi2_ideal"), 1000, 1, trials=1, lava_steps=0, progress=False, out=out)
-    for key in ("float", "fixed"):
+    for key in ("float", "chip"):
         assert np.all(np.isfinite(rep["curves"][key]["rate_rmse_hz"]))
     for row in rep["variables"].values():
         assert all(np.isfinite(row[k]) for k in ("rmse_lsb", "mean_err_lsb", "max_abs_err_lsb"))

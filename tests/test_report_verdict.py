@@ -68,11 +68,11 @@ def test_verdict_from_curves_says_not_resolved_for_one_trial():
     from natgrad.analysis import verdict
     t = np.arange(8.0)
     fl = np.linspace(3.0, 1.0, 8)[:, None]
-    v = verdict({"t_s": t, "float_trials": fl, "fixed_trials": fl + 0.05}, {}, {})
+    v = verdict({"t_s": t, "float_trials": fl, "chip_trials": fl + 0.05}, {}, {})
     assert v["status"] == "not resolved" and v["tracks_float"] is None and v["n_trials"] == 1
     four = np.repeat(fl, 4, axis=1)
     v = verdict({"t_s": t, "float_trials": four,
-                 "fixed_trials": four + np.array([0.04, 0.05, 0.06, 0.05])}, {}, {})
+                 "chip_trials": four + np.array([0.04, 0.05, 0.06, 0.05])}, {}, {})
     assert v["status"] == "tracks" and v["tracks_float"] is True
 
 

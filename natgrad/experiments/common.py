@@ -20,6 +20,7 @@ from emulator.reference import Rule, run_fused
 from emulator.threads import default_parallel
 from emulator.spikes import SpikeSource
 from emulator.task import Task
+from natgrad.backends import backend_for
 
 SCALES = ("small", "paper")
 
@@ -182,16 +183,14 @@ def float_rules(task: Task, etas: dict, steps: int, seed: int, eval_every: int |
 
 # ---------------------------------------------------------------------------- hardware configs
 def config_label(cfg) -> str | None:
-    """Name of a fixed-point config, None for no config or a float64 config."""
-    if cfg is None or getattr(cfg, "is_float", False):
-        return None
-    return cfg.name
+    """Name of a chip config, None for no config or the float64 reference."""
+    return None if cfg is None else backend_for(cfg).label()
 
 
 def chip_rule(cfg) -> str:
-    """The rule a chip config runs: the learning engine's ``mapping.rule``, else 'approx'
-    (the integer datapath implements the approximate rule only)."""
-    return cfg["mapping"]["rule"] if getattr(cfg, "is_learning_engine", False) else "approx"
+    """The rule a chip config runs (the learning engine's ``mapping.rule``; the integer
+    datapath implements the approximate rule only)."""
+    return backend_for(cfg).rule()
 
 
 def chip_run(cfg, task: Task, steps: int, seed: int, eta: float, record_every: int | None = None,
@@ -204,8 +203,8 @@ def chip_run(cfg, task: Task, steps: int, seed: int, eta: float, record_every: i
     t_s (R+1,); final weights (K, M, N); counters summed over batches).  The emulator stores
     somatic weights (identity parametrization).
     """
-    from emulator.runner import run
-    from natgrad.main_job import chunk_steps      # short chunks: Ctrl-C is handled between them
+    from natgrad.protocol import chunk_steps      # short chunks: Ctrl-C is handled between them
+    backend = backend_for(cfg)
     if not getattr(task.f, "is_identity", False):
         raise ValueError("the integer emulator runs the somatic (identity) parametrization only")
     rec = ("weights",) if record_every else ()
@@ -213,15 +212,16 @@ def chip_run(cfg, task: Task, steps: int, seed: int, eta: float, record_every: i
     all_trials = np.arange(task.n_trials) if trials is None else np.asarray(trials, np.int64)
     for b0 in range(0, all_trials.size, batch):
         tr = all_trials[b0:b0 + batch]
-        rule = chip_rule(cfg)
+        rule = backend.rule()
         if all_trials.size > batch:
             _note(f"{cfg.name} {rule}: trials {tr[0]}..{tr[-1]} of {all_trials.size}")
         _status(f"{cfg.name} {rule}: trials {tr[0]}..{tr[-1]} of {all_trials.size}, {steps} steps")
-        res = run(cfg, task, steps, seed, eta=eta, record=rec, record_every=record_every or 0,
-                  trials=tr, chunk_steps=chunk_steps(len(tr)))
+        res = backend.run(task, steps, seed, eta=eta, record=rec,
+                          record_every=record_every or 0, trials=tr,
+                          chunk_steps=chunk_steps(len(tr)))
         finals.append(res.w_final)
         if record_every:
-            recs.append(np.concatenate([chip_initial(cfg, task.w_init[tr], task, eta)[None],
+            recs.append(np.concatenate([backend.stored_weights(task.w_init[tr], task, eta)[None],
                                         res.record["weights"]], axis=0))
             t = np.concatenate([[0.0], res.record_t_s])
         for var, c in res.counters.items():
@@ -234,18 +234,8 @@ def chip_run(cfg, task: Task, steps: int, seed: int, eta: float, record_every: i
 
 
 def chip_initial(cfg, w, task: Task, eta: float):
-    """Initial weights as the chip stores them (rounded to its grid, saturated): the
-    datapath's accumulator for a ``kind: fixed`` config, the LearningDense weights of the
-    task's design for a learning-engine config."""
-    if cfg.is_learning_engine:
-        from emulator import learning
-        d = learning.design_for_config(cfg, task, eta)
-        return learning.quantize_weights(d, w) * d.lsb_w
-    wt = cfg["weights"]
-    f, e = wt["frac"], wt["extra_frac"]
-    top = 2 ** (wt["bits"] + e - 1)
-    acc = np.clip(np.rint(np.asarray(w, dtype=np.float64) * 2.0 ** (f + e)), -top, top - 1).astype(np.int64)
-    return (acc >> e) * 2.0 ** -f
+    """Initial weights as the chip stores them (rounded to its grid, saturated)."""
+    return backend_for(cfg).stored_weights(w, task, eta)
 
 
 def counters_summary(counters: dict) -> dict:
@@ -259,16 +249,9 @@ def counters_summary(counters: dict) -> dict:
 
 
 def weight_range(cfg, task: Task | None = None, eta: float | None = None) -> float | None:
-    """Largest representable |w| of a fixed config, or of the task's design on a
-    learning-engine config (None for float)."""
-    if config_label(cfg) is None:
-        return None
-    if cfg.is_learning_engine:
-        from emulator import learning
-        d = learning.design_for_config(cfg, task, eta)
-        return (2 ** (cfg["engine"]["synaptic_bits"] - 1) - 1) * d.lsb_w
-    wt = cfg["weights"]
-    return (2 ** (wt["bits"] - 1) - 1) * 2.0 ** -wt["frac"]
+    """Largest representable |w| of a chip config (of the task's design where the config
+    designs per task), None for the float reference."""
+    return None if cfg is None else backend_for(cfg).weight_range(task, eta)
 
 
 def curve_metrics(task: Task, Wr: np.ndarray, seed: int, n_test: int = 50, trials=None):

@@ -10,16 +10,13 @@ available, so the 10/50-Hz code rates are used for every condition).
 """
 from __future__ import annotations
 
-import dataclasses
-
 import numpy as np
 
-from emulator import stages
-from emulator.discretize import discretize
 from emulator.metrics import test_set
 from emulator.reference import (ETA_CODE, delta_approx, delta_euclid, delta_natural, gauss_moments)
 from emulator.spikes import sigma
 from emulator.task import fig3_task
+from natgrad.backends import backend_for
 
 from .stats import verdict
 from .common import (Timer, finish, angle_deg, config_label, counters_summary, plt, preset,
@@ -61,34 +58,6 @@ def fisher_angle_deg(a, b, W, r, params):
     return np.degrees(np.arccos(c))
 
 
-def chip_approx_direction(d, W, X, p_teacher):
-    """Direction of the approximate update as the integer datapath forms it, from float
-    weights W (S, N), USPs X (S, N) and the expected teacher count p_teacher (S,).
-
-    Weights and USPs are quantized to the config's formats (saturated); then the datapath's
-    own stages (:mod:`emulator.stages`: potential, gamma_s, sigmoid, error, post factor,
-    bracket) in the config's integer arithmetic, with stochastic roundings replaced by
-    round-half-up (their expectation up to half an LSB) and the teacher count by its
-    expectation on the error grid.  Presynaptic traces are not emulated (X comes from float
-    traces).  Returns P·B (S, N) floats (scale irrelevant: only the direction is used).
-    """
-    det = dataclasses.replace(d, variables={
-        name: dataclasses.replace(var, rounding="half_up" if var.rounding == "stochastic"
-                                  else var.rounding)
-        for name, var in d.variables.items()})
-    wf, xf = det.variables["weights"].fmt, det.variables["usp"].fmt
-    w = np.clip(np.rint(W * 2.0 ** wf.frac), -wf.max_int, wf.max_int).astype(np.int64)[:, None, :]
-    x = np.clip(np.rint(X * 2.0 ** xf.frac), xf.min_int, xf.max_int).astype(np.int64)
-    v, _ = stages.potential(det, w, x, None, None)
-    gamma, _ = stages.gamma(det, w)
-    sg = stages.sigmoid(det, v)
-    y = np.rint(np.asarray(p_teacher)[:, None] * 2.0 ** det.err_frac).astype(np.int64)
-    err = y + stages.error(det, sg, np.zeros_like(y))
-    post, _ = stages.post_factor(det, gamma, sg, err, None, None)
-    bracket, _ = stages.bracket(det, x, v, w, None, None, None, None)
-    return (post[:, :, None].astype(np.float64) * bracket.astype(np.float64))[:, 0, :]
-
-
 def _angle_eta(p) -> float:
     """The learning rate of the engine design whose direction the angles measure: the
     paper's code rate, or ``natgrad experiment --eta``."""
@@ -101,14 +70,9 @@ def angles_for_pair(pair, p, seed, cfg=None, batch: int = 10):
     task = fig3_task(n_trials=K, N=N, group_rates=pair, seed=seed, w_scale=p["w_scale"] / N)
     r, params = task.rates, task.params
     wstar = task.w_target[0, 0, :]                                 # fixed target for the pair
-    # the datapath's direction from its stages; the learning engine's is the expectation of
-    # its stochastic events (emulator.learning.expected_update) on the task's design
-    d = le = None
-    if cfg is not None and cfg.is_fixed:
-        d = discretize(cfg, params, r, 1.0)
-    elif cfg is not None and cfg.is_learning_engine:
-        from emulator import learning
-        le = learning.design_for_config(cfg, task, _angle_eta(p))
+    # the config's expected update direction (its backend's: the datapath's stages, the
+    # learning engine's expectation over its events) on the task's design
+    backend = None if cfg is None else backend_for(cfg)
     out = {}
     for b0 in range(0, K, batch):
         tr = np.arange(b0, min(K, b0 + batch))
@@ -125,12 +89,8 @@ def angles_for_pair(pair, p, seed, cfg=None, batch: int = 10):
                 "nat_euclid_euclidean": angle_deg(nat, euc),
                 "nat_approx_fisher": fisher_angle_deg(nat, app, Wf, r, params),
                 "nat_euclid_fisher": fisher_angle_deg(nat, euc, Wf, r, params)}
-        if d is not None or le is not None:
-            if le is not None:
-                from emulator import learning
-                chip = learning.expected_update(le, Wf, Xf, y[:, 0])
-            else:
-                chip = chip_approx_direction(d, Wf, Xf, y[:, 0])
+        if backend is not None:
+            chip = backend.update_direction(task, _angle_eta(p), Wf, Xf, y[:, 0])
             part["nat_config_approx_euclidean"] = angle_deg(nat, chip)
             part["nat_config_approx_fisher"] = fisher_angle_deg(nat, chip, Wf, r, params)
         for k, v in part.items():
@@ -204,9 +164,7 @@ def fig12(scale: str = "small", config=None, seed: int = 0, out=None, curves: bo
                  for s_ in list(summary.values()) + list(chk.values())]
         ec = result["effect_config"]
         ec["max_angle_diff_to_float_deg"] = float(max(diffs))
-        ec["direction"] = ("the datapath's stages on each USP sample" if cfg.is_fixed else
-                           "the engine's expected update over its events and stochastic "
-                           "roundings (emulator.learning.expected_update)")
+        ec["direction"] = backend_for(cfg).update_direction_text()
         ec["targets"] = [verdict(ec["max_angle_diff_to_float_deg"], 2.0, "lower",
                                  "max |angle(chip, natural) - angle(float approx, natural)| [deg] "
                                  "at the paper's and at in-range weights",

@@ -14,6 +14,7 @@ from emulator.spikes import sigma
 from emulator.task import Task, fig3_task
 
 from .stats import ci95, verdict
+from natgrad.backends import backend_for
 from .common import (Timer, finish, angle_deg, chip_run, config_label, counters_summary, curve_metrics,
                      first_below, float_rules, plt, preset, save_fig, scaled_etas, steps_of,
                      weight_range)
@@ -134,9 +135,9 @@ def fig3f_shard(p: dict, seed: int, cfg_tree: dict | None, trials) -> dict:
                                        record_every=ev, trials=trials)
         rm, kl, wd = curve_metrics(task, Wr, seed, p["n_test"], trials)
         out["chip"] = {"t_s": tr, "rmse": rm, "kl": kl, "wdist": wd, "counters": counters}
-        if cfg.is_learning_engine and "euclid" in p["rules"]:
+        ecfg = backend_for(cfg).with_rule("euclid") if "euclid" in p["rules"] else None
+        if ecfg is not None:
             # the same engine and coding learning the Euclidean rule: the fair comparison
-            ecfg = cfg.with_overrides(**{"mapping.rule": "euclid"})
             Wr, tr, _, counters = chip_run(ecfg, task, steps, seed, all_etas["euclid"],
                                            record_every=ev, trials=trials)
             rm, kl, wd = curve_metrics(task, Wr, seed, p["n_test"], trials)
@@ -216,7 +217,6 @@ def fig3f(scale: str = "small", config=None, seed: int = 0, out=None, progress=N
     task = fig3_task(n_trials=p["n_trials"], N=p["N"], group_rates=p["group_rates"], seed=seed)
     all_etas = fig3f_etas(p)
     etas = {r: all_etas[r] for r in p["rules"]}
-    steps, ev = steps_of(p["T_s"]), steps_of(p["eval_s"])
     label = config_label(config)
     merged, shard_count = sharded_curves(p, seed, config, executor=executor, workers=workers,
                                          scheduler=scheduler, shard_trials=shard_trials,
@@ -273,13 +273,7 @@ def fig3f(scale: str = "small", config=None, seed: int = 0, out=None, progress=N
             "n_trials": int(rm.shape[1])}
         te = eff["t_rmse_below_s"].get("euclid")
         tc = ceff["t_rmse_below_s"][f"approx@{label}"]
-        if config.is_learning_engine:
-            blame = (f"what limits the engine is measured in docs/learning_engine.md ('What "
-                     "limits it now': Lava's shared tag_2 rounding, tag_2's 8 bits, the "
-                     f"heterosynaptic V step); counters {counters_summary(counters)} (post: "
-                     "carries, delayed not lost)")
-        else:
-            blame = f"see `natgrad budget --config {label}` and the counters {counters_summary(counters)}"
+        blame = backend_for(config).limits_text(counters_summary(counters))
         ceff["targets"] = [
             verdict(ceff.get("kl_late_ratio_to_float_approx"), 1.10, "lower",
                     "late-KL ratio to float's approximate rule", blame,

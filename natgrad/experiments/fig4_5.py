@@ -15,6 +15,7 @@ from emulator.reference import coefficients, eta_from_paper
 from emulator.task import Attenuation, Task
 
 from .stats import paired, verdict
+from natgrad.backends import backend_for
 from .common import (Timer, finish, chip_initial, chip_run, config_label, counters_summary, float_rules, plt, preset,
                      save_fig, scaled_etas, steps_of, weight_range)
 
@@ -228,8 +229,7 @@ def fig5(scale: str = "small", config=None, seed: int = 0, out=None, **overrides
               "eta_approx_code": eta,
               "eta_code": eta, "conditions": rows, "effect": eff}
     if label is not None:
-        lsb = (weight_range(config, task, eta) / (2 ** (config["engine"]["synaptic_bits"] - 1) - 1)
-               if config.is_learning_engine else 2.0 ** -config["weights"]["frac"])
+        lsb = backend_for(config).weight_lsb(task, eta)
         chip = np.array([rw["config_pct_seeds"] for rw in rows]).T       # (seeds, conditions)
         ref = np.array([rw["approx_pct_seeds"] for rw in rows]).T
         pair = paired(chip, ref)

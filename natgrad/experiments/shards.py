@@ -221,10 +221,10 @@ def run_shards(fn, args: tuple, shards: list[np.ndarray], executor: str = "seria
     finished shards (created); shards found there are not recomputed.  ``fn`` must be a
     module-level function and ``args`` JSON-able (the cache key) and picklable.
     """
-    from natgrad.sweep import execute
+    from natgrad.executors import execute
     if cache is not None:
         Path(cache).mkdir(parents=True, exist_ok=True)
     tasks = [(fn, args, [int(t) for t in s], None if cache is None else str(cache))
              for s in shards]
-    return execute(tasks, executor=executor, scheduler=scheduler, workers=workers,
-                   progress=progress, fn=_cached_call)
+    return execute(_cached_call, tasks, executor=executor, scheduler=scheduler,
+                   workers=workers, progress=progress)
