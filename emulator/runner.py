@@ -114,24 +114,27 @@ def run(config, task: Task, steps: int, seed: int, *, eta: float | None = None,
         raise ValueError(f"chunk_steps must be >= 1 (got {chunk_steps})")
     if backend not in ("numba", "numpy"):
         raise ValueError(f"backend must be 'numba' or 'numpy' (got {backend!r})")
-    unknown = set(record) - set(RECORDABLE)
-    if unknown and not cfg.is_learning_engine:
-        raise ValueError(f"record: unknown variable {sorted(unknown)[0]!r} "
-                         f"(allowed: {', '.join(RECORDABLE)})")
     if record and record_every < 1:
         raise ValueError("record_every must be >= 1 when variables are recorded")
     eta = default_eta() if eta is None else float(eta)
     trials = np.arange(task.n_trials) if trials is None else np.asarray(trials, np.int64)
-    if cfg.is_float:
-        return run_float(cfg, task, steps, seed, eta=eta, record=record,
-                         record_every=record_every, chunk_steps=chunk_steps, trials=trials,
-                         progress=progress, parallel=parallel)
-    if cfg.is_learning_engine:
-        return run_learning_engine(cfg, task, steps, seed, eta=eta, record=record,
-                                   record_every=record_every, backend=backend,
-                                   chunk_steps=chunk_steps, trials=trials, progress=progress,
-                                   parallel=parallel, fused=fused, design=design)
+    engine = _ENGINES[cfg.kind]              # the one place the emulator reads the kind
+    return engine(cfg, task, steps, seed, eta=eta, record=record, record_every=record_every,
+                  backend=backend, chunk_steps=chunk_steps, trials=trials, progress=progress,
+                  parallel=parallel, fused=fused, design=design)
 
+
+def run_datapath(cfg: HwConfig, task: Task, steps: int, seed: int, *, eta: float, record=(),
+                 record_every: int = 0, backend: str = "numba", chunk_steps: int = 4000,
+                 trials=None, progress=None, parallel: bool | None = None, fused: bool = True,
+                 design=None) -> RunResult:
+    """:func:`run` on a ``kind: fixed`` config: the integer datapath (its numba kernel, or
+    the numpy step; bit-identical).  ``state`` is the final :class:`emulator.datapath.State`."""
+    unknown = set(record) - set(RECORDABLE)
+    if unknown:
+        raise ValueError(f"record: unknown variable {sorted(unknown)[0]!r} "
+                         f"(allowed: {', '.join(RECORDABLE)})")
+    trials = np.arange(task.n_trials) if trials is None else np.asarray(trials, np.int64)
     d = discretize(cfg, task.params, task.rates, eta) if design is None else design
     src = SpikeSource(task, seed, trials)
     fused = fused and not src.recorded       # a recording is played by next(), same bits
@@ -260,6 +263,26 @@ def run_learning_engine(cfg: HwConfig, task: Task, steps: int, seed: int, *, eta
                      record_t_s=res.record_t_s if record else np.zeros(0), output_spikes=None,
                      teacher_spikes=res.teacher_spikes, state=res,
                      extremes=extremes_physical(d, res.lo, res.hi))
+
+
+def _run_float64(cfg: HwConfig, task: Task, steps: int, seed: int, *, eta: float, record=(),
+                 record_every: int = 0, backend: str = "numba", chunk_steps: int = 4000,
+                 trials=None, progress=None, parallel: bool | None = None, fused: bool = True,
+                 design=None) -> RunResult:
+    """:func:`run` on a ``kind: float64`` config (:func:`emulator.float_run.run_float`; it
+    draws the spikes inside its compiled loop, whatever ``backend`` and ``fused`` say)."""
+    unknown = set(record) - set(RECORDABLE)
+    if unknown:
+        raise ValueError(f"record: unknown variable {sorted(unknown)[0]!r} "
+                         f"(allowed: {', '.join(RECORDABLE)})")
+    return run_float(cfg, task, steps, seed, eta=eta, record=record, record_every=record_every,
+                     chunk_steps=chunk_steps, trials=trials, progress=progress,
+                     parallel=parallel)
+
+
+#: config kind -> the engine that runs it
+_ENGINES = {"float64": _run_float64, "fixed": run_datapath,
+            "learning_engine": run_learning_engine}
 
 
 def _store(rec_int, row, st, w_extra) -> None:

@@ -30,7 +30,7 @@ class Float64Backend(Backend):
                           "not kind float64",
                 "budget": "a float64 config has no quantizers",
                 "sweep": "sweep needs a fixed-point or learning-engine config "
-                         "(kind: fixed or learning_engine)"}.get(action, f"float64 cannot {action}")
+                         "(kind: fixed or learning_engine), not kind float64"}.get(action, f"float64 cannot {action}")
 
     def check_task(self, task, eta) -> None:
         return None
