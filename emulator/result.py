@@ -39,5 +39,8 @@ class RunResult:
     record_t_s: np.ndarray
     output_spikes: np.ndarray | None    #: (B, M) student spike counts (fixed runs; None for float)
     teacher_spikes: np.ndarray          #: (B, M) teacher spike counts over the run
-    state: object = None                #: final integer State (fixed only)
+    #: the engine's final state: the datapath's :class:`emulator.datapath.State` (``kind:
+    #: fixed``, and Lava path 1), the learning engine's :class:`emulator.learning.LEResult`
+    #: (with its Design), Lava path 2's Vars read back (a dict), or None (float64)
+    state: "datapath.State | LEResult | dict | None" = None  # noqa: F821 - names only
     extremes: dict = dataclasses.field(default_factory=dict)   #: name -> (min (B,), max (B,))
