@@ -13,7 +13,8 @@ from __future__ import annotations
 import numpy as np
 
 from emulator.metrics import test_set
-from emulator.reference import (ETA_CODE, delta_approx, delta_euclid, delta_natural, gauss_moments)
+from emulator.reference import ETA_CODE, delta_approx, delta_euclid, delta_natural
+from emulator.rule_math import gauss_moments, membrane_stats
 from emulator.spikes import sigma
 from emulator.task import fig3_task
 from natgrad.backends import backend_for
@@ -41,8 +42,7 @@ def fisher_inner(a, b, W, r, params):
     """a^T F b with F = I1(Σ + r rᵀ) + c2(r uᵀ + u rᵀ) + c3 u uᵀ, Σ = diag(r)/c_ε, u = Σ w
     (docs/model.md#coefficients), for rows a, b (S, N) at weights W (S, N)."""
     ce = params.c_eps
-    m = W @ r
-    v = (W * W) @ r / ce
+    m, v = membrane_stats(W, r, ce)
     I1, c2, c3 = gauss_moments(m, v, params)
     u = W * r / ce
     ra, rb, ua, ub = a @ r, b @ r, np.sum(u * a, -1), np.sum(u * b, -1)

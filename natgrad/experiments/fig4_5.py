@@ -11,7 +11,8 @@ from __future__ import annotations
 import numpy as np
 
 from emulator.params import NeuronParams
-from emulator.reference import coefficients, eta_from_paper
+from emulator.reference import eta_from_paper
+from emulator.rule_math import coefficients, input_q, membrane_stats
 from emulator.task import Attenuation, Task
 
 from .stats import paired, verdict
@@ -48,7 +49,8 @@ def fig4(scale: str = "small", config=None, seed: int = 0, out=None, **overrides
     eta_n = eta_from_paper(p["eta_paper"], params)
     r = np.array([p["rate"]])
     ws0 = p["w_soma0"]
-    gs0 = float(coefficients(ws0 * p["rate"], ws0 ** 2 * p["rate"] / params.c_eps, params.c_eps * p["rate"])[0])
+    m0, v0 = membrane_stats(np.array([ws0]), r, params.c_eps)
+    gs0 = float(coefficients(m0, v0, input_q(r, params.c_eps), params)[0])
     eta_e = eta_n * gs0 * params.c_eps / p["rate"]
     etas = scaled_etas(p, {"natural": eta_n, "approx": eta_n, "euclid": eta_e})
     eta_n = etas["approx"]
