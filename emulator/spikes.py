@@ -217,16 +217,17 @@ class SpikeSource:
             X, Y = np.zeros((0, B, N), np.uint8), np.zeros((0, B, M), np.uint8)
             return ((X, Y, np.zeros((0, B, N))) if return_usp else (X, Y)) + traces
         if self.task.inputs is not None:
-            X = np.ascontiguousarray(np.broadcast_to(self.task.inputs.chunk(self.k, n)[:, None, :],
-                                                     (n, B, N)))
+            # a writeable copy: a read-only array (broadcast_to's view, one trial) would make
+            # numba compile every kernel once more for its 'readonly' type
+            X = np.broadcast_to(self.task.inputs.chunk(self.k, n)[:, None, :], (n, B, N)).copy()
         else:
             X = rng.bernoulli_steps(self.task.rates * p.dt, self.seed, rng.STREAM_INPUT, self.k,
                                     n, self._idx_in)
         x = np.empty(X.shape)
         _traces(X, self._am, self._as, p.decay_m, p.decay_s, p.usp_scale, x, rows, am_rows, as_rows)
         if self.task.teacher_spikes is not None:
-            Y = np.ascontiguousarray(np.broadcast_to(
-                self.task.teacher_spikes.chunk(self.k, n)[:, None, :], (n, B, M)))
+            Y = np.broadcast_to(self.task.teacher_spikes.chunk(self.k, n)[:, None, :],
+                                (n, B, M)).copy()
         elif self.task.poisson_teacher:
             Y = rng.bernoulli_steps(np.broadcast_to(self.task.teacher_rate * p.dt, (self.task.M,)),
                                     self.seed, rng.STREAM_TEACHER, self.k, n, self._idx_out)

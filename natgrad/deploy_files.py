@@ -243,10 +243,15 @@ def loihi2_rule(task, eta: float) -> dict:
 
 
 def _read_table(t: dict) -> np.ndarray:
+    """A lookup table of the file, read-only like the discretize step's own (so the kernels
+    see one array type and numba compiles them once)."""
     if t["encoding"] == "list":
-        return np.asarray(t["values"], dtype=np.int64).reshape(t["shape"])
-    raw = zlib.decompress(base64.b64decode(t["data"]))
-    return np.frombuffer(raw, "<u4").astype(np.int64).reshape(t["shape"])
+        table = np.asarray(t["values"], dtype=np.int64).reshape(t["shape"])
+    else:
+        raw = zlib.decompress(base64.b64decode(t["data"]))
+        table = np.frombuffer(raw, "<u4").astype(np.int64).reshape(t["shape"])
+    table.flags.writeable = False
+    return table
 
 
 def load_deployment(path) -> tuple:
