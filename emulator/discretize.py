@@ -225,9 +225,9 @@ def discretize(cfg: HwConfig, params: NeuronParams, rates: np.ndarray, eta: floa
         raise ValueError(f"{cfg.source}: discretize needs a fixed-point config (kind: fixed)")
     rates = np.asarray(rates, dtype=np.float64)
     mb = cfg["constants"]["mant_bits"]
-    tr, us, wt = cfg["traces"], cfg["usp"], cfg["weights"]
+    tr = cfg["traces"]
     po, sg, gm = cfg["potential"], cfg["sigmoid"], cfg["gamma_s"]
-    br, pt = cfg["bracket"], cfg["post"]
+    br = cfg["bracket"]
 
     decay_m, decay_s = decay_integers(params, tr["decay_frac"])
     usp_mant, usp_shift = const_mantissa(params.usp_scale, mb)

@@ -266,7 +266,6 @@ def le_updates(rec: dict, rec_float: dict, task, d) -> dict:
                        "run's are the approximate rule's, so the cosines compare two rules")
     done = (le_effective_weights(rec) - before) / lsb
     hist, _ = np.histogram(np.minimum(np.abs(done).ravel(), UPDATE_EDGES[-1]), bins=UPDATE_EDGES)
-    err = done - asked
     cos = _cosines(done, uf)
     out["realised"] = {
         "quantum_lsb": 2.0 ** -d.hidden_bits,
