@@ -121,17 +121,8 @@ def check_out_dir(path: Path) -> Path:
 
 def eta_arg():
     """An argparse type: a learning rate in code units, finite and in (0, 1]."""
-    def parse(text: str) -> float:
-        import math
-        try:
-            v = float(text)
-        except ValueError:
-            raise argparse.ArgumentTypeError(f"--eta {text!r}: expected a number") from None
-        if not (math.isfinite(v) and 0.0 < v <= 1.0):
-            raise argparse.ArgumentTypeError(f"--eta must be in (0, 1] (code units; the paper's "
-                                             f"eta_A is 5.5e-4), got {text}")
-        return v
-    return parse
+    from natgrad.argtypes import bounded_float
+    return bounded_float("--eta", 1.0, "code units; the paper's eta_A is 5.5e-4")
 
 
 def load_config(name):

@@ -1,6 +1,7 @@
 """``--task``: the command line's side of task files (:mod:`emulator.taskfile`)."""
 from __future__ import annotations
 
+from natgrad.argtypes import bounded_float
 from natgrad.errors import UsageError
 
 __all__ = ["TASK_HELP", "add_task_argument", "add_weight_range_argument", "load_task_arg"]
@@ -25,17 +26,8 @@ def add_weight_range_argument(p) -> None:
                    help=WEIGHT_RANGE_HELP)
 
 
-def _weight_range_arg(text: str) -> float:
-    import argparse
-    import math
-    try:
-        v = float(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"--weight-range {text!r}: expected a number") from None
-    if not (math.isfinite(v) and 0.0 < v <= 1e3):
-        raise argparse.ArgumentTypeError(f"--weight-range must be in (0, 1000] (the largest "
-                                         f"|w| expected), got {text}")
-    return v
+#: argparse type of --weight-range: the largest |w| expected, in (0, 1000]
+_weight_range_arg = bounded_float("--weight-range", 1e3, "the largest |w| expected")
 
 
 def load_task_arg(text: str, weight_range: float | None = None):
