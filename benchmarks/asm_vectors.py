@@ -19,7 +19,7 @@ import tempfile
 CODE = r'''
 import re
 import emulator
-from emulator import kernels, reference
+from emulator import float_kernel, kernels
 from emulator.learning import kernel as lek
 from emulator.task import fig3_task
 task = fig3_task(n_trials=2, N=100, seed=0)
@@ -30,7 +30,7 @@ for name, fn in (("datapath (emulator.kernels.run_fused_kernel)", kernels.run_fu
                  # the learning phase's synapse loops are functions of their own
                  ("  its products over the synapses (_add_product)", lek._add_product),
                  ("  its x-trace decays (_decay_x)", lek._decay_x),
-                 ("float reference (emulator.reference._fused_kernel)", reference._fused_kernel)):
+                 ("float reference (emulator.float_kernel._fused_kernel)", float_kernel._fused_kernel)):
     for asm in fn.inspect_asm().values():
         n = {r: len(re.findall(r"%" + r + r"\d+", asm)) for r in ("zmm", "ymm", "xmm")}
         print(f"| {name} | {asm.count(chr(10))} | {n['zmm']} | {n['ymm']} | {n['xmm']} |")

@@ -13,6 +13,7 @@ import numpy as np
 
 from emulator import datapath, variables
 from emulator.discretize import discretize
+from emulator.drive import drive
 from emulator.float_run import run_float
 from emulator.hwconfig import HwConfig, load
 from emulator.result import RunResult
@@ -137,44 +138,18 @@ def run_datapath(cfg: HwConfig, task: Task, steps: int, seed: int, *, eta: float
     trials = np.arange(task.n_trials) if trials is None else np.asarray(trials, np.int64)
     d = discretize(cfg, task.params, task.rates, eta) if design is None else design
     src = SpikeSource(task, seed, trials)
-    fused = fused and not src.recorded       # a recording is played by next(), same bits
     state = datapath.init_state(d, task.w_init[trials], trials)
-    n_rec = steps // record_every if record_every else 0
     B, M, N = state.acc.shape
-    rec_int = record_arrays(n_rec, B, M, N)
+    rec_int = record_arrays(steps // record_every if record_every else 0, B, M, N)
     out_spk = np.zeros((B, M), np.int64)
     teach_spk = np.zeros((B, M), np.int64)
-    row = 0
-    done = 0
-    if backend == "numba":
-        from emulator.kernels import default_parallel, run_fused
-        from emulator.kernels import run_chunk as kernel_chunk
-        if parallel is None:
-            parallel = default_parallel(B)
-    idx = datapath.Indices(trials, M, N)
-    while done < steps:
-        n = min(chunk_steps, steps - done)
-        if backend == "numba" and fused:
-            row = run_fused(d, state, src, n, seed, record_every, rec_int, row, out_spk,
-                            teach_spk, parallel)
-            done += n
-            if progress is not None:
-                progress(done)
-            continue
-        X, Y = src.next(n)
-        teach_spk += Y.sum(axis=0, dtype=np.int64)
-        if backend == "numba":
-            row = kernel_chunk(d, state, X, Y, seed, record_every, rec_int, row, out_spk, parallel)
-        else:
-            for t in range(n):
-                datapath.step(d, state, X[t], Y[t], seed, idx)
-                out_spk += state.spikes
-                if record_every and state.step % record_every == 0:
-                    _store(rec_int, row, state, d.w_extra)
-                    row += 1
-        done += n
-        if progress is not None:
-            progress(done)
+    if backend == "numba" and parallel is None:
+        from emulator.kernels import default_parallel
+        parallel = default_parallel(B)
+    engine = _DatapathEngine(d, state, src, seed, record_every, rec_int, out_spk, teach_spk,
+                             backend, parallel)
+    row = drive(engine, src, steps, chunk_steps, record_every=record_every, fused=fused,
+                teach=teach_spk, progress=progress)
     scales = record_scales(d)
     recorded = {name: rec_int[name][:row] * scales[name] for name in record}
     t_rec = (np.arange(1, row + 1) * record_every) * task.params.dt if record_every else np.zeros(0)
@@ -283,6 +258,41 @@ def _run_float64(cfg: HwConfig, task: Task, steps: int, seed: int, *, eta: float
 #: config kind -> the engine that runs it
 _ENGINES = {"float64": _run_float64, "fixed": run_datapath,
             "learning_engine": run_learning_engine}
+
+
+class _DatapathEngine:
+    """The integer datapath's steps for :func:`emulator.drive.drive`: its fused kernel, its
+    kernel on spike arrays, or the numpy step (bit-identical)."""
+
+    def __init__(self, d, state, src, seed, record_every, rec_int, out_spk, teach_spk,
+                 backend, parallel):
+        self.d, self.state, self.src, self.seed = d, state, src, seed
+        self.every, self.rec_int, self.out_spk, self.teach_spk = (record_every, rec_int,
+                                                                   out_spk, teach_spk)
+        self.backend, self.parallel = backend, parallel
+        self.idx = datapath.Indices(state.trials, *state.acc.shape[1:])
+        if backend != "numba":
+            self.fused = None                # the numpy step takes spike arrays
+
+    def fused(self, n, done, rows):
+        from emulator.kernels import run_fused
+        run_fused(self.d, self.state, self.src, n, self.seed, self.every, self.rec_int, rows[0],
+                  self.out_spk, self.teach_spk, self.parallel)
+
+    def chunk(self, spikes, done, rows):
+        X, Y = spikes
+        if self.backend == "numba":
+            from emulator.kernels import run_chunk
+            run_chunk(self.d, self.state, X, Y, self.seed, self.every, self.rec_int, rows[0],
+                      self.out_spk, self.parallel)
+            return
+        row = rows[0]
+        for t in range(X.shape[0]):
+            datapath.step(self.d, self.state, X[t], Y[t], self.seed, self.idx)
+            self.out_spk += self.state.spikes
+            if self.every and self.state.step % self.every == 0:
+                _store(self.rec_int, row, self.state, self.d.w_extra)
+                row += 1
 
 
 def _store(rec_int, row, st, w_extra) -> None:

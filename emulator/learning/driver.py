@@ -12,6 +12,7 @@ import dataclasses
 
 import numpy as np
 
+from emulator.drive import drive, every_step_and_before
 from emulator.threads import default_parallel
 from emulator.spikes import SpikeSource
 from emulator.task import Task
@@ -102,10 +103,8 @@ def run(task: Task, steps: int, seed: int, d: Design | None = None, *, eta: floa
     rnd = LavaRandoms([lava_trace_seed(seed, t) for t in trials], d.engine.sr_seed)
     te = d.engine.t_epoch
     src = SpikeSource(task, seed, trials)
-    fused = fused and not src.recorded       # a recording is played by next(), same bits
     n_rec = steps // record_every if record_every else 0
     rec_int = np.zeros((n_rec, b, m, n), np.int64)
-    row = 0
     events = neu.events
     teach = np.zeros((b, m), np.int64)
     if backend == "numba":
@@ -123,44 +122,40 @@ def run(task: Task, steps: int, seed: int, d: Design | None = None, *, eta: floa
     state_rec = {}
     if snap:
         _snapshot(state_rec, 0, record_every, syn, neu)
-    done = 0
-    while done < steps:
-        nn = min(chunk_steps, steps - done)
-        if snap:                   # end the chunk at the next recorded step or the one before
-            nxt = (done // record_every + 1) * record_every
-            nn = min(nn, nxt - 1 - done if nxt - 1 > done else nxt - done)
-        rx, ry, rw = rnd.next(nn, done, te)
-        if backend == "numba" and fused:
-            row = run_fused(c, st, src.kernel_args(), nn, rx, ry, rw, done, seed, tr,
-                            record_every, rec_int, row, teach, parallel=par)
+    engine = _Engine()
+    if backend == "numba":
+        def fused_steps(nn, done, rows):
+            rx, ry, rw = rnd.next(nn, done, te)
+            run_fused(c, st, src.kernel_args(), nn, rx, ry, rw, done, seed, tr, record_every,
+                      rec_int, rows[0], teach, parallel=par)
             src.advance(nn)
-            done += nn
-            if snap:
-                _snapshot(state_rec, done, record_every, syn, neu)
-            if progress is not None:
-                progress(done)
-            continue
-        X, Y = src.next(nn)
-        teach += Y.sum(axis=0, dtype=np.int64)
+        engine.fused = fused_steps
+
+    def array_steps(spikes, done, rows):
+        X, Y = spikes
+        nn = X.shape[0]
+        rx, ry, rw = rnd.next(nn, done, te)
         if backend == "numba":
-            row = run_chunk(c, st, X, Y, rx, ry, rw, done, seed, tr, record_every, rec_int,
-                            row, parallel=par)
-        else:
-            for t in range(nn):
-                k = done + t
-                bap, y1, y2, y3 = neuron_step(d, neu, syn.a_buff, Y[t], k, seed, index)
-                note_neuron(lo, hi, neu)
-                synapse_step(d, syn, X[t], bap, y1, y2, y3, rx[t], ry[t], rw[t], tags, products,
-                             k=k, seed=int(seed), trials=trials)
-                note_synapse(lo, hi, syn)
-                if record_every and (k + 1) % record_every == 0:
-                    rec_int[row] = syn.w
-                    row += 1
-        done += nn
-        if snap:
-            _snapshot(state_rec, done, record_every, syn, neu)
-        if progress is not None:
-            progress(done)
+            run_chunk(c, st, X, Y, rx, ry, rw, done, seed, tr, record_every, rec_int, rows[0],
+                      parallel=par)
+            return
+        row = rows[0]
+        for t in range(nn):
+            k = done + t
+            bap, y1, y2, y3 = neuron_step(d, neu, syn.a_buff, Y[t], k, seed, index)
+            note_neuron(lo, hi, neu)
+            synapse_step(d, syn, X[t], bap, y1, y2, y3, rx[t], ry[t], rw[t], tags, products,
+                         k=k, seed=int(seed), trials=trials)
+            note_synapse(lo, hi, syn)
+            if record_every and (k + 1) % record_every == 0:
+                rec_int[row] = syn.w
+                row += 1
+    engine.chunk = array_steps
+    if snap:
+        engine.chunk_end = lambda done: _snapshot(state_rec, done, record_every, syn, neu)
+    row = drive(engine, src, steps, chunk_steps, record_every=record_every, fused=fused,
+                teach=teach, progress=progress,
+                next_stop=every_step_and_before(record_every) if snap else None)
     return LEResult(steps=steps, seed=seed, trials=trials, w_int=syn.w.copy(),
                     w_final=syn.w * d.lsb_w, x_traces=syn.x.copy(), neuron=neu,
                     counters=neuron_counters(neu), record_w=rec_int[:row] * d.lsb_w,
@@ -169,6 +164,12 @@ def run(task: Task, steps: int, seed: int, d: Design | None = None, *, eta: floa
                     synapse_counters=dict(zip(SYNAPSE_COUNTERS, syn.counts.tolist())),
                     d_tag=syn.dtag.copy() if d.dd_products else None, lo=lo, hi=hi,
                     record_state=_stack(state_rec, n_rec, syn, neu) if snap else {})
+
+
+class _Engine:
+    """The engine's steps for :func:`emulator.drive.drive` (set by :func:`run`)."""
+
+    fused = None
 
 
 def _stack(rec: dict, n_rec: int, syn, neu) -> dict:

@@ -16,7 +16,9 @@ from pathlib import Path
 import numpy as np
 
 from emulator.metrics import kl_cost, rate_rmse_hz, test_set, weight_distance
-from emulator.reference import Rule, run_fused
+from emulator.drive import drive, stops_at
+from emulator.float_kernel import run_fused
+from emulator.reference import Rule
 from emulator.threads import default_parallel
 from emulator.spikes import SpikeSource
 from emulator.task import Task
@@ -146,20 +148,10 @@ def float_rules(task: Task, etas: dict, steps: int, seed: int, eval_every: int |
                     m[r]["rec"].append(W[r].copy())
 
         events(0)
-        t = 0
-        for b in bounds:
-            while t < b:
-                n = min(chunk, b - t)
-                for r in etas:
-                    run_fused(W[r], srcs[r], n, args[r], parallel=par)
-                    if not np.all(np.isfinite(W[r])):
-                        raise FloatingPointError(f"{r}: weights became non-finite (eta too large?)")
-                t += n
-            if b > 0:
-                events(b)
-            _status(f"float64 {'/'.join(etas)}: trials {tr[0]}..{tr[-1]} of {K}, step {b} of {steps}")
-            if progress is not None:
-                progress(b0, b)
+        engine = _RulesEngine(W, srcs, args, par, events, bounds, etas, tr, K, steps, progress,
+                              b0)
+        engine.report(0)
+        drive(engine, None, steps, chunk, next_stop=stops_at(bounds))
         for r in etas:
             o = out[r]
             if has_target:
@@ -179,6 +171,36 @@ def float_rules(task: Task, etas: dict, steps: int, seed: int, eval_every: int |
                         W_record=np.concatenate(o["rec"], axis=1) if len(rec) else None,
                         t_record_s=rec * dt if len(rec) else None)
     return res
+
+
+class _RulesEngine:
+    """:func:`float_rules`' steps for :func:`emulator.drive.drive`: every rule's compiled loop
+    over the same chunk (each with its own spike source, drawing the same spikes), then a
+    divergence check; at the event steps the metrics, the status line and ``progress``."""
+
+    def __init__(self, W, srcs, args, parallel, events, bounds, etas, tr, K, steps, progress,
+                 b0):
+        self.W, self.srcs, self.args, self.parallel = W, srcs, args, parallel
+        self.events, self.bounds, self.progress = events, set(bounds), progress
+        self.what = f"float64 {'/'.join(etas)}: trials {tr[0]}..{tr[-1]} of {K}"
+        self.steps, self.b0 = steps, b0
+
+    def fused(self, n, done, rows):
+        for r, W in self.W.items():
+            run_fused(W, self.srcs[r], n, self.args[r], parallel=self.parallel)
+            if not np.all(np.isfinite(W)):
+                raise FloatingPointError(f"{r}: weights became non-finite (eta too large?)")
+
+    def chunk_end(self, done):
+        if done in self.bounds:
+            self.events(done)
+            self.report(done)
+
+    def report(self, done):
+        """Status line and ``progress(first trial of the batch, step)`` at an event step."""
+        _status(f"{self.what}, step {done} of {self.steps}")
+        if self.progress is not None:
+            self.progress(self.b0, done)
 
 
 # ---------------------------------------------------------------------------- hardware configs
