@@ -15,7 +15,8 @@ import numpy as np
 from .rule_math import g_matrix_scalar, moments_scalar, sig_pair
 from .spikes import SpikeSource, spike_prefixes, spikes_step
 from .task import Attenuation, Sinh
-from .threads import run_threads, trial_blocks
+from .drive import record_rows
+from .threads import in_blocks, trial_blocks
 
 __all__ = ["NEURON_VARS", "AFFERENT_VARS", "EXTREME_VARS", "new_extremes", "run_chunk",
            "run_fused", "compiled_parametrization"]
@@ -243,7 +244,8 @@ def run_chunk(W, x, y, args, k0: int = 0, record_every: int = 0, rec_w=None, rec
     K, M, N = W.shape
     n = x.shape[0]
     # the kernel does not bound-check: the row counts must match the recorded steps exactly
-    n_rows = (k0 + n) // record_every - k0 // record_every if record_every > 0 else 0
+    r0, r1 = record_rows(int(k0), n, record_every)
+    n_rows = r1 - r0
     rec_w, rec_neuron = _rec_arrays(K, M, N, n_rows, rec_w, rec_neuron)
     ext = _ext_array(K, ext)
     _chunk_kernel(W, x, y, *args, int(k0), int(record_every), rec_w, rec_neuron, ext)
@@ -285,7 +287,8 @@ def run_fused(W, src: SpikeSource, n_steps: int, args, record_every: int = 0, re
     ``ext`` as in :func:`run_chunk`, the traces' columns included."""
     K, M, N = W.shape
     k0 = src.k
-    n_rows = (k0 + n_steps) // record_every - k0 // record_every if record_every > 0 else 0
+    r0, r1 = record_rows(k0, n_steps, record_every)
+    n_rows = r1 - r0
     rec_w, rec_neuron = _rec_arrays(K, M, N, n_rows, rec_w, rec_neuron)
     if rec_aff is None:
         rec_aff = np.empty((len(AFFERENT_VARS), 0, K, N))
@@ -295,24 +298,19 @@ def run_fused(W, src: SpikeSource, n_steps: int, args, record_every: int = 0, re
     ext = _ext_array(K, ext)
     teach = np.zeros((K, M), np.int64) if teach is None else teach
     sp = src.kernel_args()
-    blocks = trial_blocks(K, parallel)
     head, scratch = args[:-2], args[-2:]
+    several = len(trial_blocks(K, parallel)) > 1
 
-    outs = ((rec_w, 1), (rec_neuron, 2), (rec_aff, 2))     # (record, its trial axis)
-
-    def call(b0, b1):
+    def call(b0, b1, bufs):
         spb = sp._replace(fw=sp.fw[b0:b1], am=sp.am[b0:b1], as_=sp.as_[b0:b1])
-        ws = tuple(np.empty_like(a) for a in scratch) if len(blocks) > 1 else scratch
-        # C-contiguous records of this block's trials (copied into the outputs afterwards):
-        # one compiled signature whatever the slices the caller passes
-        bufs = [np.empty(a.shape[:ax] + (b1 - b0,) + a.shape[ax + 1:]) for a, ax in outs]
+        ws = tuple(np.empty_like(a) for a in scratch) if several else scratch
         _fused_kernel(spb, np.int64(n_steps), src.trials[b0:b1], np.uint64(src.seed), *head, *ws,
                       W[b0:b1], np.int64(k0), np.int64(record_every), *bufs, teach[b0:b1],
                       None if ext is None else ext[b0:b1])
-        for (a, ax), buf in zip(outs, bufs):
-            if buf.size:
-                a[(slice(None),) * ax + (slice(b0, b1),)] = buf
-    run_threads([lambda b=b: call(*b) for b in blocks])
+    # C-contiguous records of each block's trials, copied into the outputs afterwards: one
+    # compiled signature whatever the slices the caller passes
+    in_blocks(K, parallel, call, ((rec_w, 1), (rec_neuron, 2), (rec_aff, 2)),
+              (0, n_rows), always_buffer=True)
     src.advance(n_steps)
 
 

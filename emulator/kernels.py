@@ -29,7 +29,9 @@ from numba import njit
 from emulator.datapath import (C_BRACKET, C_GAMMA, C_POST, C_TRACE, C_USP, C_V, C_WSAT,
                                C_WUNDER, EXTREME_INDEX, NO_HI, NO_LO, State)
 from emulator.discretize import Discretized
-from emulator.threads import default_parallel, n_threads, run_threads, trial_blocks  # noqa: F401
+from emulator.drive import record_rows
+from emulator.threads import (default_parallel, in_blocks, n_threads,  # noqa: F401
+                              run_threads, trial_blocks)
 from emulator.stages_jit import (bracket_cwv_one, bracket_homo_row, bracket_row, error_one,
                                  gamma_one, output_spike_one, pack, post_factor_one,
                                  potential_one, sigmoid_one, traces_row, update_row, usp_row)
@@ -349,30 +351,27 @@ def _in_blocks(kernel, lead: tuple, d: Discretized, state: State, seed: int, rec
     copied into ``rec_int`` afterwards (a trial slice of the record is not contiguous).
     """
     args = kernel_args(d, state, seed, record_every, rec_int, row, spike_count)
-    blocks = trial_blocks(state.acc.shape[0], parallel)
-    if len(blocks) == 1:
-        return int(kernel(*lead, *args, *tail))
     seed_u, ks, c, tab, _, every, streams, _, _ = args
     k0 = state.step
-    n_rows = (k0 + n_steps) // record_every - k0 // record_every if record_every > 0 else 0
-    calls, parts, bufs = [], [], []
-    for b0, b1 in blocks:
+    r0, r1 = record_rows(k0, n_steps, record_every)
+    n_rows = r1 - r0
+    names = tuple(rec_int)
+
+    def call(b0, b1, bufs):
+        if bufs is None:                         # one block: the whole state and records
+            return int(kernel(*lead, *args, *tail))
         kb = _block_state(ks, b0, b1)
-        buf = {name: np.empty((n_rows, b1 - b0) + a.shape[2:], a.dtype)
-               for name, a in rec_int.items()}
         st_b = State(**{f: getattr(kb, f) for f in KernelState._fields}, step=k0)
-        rb = kernel_records(st_b, buf)
+        rb = kernel_records(st_b, dict(zip(names, bufs)))
         lb = tuple(f(a, b0, b1) for f, a in zip(slicers[:len(lead)], lead))
         tb = tuple(f(a, b0, b1) for f, a in zip(slicers[len(lead):], tail))
-        calls.append(lambda lb=lb, kb=kb, rb=rb, tb=tb, b0=b0, b1=b1: kernel(
-            *lb, seed_u, kb, c, tab, rb, every, streams, np.int64(0), spike_count[b0:b1], *tb))
-        parts.append(kb)
-        bufs.append(buf)
-    run_threads(calls)
+        kernel(*lb, seed_u, kb, c, tab, rb, every, streams, np.int64(0), spike_count[b0:b1], *tb)
+        return kb
+    parts = in_blocks(state.acc.shape[0], parallel, call,
+                      tuple((rec_int[name], 1) for name in names), (row, row + n_rows))
+    if len(parts) == 1 and not isinstance(parts[0], KernelState):
+        return parts[0]
     _merge_counters(ks, parts)
-    for (b0, b1), buf in zip(blocks, bufs):
-        for name, a in buf.items():
-            rec_int[name][row:row + n_rows, b0:b1] = a
     return row + n_rows
 
 

@@ -6,7 +6,9 @@ from __future__ import annotations
 import os
 from concurrent.futures import ThreadPoolExecutor
 
-__all__ = ["n_threads", "default_parallel", "trial_blocks", "run_threads"]
+import numpy as np
+
+__all__ = ["n_threads", "default_parallel", "trial_blocks", "run_threads", "in_blocks"]
 
 
 def n_threads() -> int:
@@ -37,3 +39,30 @@ def run_threads(calls) -> list:
         return [calls[0]()]
     with ThreadPoolExecutor(max_workers=len(calls)) as pool:
         return list(pool.map(lambda f: f(), calls))
+
+
+def in_blocks(n_trials: int, parallel: bool, call, records=(), rows=(0, 0),
+              always_buffer: bool = False) -> list:
+    """The one trial splitter of the compiled kernels: ``call(b0, b1, bufs)`` on each block
+    of :func:`trial_blocks` (on threads when several, :func:`run_threads`); returns the
+    calls' results in block order.
+
+    ``records`` holds ``(array, trial_axis)`` pairs the kernel writes rows ``rows = (r0, r1)``
+    of (the row axis just before the trial axis).  A single block (unless ``always_buffer``)
+    gets ``bufs=None`` and writes them itself; otherwise each block gets C-contiguous arrays of
+    its trials and ``r1 - r0`` rows (a trial slice of a record is not contiguous), copied into
+    the records once every block is done.
+    """
+    blocks = trial_blocks(n_trials, parallel)
+    if len(blocks) == 1 and not always_buffer:
+        return [call(0, n_trials, None)]
+    r0, r1 = rows
+    views = [(a[(slice(None),) * (ax - 1) + (slice(r0, r1),)], ax) for a, ax in records]
+    bufs = [[np.empty(v.shape[:ax] + (b1 - b0,) + v.shape[ax + 1:], v.dtype) for v, ax in views]
+            for b0, b1 in blocks]
+    out = run_threads([lambda b=b, bb=bb: call(b[0], b[1], bb) for b, bb in zip(blocks, bufs)])
+    for (b0, b1), bb in zip(blocks, bufs):
+        for (v, ax), buf in zip(views, bb):
+            if buf.size:
+                v[(slice(None),) * ax + (slice(b0, b1),)] = buf
+    return out
