@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from emulator.drive import drive, record_offsets
+from emulator.drive import drive, record_offsets, record_rows
 from emulator.hwconfig import HwConfig
 from emulator.float_kernel import (AFFERENT_VARS, EXTREME_VARS, NEURON_VARS, new_extremes,
                                    run_chunk, run_fused)
@@ -49,7 +49,7 @@ def run_float(cfg: HwConfig, task: Task, steps: int, seed: int, *, eta: float, r
     W = np.array(task.w_init[trials], dtype=np.float64)
     B, M, N = W.shape
     every = int(record_every) if record else 0
-    n_rec = steps // every if every else 0
+    n_rec = record_rows(0, steps, every)[1]
     # Outputs are allocated once; each chunk writes only its own rows into them.
     want = set(record)
     rec_w = np.empty((n_rec if "weights" in want else 0, B, M, N))

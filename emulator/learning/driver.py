@@ -12,7 +12,7 @@ import dataclasses
 
 import numpy as np
 
-from emulator.drive import drive, every_step_and_before
+from emulator.drive import drive, every_step_and_before, record_rows
 from emulator.threads import default_parallel
 from emulator.spikes import SpikeSource
 from emulator.task import Task
@@ -103,7 +103,7 @@ def run(task: Task, steps: int, seed: int, d: Design | None = None, *, eta: floa
     rnd = LavaRandoms([lava_trace_seed(seed, t) for t in trials], d.engine.sr_seed)
     te = d.engine.t_epoch
     src = SpikeSource(task, seed, trials)
-    n_rec = steps // record_every if record_every else 0
+    n_rec = record_rows(0, steps, record_every)[1]
     rec_int = np.zeros((n_rec, b, m, n), np.int64)
     events = neu.events
     teach = np.zeros((b, m), np.int64)
