@@ -31,10 +31,8 @@ trains (never reset, docs/spec_drift.md#continuous-inputs), learning happens in 
 """
 from __future__ import annotations
 
-import math
 from dataclasses import dataclass
 
-import numba
 import numpy as np
 from scipy.special import expit
 
@@ -47,9 +45,8 @@ from .rule_math import (approx_terms, coefficients, g_matrix,  # noqa: F401
                         membrane_stats, moments, moments_scalar, natural_terms, rule_bracket,
                         sig_pair)
 
-from .spikes import SpikeSource, spike_prefixes, spikes_step
-from .threads import run_threads, trial_blocks
-from .task import IDENTITY, Attenuation, Parametrization, Sinh, Task
+from .spikes import SpikeSource
+from .task import IDENTITY, Parametrization, Task
 
 __all__ = [
     "ETA_CODE", "ETA_CODE_SCALED", "RULES", "eta_from_paper", "eta_to_paper",
