@@ -28,30 +28,22 @@ from emulator.spikes import spike_prefixes, spikes_step
 
 from .extremes import (EX_AMOUNT, EX_CARRY, EX_CODED, EX_ERROR, EX_GAMMA, EX_POST, EX_SIGMA, EX_TAG2,
                        EX_V, EX_VQ, EX_W, EX_X1)
-from .constants import (A_OUT_BITS, NEURON_COUNTERS, STREAM_D_ROUND, STREAM_EVENT, STREAM_VQ,
-                        STREAM_W_ROUND, STREAM_X_ROUND, STREAM_Y_ROUND)
+from .constants import (A_OUT_BITS, STREAM_D_ROUND, STREAM_EVENT, STREAM_VQ, STREAM_W_ROUND,
+                        STREAM_X_ROUND, STREAM_Y_ROUND)
+from .kernel_layout import (C_CARRY, C_GAMMA, C_INPUT, C_POST_CARRY, C_POTENTIAL, C_VQ, C_WORD,
+                            KC_ACC_BITS, KC_ACC_SHIFT, KC_ALL_Y0, KC_CARRY_BITS, KC_DM, KC_DS,
+                            KC_EK_FRAC, KC_F_A, KC_F_D, KC_F_E, KC_F_G, KC_F_H, KC_F_P, KC_F_S,
+                            KC_F_V, KC_GAMMA_EVERY, KC_GINV_MANT, KC_GINV_SH, KC_GRADED, KC_G_BITS,
+                            KC_H_TAU_SHIFT, KC_KX, KC_K_MANT, KC_K_SH, KC_LEVELS, KC_NAMES, KC_N_DW,
+                            KC_PHIDT_MANT, KC_PHIDT_SH, KC_SIG_INTERP, KC_SIG_NODE_FRAC,
+                            KC_SIG_SPAN, KC_SYN_BITS, KC_TRACE_BITS, KC_T_EPOCH, KC_T_PER_SYN,
+                            KC_UNIT_RATIO, KC_USE_GAMMA, KC_U_K, KC_VK_MANT, KC_VK_SH, KC_VQ_MANT,
+                            KC_VQ_SH, KC_V_BITS, KC_WEXP, KC_WORD_BITS, KC_W_PER_SYN, KC_Y2_CONST,
+                            KC_Y_EVENT, KC_Y_OFFSET, KC_Y_UNIT, N_KC, S_ACC, S_TAG, S_TRACE,
+                            S_WEIGHT, VAR_CODE)
 from .rule_design import Design, u_exponent
 
-_C_WORD = NEURON_COUNTERS.index("word_saturation")
-_C_INPUT = NEURON_COUNTERS.index("input_saturation")
-
 _R0 = np.uint64(0)    #: random word for deterministic rounding modes (ignored)
-_VAR_CODE = {"x1": 0, "x2": 1, "y1": 2, "y2": 3, "y3": 4, "w": 5, "t": 6, "d": 7}
-_KC_NAMES = (
-    # design integers
-    "DM", "DS", "VK_MANT", "VK_SH", "PHIDT_MANT", "PHIDT_SH", "GINV_MANT", "GINV_SH",
-    "K_MANT", "K_SH", "EK_FRAC", "VQ_MANT", "VQ_SH", "KX", "WEXP", "WORD_BITS",
-    # neuron formats (NeuronSpec)
-    "F_A", "F_D", "F_V", "V_BITS", "F_S", "SIG_SPAN", "SIG_NODE_FRAC", "SIG_INTERP", "F_E",
-    "F_H", "H_TAU_SHIFT", "GAMMA_EVERY", "F_G", "G_BITS", "F_P", "Y_EVENT", "Y_OFFSET",
-    # engine (EngineSpec) and the rule layout
-    "TRACE_BITS", "SYN_BITS", "ACC_BITS", "ACC_SHIFT", "T_EPOCH", "W_PER_SYN", "T_PER_SYN",
-    "ALL_Y0", "U_K", "N_DW", "Y2_CONST",
-    # third-factor coding and rule
-    "GRADED", "LEVELS", "UNIT_RATIO", "Y_UNIT", "USE_GAMMA", "CARRY_BITS")
-for _i, _n in enumerate(_KC_NAMES):
-    globals()[f"KC_{_n}"] = _i
-N_KC = len(_KC_NAMES)
 
 
 def pack(d: Design, products):
@@ -64,7 +56,7 @@ def pack(d: Design, products):
     ptab : (P, 8) int64
         Per product (the dw products, then the dd products): dependency (1 = y0, 0 = u),
         mantissa, exponent, right shift, number of factors, then the factors' variable codes
-        (``_VAR_CODE``).
+        (``VAR_CODE``).
     pconst : (P, 3) int64
         The constant added to each factor (``(y3 - 64)`` -> -64).
     """
@@ -90,7 +82,9 @@ def pack(d: Design, products):
         U_K=ks.pop() if ks else 0, N_DW=len(products), Y2_CONST=d.y2_const,
         GRADED=int(d.encoding == "graded"), LEVELS=d.levels, UNIT_RATIO=d.unit_ratio,
         Y_UNIT=d.y_unit, USE_GAMMA=int(d.mapped_rule == "approx"), CARRY_BITS=nf.carry_bits)
-    kc = np.array([vals[n] for n in _KC_NAMES], np.int64)
+    kc = np.array([vals.pop(n) for n in KC_NAMES], np.int64)
+    if vals:
+        raise ValueError(f"not in the kc layout (kernel_layout.KC_NAMES): {sorted(vals)}")
     ptab = np.zeros((len(allp), 8), np.int64)    # dep (1 = y0), mant, exp, shift, nf, vars
     pconst = np.zeros((len(allp), 3), np.int64)
     for j, pr in enumerate(allp):
@@ -98,7 +92,7 @@ def pack(d: Design, products):
             raise ValueError("the numba kernel supports u/y0 products of <= 3 factors")
         ptab[j, :5] = (1 if pr.dep == "y0" else 0, pr.mant, pr.exp, pr.shift, len(pr.factors))
         for f, (var, const) in enumerate(pr.factors):
-            ptab[j, 5 + f] = _VAR_CODE[var]
+            ptab[j, 5 + f] = VAR_CODE[var]
             pconst[j, f] = const
     return kc, ptab, pconst
 
@@ -122,7 +116,7 @@ def _shr_i(x, s):
 def _word_i(x, lo, hi, counts):
     """Scalar twin of :func:`emulator.learning.neuron._word` (bounds given)."""
     if x < lo or x > hi:
-        counts[_C_WORD] += 1
+        counts[C_WORD] += 1
         return saturate(x, lo, hi)
     return x
 
@@ -325,7 +319,7 @@ def _le_step(k, b, spk, yt, r_x, r_y, r_w, pe, pv, seed, trial, c, st, sc):
     for m in range(M):
         a_in = st.a_buff[b, m]
         if a_in < -atop or a_in > atop - 1:
-            counts[_C_INPUT] += 1
+            counts[C_INPUT] += 1
             a_in = saturate(a_in, -atop, atop - 1)
         am = _word_i(_hu_i(st.a_m[b, m] * kc[KC_DM], fd) + (a_in << fa), wlo, whi, counts)
         as_ = _word_i(_hu_i(st.a_s[b, m] * kc[KC_DS], fd) + (a_in << fa), wlo, whi, counts)
@@ -334,7 +328,7 @@ def _le_step(k, b, spk, yt, r_x, r_y, r_w, pe, pv, seed, trial, c, st, sc):
         diff = _word_i(_hu_i(am * kc[KC_DM] - as_ * kc[KC_DS], fd), wlo, whi, counts)
         v = _hu_i(diff * kc[KC_VK_MANT], fa + kc[KC_VK_SH] - fv)
         if v < -vtop or v > vtop - 1:
-            counts[0] += 1
+            counts[C_POTENTIAL] += 1
             v = saturate(v, -vtop, vtop - 1)
         pos = saturate(v + span, 0, 2 * span - 1)
         if interp:
@@ -364,7 +358,7 @@ def _le_step(k, b, spk, yt, r_x, r_y, r_w, pe, pv, seed, trial, c, st, sc):
                 gsat = q > (gtop >> min(-gs, 62))
                 g = gtop if gsat else q << (-gs)
             if gsat:
-                counts[3] += 1
+                counts[C_GAMMA] += 1
                 g = gtop
             st.gamma[b, m] = g
             _ext_i(st.ext, b, EX_GAMMA, g)      # gamma_s changes only here (k = 0 included)
@@ -444,15 +438,15 @@ def _le_step(k, b, spk, yt, r_x, r_y, r_w, pe, pv, seed, trial, c, st, sc):
         if not use_gamma:
             vmul = np.int64(0)       # euclid: no heterosynaptic term, y3 stays at 64
         if left != 0 and (last or not graded):
-            counts[1] += 1
+            counts[C_POST_CARRY] += 1
         if left < -ctop or left > ctop:
-            counts[4] += 1
+            counts[C_CARRY] += 1
             left = saturate(left, -ctop, ctop)
         st.carry[b, m] = left
         low = np.int64(random_bits_from_prefix(pv, idx) & vqmask)
         vq = (vmul * v * kc[KC_VQ_MANT] + low) >> vqsh
         if vq < -yo or vq > yo - 1:
-            counts[2] += 1
+            counts[C_VQ] += 1
             vq = saturate(vq, -yo, yo - 1)
         y3v[m] = vq + yo
         st.vlast[b, m] = v
@@ -490,7 +484,7 @@ def _le_step(k, b, spk, yt, r_x, r_y, r_w, pe, pv, seed, trial, c, st, sc):
         if spk[i]:
             if tx[b, i] > 0:
                 for jj in range(2):
-                    st.scounts[3] += 1 if xtr[b, jj, i] + kc[KC_KX] > tmax else 0
+                    st.scounts[S_TRACE] += 1 if xtr[b, jj, i] + kc[KC_KX] > tmax else 0
                     xtr[b, jj, i] = saturate(xtr[b, jj, i] + kc[KC_KX], 0, tmax)
             tx[b, i] = ts
             spiked[n_spk] = i
@@ -517,7 +511,7 @@ def _le_step(k, b, spk, yt, r_x, r_y, r_w, pe, pv, seed, trial, c, st, sc):
         px = stream_prefix(seed, STREAM_X_ROUND, kk) if t_per_syn else np.uint64(0)
         py = stream_prefix(seed, STREAM_Y_ROUND, kk) if t_per_syn else np.uint64(0)
         for jj in range(2):
-            st.scounts[3] += _decay_x(xh[stp - 1, jj], xh[stp, jj], tx[b], stp, dec_x[jj], r_x,
+            st.scounts[S_TRACE] += _decay_x(xh[stp - 1, jj], xh[stp, jj], tx[b], stp, dec_x[jj], r_x,
                                       t_per_syn, px, tb + jj * N, kc[KC_KX], tmax)
         for m in range(M):
             for jj in range(3):
@@ -626,9 +620,9 @@ def _le_step(k, b, spk, yt, r_x, r_y, r_w, pe, pv, seed, trial, c, st, sc):
                 n_sat += satd[i] & (1 - satw[i])
             st.ext[0, b, EX_TAG2] = dmn
             st.ext[1, b, EX_TAG2] = dmx
-        scounts[0] += n_dsat
-        scounts[1] += n_wsat
-        scounts[2] += n_sat
+        scounts[S_TAG] += n_dsat
+        scounts[S_WEIGHT] += n_wsat
+        scounts[S_ACC] += n_sat
     for i in range(N):
         tx[b, i] = 0
     for m in range(M):
