@@ -2,7 +2,7 @@
 
 One call of :func:`step` advances every trial of a batch by one time step of 0.5 ms, in the
 order of docs/model.md#step-order.  The same arithmetic, element by element, is compiled by numba in
-:mod:`emulator.kernels`; the two are bit-identical (``tests/test_emulator_backends.py``).
+:mod:`emulator.kernels`; the two are bit-identical (``tests/emulator/test_emulator_backends.py``).
 ``docs/datapath.md`` lists every format, rounding and saturation; in short (``F_x`` is the
 fractional-bit count of variable x from the config, ``rs(v, s, mode)`` is
 ``fixedpoint.shift_right``: v * 2**-s rounded by ``mode``):

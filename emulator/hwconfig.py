@@ -122,7 +122,7 @@ SCHEMA: dict[str, Any] = {
 #: The schema of a ``kind: learning_engine`` config: Lava 0.10's LearningDense (``engine``),
 #: the learning neuron (``neuron``) and the rule's discretization onto them (``mapping``).
 #: Keys are the fields of :class:`emulator.learning.constants.EngineSpec`, ``NeuronSpec``
-#: and ``MappingSpec`` (``tests/test_hwconfig.py`` checks that they agree).
+#: and ``MappingSpec`` (``tests/emulator/test_hwconfig.py`` checks that they agree).
 LE_SCHEMA: dict[str, Any] = {
     "name": SCHEMA["name"], "description": SCHEMA["description"], "kind": SCHEMA["kind"],
     "target": SCHEMA["target"],

@@ -8,8 +8,8 @@ numba's cache checks only the source file of the cached function: after editing 
 twin in another file (``stages_jit``, ``spikes``, ``fixedpoint.jit``) delete the ``*.nbi``
 / ``*.nbc`` files of ``emulator/__pycache__``.
 
-It must stay bit-identical to the numpy step (``tests/test_emulator_backends.py``,
-``tests/test_stages.py`` and the golden hashes of ``tests/test_golden.py``).  The state
+It must stay bit-identical to the numpy step (``tests/emulator/test_emulator_backends.py``,
+``tests/emulator/test_stages.py`` and the golden hashes of ``tests/emulator/test_golden.py``).  The state
 travels as one :class:`KernelState` named tuple, the scalars as one record
 (:func:`emulator.stages_jit.pack`), the tables as :class:`KernelTables` and the recording
 arrays as :class:`KernelRecords`, all derived from :mod:`emulator.variables`.

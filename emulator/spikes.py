@@ -63,7 +63,7 @@ def _traces(X, am, as_, dm, ds, scale, x, rows, am_rows, as_rows):
 def expit_one(z):
     """``scipy.special.expit`` of one float64, bit for bit: scipy computes 1 / (1 + exp(-z))
     with the C library's ``exp``, which is also what numba calls (numpy's own SIMD ``exp``
-    differs in the last bit, so do not vectorize this; ``tests/test_fused_kernel.py``
+    differs in the last bit, so do not vectorize this; ``tests/emulator/test_fused_kernel.py``
     ``test_scalar_twins_match_scipy_and_rng``)."""
     return 1.0 / (1.0 + np.exp(-z))
 

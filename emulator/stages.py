@@ -4,7 +4,7 @@ Each stage is one function of a :class:`emulator.discretize.Discretized` record 
 integer arrays; it returns its result and the events it counted, and changes nothing else.
 :func:`emulator.datapath.step` calls them in order; :mod:`emulator.stages_jit` holds their
 numba twins (one trial's row at a time), which the fused kernel inlines, and
-``tests/test_stages.py`` checks each pair for equality on random states in every rounding
+``tests/emulator/test_stages.py`` checks each pair for equality on random states in every rounding
 mode.  ``docs/datapath.md`` gives every format; ``F_x`` is variable x's fractional bits.
 
 Randomness: a stochastic rounding site draws its words from the counter RNG,

@@ -1,7 +1,7 @@
 """numba twins of :mod:`emulator.stages`: the same arithmetic for one trial's row.
 
 Each ``*_row`` / ``*_one`` function mirrors the numpy stage of the same name, bit for bit
-(``tests/test_stages.py``), and is compiled with ``inline='always'`` so that the fused
+(``tests/emulator/test_stages.py``), and is compiled with ``inline='always'`` so that the fused
 kernel (:mod:`emulator.kernels`) is one loop nest without call overhead.  Scalars come from
 the constant record ``c`` built by :func:`pack` from :meth:`Discretized.scalars` (field names
 ``<short>_bits``, ``<short>_frac``, ``<short>_rounding`` of :mod:`emulator.variables`, and the

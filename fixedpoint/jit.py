@@ -1,7 +1,7 @@
 """Scalar numba twins of the fixedpoint ops, for use inside ``@numba.njit`` loops.
 
 Every function here takes and returns scalars (int64, or uint64 for random words) and is
-bit-identical to the vectorized numpy version it mirrors (``tests/test_fixedpoint_jit.py``
+bit-identical to the vectorized numpy version it mirrors (``tests/fixedpoint/test_fixedpoint_jit.py``
 checks each one element by element).  They are compiled lazily and cached on disk.
 
 Rounding modes are passed as small integer codes (:data:`FLOOR` ... :data:`STOCHASTIC`, in

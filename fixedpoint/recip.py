@@ -20,7 +20,7 @@ shifted straight back into a word, as a multiply-shift of a W-bit machine does):
 
 The result is not exact (the exact ``floor(2**K / x)`` needs a 2W-bit remainder); its
 error is bounded instead: :data:`REL_ERROR_BOUND` relative (checked on every mantissa of
-W = 24 in ``tests/test_fixedpoint_recip.py``).  :func:`recip_word` is the numpy version and
+W = 24 in ``tests/fixedpoint/test_fixedpoint_recip.py``).  :func:`recip_word` is the numpy version and
 :func:`fixedpoint.jit.recip_word_jit` its scalar numba twin (bit-identical).
 """
 from __future__ import annotations

@@ -9,7 +9,7 @@ spikes go to ``dense.s_in``, teacher spikes to ``neuron.y_in``.
 
 :func:`run_deployment` runs that network under ``Loihi2SimCfg`` (Lava's CPU simulation of
 the bit-approximate learning engine); it reproduces ``emulator.run`` bit for bit
-(``tests/test_deployment.py``).  On Loihi 2 the LearningDense is the chip's learning engine,
+(``tests/lava_procs/test_deployment.py``).  On Loihi 2 the LearningDense is the chip's learning engine,
 but the learning neuron has a CPU ProcessModel only: a run-config swap does not deploy it;
 its program must be written for the chip's neurons (microcode or an embedded core), which
 Lava's open-source release cannot build and natgrad cannot test here.

@@ -24,8 +24,8 @@
 M output neurons sharing the N inputs are one ``LearningDense`` of shape (M, N) and one
 learning neuron of shape (M,); each neuron has its own teacher train (column of Y) and its
 own counter-RNG index.  The emulator's learning-engine mode (:func:`emulator.learning.run`)
-reproduces a run of this network bit for bit (``tests/test_lava_path2.py``; M = 3 and 8 in
-``tests/test_lava_path2_many_outputs.py``; N = 1000, M = 500 in
+reproduces a run of this network bit for bit (``tests/lava_procs/test_lava_path2.py``; M = 3 and 8 in
+``tests/lava_procs/test_lava_path2_many_outputs.py``; N = 1000, M = 500 in
 ``benchmarks/bench_lava_path2_many_outputs.py``).  Keep this directory free of
 scratch scripts: Lava's compiler imports every ``.py`` file next to a Process's module.
 """

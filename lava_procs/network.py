@@ -6,7 +6,7 @@
 X and Y are the emulator's own spikes (:class:`emulator.spikes.SpikeSource`), stored as
 (units, steps) ring buffers.  Lava's source sends column ``time_step - 1`` in time step
 ``time_step`` (Lava counts from 1) and the neuron reads it in the same time step, so Lava
-time step t carries global step k = t - 1 (pinned by ``tests/test_lava_path1.py``).  The
+time step t carries global step k = t - 1 (pinned by ``tests/lava_procs/test_lava_path1.py``).  The
 sink stores the student spike of step k in column k.
 """
 from __future__ import annotations

@@ -210,7 +210,7 @@ def loihi2_rule(task, eta: float) -> dict:
     """The Loihi 2 learning-engine mapping of the rule (lava_procs path 2) for ``task``.
 
     Taken from :func:`emulator.learning.design_for_task`, the design that
-    ``tests/test_lava_path2.py`` runs on Lava's ``LearningDense`` bit-exactly against the
+    ``tests/lava_procs/test_lava_path2.py`` runs on Lava's ``LearningDense`` bit-exactly against the
     emulator's learning-engine mode; ``docs/learning_engine.md`` derives every constant.
     """
     from emulator import learning
@@ -219,7 +219,7 @@ def loihi2_rule(task, eta: float) -> dict:
     ds = learning.design_for_config(load("loihi2"), task, eta)
     return {
         "status": "design of lava_procs path 2 on the bundled loihi2 config, bit-exact with "
-                  "Lava 0.10 LearningDense in tests/test_lava_path2.py (N = 20); this "
+                  "Lava 0.10 LearningDense in tests/lava_procs/test_lava_path2.py (N = 20); this "
                   "instance: same construction",
         "rule": ds.rule, "rule_dd": ds.rule_dd,
         "learning_rule_class": "Loihi3FLearningRule",

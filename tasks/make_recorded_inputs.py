@@ -46,7 +46,7 @@ def spikes() -> tuple[np.ndarray, np.ndarray]:
 #: The recorded teacher: M_TEACHER model neurons listening to the recorded inputs through
 #: hidden weights uniform in [-1.5/N, 1.5/N] (counter RNG, TEACHER_SEED), their spikes drawn
 #: as natgrad's realizable teacher draws them for trial 0 with seed TEACHER_SEED.  A task
-#: that knew the hidden weights would get these very spikes (tests/test_recorded_teacher.py).
+#: that knew the hidden weights would get these very spikes (tests/natgrad/test_recorded_teacher.py).
 M_TEACHER, TEACHER_SEED, W_SCALE = 2, 2023, 1.5 / N
 
 

@@ -11,8 +11,13 @@ from __future__ import annotations
 
 import importlib.util
 import re
+import sys
+from pathlib import Path
 
 import pytest
+
+#: the tools (oracles, option coverage, golden hashes) import by bare name, as test modules do
+sys.path.insert(0, str(Path(__file__).resolve().parent / "tools"))
 
 REQUIRED = ("numba", "lava")
 _DEPENDENCY_SKIP = re.compile(r"numba|lava|kernels?\b", re.IGNORECASE)
@@ -48,8 +53,8 @@ def pytest_make_collect_report(collector):
 #: nodeid -> 'passed' / 'failed' / 'skipped' of this run (for the coverage table)
 _OUTCOMES: dict[str, str] = {}
 #: a run that includes any of these prints the option-coverage table at its end
-_COVERAGE_FILES = ("tests/test_option_coverage.py", "tests/test_le_oracle.py",
-                   "tests/test_oracle_datapath.py", "tests/test_tag_quantization.py")
+_COVERAGE_FILES = ("tests/test_option_coverage.py", "tests/emulator/learning/test_le_oracle.py",
+                   "tests/emulator/test_oracle_datapath.py", "tests/emulator/learning/test_tag_quantization.py")
 
 
 def pytest_runtest_logreport(report):
@@ -59,11 +64,11 @@ def pytest_runtest_logreport(report):
 
 def pytest_terminal_summary(terminalreporter):
     """Each config option, the values the oracles run it at, and the
-    oracle and equivalence tests that exercise it (tests/option_coverage.py), with how many
+    oracle and equivalence tests that exercise it (tests/tools/option_coverage.py), with how many
     of those passed in this run."""
     if not any(n.startswith(_COVERAGE_FILES) for n in _OUTCOMES):
         return
     import option_coverage
-    terminalreporter.section("config option coverage (tests/option_coverage.py)")
+    terminalreporter.section("config option coverage (tests/tools/option_coverage.py)")
     for line in option_coverage.table(_OUTCOMES):
         terminalreporter.write_line(line)

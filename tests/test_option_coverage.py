@@ -2,7 +2,7 @@
 true: the tests they name exist, and an option said to be run by an oracle is run at more
 than one value (every choice, 'auto' and a fixed value, null and a number).
 
-The table itself (``tests/option_coverage.py``) is printed at the end of the test run by
+The table itself (``tests/tools/option_coverage.py``) is printed at the end of the test run by
 ``tests/conftest.py``.
 """
 from __future__ import annotations
@@ -21,7 +21,7 @@ def test_every_schema_option_has_a_row():
     keys = {(kind, key) for kind, key, _ in C.schema_options()}
     missing = sorted(keys - set(C.ROWS))
     stale = sorted(set(C.ROWS) - keys)
-    assert not missing, f"options without a row in tests/option_coverage.py: {missing}"
+    assert not missing, f"options without a row in tests/tools/option_coverage.py: {missing}"
     assert not stale, f"rows for options the schema no longer has: {stale}"
     # both kinds, every section: 79 leaves today, not a handful
     assert len(keys) >= 75 and {k for k, _ in keys} == {"fixed", "learning_engine"}
@@ -67,7 +67,7 @@ def test_oracles_run_every_option_at_more_than_one_value():
 
 
 def test_the_table_has_a_line_per_option():
-    lines = C.table({"tests/test_le_oracle.py::test_oracle_equals_numpy_steps_every_step[x]":
+    lines = C.table({"tests/emulator/learning/test_le_oracle.py::test_oracle_equals_numpy_steps_every_step[x]":
                      "passed"})
     assert len(lines) == 1 + len(C.schema_options()) + 1
     assert not any("NO ROW" in ln for ln in lines)

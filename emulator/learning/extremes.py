@@ -5,7 +5,7 @@ code every variable of :data:`EXTREME_VARIABLES` took over every step (over the 
 neurons or afferents or synapses), whatever is recorded; the weights and tag_2 start with
 their initial values.  The numba kernel (:mod:`.kernel`) counts them inside its step, the
 numpy path with :func:`note_neuron` and :func:`note_synapse` after each step; both see the
-same values, so the extremes are identical bit for bit (``tests/test_le_extremes.py``).
+same values, so the extremes are identical bit for bit (``tests/emulator/learning/test_le_extremes.py``).
 Counting changes no other bit of a run.
 """
 from __future__ import annotations

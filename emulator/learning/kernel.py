@@ -2,7 +2,7 @@
 
 The same arithmetic as :mod:`.neuron` and :mod:`.lava_replica`, compiled into one loop
 over steps, trials, neurons and synapses; it must stay bit-identical to them
-(``tests/test_lava_path2.py`` compares the two backends, ``tests/test_golden.py`` pins the
+(``tests/lava_procs/test_lava_path2.py`` compares the two backends, ``tests/emulator/test_golden.py`` pins the
 bits).  Every width and format comes from the design's ``engine`` / ``neuron`` records,
 packed by :func:`pack` into the constant array ``kc``.  Lava has no counterpart: its
 ``LearningDense`` runs in Python (see ``lava/magma/core/learning/learning_rule_applier.py``).

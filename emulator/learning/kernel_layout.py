@@ -2,7 +2,7 @@
 :func:`.kernel.pack`'s constant array ``kc`` and the indices of the counters it adds to.
 
 Each ``KC_*`` is written out (no generated names), so grep and an IDE find its uses; they
-are the positions of :data:`KC_NAMES` in order (``tests/test_le_kernel_layout.py`` checks
+are the positions of :data:`KC_NAMES` in order (``tests/emulator/learning/test_le_kernel_layout.py`` checks
 it).  numba reads these module-level integers as compile-time constants.
 """
 from __future__ import annotations

@@ -13,7 +13,7 @@ A result beyond its word is saturated and counted (``word_saturation``); the inp
 Dense's 16-bit ``a_out`` (``input_saturation``).  gamma_s needs no division (a reciprocal
 table and two Newton steps, :mod:`fixedpoint.recip`); the graded level needs none either
 (compares).  ``docs/learning_neuron_program.md`` lists the program word operation by word
-operation, and ``tests/test_neuron_program.py`` holds it to this code.  The Lava neuron model
+operation, and ``tests/emulator/learning/test_neuron_program.py`` holds it to this code.  The Lava neuron model
 (:mod:`lava_procs.learning_engine`) calls :func:`neuron_step`, so the arithmetic is shared.
 Lava's counterpart: a ``LearningNeuronModelFixed`` (``lava/magma/core/model/py/neuron.py``).
 """
@@ -105,7 +105,7 @@ def _gamma_from_hbar(d: Design, hbar: np.ndarray) -> tuple[np.ndarray, np.ndarra
     count-leading-zeros, a 256-entry seed table, two Newton steps in W-bit words), then one
     multiply-shift by ``ginv_mant 2**-ginv_shift ~= 1 / (phi_max beta^2)``.  Within
     ``2**-21`` relative (plus the half-LSB of the last shift) of the exact quotient
-    (``tests/test_neuron_program.py``)."""
+    (``tests/emulator/learning/test_neuron_program.py``)."""
     nf = d.neuron
     w = nf.word_bits
     hbar = np.asarray(hbar, np.int64)

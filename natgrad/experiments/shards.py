@@ -4,7 +4,7 @@ disk so that an interrupted paper-scale run resumes where it stopped.
 A shard is a pure function of ``(experiment, parameters, seed, config, trials)``: every
 random bit comes from the counter RNG indexed by global trial ids, so a trial's numbers do
 not depend on the shard it runs in, and the merged result is identical for any sharding,
-executor or order of completion (``tests/test_shards.py``).
+executor or order of completion (``tests/natgrad/test_shards.py``).
 
 The cache is data, never code: each finished shard is ``CACHE/<key>.npz`` (key: a hash of
 its inputs), plain numeric arrays plus a JSON skeleton, read with ``allow_pickle=False``, so

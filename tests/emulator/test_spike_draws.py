@@ -2,7 +2,7 @@
 bit, with enough spikes to see a biased probability.
 
 The recomputation uses the plain-int SplitMix64 and the plain-float teacher of
-``tests/oracle_datapath.py`` (docs/datapath.md, *Randomness* and *Step order* 3 and 6):
+``tests/tools/oracle_datapath.py`` (docs/datapath.md, *Randomness* and *Step order* 3 and 6):
 
 * input spike of trial t, afferent i, step k: ``(word(seed, 1, k, t<<32|i) >> 11) <
   floor(r_i dt 2**53)``;
@@ -35,7 +35,7 @@ from emulator.params import NeuronParams
 from emulator.runner import record_arrays
 from emulator.spikes import SpikeSource
 from emulator.task import Task
-from test_oracle_datapath import ETA, high_rate_task, read_tree
+from datapath_cases import ETA, high_rate_task, read_tree
 
 FAST = NeuronParams(phi_max=1000.0)       # p = phi_max dt sigma up to 0.5 per bin
 

@@ -24,7 +24,7 @@ from fixedpoint import rng
 from fixedpoint.recip import recip_table
 from natgrad.protocol import default_eta
 
-DOC = pathlib.Path(__file__).resolve().parents[1] / "docs" / "learning_neuron_program.md"
+DOC = pathlib.Path(__file__).resolve().parents[3] / "docs" / "learning_neuron_program.md"
 WORD = 24
 SMIN, SMAX, UMAX = -(1 << (WORD - 1)), (1 << (WORD - 1)) - 1, (1 << WORD) - 1
 

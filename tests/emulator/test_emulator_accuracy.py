@@ -68,8 +68,8 @@ def test_gamma_table_error_in_the_fig3_regime():
     the 1024 x 1024 table's interpolation (3.9e-5 at these points) but the floor of the
     weights to STAT_W_FRAC = 20 bits before m = sum w r is formed: a bias of up to
     -0.0029 mV in m.  One LSB of gamma_s (2**-16) is 7e-6 relative here: the test sees
-    errors of ~60 LSB and more, not single LSBs (``tests/test_stage_bounds.py`` and
-    ``tests/test_discretize_math.py`` pin the table entries and arithmetic exactly)."""
+    errors of ~60 LSB and more, not single LSBs (``tests/emulator/test_stage_bounds.py`` and
+    ``tests/emulator/test_discretize_math.py`` pin the table entries and arithmetic exactly)."""
     task = fig3_task(n_trials=64, N=100, M=1, seed=9)
     d = discretize(load("fxp32"), task.params, task.rates, ETA_CODE["approx"])
     w_int = np.rint(task.w_init * 2.0**d.w_frac).astype(np.int64)

@@ -15,7 +15,7 @@ from emulator.params import NeuronParams
 from emulator.reference import ETA_CODE, ETA_CODE_SCALED, coefficients, eta_to_paper
 from emulator.task import fig3_task
 
-ROOT = Path(__file__).resolve().parents[1]
+ROOT = Path(__file__).resolve().parents[2]
 DOC = (ROOT / "docs" / "model.md").read_text()
 
 #: Names a row's ``code`` cell may use; ``NeuronParams`` is an instance with the defaults.
@@ -111,7 +111,7 @@ def test_cited_anchors_exist():
         if name in anchors:
             cited.append(("README.md", name, anchor))
     assert any(name == "model.md" for _, name, _ in cited)
-    missing = [c for c in cited if c[2] not in anchors[c[1]] and c[0] != "tests/test_model_doc.py"]
+    missing = [c for c in cited if c[2] not in anchors[c[1]] and c[0] != "tests/docs/test_model_doc.py"]
     assert not missing, missing
 
 

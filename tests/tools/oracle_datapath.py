@@ -16,7 +16,7 @@ imports nothing from ``emulator`` or ``fixedpoint``.  It has its own
   ``gamma_lut`` is not given.  For the 256x256 (fxp16) and 1024x1024 (fxp32) tables the tests
   pass the emulator's table in instead (rebuilding 10^6 Gaussian integrals is too slow for a
   unit test) and spot-check entries of it against this quadrature separately
-  (``tests/test_oracle_datapath.py::test_gamma_table_against_quadrature``).
+  (``tests/emulator/test_oracle_datapath.py::test_gamma_table_against_quadrature``).
 
 State is a dict of nested lists of Python ints; ints never wrap, so an int64 overflow in the
 emulator would show up as a disagreement.

@@ -27,32 +27,32 @@ from emulator.hwconfig import LE_SCHEMA, SCHEMA, Field, load
 #: stands for.  Oracles first, then equivalence tests.
 TESTS = {
     # independent oracles
-    "LEO": ("tests/test_le_oracle.py::test_oracle_equals_numpy_steps_every_step",
-            "tests/test_le_oracle.py::test_oracle_equals_numba_backend_every_step",
-            "tests/test_le_oracle.py::test_option_design_oracle_equals_numpy_every_step",
-            "tests/test_le_oracle.py::test_option_design_oracle_equals_numba_every_step"),
-    "LEO-sat": ("tests/test_le_oracle.py::test_oracle_equals_numpy_on_constructed_states",),
-    "TAGS": ("tests/test_tag_quantization.py::test_tags_equal_the_closed_form",
-             "tests/test_tag_quantization.py::test_quantized_tags_make_every_homosynaptic_product_exact"),
-    "DPO": ("tests/test_oracle_datapath.py::test_oracle_equals_numpy_and_numba_every_step",
-            "tests/test_oracle_datapath.py::test_oracle_on_constructed_saturating_states"),
-    "DPO-round": ("tests/test_oracle_datapath.py::test_every_rounding_mode_every_step",),
-    "DPO-tables": ("tests/test_oracle_datapath.py::test_sigmoid_table_and_constants_are_the_closed_forms",
-                   "tests/test_oracle_datapath.py::test_gamma_table_against_quadrature"),
+    "LEO": ("tests/emulator/learning/test_le_oracle.py::test_oracle_equals_numpy_steps_every_step",
+            "tests/emulator/learning/test_le_oracle.py::test_oracle_equals_numba_backend_every_step",
+            "tests/emulator/learning/test_le_oracle.py::test_option_design_oracle_equals_numpy_every_step",
+            "tests/emulator/learning/test_le_oracle.py::test_option_design_oracle_equals_numba_every_step"),
+    "LEO-sat": ("tests/emulator/learning/test_le_oracle.py::test_oracle_equals_numpy_on_constructed_states",),
+    "TAGS": ("tests/emulator/learning/test_tag_quantization.py::test_tags_equal_the_closed_form",
+             "tests/emulator/learning/test_tag_quantization.py::test_quantized_tags_make_every_homosynaptic_product_exact"),
+    "DPO": ("tests/emulator/test_oracle_datapath.py::test_oracle_equals_numpy_and_numba_every_step",
+            "tests/emulator/test_oracle_datapath.py::test_oracle_on_constructed_saturating_states"),
+    "DPO-round": ("tests/emulator/test_oracle_datapath.py::test_every_rounding_mode_every_step",),
+    "DPO-tables": ("tests/emulator/test_oracle_datapath.py::test_sigmoid_table_and_constants_are_the_closed_forms",
+                   "tests/emulator/test_oracle_datapath.py::test_gamma_table_against_quadrature"),
     # equivalence: twins, Lava, golden hashes
-    "LE-twin": ("tests/test_lava_path2_engine.py::test_numba_kernel_equals_numpy_steps",
-                "tests/test_lava_path2.py::test_numba_kernel_equals_numpy_steps"),
-    "LE-lava": ("tests/test_lava_path2.py::test_lava_equals_emulator_bit_for_bit",
-                "tests/test_lava_path2.py::test_lava_equals_emulator_on_graded_designs",
-                "tests/test_lava_path2_engine.py::test_lava_equals_emulator_with_4_step_epochs",
-                "tests/test_lava_path2_engine.py::test_lava_equals_emulator_with_hidden_bits",
-                "tests/test_lava_path2_engine.py::test_lava_equals_emulator_with_hidden_bits_carry"),
-    "LE-golden": ("tests/test_golden.py::test_learning_engine_golden",),
-    "DP-twin": ("tests/test_stages.py", "tests/test_emulator_backends.py::test_numba_equals_numpy"),
-    "DP-lava": ("tests/test_lava_path1.py::test_fixed_pt_equals_emulator_bit_for_bit",),
-    "DP-golden": ("tests/test_golden.py::test_datapath_golden",),
-    "deploy": ("tests/test_deploy.py", "tests/test_deployment.py"),
-    "config": ("tests/test_hwconfig.py", "tests/test_config_fuzz.py"),
+    "LE-twin": ("tests/lava_procs/test_lava_path2_engine.py::test_numba_kernel_equals_numpy_steps",
+                "tests/lava_procs/test_lava_path2.py::test_numba_kernel_equals_numpy_steps"),
+    "LE-lava": ("tests/lava_procs/test_lava_path2.py::test_lava_equals_emulator_bit_for_bit",
+                "tests/lava_procs/test_lava_path2.py::test_lava_equals_emulator_on_graded_designs",
+                "tests/lava_procs/test_lava_path2_engine.py::test_lava_equals_emulator_with_4_step_epochs",
+                "tests/lava_procs/test_lava_path2_engine.py::test_lava_equals_emulator_with_hidden_bits",
+                "tests/lava_procs/test_lava_path2_engine.py::test_lava_equals_emulator_with_hidden_bits_carry"),
+    "LE-golden": ("tests/emulator/test_golden.py::test_learning_engine_golden",),
+    "DP-twin": ("tests/emulator/test_stages.py", "tests/emulator/test_emulator_backends.py::test_numba_equals_numpy"),
+    "DP-lava": ("tests/lava_procs/test_lava_path1.py::test_fixed_pt_equals_emulator_bit_for_bit",),
+    "DP-golden": ("tests/emulator/test_golden.py::test_datapath_golden",),
+    "deploy": ("tests/natgrad/test_deploy.py", "tests/lava_procs/test_deployment.py"),
+    "config": ("tests/emulator/test_hwconfig.py", "tests/emulator/test_config_fuzz.py"),
 }
 
 
@@ -90,7 +90,7 @@ _LE_LAVA = Row(oracle=("LEO",), equivalence=("LE-twin", "LE-lava", "LE-golden"))
 _LE_SAT = Row(oracle=("LEO", "LEO-sat"), equivalence=("LE-twin", "LE-lava", "LE-golden"))
 _LE_TAGS = Row(oracle=("LEO", "TAGS"), equivalence=("LE-twin", "LE-lava", "LE-golden"))
 _KIND = ("each oracle runs the kind it models: fixed (DPO), learning_engine (LEO); float64 is "
-         "the reference itself (tests/test_reference_rules.py)")
+         "the reference itself (tests/emulator/test_reference_rules.py)")
 _NAME = Row(equivalence=("config",), why="a label: reports and file names only, no arithmetic")
 _DESC = Row(equivalence=("config",), why="free text, no arithmetic")
 _TARGET = Row(equivalence=("deploy", "config"),
@@ -184,8 +184,8 @@ def _leaves(tree: dict, prefix: str = ""):
 def oracle_trees() -> dict[str, list[dict]]:
     """kind -> the config trees the oracle tests run (their designs, read from the test
     modules, so the table follows the tests)."""
-    import test_le_oracle as le
-    import test_oracle_datapath as dp
+    import le_oracle as le
+    import datapath_cases as dp
     trees = {"learning_engine": [], "fixed": []}
     for name, overrides in le.DESIGNS.items():
         trees["learning_engine"].append(

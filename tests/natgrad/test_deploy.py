@@ -70,7 +70,7 @@ def test_weights_and_rule(loihi2):
     from emulator.hwconfig import load
     from emulator.learning import design_for_config
     from emulator.reference import ETA_CODE
-    # the bundled loihi2 design, which Lava runs bit-exactly in tests/test_lava_path2.py,
+    # the bundled loihi2 design, which Lava runs bit-exactly in tests/lava_procs/test_lava_path2.py,
     # with its tags: the carry in dw, the graded products in dd
     # at natgrad run's learning rate (deploy's default, so that the two agree)
     from natgrad.protocol import default_eta
@@ -98,7 +98,7 @@ def test_compact_table_and_no_rule_for_generic(tmp_path):
 ])
 def test_unwritable_out_exit_2(tmp_path, capsys, make_out, needle):
     # a datapath config writes one YAML file: a folder as --out is refused (a learning-engine
-    # deployment is a folder: tests/test_deployment.py)
+    # deployment is a folder: tests/lava_procs/test_deployment.py)
     out = make_out(tmp_path)
     code, cap = _exit(["deploy", "--config", "loihi2_ideal", "--out", str(out)], capsys)
     lines = cap.err.strip().splitlines()

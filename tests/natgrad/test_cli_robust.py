@@ -17,7 +17,7 @@ import pytest
 
 psutil = pytest.importorskip("psutil")
 
-ROOT = Path(__file__).resolve().parent.parent
+ROOT = Path(__file__).resolve().parents[2]
 CLI = [sys.executable, "-m", "natgrad.cli"]
 
 

@@ -29,7 +29,7 @@ import pytest
 from emulator import learning
 from emulator.hwconfig import load
 from emulator.task import fig3_task
-from test_le_oracle import parse_rule
+from le_oracle import parse_rule
 
 ETA = 5.5e-4
 MAX_TAG_ERR = 0.005            #: the doc's 0.5 %

@@ -17,7 +17,7 @@ from emulator import run
 from emulator.hwconfig import validate
 from emulator.task import Task, fig3_task
 from emulator.variables import COUNTER_INDEX
-from test_oracle_datapath import high_rate_task, read_tree
+from datapath_cases import high_rate_task, read_tree
 
 ALL = ("weights", "potential", "usp", "trace_m", "trace_s", "sigma", "error", "gamma_s", "post")
 

@@ -6,9 +6,9 @@ script copies HEAD into a temporary clone, applies one probe, clears nothing it 
 own (the clone has a fresh numba cache), runs the tests that must catch it, and reports
 caught / survived.  Every probe must be caught.
 
-    uv run python tests/mutation_probes.py            # all of them (about 2 min each)
-    uv run python tests/mutation_probes.py a d        # some of them
-    uv run python tests/mutation_probes.py baseline   # the clone passes without a probe
+    uv run python tests/tools/mutation_probes.py            # all of them (about 2 min each)
+    uv run python tests/tools/mutation_probes.py a d        # some of them
+    uv run python tests/tools/mutation_probes.py baseline   # the clone passes without a probe
 
 a: weight saturation bound off by one; b: sigmoid table read one node off; c: underflow
 counted without its ``post x bracket != 0`` condition; d: student spike threshold doubled;
@@ -37,13 +37,14 @@ import subprocess
 import sys
 import tempfile
 
-ROOT = pathlib.Path(__file__).resolve().parent.parent
-TESTS = ("tests/test_oracle_datapath.py", "tests/test_spike_draws.py",
-         "tests/test_counter_invariants.py", "tests/test_stage_bounds.py",
-         "tests/test_discretize_math.py", "tests/test_tag_quantization.py",
-         "tests/test_le_oracle.py")
+ROOT = pathlib.Path(__file__).resolve().parents[2]
+TESTS = ("tests/emulator/test_oracle_datapath.py", "tests/emulator/test_spike_draws.py",
+         "tests/emulator/test_counter_invariants.py", "tests/emulator/test_stage_bounds.py",
+         "tests/emulator/test_discretize_math.py", "tests/emulator/learning/test_tag_quantization.py",
+         "tests/emulator/learning/test_le_oracle.py")
 #: copied from the working tree into the clone with TESTS (helpers the tests import)
-HELPERS = ("tests/conftest.py", "tests/oracle_datapath.py", "tests/option_coverage.py")
+HELPERS = ("tests/conftest.py", "tests/tools/oracle_datapath.py", "tests/tools/option_coverage.py",
+           "tests/tools/le_oracle.py", "tests/tools/datapath_cases.py")
 
 MUTATIONS = {
  "a": [("emulator/stages.py",
@@ -139,6 +140,7 @@ def probe(name: str, report: bool = True) -> bool:
         subprocess.run(["git", "clone", "-q", str(ROOT), str(clone)], check=True)
         for path in TESTS + HELPERS:               # the working tree's tests
             if (ROOT / path).exists():
+                (clone / path).parent.mkdir(parents=True, exist_ok=True)
                 shutil.copyfile(ROOT / path, clone / path)
         for path, old, new in MUTATIONS.get(name, ()):
             f = clone / path

@@ -159,7 +159,7 @@ def test_each_rule_lowers_the_rate_rmse():
     """docs/model.md#fig3f, scaled protocol (η×4, code units; N = 100, 10/50 Hz, 4 trials, seed 0):
     after 20 s each rule lowers the mean test-set rate RMSE from 8.83 Hz (measured: Euclid
     4.73, natural 7.73, approx 5.53 Hz -- Euclid is ahead early, as docs/model.md#fig3f expects).  Margin: 10 %.
-    The natural-before-Euclid threshold crossing is in tests/test_experiments.py (Fig 3F)."""
+    The natural-before-Euclid threshold crossing is in tests/natgrad/test_experiments.py (Fig 3F)."""
     task = fig3_task(n_trials=4, seed=0)
     for rule in RULES:
         rm = simulate(task, rule, ETA_CODE_SCALED[rule], 40000, seed=0).rmse.mean(axis=(1, 2))

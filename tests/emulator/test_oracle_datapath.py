@@ -1,6 +1,6 @@
 """The integer datapath against an independent oracle, every state field after every step.
 
-``tests/oracle_datapath.py`` is a scalar plain-Python-int implementation of one step written
+``tests/tools/oracle_datapath.py`` is a scalar plain-Python-int implementation of one step written
 from ``docs/datapath.md`` (*Formats*, *Step order*, *How gamma_s is obtained on chip*,
 *Randomness*, *Exact integer arithmetic of one step*); it shares no code with ``emulator/`` or ``fixedpoint/`` and computes every
 constant (decay factors, mantissas, sigmoid table, and the small gamma_s tables) itself from the
@@ -12,11 +12,8 @@ spikes, the eight counters and their first steps -- must agree exactly after eve
 """
 from __future__ import annotations
 
-import pathlib
-
 import numpy as np
 import pytest
-import yaml
 from numpy.testing import assert_array_equal
 
 import oracle_datapath as O
@@ -26,11 +23,11 @@ from emulator.hwconfig import validate
 from emulator.params import NeuronParams
 from emulator.runner import record_arrays
 from emulator.spikes import SpikeSource
-from emulator.task import Task
 from emulator.variables import COUNTER_INDEX
 
-CONFIG_DIR = pathlib.Path(__file__).resolve().parent.parent / "hw_configs"
-ETA = 5.5e-4
+from datapath_cases import (CONSTRUCTED, ETA, ROUNDING_CASES, RUN_CASES, high_rate_task,
+                            read_tree)
+
 #: oracle counter name -> (variable, kind) of emulator.variables.COUNTERS
 COUNTER_OF = {"traces": ("traces", "saturation"), "usp": ("usp", "saturation"),
               "potential": ("potential", "saturation"), "gamma_s": ("gamma_s", "saturation"),
@@ -38,15 +35,6 @@ COUNTER_OF = {"traces": ("traces", "saturation"), "usp": ("usp", "saturation"),
               "weights_sat": ("weights", "saturation"),
               "weights_under": ("weights", "underflow")}
 FIELDS = ("a_m", "a_s", "x", "acc", "v", "gamma", "sigma", "err", "post", "spikes")
-
-
-def read_tree(name: str, **overrides) -> dict:
-    """The config mapping straight from the YAML file, with dotted overrides."""
-    tree = yaml.safe_load((CONFIG_DIR / f"{name}.yaml").read_text())
-    for key, value in overrides.items():
-        sec, field = key.split(".")
-        tree[sec] = dict(tree[sec], **{field: value})
-    return tree
 
 
 def _oracle_counts(ost):
@@ -67,35 +55,6 @@ def assert_same_state(ost, state, where: str):
     assert_array_equal(state.counts, counts, err_msg=f"{where}: counts")
     assert_array_equal(state.first, first, err_msg=f"{where}: first steps")
     assert state.step == ost["step"], where
-
-
-def high_rate_task(params=None, B=2, M=2, N=8, seed=0) -> Task:
-    """Rates 20-300 Hz, positive teacher weights and mostly positive student weights: V
-    between ~5 and ~30 mV, so teacher and student spike, and every update is formed."""
-    g = np.random.default_rng(seed)
-    rates = np.array([300.0, 300.0, 200.0, 200.0, 100.0, 100.0, 50.0, 20.0])[:N]
-    w0 = np.empty((B, M, N))
-    w0[:, 0] = g.uniform(0.004, 0.015, (B, N))
-    w0[:, 1:] = g.uniform(-0.01, 0.015, (B, M - 1, N))
-    wt = g.uniform(0.005, 0.015, (B, M, N))
-    return Task(rates=rates, w_init=w0, w_target=wt, params=params or NeuronParams())
-
-
-#: (config, overrides): the bundled fixed configs and one variant with every rounding site
-#: deterministic-but-biased (trunc), hidden accumulator bits, an interpolated sigmoid and a
-#: gamma_s refresh every 16 steps, so the epoch logic and the 2-D interpolation are covered
-#: with loihi2_ideal widths too.
-RUN_CASES = [
-    ("loihi2_ideal", {}),
-    ("fxp16", {}),
-    ("fxp32", {}),
-    ("loihi1", {}),
-    ("loihi2_ideal", {"gamma_s.epoch_steps": 16, "weights.extra_frac": 6,
-                      "sigmoid.interpolate": True, "traces.rounding": "trunc",
-                      "usp.rounding": "trunc", "potential.rounding": "stochastic",
-                      "bracket.rounding": "stochastic", "post.rounding": "half_even",
-                      "weights.rounding": "trunc"}),
-]
 
 
 def _oracle_for(tree, d, task):
@@ -150,15 +109,6 @@ def test_oracle_equals_numpy_and_numba_every_step(name, overrides):
     assert np.any(np.array(ost["acc"]) != acc0)                    # updates happened
     if tree["weights"]["rounding"] == "stochastic":
         assert ost["counts"]["weights_under"] > 0
-
-
-#: Every rounding mode the schema allows (emulator.hwconfig.ROUNDING_MODES) at every
-#: configurable rounding site at once, with 4 hidden accumulator bits; the sigmoid table
-#: interpolated for some modes and read at the node below for the others.
-ROUNDING_CASES = [("loihi2_ideal", {**{f"{site}.rounding": mode for site in O.ROUNDING_SITES},
-                                    "weights.extra_frac": 4,
-                                    "sigmoid.interpolate": i % 2 == 0})
-                  for i, mode in enumerate(O.ROUNDING_MODES)]
 
 
 @pytest.mark.parametrize("name, overrides", ROUNDING_CASES, ids=list(O.ROUNDING_MODES))
@@ -220,19 +170,13 @@ def _constructed(name, overrides, params):
     return d, orc, st, ost, X, Y
 
 
-CONSTRUCTED = [("loihi2_ideal", {}), ("fxp16", {}), ("loihi1", {})] + [
-    ("loihi2_ideal", {f"{s}.rounding": mode for s in
-                      ("traces", "usp", "weights", "potential", "bracket", "post")})
-    for mode in ("floor", "trunc", "half_up", "half_even")]
-
-
 @pytest.mark.parametrize("name, overrides", CONSTRUCTED,
                          ids=[c[0] + ("-" + c[1]["traces.rounding"] if c[1] else "")
                               for c in CONSTRUCTED])
 def test_oracle_on_constructed_saturating_states(name, overrides):
     """docs/datapath.md *Formats* "on overflow" column: traces, V (both signs), the c_w V
     clip and the bracket, the post factor, gamma_s outside the table and the weights
-    saturate (weights at both rails, with exact counts: tests/test_counter_invariants.py), and (fxp16) the USP saturates at both signs; with phi_max dt = 0.95 the
+    saturate (weights at both rails, with exact counts: tests/emulator/test_counter_invariants.py), and (fxp16) the USP saturates at both signs; with phi_max dt = 0.95 the
     student spikes.  numpy step and numba kernel equal the oracle after each of 5 steps."""
     params = NeuronParams(phi_max=1900.0)
     d, orc, st_np, ost, X, Y = _constructed(name, overrides, params)

@@ -81,7 +81,7 @@ def test_main_job_report(tmp_path):
     assert "data:image/png;base64" in (out / "report.html").read_text()
 
 
-BUNDLED = sorted(p.stem for p in (Path(__file__).resolve().parents[1] / "hw_configs").glob("*.yaml"))
+BUNDLED = sorted(p.stem for p in (Path(__file__).resolve().parents[2] / "hw_configs").glob("*.yaml"))
 #: the report's sections that hold results (each must be filled or declared not applicable)
 SECTIONS = ("verdict", "curves", "variables", "updates", "weights", "counters", "third_factor",
             "crosscheck", "provenance")
@@ -182,7 +182,7 @@ def test_fxp32_report_error_small_loihi2_larger():
     ref_lsb = 2.0**-14
     err = {}
     # fxp32's post factor clips at the main job's scaled (x4) learning rates; with two more
-    # integer bits it does not (tests/test_report_verdict.py), which is what is compared here
+    # integer bits it does not (tests/natgrad/test_report_verdict.py), which is what is compared here
     cfgs = {"fxp32": load("fxp32").with_overrides(**{"post.frac": 34}),
             "loihi2_ideal": load("loihi2_ideal")}
     for name in ("fxp32", "loihi2_ideal"):
@@ -233,7 +233,7 @@ def test_check_config_warns_when_the_weights_cannot_hold_the_task(tmp_path, caps
     """Weights S4.40 (range +-6e-12) are a valid format, but no Fig 3 weight (expected |w| up
     to 0.01) fits: check-config says so; the bundled fxp16 gets no warning."""
     import yaml
-    tree = yaml.safe_load((Path(__file__).parents[1] / "hw_configs" / "fxp16.yaml").read_text())
+    tree = yaml.safe_load((Path(__file__).parents[2] / "hw_configs" / "fxp16.yaml").read_text())
     tree["weights"].update(bits=4, frac=40)
     f = tmp_path / "tiny.yaml"
     f.write_text(yaml.safe_dump(tree))

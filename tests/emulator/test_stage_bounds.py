@@ -7,7 +7,7 @@ from the formats.  Notation: ``F_x`` fractional bits of x; a rounding site of mo
 contributes ``rho(r)`` output LSB: 1/2 for the nearest modes, < 1 for floor / trunc /
 stochastic, 0 when its shift is <= 0 (an exact left shift).  A constant c held as
 ``c_mant * 2**-c_shift`` is off by at most ``2**-(c_shift + 1)`` (nearest mantissa;
-``tests/test_discretize_math.py`` checks this for every constant).
+``tests/emulator/test_discretize_math.py`` checks this for every constant).
 
 Configs: loihi2_ideal, fxp16, fxp32, loihi1.  Also the learning neuron's sigma, error and
 event probability (``loihi2``, kind learning_engine).

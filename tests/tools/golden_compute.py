@@ -1,7 +1,7 @@
 """Golden hashes of the integer results: the bit contract.
 
-``python tests/golden/compute.py`` prints the hashes of the current code; the test
-(``tests/test_golden.py``) compares them with ``hashes.json``.  They must not move unless
+``python tests/tools/golden_compute.py`` prints the hashes of the current code; the test
+(``tests/emulator/test_golden.py``) compares them with ``hashes.json``.  They must not move unless
 a change means to move them (and its commit message says so).  Each case hashes the final visible integer weights, the student's and
 the teacher's spike counts, every counter, and a recorded integer trace of V and the
 weights (so a change in any stage, not only in the end state, moves the hash).

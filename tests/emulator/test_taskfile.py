@@ -5,7 +5,6 @@ from __future__ import annotations
 
 import json
 import pathlib
-import sys
 
 import numpy as np
 import pytest
@@ -14,11 +13,10 @@ import yaml
 from emulator.taskfile import TaskError, bundled_tasks, load_task
 from emulator.task import fig3_task
 
-sys.path.insert(0, str(pathlib.Path(__file__).parent / "golden"))
-import compute  # noqa: E402
+import golden_compute as compute
 
-GOLDEN = json.loads((pathlib.Path(__file__).parent / "golden" / "hashes.json").read_text())
-FIG3 = yaml.safe_load((pathlib.Path(__file__).resolve().parents[1] / "tasks" / "fig3.yaml")
+GOLDEN = json.loads((pathlib.Path(__file__).parent.parent / "golden" / "hashes.json").read_text())
+FIG3 = yaml.safe_load((pathlib.Path(__file__).resolve().parents[2] / "tasks" / "fig3.yaml")
                       .read_text())
 
 

@@ -17,7 +17,7 @@ from emulator.hwconfig import KINDS, load
 from emulator.task import fig3_task
 from natgrad.backends import BACKENDS, Backend, backend_for
 
-ROOT = pathlib.Path(__file__).resolve().parent.parent
+ROOT = pathlib.Path(__file__).resolve().parents[2]
 BUNDLED = sorted(p.stem for p in (ROOT / "hw_configs").glob("*.yaml"))
 
 #: Where a library module may still test a config's kind outside the registry
