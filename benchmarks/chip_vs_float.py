@@ -5,8 +5,8 @@ test): the acceptance measurement of the learning-engine mapping.
         [--late 1000] [--seeds 0,1] [--set KEY=VALUE ...] [--float-cache DIR]
 
 Fig 3 task, N = 100 (10/50 Hz), the paper's code learning rate eta_A = 5.5e-4; the float64
-approximate rule and the config run on the same spikes; weights recorded every 10 s; the
-RMSE (Hz) on the 50-sample test set, mean over trials and over the records in the late
+approximate rule and the config run on the same spikes (``natgrad.comparison.compare``);
+weights recorded every 10 s; the RMSE (Hz) on the 50-sample test set, mean over trials and over the records in the late
 window [late, seconds].  Prints, per seed, the ratio chip / float with the per-trial ratios
 and the chip's counters (carries, saturations), then the mean over seeds.  The float64 run
 does not depend on the chip config, so it is cached (``--float-cache``, default a folder in
@@ -18,37 +18,33 @@ import argparse
 import os
 import tempfile
 import time
+from types import SimpleNamespace
 
 import numpy as np
 
 import emulator
-from emulator import metrics
+from emulator.runner import default_eta
 from emulator.task import fig3_task
-
-
-def late_rmse(record_w, record_t_s, task, seed, late_s):
-    """Per-trial late-window RMSE (Hz) and the final record's mean."""
-    x_test = metrics.test_set(task, seed)
-    keep = record_t_s >= late_s
-    r = np.array([metrics.rate_rmse_hz(wk, task.w_target, x_test, task.params, task.f)
-                  for wk in record_w[keep]])                     # (R, B, M)
-    return r.mean(axis=(0, 2)), float(r[-1].mean())
+from natgrad import comparison
+from natgrad.backends import backend_for
 
 
 def float_run(task, steps, every, seed, cache):
-    path = (os.path.join(cache, f"float_{seed}_{task.n_trials}_{steps}_{every}.npz")
+    """The float64 approximate rule's recorded weights (the comparison's float side), from
+    ``cache`` when it holds them; and the seconds it took (0 from the cache)."""
+    path = (os.path.join(cache, f"float_w_{seed}_{task.n_trials}_{steps}_{every}.npz")
             if cache else None)
     if path and os.path.exists(path):
         z = np.load(path)
-        return z["w"], z["t"], 0.0
+        return SimpleNamespace(record={"weights": z["w"]}, record_t_s=z["t"],
+                               w_final=z["w_final"]), 0.0
     t0 = time.perf_counter()
     res = emulator.run("float64", task, steps, seed, record=("weights",), record_every=every,
                        chunk_steps=20000)
-    w, t = res.record["weights"], res.record_t_s
     if path:
         os.makedirs(cache, exist_ok=True)
-        np.savez(path, w=w, t=t)
-    return w, t, time.perf_counter() - t0
+        np.savez(path, w=res.record["weights"], t=res.record_t_s, w_final=res.w_final)
+    return res, time.perf_counter() - t0
 
 
 def main():
@@ -77,13 +73,16 @@ def main():
         task = fig3_task(n_trials=a.trials, N=100, seed=seed)
         steps = int(round(a.seconds / task.params.dt))
         every = int(round(10.0 / task.params.dt))
-        w_fl, t_fl, dt_fl = float_run(task, steps, every, seed, a.float_cache)
-        fl, fl_final = late_rmse(w_fl, t_fl, task, seed, a.late)
+        fl_run, dt_fl = float_run(task, steps, every, seed, a.float_cache)
         t0 = time.perf_counter()
-        res = emulator.run(cfg, task, steps, seed, record=("weights",), record_every=every,
-                           chunk_steps=20000)
-        ch, ch_final = late_rmse(res.record["weights"], res.record_t_s, task, seed, a.late)
+        cmp = comparison.compare(backend_for(cfg), task, steps, seed, default_eta(),
+                                 record_every=every, chunk_steps=20000, float_run=fl_run,
+                                 window_s=(a.late, None))
         dt_ch = time.perf_counter() - t0
+        fl = comparison.window_mean(cmp.float_trials, cmp.t_s, cmp.window_s)
+        ch = comparison.window_mean(cmp.chip_trials, cmp.t_s, cmp.window_s)
+        fl_final, ch_final = float(cmp.float_trials[-1].mean()), float(cmp.chip_trials[-1].mean())
+        res = cmp.chip_run
         ratio = ch / fl
         ratios.append(ch.mean() / fl.mean())
         trial_ratios.extend(ratio.tolist())

@@ -14,6 +14,7 @@ from emulator.spikes import sigma
 from emulator.task import Task, fig3_task
 
 from .stats import ci95, verdict
+from natgrad import comparison
 from natgrad.backends import backend_for
 from .common import (Timer, finish, angle_deg, chip_run, config_label, counters_summary, curve_metrics,
                      first_below, float_rules, plt, preset, save_fig, scaled_etas, steps_of,
@@ -103,13 +104,12 @@ def chip_rule_comparison(kl_nat, kl_euc, t_nat, t_euc, t_end_s: float) -> dict:
 def lc_effects(t, curves: dict, p: dict) -> dict:
     """Convergence numbers of mean learning curves: time to the RMSE / KL thresholds and the
     mean KL over the late window."""
-    lo, hi = p["late_window_s"]
-    sel = (t >= lo) & (t <= hi)
     eff = {"t_rmse_below_s": {}, "t_kl_below_s": {}, "kl_late": {}, "rmse_final_hz": {}}
     for r, c in curves.items():
         eff["t_rmse_below_s"][r] = first_below(t, c["rmse_mean"], p["rmse_threshold_hz"])
         eff["t_kl_below_s"][r] = first_below(t, c["kl_mean"], p["kl_threshold"])
-        eff["kl_late"][r] = float(np.mean(c["kl_mean"][sel])) if sel.any() else None
+        late = comparison.window_mean(c["kl_mean"], t, p["late_window_s"], empty=None)
+        eff["kl_late"][r] = None if late is None else float(late)
         eff["rmse_final_hz"][r] = float(c["rmse_mean"][-1])
     return eff
 
@@ -224,11 +224,8 @@ def fig3f(scale: str = "small", config=None, seed: int = 0, out=None, progress=N
     res = merged["res"]
     t = res[p["rules"][0]].t_s
     curves = {r: _stats(c) for r, c in res.items()}
-    per_trial_late = {}
-    lo, hi = p["late_window_s"]
-    sel = (t >= lo) & (t <= hi)
-    for r, c in res.items():
-        per_trial_late[r] = c.kl[sel].mean(0) if sel.any() else c.kl[-1]
+    window_s = p["late_window_s"]                 # the paper's late window
+    per_trial_late = {r: comparison.window_mean(c.kl, t, window_s) for r, c in res.items()}
     eff = lc_effects(t, curves, p)
     kle = eff["kl_late"].get("euclid")
     if kle:
@@ -255,8 +252,7 @@ def fig3f(scale: str = "small", config=None, seed: int = 0, out=None, progress=N
             ceff["kl_late_ratio_to_euclid"] = ceff["kl_late"][f"approx@{label}"] / kle
         # per-trial statistics (trials: independent weights, targets and spikes), paired
         # with float's approximate rule on the same trial
-        selc = (tr >= lo) & (tr <= hi)
-        chip_late = kl[selc].mean(0) if selc.any() else kl[-1]
+        chip_late = comparison.window_mean(kl, tr, window_s)
         ratio = chip_late / per_trial_late["approx"] if "approx" in per_trial_late else None
         thr = p["rmse_threshold_hz"]
 
@@ -287,7 +283,7 @@ def fig3f(scale: str = "small", config=None, seed: int = 0, out=None, progress=N
             ceff.update({k: {**ceff[k], **v} for k, v in
                          lc_effects(ce["t_s"], {f"euclid@{label}": cc[f"euclid@{label}"]},
                                     p).items()})
-            euc_late = (ce["kl"][selc].mean(0) if selc.any() else ce["kl"][-1])
+            euc_late = comparison.window_mean(ce["kl"], ce["t_s"], window_s)
             t_euc = t_first(ce["rmse"], ce["t_s"])
             ceff["chip_natural_vs_euclid"] = chip_rule_comparison(
                 chip_late, euc_late, t_chip, t_euc, float(p["T_s"]))
