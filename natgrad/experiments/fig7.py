@@ -18,6 +18,7 @@ from __future__ import annotations
 import numba
 import numpy as np
 
+from emulator.drive import drive
 from emulator.params import NeuronParams
 from emulator.reference import eta_from_paper, simulate
 from emulator.rule_math import (g_matrix_scalar, homosynaptic_factor, input_q,
@@ -95,33 +96,52 @@ def stim_unstim_changes(w_st, w_ust, p: dict, seed: int, record_every: int | Non
     A = np.ones(w_st.size)
     B = np.zeros(w_st.size)
     steps = steps_of(p["T_s"])
-    chunk = record_every or 2000
-    rates = np.full(p["n_stim"], float(p["rate"]))
-    homo = homosynaptic_factor(rates, params.c_eps)
-    q = input_q(rates, params.c_eps)
-    rec = ([0.0], [W.mean(1).copy()], [A.copy()], [B.copy()])
-    done = 0
+    eng = _Fig7Rows(W, A, B, np.full(p["n_stim"], float(p["rate"])), params, eta,
+                    bool(record_every))
     what = (f"fig7: {w_st.size} rows of the (w_st, w_ust) grid" if record_every is None
             else f"fig7: {w_st.size} example traces")
-    while done < steps:
-        _status(f"{what}, natural rule, step {done} of {steps} ({100 * done // steps} %)")
-        n = min(chunk, steps - done)
-        _, Y, x = src.next(n, return_usp=True)
-        _fig7_chunk(W, A, B, np.ascontiguousarray(x[:, 0, :]), Y[:, 0, 0].astype(np.float64), rates,
-                    homo, params.c_eps, q, params.beta, params.theta, params.phi_max * params.dt,
-                    params.phi_max * params.beta ** 2, eta)
-        done += n
-        if record_every:
-            rec[0].append(done * params.dt)
-            rec[1].append(W.mean(1).copy())
-            rec[2].append(A.copy())
-            rec[3].append(B.copy())
+
+    def status(done):                  # before each chunk, as the chunk starts
+        if done < steps:
+            _status(f"{what}, natural rule, step {done} of {steps} "
+                    f"({100 * done // steps} %)")
+    status(0)
+    drive(eng, src, steps, record_every or 2000, fused=False, progress=status)
     w0 = w_st / ntot
     d_st = 100.0 * (W.mean(1) / w0 - 1.0)
     wu0 = np.asarray(w_ust, dtype=float) / ntot
     d_ust = 100.0 * ((A[:, None] * wu0[None, :] + B[:, None]) / wu0[None, :] - 1.0)
-    traces = tuple(np.array(a) for a in rec) if record_every else None
+    traces = tuple(np.array(a) for a in eng.rec) if record_every else None
     return d_st, d_ust, traces
+
+
+class _Fig7Rows:
+    """The stimulated trajectories of Fig 7 (one per grid row) and their unstimulated
+    recurrence (A, B) as an engine of :func:`emulator.drive.drive`: ``W`` (R, n_stim), ``A``
+    and ``B`` (R,) are advanced in place over each chunk of input spikes (with their USP),
+    and, with ``record``, their group means are snapshot after every chunk."""
+
+    def __init__(self, W, A, B, rates, params, eta, record):
+        self.W, self.A, self.B, self.rates, self.params, self.eta = W, A, B, rates, params, eta
+        self.homo = homosynaptic_factor(rates, params.c_eps)
+        self.q = input_q(rates, params.c_eps)
+        self.rec = ([0.0], [W.mean(1).copy()], [A.copy()], [B.copy()]) if record else None
+
+    def spike_kwargs(self, n, done):
+        return {"return_usp": True}
+
+    def chunk(self, spikes, done, rows):
+        _, Y, x = spikes
+        pr = self.params
+        _fig7_chunk(self.W, self.A, self.B, np.ascontiguousarray(x[:, 0, :]),
+                    Y[:, 0, 0].astype(np.float64), self.rates, self.homo, pr.c_eps, self.q,
+                    pr.beta, pr.theta, pr.phi_max * pr.dt, pr.phi_max * pr.beta ** 2, self.eta)
+
+    def chunk_end(self, done):
+        if self.rec is not None:
+            for series, value in zip(self.rec, (done * self.params.dt, self.W.mean(1),
+                                                self.A, self.B)):
+                series.append(np.copy(value))
 
 
 def classify(d_st, d_ust):
