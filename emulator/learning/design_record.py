@@ -13,6 +13,11 @@ from .constants import (DEFAULT_ENGINE, DEFAULT_MAPPING, DEFAULT_NEURON, EngineS
 from .products import rule_string, u_exponent
 
 
+def _field_of(spec: str, name: str, cast, doc: str) -> property:
+    """A read-only property: ``cast(self.<spec>.<name>)``."""
+    return property(lambda self: cast(getattr(getattr(self, spec), name)), doc=doc)
+
+
 @dataclasses.dataclass(frozen=True)
 class Design:
     """Every constant of Path 2 (see ``docs/learning_engine.md`` for the derivation).
@@ -75,43 +80,18 @@ class Design:
     def rule_dd(self) -> str:
         return rule_string(self.dd_products)
 
-    @property
-    def hidden_bits(self) -> int:
-        return int(self.mapping.hidden_bits)
-
-    @property
-    def encoding(self) -> str:
-        """'events' or 'graded' (how the post factor reaches the synapses)."""
-        return self.mapping.encoding
-
-    @property
-    def levels(self) -> int:
-        """Top level of one step (1 for events)."""
-        return int(self.mapping.levels)
-
-    @property
-    def unit_ratio(self) -> int:
-        """E_p / E_n (1 for events)."""
-        return int(self.mapping.unit_ratio)
-
-    @property
-    def y_unit(self) -> int:
-        """y1 per level (graded) or of one event (64)."""
-        return int(self.mapping.y_unit)
-
-    @property
-    def d_offset(self) -> int:
-        """tag_2's offset: tag_2 = d_offset + residual (hidden bits)."""
-        return int(self.mapping.tag_offset)
-
-    @property
-    def mapped_rule(self) -> str:
-        """'approx' (the approximate natural gradient) or 'euclid'."""
-        return self.mapping.rule
-
-    @property
-    def t_epoch(self) -> int:
-        return int(self.engine.t_epoch)
+    # the resolved mapping and engine fields a backend reads, by name
+    hidden_bits = _field_of("mapping", "hidden_bits", int, "hidden weight bits below the LSB")
+    encoding = _field_of("mapping", "encoding", str,
+                         "'events' or 'graded' (how the post factor reaches the synapses)")
+    levels = _field_of("mapping", "levels", int, "top level of one step (1 for events)")
+    unit_ratio = _field_of("mapping", "unit_ratio", int, "E_p / E_n (1 for events)")
+    y_unit = _field_of("mapping", "y_unit", int, "y1 per level (graded) or of one event (64)")
+    d_offset = _field_of("mapping", "tag_offset", int,
+                         "tag_2's offset: tag_2 = d_offset + residual (hidden bits)")
+    mapped_rule = _field_of("mapping", "rule", str,
+                            "'approx' (the approximate natural gradient) or 'euclid'")
+    t_epoch = _field_of("engine", "t_epoch", int, "steps per learning epoch")
 
     @property
     def u_exponent(self) -> int:
