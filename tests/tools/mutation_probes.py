@@ -16,7 +16,7 @@ e: decay constants floored (in ``rule_math``, shared by both integer backends); 
 spike probability 16 % too high; g: sign of the heterosynaptic term.
 
 The learning engine's options that the shipped configs leave at one value
-(``neuron.py`` / ``lava_replica.py`` and their twin ``kernel.py``):
+(``neuron.py`` / ``lava_replica.py`` and their twin ``kernel_step.py``):
 h: a negative event sent on every step of an epoch, not only on its last (the backlog
 drains too fast); i: the flush's u<k> ticks one step early (``k // t_epoch`` for
 ``(k + 1) // t_epoch``); j: the per-synapse rounding's random-word index ``m + i`` for
@@ -86,24 +86,24 @@ MUTATIONS = {
  # ---- learning-engine options
  "h": [("emulator/learning/neuron.py",
         "    go_n = (st.pend[..., 1] > 0) & last\n", "    go_n = st.pend[..., 1] > 0\n"),
-       ("emulator/learning/kernel.py",
+       ("emulator/learning/kernel_step.py",
         "                go_n = last and pend[b, m, 1] > 0\n",
         "                go_n = pend[b, m, 1] > 0\n")],
  "i": [("emulator/learning/lava_replica.py",
         "    u = int(((k + 1) // te) % (2 ** ku) == 0)\n",
         "    u = int((k // te) % (2 ** ku) == 0)\n"),
-       ("emulator/learning/kernel.py",
+       ("emulator/learning/kernel_step.py",
         "    u = 1 if ((k + 1) // te) % (np.int64(1) << kc[KC_U_K]) == 0 else 0\n",
         "    u = 1 if (k // te) % (np.int64(1) << kc[KC_U_K]) == 0 else 0\n")],
  "j": [("emulator/learning/lava_replica.py",
         "| (np.arange(m)[:, None] * n + np.arange(n))\n",
         "| (np.arange(m)[:, None] + np.arange(n))\n"),
-       ("emulator/learning/kernel.py",
+       ("emulator/learning/kernel_step.py",
         "        base = tb + m * N     # tb | (m N + i)", "        base = tb + m     # tb | (m N + i)")],
  "k": [("emulator/learning/neuron.py",
         "        return lut[_hu(pos, sub)]\n", "        return lut[pos >> sub]\n"),
-       ("emulator/learning/kernel.py",
-        "            s = lut[_hu_i(pos, sub)]\n", "            s = lut[pos >> sub]\n")],
+       ("emulator/learning/kernel_step.py",
+        "            s = lut[hu_i(pos, sub)]\n", "            s = lut[pos >> sub]\n")],
  "l": [("emulator/learning/derivation.py",
         "(step * np.round(raw / step)).astype(np.int64)",
         "(step * np.floor(raw / step)).astype(np.int64)")],
@@ -111,17 +111,17 @@ MUTATIONS = {
         "STREAM_X_ROUND, k_first + t - 1, ix)", "STREAM_X_ROUND, k, ix)"),
        ("emulator/learning/lava_replica.py",
         "STREAM_Y_ROUND, k_first + t - 1, iy)", "STREAM_Y_ROUND, k, iy)"),
-       ("emulator/learning/kernel.py",
+       ("emulator/learning/kernel_step.py",
         "        kk = k + 1 - te + stp - 1\n", "        kk = k\n")],
  "n": [("emulator/learning/lava_replica.py",
         "np.where(multi[:, None, :], np.clip(syn.x + d.k_x, 0, tmax), syn.x)",
         "np.where(multi[:, None, :], np.clip(syn.x, 0, tmax), syn.x)"),
-       ("emulator/learning/kernel.py",
+       ("emulator/learning/kernel_step.py",
         "xtr[b, jj, i] = saturate(xtr[b, jj, i] + kc[KC_KX], 0, tmax)",
         "xtr[b, jj, i] = saturate(xtr[b, jj, i], 0, tmax)")],
  "o": [("emulator/learning/neuron.py",
         "emit=(k + 1) % d.engine.t_epoch == 0)", "emit=k % d.engine.t_epoch == 0)"),
-       ("emulator/learning/kernel.py",
+       ("emulator/learning/kernel_step.py",
         "            if last:\n                ratio = kc[KC_UNIT_RATIO]",
         "            if k % te == 0:\n                ratio = kc[KC_UNIT_RATIO]")],
 }
