@@ -30,6 +30,7 @@ from fixedpoint.jit import stream_prefix
 from fixedpoint.recip import recip_table
 
 from emulator.spikes import spike_prefixes, spikes_step
+from emulator.threads import in_blocks
 
 from .constants import STREAM_EVENT, STREAM_VQ
 from .extremes import EX_X1
@@ -227,22 +228,25 @@ def _block(st: LEKernelState, b0: int, b1: int) -> LEKernelState:
 
 def run_blocks(st: LEKernelState, rec: np.ndarray, row: int, n_steps: int, k0: int,
                rec_every: int, parallel: bool, call) -> int:
-    """Run ``call(block_state, b0, b1, block_rec)`` on contiguous blocks of trials, on
-    threads when ``parallel``; sums the blocks' counters into ``st`` and copies their records
-    into ``rec`` from ``row``.  Returns the next free row."""
-    from emulator.threads import run_threads, trial_blocks
+    """Run ``call(block_state, b0, b1, block_rec, first_row)`` on the blocks of trials of
+    :func:`emulator.threads.in_blocks` (on threads when ``parallel``); sums the blocks'
+    counters into ``st`` (their records are copied into ``rec`` from ``row``).  Returns the
+    next free row."""
     B = st.W.shape[0]
-    blocks = trial_blocks(B, parallel)
     n_rows = (k0 + n_steps) // rec_every - k0 // rec_every if rec_every > 0 else 0
-    if len(blocks) == 1:
-        return int(call(st, 0, B, rec, row))
-    parts = [(_block(st, b0, b1), b0, b1,
-              np.empty((n_rows, b1 - b0) + st.W.shape[1:], np.int64)) for b0, b1 in blocks]
-    run_threads([lambda p=p: call(p[0], p[1], p[2], p[3], 0) for p in parts])
-    for sb, b0, b1, rb in parts:
+
+    def block(b0, b1, bufs):
+        if bufs is None:                       # one block: the state and records themselves
+            return int(call(st, 0, B, rec, row))
+        sb = _block(st, b0, b1)
+        call(sb, b0, b1, bufs[0], 0)
+        return sb
+    parts = in_blocks(B, parallel, block, ((rec, 1),), (row, row + n_rows))
+    if len(parts) == 1 and not isinstance(parts[0], LEKernelState):
+        return parts[0]
+    for sb in parts:
         st.counts[...] += sb.counts
         st.scounts[...] += sb.scounts
-        rec[row:row + n_rows, b0:b1] = rb
     return row + n_rows
 
 
