@@ -298,8 +298,18 @@ def kernel_state(state: State) -> KernelState:
     return KernelState(**{f: getattr(state, f) for f in KernelState._fields})
 
 
+def _read_only(a: np.ndarray) -> np.ndarray:
+    v = np.ascontiguousarray(a, np.int64).view()
+    v.flags.writeable = False
+    return v
+
+
 def kernel_tables(d: Discretized) -> KernelTables:
-    return KernelTables(d.homo_mant, d.rates_q, d.sigma_lut, d.gamma_lut)
+    """The design's tables, all read-only views: the kernel's type then does not depend on
+    whether a table was computed or loaded from a deployment (one compiled variant, not
+    two)."""
+    return KernelTables(*(_read_only(t) for t in (d.homo_mant, d.rates_q, d.sigma_lut,
+                                                  d.gamma_lut)))
 
 
 def kernel_records(state: State, rec_int: dict) -> KernelRecords:

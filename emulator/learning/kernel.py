@@ -220,9 +220,13 @@ def kernel_const(d: Design, products) -> LEKernelConst:
 
 
 def _block(st: LEKernelState, b0: int, b1: int) -> LEKernelState:
-    """Trials b0:b1 of ``st`` (views, updated in place) with counters of their own."""
+    """Trials b0:b1 of ``st`` with counters of their own: views (updated in place) of the
+    arrays with the trials on axis 0; C-contiguous copies of ``nlast`` and ``ext`` (trials on
+    axis 1), which :func:`run_blocks` copies back, so that the kernel sees the same array
+    layouts as in a serial run (one compiled variant, not two)."""
     return LEKernelState(**{f: (np.zeros_like(a) if f in ("counts", "scounts") else
-                                a[:, b0:b1] if f in ("nlast", "ext") else a[b0:b1])
+                                np.ascontiguousarray(a[:, b0:b1]) if f in ("nlast", "ext")
+                                else a[b0:b1])
                             for f, a in st._asdict().items()})
 
 
@@ -240,13 +244,15 @@ def run_blocks(st: LEKernelState, rec: np.ndarray, row: int, n_steps: int, k0: i
             return int(call(st, 0, B, rec, row))
         sb = _block(st, b0, b1)
         call(sb, b0, b1, bufs[0], 0)
-        return sb
+        return sb, b0, b1
     parts = in_blocks(B, parallel, block, ((rec, 1),), (row, row + n_rows))
-    if len(parts) == 1 and not isinstance(parts[0], LEKernelState):
+    if len(parts) == 1 and not isinstance(parts[0], tuple):
         return parts[0]
-    for sb in parts:
+    for sb, b0, b1 in parts:
         st.counts[...] += sb.counts
         st.scounts[...] += sb.scounts
+        st.nlast[:, b0:b1] = sb.nlast
+        st.ext[:, b0:b1] = sb.ext
     return row + n_rows
 
 

@@ -134,7 +134,7 @@ def test_deploy_round_trips_bit_for_bit(tmp_path, config):
     steps = 3000
     state = datapath.init_state(d, w_int * 2.0 ** -d.w_frac)
     X, Y = SpikeSource(task, 4).next(steps)
-    rec = {n: np.zeros((0, 1, 1, 1), np.int64) for n in R.RECORDABLE}
+    rec = R.record_arrays(0, 1, 1, 100)
     run_chunk(d, state, X, Y, 4, 0, rec, 0, np.zeros((1, 1), np.int64))
     from natgrad.protocol import default_eta      # deploy's default: natgrad run's rate
     ref = R.run(config, task, steps, 4, eta=default_eta()).state
